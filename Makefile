@@ -1,0 +1,148 @@
+# tailor — build, test, demo.
+#
+#   make            lib/libtailor.a, daemon/tailord, daemon/tailorctl
+#   make deps       install the Debian packages needed (skips what is present)
+#   make check      deps + build + unit + integration + end-to-end suites
+#   make demo       the main job on the embedded default (mock Kafka + private Redis)
+#   make asan       build and run the tests under AddressSanitizer + UBSan
+#   make valgrind   run the unit suites under valgrind memcheck
+#
+# Build flavours go to their own object trees: O=build (default) or
+# O=build/asan; the default flavour also places lib/libtailor.a and the
+# binaries under daemon/, where the README points.
+
+CC      ?= gcc
+O       ?= build
+PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib
+# Debian 12 package names for PKGS, CUnit, the test servers and tools.
+DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
+            libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
+            redis-tools valgrind
+
+# Lazily expanded: pkg-config runs only once deps are installed.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) cunit 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CUNIT_LIBS = $(shell pkg-config --libs cunit 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat-security -Wshadow -Wno-missing-field-initializers
+OPT      ?= -O2 -g
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN_FLAGS) -MMD -MP \
+             -Ilib -I$(O)/gen $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
+LIBS_ALL = $(PKG_LIBS) -lm -lpthread
+
+ifeq ($(O),build)
+LIBA     := lib/libtailor.a
+BINDIR   := daemon
+else
+LIBA     := $(O)/lib/libtailor.a
+BINDIR   := $(O)/daemon
+endif
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(O)/obj/gen/schemas.o
+SUP_SRC   := $(wildcard tests/support/*.c)
+SUP_OBJ   := $(patsubst %.c,$(O)/obj/%.o,$(SUP_SRC))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BIN := $(patsubst tests/integration/%.c,$(O)/tests/%,$(INTEG_SRC))
+E2E_SRC   := $(wildcard tests/e2e/test_*.c)
+E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
+BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
+
+.PHONY: all deps check test unit integration e2e demo asan valgrind clean tests
+all: $(LIBA) $(BINS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all present"; fi
+
+# Recursive so that pkg-config sees what deps just installed.
+check:
+	$(MAKE) deps
+	$(MAKE) all tests
+	$(MAKE) test
+
+tests: $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
+
+test: all tests
+	@TAILOR_BIN_DIR=$(BINDIR) TAILOR_TEST_DIR=$(O)/tests \
+	  bash tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
+
+unit: $(UNIT_BIN)
+	@bash tests/run.sh $(UNIT_BIN)
+
+integration: all $(INTEG_BIN)
+	@TAILOR_BIN_DIR=$(BINDIR) bash tests/run.sh $(INTEG_BIN)
+
+e2e: all $(E2E_BIN)
+	@TAILOR_BIN_DIR=$(BINDIR) bash tests/run.sh $(E2E_BIN)
+
+demo:
+	$(MAKE) deps
+	$(MAKE) all
+	bash scripts/demo.sh $(BINDIR)
+
+asan:
+	$(MAKE) deps
+	$(MAKE) O=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" all tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) O=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+valgrind: $(UNIT_BIN)
+	@TAILOR_VALGRIND=1 bash tests/run.sh $(UNIT_BIN)
+
+# Schemas compiled in as C strings (no xxd needed).
+$(O)/gen/schemas.c: schemas/interaction_event.avsc schemas/trigger.avsc
+	@mkdir -p $(@D)
+	@{ echo '#include "schemas.h"'; \
+	  for f in interaction_event trigger; do \
+	    echo "const char tl_schema_$$f[] ="; \
+	    sed 's/\\/\\\\/g; s/"/\\"/g; s/^/    "/; s/$$/\\n"/' schemas/$$f.avsc; \
+	    echo '    ;'; \
+	  done; } > $@
+
+$(O)/obj/gen/schemas.o: $(O)/gen/schemas.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(O)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/%: $(O)/obj/daemon/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+$(O)/tests/%: $(O)/obj/tests/unit/%.o $(SUP_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) $(CUNIT_LIBS)
+
+$(O)/tests/%: $(O)/obj/tests/integration/%.o $(SUP_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) $(CUNIT_LIBS)
+
+$(O)/tests/%: $(O)/obj/tests/e2e/%.o $(SUP_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) $(CUNIT_LIBS)
+
+# Every object depends on the generated header directory existing.
+$(LIB_OBJ) $(SUP_OBJ): | $(O)/gen/schemas.c
+
+clean:
+	rm -rf build lib/libtailor.a $(BINS)
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

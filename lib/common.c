@@ -1,0 +1,191 @@
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+int tl_errf(char *err, size_t errsz, int code, const char *fmt, ...)
+{
+    if (err && errsz > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void tl_assert_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "tailor: assertion failed at %s:%d: %s\n", file, line,
+            what);
+    abort();
+}
+
+static void *check(void *p, size_t n)
+{
+    if (!p && n) {
+        fprintf(stderr, "tailor: out of memory allocating %zu bytes\n", n);
+        abort();
+    }
+    return p;
+}
+
+void *tl_xmalloc(size_t n) { return check(malloc(n ? n : 1), n); }
+void *tl_xcalloc(size_t n, size_t size)
+{
+    return check(calloc(n ? n : 1, size ? size : 1), n * size);
+}
+void *tl_xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1), n); }
+char *tl_xstrdup(const char *s) { return tl_xstrndup(s, strlen(s)); }
+char *tl_xstrndup(const char *s, size_t n)
+{
+    char *d = tl_xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+struct tl_arena_chunk {
+    tl_arena_chunk *next;
+    size_t size, used;
+    _Alignas(8) unsigned char data[];
+};
+
+void tl_arena_init(tl_arena *a, size_t chunk_size)
+{
+    a->head = a->chunks = NULL;
+    a->chunk_size = chunk_size ? chunk_size : 65536;
+}
+
+void *tl_arena_alloc(tl_arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    tl_arena_chunk *c = a->head;
+    /* Walk forward through chunks kept from earlier batches before growing. */
+    while (c && c->used + n > c->size) {
+        c = c->next;
+        if (c) c->used = 0;
+        a->head = c ? c : a->head;
+    }
+    if (!c) {
+        size_t sz = n > a->chunk_size ? n : a->chunk_size;
+        c = tl_xmalloc(sizeof *c + sz);
+        c->size = sz;
+        c->used = 0;
+        c->next = NULL;
+        /* Append after the current head so that reset order is preserved. */
+        if (a->head) {
+            c->next = a->head->next;
+            a->head->next = c;
+        } else {
+            c->next = a->chunks;
+            a->chunks = c;
+        }
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+char *tl_arena_strndup(tl_arena *a, const char *s, size_t n)
+{
+    char *d = tl_arena_alloc(a, n + 1);
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+void tl_arena_reset(tl_arena *a)
+{
+    a->head = a->chunks;
+    if (a->head) a->head->used = 0;
+}
+
+void tl_arena_free(tl_arena *a)
+{
+    tl_arena_chunk *c = a->chunks;
+    while (c) {
+        tl_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    a->head = a->chunks = NULL;
+}
+
+uint64_t tl_fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+int tl_fmt_double(char *buf, double v)
+{
+    if (isnan(v)) return snprintf(buf, TL_NUMBUF, "nan");
+    if (isinf(v)) return snprintf(buf, TL_NUMBUF, v < 0 ? "-inf" : "inf");
+    if (v == 0) return snprintf(buf, TL_NUMBUF, "0"); /* also for -0 */
+    /* Whole numbers that fit print without exponent, like the datasets do. */
+    if (v == floor(v) && fabs(v) < 1e15)
+        return snprintf(buf, TL_NUMBUF, "%.0f", v);
+    for (int prec = 15; prec <= 17; prec++) {
+        int n = snprintf(buf, TL_NUMBUF, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return n;
+    }
+    return snprintf(buf, TL_NUMBUF, "%.17g", v);
+}
+
+int tl_fmt_number(char *buf, double v)
+{
+    if (isnan(v) || isinf(v) || v == 0 || (v == floor(v) && fabs(v) < 1e15))
+        return tl_fmt_double(buf, v);
+    return snprintf(buf, TL_NUMBUF, "%.15g", v);
+}
+
+int tl_parse_double(const char *s, size_t len, double *out)
+{
+    char tmp[64];
+    if (len == 0 || len >= sizeof tmp) return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(tmp, &end);
+    if (end != tmp + len || errno == ERANGE) return -1;
+    *out = v;
+    return 0;
+}
+
+int tl_parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof tmp) return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(tmp, &end, 10);
+    if (end != tmp + len || errno == ERANGE) return -1;
+    *out = v;
+    return 0;
+}
+
+int64_t tl_now_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t tl_now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,102 @@
+/*
+ * common — error codes, the error-message convention, a bump arena, hashing
+ * and number formatting shared by every module.
+ *
+ * Error convention (after rd_kafka_new): functions return TL_OK (0) or a
+ * negative tl_err, and fill a caller-supplied `char *err, size_t errsz` with
+ * one line saying what failed, where, and what to do.  `err` may be NULL.
+ */
+#ifndef TL_COMMON_H
+#define TL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum tl_err {
+    TL_OK = 0,
+    TL_ERR = -1,        /* generic failure, see the message */
+    TL_ERR_CONFIG = -2, /* configuration is invalid */
+    TL_ERR_DECODE = -3, /* input bytes cannot be decoded */
+    TL_ERR_IO = -4,     /* a server (Redis, Kafka) or file failed */
+    TL_ERR_NOMEM = -5,  /* allocation failed */
+    TL_ERR_FENCED = -6, /* compare-and-set lost: another writer owns the key */
+};
+
+#define TL_ERRSZ 512
+
+#if defined(__GNUC__)
+#define TL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define TL_UNUSED __attribute__((unused))
+#else
+#define TL_PRINTF(a, b)
+#define TL_UNUSED
+#endif
+
+/* Formats into err (if err != NULL and errsz > 0). Always returns `code`, so
+ * callers can write `return tl_errf(err, errsz, TL_ERR_IO, "...")`. */
+int tl_errf(char *err, size_t errsz, int code, const char *fmt, ...)
+    TL_PRINTF(4, 5);
+
+/* Invariant violated: print file:line and abort.  Not for input errors. */
+#define TL_ASSERT(cond)                                                        \
+    do {                                                                       \
+        if (!(cond)) tl_assert_fail(#cond, __FILE__, __LINE__);                \
+    } while (0)
+_Noreturn void tl_assert_fail(const char *what, const char *file, int line);
+
+/* Allocation that aborts on failure: every allocation in tailor is small and
+ * bounded, and a daemon that cannot get 1 KiB cannot make progress anyway. */
+void *tl_xmalloc(size_t n);
+void *tl_xcalloc(size_t n, size_t size);
+void *tl_xrealloc(void *p, size_t n);
+char *tl_xstrdup(const char *s);
+char *tl_xstrndup(const char *s, size_t n);
+
+/*
+ * Bump arena: many small allocations freed together by tl_arena_reset().
+ * Chunks are kept across resets, so once a batch of the largest size has been
+ * seen, a steady-state batch allocates nothing.  Memory returned is 8-byte
+ * aligned and owned by the arena.
+ */
+typedef struct tl_arena_chunk tl_arena_chunk;
+typedef struct tl_arena {
+    tl_arena_chunk *head;    /* chunk being filled */
+    tl_arena_chunk *chunks;  /* all chunks, for reset and free */
+    size_t chunk_size;
+} tl_arena;
+
+void tl_arena_init(tl_arena *a, size_t chunk_size);
+void *tl_arena_alloc(tl_arena *a, size_t n);
+char *tl_arena_strndup(tl_arena *a, const char *s, size_t n);
+void tl_arena_reset(tl_arena *a);
+void tl_arena_free(tl_arena *a);
+
+/* 64-bit FNV-1a, chainable: pass the previous result as `h`
+ * (start with TL_FNV_OFFSET). Used for trigger ids and hash tables. */
+#define TL_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+uint64_t tl_fnv1a(uint64_t h, const void *data, size_t len);
+
+/* Shortest decimal text that parses back to exactly `v` ("15.3", "6", "-0.5",
+ * "1e+300").  NaN and infinities print as "nan", "inf", "-inf".
+ * Returns the length written (excluding NUL); buf must hold 32 bytes. */
+#define TL_NUMBUF 32
+int tl_fmt_double(char *buf, double v);
+
+/* Readable decimal text for people and campaign tools: at most 15
+ * significant digits, so sums of money read "50.27", not the exact
+ * "50.269999999999996" (exact text is for internal state, tl_fmt_double).
+ * Whole numbers below 1e15 print without exponent.  buf holds TL_NUMBUF. */
+int tl_fmt_number(char *buf, double v);
+
+/* Parses a whole string as a double (strtod, C locale); 0 on success. */
+int tl_parse_double(const char *s, size_t len, double *out);
+/* Parses a whole string as a signed 64-bit decimal integer; 0 on success. */
+int tl_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* Monotonic and wall clocks in milliseconds. */
+int64_t tl_now_mono_ms(void);
+int64_t tl_now_wall_ms(void);
+
+#endif

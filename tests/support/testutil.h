@@ -1,0 +1,44 @@
+/*
+ * testutil — shared by the CUnit test programs: running the registered
+ * suites with a machine-readable count, temporary directories, free ports,
+ * and child processes stopped by pid.
+ */
+#ifndef TL_TESTUTIL_H
+#define TL_TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Runs all registered CUnit suites (basic interface, verbose), appends
+ * "<passed> <failed>" (test counts) to $TAILOR_TEST_COUNTS if set, cleans up
+ * the registry and returns the process exit code (0 iff no failure). */
+int tl_test_run(void);
+
+/* Creates a fresh temporary directory (malloc'd path, caller frees) and
+ * removes it recursively. */
+char *tl_test_tmpdir(void);
+void tl_test_rmdir(const char *path);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int tl_test_free_port(void);
+
+/* Path of a built binary: $TAILOR_BIN_DIR/name (default daemon/name);
+ * static buffer. */
+const char *tl_test_bin(const char *name);
+
+/* Path of a repository file relative to the source root (tests run from the
+ * root); static buffer. */
+const char *tl_test_src(const char *rel);
+
+/* fork+exec argv[0] with argv; stdout to out_path (or inherited if NULL),
+ * stderr to err_path (or inherited).  Returns the pid, -1 on failure. */
+pid_t tl_test_spawn(char *const argv[], const char *out_path,
+                    const char *err_path);
+/* Sends sig to pid, waits up to timeout_ms, then SIGKILLs; returns the exit
+ * status as from waitpid (or -1). */
+int tl_test_stop(pid_t pid, int sig, int timeout_ms);
+/* Waits for pid to exit within timeout_ms; returns exit code, or -1 on
+ * timeout (the process is left running), -2 if killed by a signal. */
+int tl_test_wait(pid_t pid, int timeout_ms);
+
+#endif
