@@ -1,0 +1,153 @@
+/*
+ * event — the interaction event, its decoders (Avro binary with writer→reader
+ * schema resolution, JSON lines) and its Avro encoder, and the event's names
+ * for the expression language.
+ *
+ * Ownership: a decoded tl_event's strings live in the tl_arena passed to the
+ * decoder; they stay valid until that arena is reset.  The decoder itself
+ * (tl_event_decoder) is reused for every message and owns its Avro values, so
+ * steady-state Avro decoding creates no Avro objects and tailor allocates
+ * nothing beyond the arena (avro_value_read itself still mallocs and frees
+ * a buffer per string and map key it reads).
+ */
+#ifndef TL_EVENT_H
+#define TL_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "expr.h"
+
+typedef enum tl_channel {
+    TL_CH_WEB = 0,
+    TL_CH_APP,
+    TL_CH_STORE,
+    TL_CH_CALL_CENTER,
+    TL_CH_EMAIL,
+    TL_CH_CHAT,
+    TL_CH_OTHER,
+    TL_CH__COUNT
+} tl_channel;
+
+/* "web", "app", ... (the Avro enum symbols). */
+const char *tl_channel_name(tl_channel c);
+/* Returns 0 and sets *out for a known symbol of len bytes, else -1. */
+int tl_channel_parse(const char *s, size_t len, tl_channel *out);
+
+typedef struct tl_attr {
+    const char *key, *val; /* NUL-terminated */
+    size_t keylen, vallen;
+} tl_attr;
+
+typedef struct tl_event {
+    const char *event_id;    /* NUL-terminated, may be "" */
+    const char *customer_id; /* NUL-terminated, never "" once decoded */
+    size_t customer_id_len;
+    int64_t ts;              /* epoch milliseconds */
+    tl_channel channel;
+    const char *type;        /* NUL-terminated */
+    const char *item;        /* NULL when absent */
+    const char *store;       /* NULL when absent */
+    double quantity, amount;
+    int has_quantity, has_amount;
+    const tl_attr *attrs;    /* nattrs entries, sorted by key (byte order) */
+    size_t nattrs;
+} tl_event;
+
+/* Event formats on the input topic. */
+typedef enum tl_event_format { TL_FMT_AVRO = 0, TL_FMT_JSON } tl_event_format;
+
+/* Why an input message was rejected (the dead-letter reason). */
+typedef enum tl_reject {
+    TL_REJECT_NONE = 0,
+    TL_REJECT_DECODE,           /* bytes are not a valid event */
+    TL_REJECT_MISSING_CUSTOMER, /* customer_id is empty */
+} tl_reject;
+/* "decode", "missing_customer" — the value of the dead-letter reason header. */
+const char *tl_reject_name(tl_reject r);
+
+typedef struct tl_event_decoder tl_event_decoder;
+
+/*
+ * Creates a decoder.  For TL_FMT_AVRO, `reader_schema_json` is the schema the
+ * daemon reads with (schemas/interaction_event.avsc; NULL: the built-in copy)
+ * and `writer_schema_json` the schema producers write with, or NULL when it is
+ * the same; the writer's data is resolved to the reader's schema by Avro-C
+ * (so producers may add fields, and fields the reader has with defaults may
+ * be missing).
+ * For TL_FMT_JSON both may be NULL.
+ * Returns NULL and fills err when a schema does not parse or the two do not
+ * resolve.  Free with tl_event_decoder_free.
+ */
+tl_event_decoder *tl_event_decoder_new(tl_event_format fmt,
+                                       const char *reader_schema_json,
+                                       const char *writer_schema_json,
+                                       char *err, size_t errsz);
+void tl_event_decoder_free(tl_event_decoder *d);
+
+/*
+ * Decodes one message of `len` bytes into *ev, copying strings into `arena`.
+ * Returns TL_REJECT_NONE, or the reason with a one-line detail in err
+ * (e.g. "truncated Avro data", "3 trailing bytes after the event",
+ * "field 'ts' must be an integer").
+ */
+tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
+                          tl_arena *arena, tl_event *ev, char *err,
+                          size_t errsz);
+
+/*
+ * JSON (one object, the line format of the datasets) to event, without a
+ * decoder: used by the JSON decoder and by `tailorctl produce`.  attrs values
+ * that are not strings become their compact JSON text (numbers in shortest
+ * round-trip form, e.g. 0.29, 6, true).  null attrs values are dropped.
+ */
+tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
+                             tl_event *ev, char *err, size_t errsz);
+
+/* Avro encoder for interaction events (for producers and tests); schema_json
+ * NULL: the built-in schemas/interaction_event.avsc. */
+typedef struct tl_event_encoder tl_event_encoder;
+tl_event_encoder *tl_event_encoder_new(const char *schema_json, char *err,
+                                       size_t errsz);
+/* Encodes ev into *out (a buffer owned by the encoder, valid until the next
+ * call); returns TL_OK or an error. */
+int tl_event_encode(tl_event_encoder *enc, const tl_event *ev,
+                    const void **out, size_t *outlen, char *err, size_t errsz);
+void tl_event_encoder_free(tl_event_encoder *enc);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer (caller frees);
+ * NULL with err on failure.  Used for schema files. */
+char *tl_read_file(const char *path, size_t *len, char *err, size_t errsz);
+
+/*
+ * Event fields for expressions: event_id, customer_id, ts (number, epoch ms),
+ * channel, type, item, store (strings), quantity, amount (numbers),
+ * attrs["key"] (string).  tl_event_resolve is a tl_expr_scope resolver
+ * (ud unused); ids it returns are below TL_EVENT_VAR_LIMIT so that callers can
+ * combine it with their own names.  tl_event_fetch is the matching fetch with
+ * ud = const tl_event *.
+ */
+#define TL_EVENT_VAR_LIMIT 64u
+int tl_event_resolve(void *ud, const char *name, const char *key,
+                     uint32_t *var, tl_type *type);
+void tl_event_fetch(void *ud, uint32_t var, const char *key, size_t keylen,
+                    tl_value *out);
+
+/* Looks up an attribute (binary search); NULL when absent. */
+const tl_attr *tl_event_attr(const tl_event *ev, const char *key,
+                             size_t keylen);
+
+/*
+ * Checks that buf starts with one complete Avro binary datum of `schema` (an
+ * avro_schema_t) whose lengths, counts and indexes all fit the bytes present,
+ * and sets *used to its size.  Avro-C trusts lengths (a corrupt one makes it
+ * attempt a huge allocation; a short read leaks its string buffer), so data
+ * is checked with this before avro_value_read.  Allocates nothing.
+ * TL_OK, or TL_ERR_DECODE with e.g. "truncated Avro data".
+ */
+struct avro_obj_t;
+int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
+                  size_t *used, char *err, size_t errsz);
+
+#endif

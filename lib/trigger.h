@@ -1,0 +1,57 @@
+/*
+ * trigger — the trigger record: its deterministic id, its Avro encoding per
+ * schemas/trigger.avsc, decoding (for tailorctl and tests) and JSON rendering.
+ *
+ * trigger_id = 16 lowercase hex digits of 64-bit FNV-1a over
+ *   topic "\0" partition(decimal) "\0" offset(decimal) "\0" rule
+ * so a re-consumed event yields the same id and consumers can drop duplicates.
+ *
+ * Ownership: a tl_trigger only borrows its strings.  Decoded triggers borrow
+ * from the arena passed to tl_trigger_decode.  The codec owns its Avro schema,
+ * value and output buffer; encoded bytes are valid until the next encode.
+ */
+#ifndef TL_TRIGGER_H
+#define TL_TRIGGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "event.h"
+
+#define TL_TRIGGER_ID_LEN 16
+
+typedef struct tl_trigger {
+    char id[TL_TRIGGER_ID_LEN + 1];
+    const char *rule;
+    const char *customer_id;
+    int64_t ts;                /* the cause event's ts (epoch ms) */
+    const char *cause_event_id;
+    tl_channel channel;
+    const char *message;
+    const tl_attr *attrs;      /* rendered emit attributes */
+    size_t nattrs;
+    const tl_attr *features;   /* snapshot: feature name -> readable value */
+    size_t nfeatures;
+} tl_trigger;
+
+void tl_trigger_make_id(char out[TL_TRIGGER_ID_LEN + 1], const char *topic,
+                        int32_t partition, int64_t offset, const char *rule);
+
+typedef struct tl_trigger_codec tl_trigger_codec;
+/* schema_json NULL: the built-in schemas/trigger.avsc. */
+tl_trigger_codec *tl_trigger_codec_new(const char *schema_json, char *err,
+                                       size_t errsz);
+void tl_trigger_codec_free(tl_trigger_codec *c);
+int tl_trigger_encode(tl_trigger_codec *c, const tl_trigger *t,
+                      const void **out, size_t *outlen, char *err,
+                      size_t errsz);
+int tl_trigger_decode(tl_trigger_codec *c, const void *buf, size_t len,
+                      tl_arena *arena, tl_trigger *t, char *err, size_t errsz);
+
+/* One-line JSON object (malloc'd, caller frees):
+ * {"trigger_id":..,"rule":..,"customer_id":..,"ts":..,"cause_event_id":..,
+ *  "channel":..,"message":..,"attrs":{..},"features":{..}} */
+char *tl_trigger_to_json(const tl_trigger *t);
+
+#endif

@@ -1,0 +1,1275 @@
+/*
+ * Unit tests of lib/event: Avro decoding (with writer->reader resolution),
+ * JSON lines, the Avro encoder, expression names and tl_read_file.
+ */
+#include <CUnit/Basic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "../support/testutil.h"
+#include "event.h"
+#include "schemas.h"
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ */
+
+/* Avro binary written by hand from the spec, so that the decoder is checked
+ * against the format itself and not only against our own encoder. */
+typedef struct bytes {
+    unsigned char b[8192];
+    size_t n;
+} bytes;
+
+static void put_long(bytes *o, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (z > 0x7f) {
+        o->b[o->n++] = (unsigned char)((z & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    o->b[o->n++] = (unsigned char)z;
+}
+
+static void put_str(bytes *o, const char *s)
+{
+    size_t len = strlen(s);
+    put_long(o, (int64_t)len);
+    memcpy(o->b + o->n, s, len);
+    o->n += len;
+}
+
+static void put_double(bytes *o, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    for (int i = 0; i < 8; i++) o->b[o->n++] = (unsigned char)(u >> (8 * i));
+}
+
+/* A full event per schemas/interaction_event.avsc, attrs on the wire in
+ * unsorted order. */
+static void handmade_event(bytes *o, const char *customer)
+{
+    o->n = 0;
+    put_str(o, "e-1");
+    put_str(o, customer);
+    put_long(o, 1483273827000);
+    put_long(o, 2); /* store */
+    put_str(o, "purchase");
+    put_long(o, 1); /* item: string branch */
+    put_str(o, "1075313");
+    put_long(o, 1); /* quantity: double branch */
+    put_double(o, 2);
+    put_long(o, 1); /* amount */
+    put_double(o, 3.55);
+    put_long(o, 0); /* store: null */
+    put_long(o, 3); /* attrs: one block of 3 */
+    put_str(o, "week");
+    put_str(o, "1");
+    put_str(o, "basket_id");
+    put_str(o, "31198705046");
+    put_str(o, "Zeta");
+    put_str(o, "upper sorts first");
+    put_long(o, 0);
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    if (!a || !b) return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static int events_equal(const tl_event *a, const tl_event *b)
+{
+    if (!str_eq(a->event_id, b->event_id) ||
+        !str_eq(a->customer_id, b->customer_id) ||
+        a->customer_id_len != b->customer_id_len || a->ts != b->ts ||
+        a->channel != b->channel || !str_eq(a->type, b->type) ||
+        !str_eq(a->item, b->item) || !str_eq(a->store, b->store) ||
+        a->has_quantity != b->has_quantity || a->has_amount != b->has_amount ||
+        (a->has_quantity && a->quantity != b->quantity) ||
+        (a->has_amount && a->amount != b->amount) || a->nattrs != b->nattrs)
+        return 0;
+    for (size_t i = 0; i < a->nattrs; i++) {
+        const tl_attr *x = &a->attrs[i], *y = &b->attrs[i];
+        if (x->keylen != y->keylen || x->vallen != y->vallen ||
+            strcmp(x->key, y->key) || memcmp(x->val, y->val, x->vallen))
+            return 0;
+    }
+    return 1;
+}
+
+static const char *attr(const tl_event *ev, const char *key)
+{
+    const tl_attr *a = tl_event_attr(ev, key, strlen(key));
+    return a ? a->val : NULL;
+}
+
+static int attrs_sorted(const tl_event *ev)
+{
+    for (size_t i = 1; i < ev->nattrs; i++)
+        if (strcmp(ev->attrs[i - 1].key, ev->attrs[i].key) >= 0) return 0;
+    return 1;
+}
+
+static tl_event sample_event(tl_attr *attrs, size_t nattrs)
+{
+    tl_event ev = {0};
+    ev.event_id = "cj-1";
+    ev.customer_id = "906";
+    ev.customer_id_len = 3;
+    ev.ts = 1483273827000;
+    ev.channel = TL_CH_STORE;
+    ev.type = "purchase";
+    ev.item = "1075313";
+    ev.store = "319";
+    ev.quantity = 1;
+    ev.has_quantity = 1;
+    ev.amount = 1.5;
+    ev.has_amount = 1;
+    ev.attrs = attrs;
+    ev.nattrs = nattrs;
+    return ev;
+}
+
+#define ATTR(k, v) {k, v, sizeof k - 1, sizeof v - 1}
+
+/* The interaction schema with `fields` spliced in place of its field list. */
+static char *schema_with_fields(const char *fields)
+{
+    size_t n = strlen(fields) + 256;
+    char *s = malloc(n);
+    snprintf(s, n,
+             "{\"type\":\"record\",\"name\":\"InteractionEvent\","
+             "\"namespace\":\"io.tailor\",\"fields\":[%s]}",
+             fields);
+    return s;
+}
+
+#define CHANNEL_ENUM                                                           \
+    "{\"type\":\"enum\",\"name\":\"Channel\",\"symbols\":[\"web\",\"app\","   \
+    "\"store\",\"call_center\",\"email\",\"chat\",\"other\"],"                 \
+    "\"default\":\"other\"}"
+
+/* ------------------------------------------------------------------------
+ * Channels
+ */
+
+static void test_channel_names(void)
+{
+    for (int i = 0; i < TL_CH__COUNT; i++) {
+        const char *n = tl_channel_name((tl_channel)i);
+        tl_channel c;
+        CU_ASSERT_EQUAL(tl_channel_parse(n, strlen(n), &c), 0);
+        CU_ASSERT_EQUAL(c, (tl_channel)i);
+    }
+    tl_channel c = TL_CH_WEB;
+    CU_ASSERT_STRING_EQUAL(tl_channel_name(TL_CH_CALL_CENTER), "call_center");
+    CU_ASSERT_EQUAL(tl_channel_parse("kiosk", 5, &c), -1);
+    CU_ASSERT_EQUAL(tl_channel_parse("webx", 3, &c), 0);
+    CU_ASSERT_EQUAL(c, TL_CH_WEB);
+    CU_ASSERT_EQUAL(tl_channel_parse("we", 2, &c), -1);
+    CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_DECODE), "decode");
+    CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_MISSING_CUSTOMER),
+                           "missing_customer");
+}
+
+/* ------------------------------------------------------------------------
+ * Avro decoding
+ */
+
+static void test_avro_handmade(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_AVRO, tl_schema_interaction_event, NULL,
+                             err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    handmade_event(&b, "906");
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.event_id, "e-1");
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "906");
+    CU_ASSERT_EQUAL(ev.customer_id_len, 3);
+    CU_ASSERT_EQUAL(ev.ts, 1483273827000);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_STORE);
+    CU_ASSERT_STRING_EQUAL(ev.type, "purchase");
+    CU_ASSERT_STRING_EQUAL(ev.item, "1075313");
+    CU_ASSERT_PTR_NULL(ev.store);
+    CU_ASSERT(ev.has_quantity && ev.quantity == 2);
+    CU_ASSERT(ev.has_amount && ev.amount == 3.55);
+    CU_ASSERT_EQUAL_FATAL(ev.nattrs, 3);
+    CU_ASSERT(attrs_sorted(&ev));
+    CU_ASSERT_STRING_EQUAL(ev.attrs[0].key, "Zeta");
+    CU_ASSERT_STRING_EQUAL(ev.attrs[1].key, "basket_id");
+    CU_ASSERT_STRING_EQUAL(ev.attrs[2].key, "week");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "basket_id"), "31198705046");
+    CU_ASSERT_EQUAL(tl_event_attr(&ev, "week", 4)->vallen, 1);
+    CU_ASSERT_PTR_NULL(tl_event_attr(&ev, "wee", 3));
+    CU_ASSERT_PTR_NULL(tl_event_attr(&ev, "weekx", 5));
+    /* The built-in schema is also the default reader. */
+    tl_event_decoder *d2 = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                                sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d2);
+    tl_event ev2;
+    CU_ASSERT_EQUAL(tl_event_decode(d2, b.b, b.n, &a, &ev2, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT(events_equal(&ev, &ev2));
+    tl_event_decoder_free(d2);
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+static void test_avro_roundtrip(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    tl_attr attrs[] = {ATTR("week", "1"), ATTR("basket_id", "311987"),
+                       ATTR("", "empty key"), ATTR("retail_disc", "0.29")};
+    tl_event in = sample_event(attrs, 4);
+    tl_arena_init(&a, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_EQUAL_FATAL(ev.nattrs, 4);
+    CU_ASSERT(attrs_sorted(&ev));
+    CU_ASSERT_STRING_EQUAL(ev.attrs[0].key, "");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "retail_disc"), "0.29");
+    CU_ASSERT_STRING_EQUAL(ev.store, "319");
+    CU_ASSERT_EQUAL(ev.quantity, 1);
+    CU_ASSERT_EQUAL(ev.amount, 1.5);
+    /* Equal to the input once the input's attrs are sorted too. */
+    tl_attr sorted[] = {ATTR("", "empty key"), ATTR("basket_id", "311987"),
+                        ATTR("retail_disc", "0.29"), ATTR("week", "1")};
+    in.attrs = sorted;
+    CU_ASSERT(events_equal(&in, &ev));
+    tl_event_decoder_free(d);
+    tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+}
+
+static void test_avro_nulls(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    tl_event in = sample_event(NULL, 0);
+    in.item = in.store = NULL;
+    in.has_quantity = in.has_amount = 0;
+    in.event_id = "";
+    tl_arena_init(&a, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_PTR_NULL(ev.item);
+    CU_ASSERT_PTR_NULL(ev.store);
+    CU_ASSERT_FALSE(ev.has_quantity);
+    CU_ASSERT_FALSE(ev.has_amount);
+    CU_ASSERT_EQUAL(ev.nattrs, 0);
+    CU_ASSERT_STRING_EQUAL(ev.event_id, "");
+    CU_ASSERT(events_equal(&in, &ev));
+    tl_event_decoder_free(d);
+    tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+}
+
+static void check_every_prefix(tl_event_decoder *d, const unsigned char *msg,
+                               size_t n)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    for (size_t len = 0; len < n; len++) {
+        /* A copy of exactly len bytes, so that ASan sees any overread. */
+        unsigned char *p = malloc(len ? len : 1);
+        memcpy(p, msg, len);
+        err[0] = '\0';
+        tl_reject r = tl_event_decode(d, p, len, &a, &ev, err, sizeof err);
+        CU_ASSERT_EQUAL(r, TL_REJECT_DECODE);
+        CU_ASSERT(err[0] != '\0');
+        free(p);
+        tl_arena_reset(&a);
+    }
+    CU_ASSERT_EQUAL(tl_event_decode(d, msg, n, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    tl_arena_free(&a);
+}
+
+static void test_avro_truncated(void)
+{
+    char err[TL_ERRSZ];
+    bytes b;
+    const void *buf;
+    size_t len;
+    tl_attr attrs[] = {ATTR("a", "1"), ATTR("b", "two")};
+    tl_event in = sample_event(attrs, 2);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    handmade_event(&b, "906");
+    check_every_prefix(d, b.b, b.n);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    check_every_prefix(d, buf, len);
+    /* The message for a cut inside a string. */
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, 3, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "truncated Avro data");
+    CU_ASSERT_EQUAL(tl_event_decode(d, NULL, 0, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "empty message");
+    tl_arena_free(&a);
+    tl_event_encoder_free(enc);
+    tl_event_decoder_free(d);
+}
+
+static void test_avro_trailing(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    handmade_event(&b, "906");
+    b.b[b.n++] = 0;
+    b.b[b.n++] = 1;
+    b.b[b.n++] = 2;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "3 trailing bytes after the event");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+/* Lengths, counts and indexes that Avro-C would trust. */
+static void test_avro_corrupt(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    static const struct {
+        int64_t first; /* the event_id length */
+        const char *msg;
+    } lens[] = {
+        {-1, "negative Avro string length"},
+        {-2, "negative Avro string length"},
+        {(int64_t)1 << 40, "truncated Avro data"},
+        {INT64_MAX, "truncated Avro data"},
+        {INT64_MIN, "negative Avro string length"},
+    };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        b.n = 0;
+        put_long(&b, lens[i].first);
+        put_str(&b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                        TL_REJECT_DECODE);
+        CU_ASSERT_STRING_EQUAL(err, lens[i].msg);
+    }
+    /* A varint of 11 bytes. */
+    memset(b.b, 0xff, 11);
+    b.b[11] = 0;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, 12, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "Avro varint longer than 10 bytes");
+
+    /* Enum index 7 (there are 7 symbols), then union index 2. */
+    handmade_event(&b, "906");
+    size_t chan_at = 1 + 3 + 1 + 3 + 6; /* event_id, customer_id, ts */
+    CU_ASSERT_EQUAL_FATAL(b.b[chan_at], 4); /* zigzag 2 */
+    b.b[chan_at] = 14;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "out of range"));
+    handmade_event(&b, "906");
+    size_t item_at = chan_at + 1 + 9;
+    CU_ASSERT_EQUAL_FATAL(b.b[item_at], 2); /* zigzag 1 */
+    b.b[item_at] = 4;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "Avro union index 2 out of range");
+    /* A map block count far beyond the message. */
+    b.n = 0;
+    handmade_event(&b, "906");
+    b.n -= 1 + 5 + 2 + 10 + 12 + 5 + 18 + 1; /* back to the attrs count */
+    put_long(&b, 1000000);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "truncated Avro data");
+
+    /* Every byte replaced by a few values: any outcome but a crash. */
+    static const unsigned char vals[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 0x13};
+    bytes good;
+    handmade_event(&good, "906");
+    for (size_t i = 0; i < good.n; i++) {
+        for (size_t k = 0; k < sizeof vals; k++) {
+            bytes m = good;
+            m.b[i] = vals[k];
+            tl_reject r =
+                tl_event_decode(d, m.b, m.n, &a, &ev, err, sizeof err);
+            CU_ASSERT(r == TL_REJECT_NONE || r == TL_REJECT_DECODE ||
+                      r == TL_REJECT_MISSING_CUSTOMER);
+            tl_arena_reset(&a);
+        }
+    }
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+static void test_avro_missing_customer(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    handmade_event(&b, "");
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_MISSING_CUSTOMER);
+    CU_ASSERT_STRING_EQUAL(err, "customer_id is empty");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+/* A producer's newer schema: fields reordered, an extra field, an extra
+ * channel symbol in another order. */
+static void test_avro_writer_extra_field(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b = {.n = 0};
+    char *writer = schema_with_fields(
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"session_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"Channel\",\"symbols\":[\"kiosk\",\"chat\",\"web\",\"app\","
+        "\"store\",\"call_center\",\"email\",\"other\"]}},"
+        "{\"name\":\"type\",\"type\":\"string\"},"
+        "{\"name\":\"item\",\"type\":[\"null\",\"string\"],\"default\":null},"
+        "{\"name\":\"quantity\",\"type\":[\"null\",\"double\"]},"
+        "{\"name\":\"amount\",\"type\":[\"null\",\"double\"]},"
+        "{\"name\":\"store\",\"type\":[\"null\",\"string\"]},"
+        "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":"
+        "\"string\"}},"
+        "{\"name\":\"score\",\"type\":[\"null\",\"double\"]}");
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(
+        TL_FMT_AVRO, tl_schema_interaction_event, writer, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+
+    put_str(&b, "c-42");
+    put_str(&b, "ev-9");
+    put_str(&b, "session-77");
+    put_long(&b, 1700000000123);
+    put_long(&b, 1); /* chat in the writer's order (5 in the reader's) */
+    put_str(&b, "message");
+    put_long(&b, 0);
+    put_long(&b, 0);
+    put_long(&b, 1);
+    put_double(&b, -0.5);
+    put_long(&b, 1);
+    put_str(&b, "s-1");
+    put_long(&b, -2); /* a block with a byte size, as Java writes them */
+    put_long(&b, 24); /* bytes in the block */
+    put_str(&b, "lang");
+    put_str(&b, "de");
+    put_str(&b, "app_version");
+    put_str(&b, "7.1");
+    put_long(&b, 0);
+    put_long(&b, 1);
+    put_double(&b, 0.75);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.event_id, "ev-9");
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "c-42");
+    CU_ASSERT_EQUAL(ev.ts, 1700000000123);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_CHAT);
+    CU_ASSERT_STRING_EQUAL(ev.type, "message");
+    CU_ASSERT_PTR_NULL(ev.item);
+    CU_ASSERT_FALSE(ev.has_quantity);
+    CU_ASSERT(ev.has_amount && ev.amount == -0.5);
+    CU_ASSERT_STRING_EQUAL(ev.store, "s-1");
+    CU_ASSERT_EQUAL_FATAL(ev.nattrs, 2);
+    CU_ASSERT_STRING_EQUAL(ev.attrs[0].key, "app_version");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "lang"), "de");
+
+    /* "kiosk" is unknown to the reader: its enum default, other. */
+    size_t chan_at = 5 + 5 + 11 + 6;
+    CU_ASSERT_EQUAL_FATAL(b.b[chan_at], 2);
+    b.b[chan_at] = 0;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_OTHER);
+    /* Every prefix fails cleanly through the resolver too. */
+    check_every_prefix(d, b.b, b.n);
+    tl_event_decoder_free(d);
+
+    /* Without an enum default, an unknown symbol is a decode error. */
+    char *reader = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"Channel\",\"symbols\":[\"web\",\"chat\"]}},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    d = tl_event_decoder_new(TL_FMT_AVRO, reader, writer, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(
+        err, "channel 'kiosk' is not a symbol of the reader schema");
+    b.b[chan_at] = 2;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_CHAT);
+    /* Fields the reader does not have are absent. */
+    CU_ASSERT_PTR_NULL(ev.store);
+    CU_ASSERT_FALSE(ev.has_amount);
+    CU_ASSERT_EQUAL(ev.nattrs, 0);
+    tl_event_decoder_free(d);
+    free(reader);
+    free(writer);
+    tl_arena_free(&a);
+}
+
+/* An older producer: fields the reader has with defaults are missing. */
+static void test_avro_writer_lacks_fields(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    tl_attr attrs[] = {ATTR("k", "v")};
+    tl_event in = sample_event(attrs, 1);
+    char *writer = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"item\",\"type\":[\"null\",\"string\"]},"
+        "{\"name\":\"amount\",\"type\":[\"null\",\"double\"]}");
+    tl_arena_init(&a, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(writer, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    /* The encoder writes what its schema has: no type, store, attrs. */
+    CU_ASSERT_EQUAL(tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+                    TL_ERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "attrs"));
+    in.nattrs = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+
+    /* The built-in reader's "type" has no default. */
+    tl_event_decoder *d = tl_event_decoder_new(
+        TL_FMT_AVRO, tl_schema_interaction_event, writer, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_STRING_EQUAL(
+        err, "writer schema lacks reader field 'type', which has no default");
+
+    /* A reader with defaults for everything the writer lacks. */
+    char *reader = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\",\"default\":\"visit\"},"
+        "{\"name\":\"item\",\"type\":[\"null\",\"string\"],\"default\":null},"
+        "{\"name\":\"quantity\",\"type\":[\"null\",\"double\"],"
+        "\"default\":null},"
+        "{\"name\":\"amount\",\"type\":[\"null\",\"double\"],"
+        "\"default\":null},"
+        "{\"name\":\"store\",\"type\":[\"string\",\"null\"],"
+        "\"default\":\"S1\"},"
+        "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":"
+        "\"string\"},\"default\":{\"src\":\"legacy\",\"a\":\"1\"}}");
+    d = tl_event_decoder_new(TL_FMT_AVRO, reader, writer, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.event_id, "cj-1");
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "906");
+    CU_ASSERT_EQUAL(ev.ts, 1483273827000);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_STORE);
+    CU_ASSERT_STRING_EQUAL(ev.type, "visit");
+    CU_ASSERT_STRING_EQUAL(ev.item, "1075313");
+    CU_ASSERT_FALSE(ev.has_quantity);
+    CU_ASSERT(ev.has_amount && ev.amount == 1.5);
+    CU_ASSERT_STRING_EQUAL(ev.store, "S1");
+    CU_ASSERT_EQUAL_FATAL(ev.nattrs, 2);
+    CU_ASSERT_STRING_EQUAL(ev.attrs[0].key, "a");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "src"), "legacy");
+    tl_event_decoder_free(d);
+
+    /* The same event with the built-in reader and a writer lacking only
+     * optional fields. */
+    char *writer2 = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    tl_event_encoder_free(enc);
+    enc = tl_event_encoder_new(writer2, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    d = tl_event_decoder_new(TL_FMT_AVRO, NULL, writer2, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.type, "purchase");
+    CU_ASSERT_PTR_NULL(ev.item);
+    CU_ASSERT_PTR_NULL(ev.store);
+    CU_ASSERT_FALSE(ev.has_quantity || ev.has_amount);
+    CU_ASSERT_EQUAL(ev.nattrs, 0);
+    tl_event_decoder_free(d);
+    tl_event_encoder_free(enc);
+    free(writer2);
+    free(reader);
+    free(writer);
+    tl_arena_free(&a);
+}
+
+static void test_avro_bad_schemas(void)
+{
+    char err[TL_ERRSZ];
+    /* ts as a string cannot be read as a long. */
+    char *writer = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"string\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    tl_event_decoder *d = tl_event_decoder_new(
+        TL_FMT_AVRO, tl_schema_interaction_event, writer, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "writer schema does not resolve to the reader schema"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ts"));
+    free(writer);
+
+    d = tl_event_decoder_new(TL_FMT_AVRO, NULL, "{\"type\":", err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_EQUAL(strncmp(err, "writer schema: ", 15), 0);
+    d = tl_event_decoder_new(TL_FMT_AVRO, "\"string\"", NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_STRING_EQUAL(err, "reader schema: must be a record");
+
+    char *reader = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"string\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    d = tl_event_decoder_new(TL_FMT_AVRO, reader, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_STRING_EQUAL(
+        err, "reader schema: field 'ts' must be a long or an int");
+    free(reader);
+
+    reader = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    d = tl_event_decoder_new(TL_FMT_AVRO, reader, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_STRING_EQUAL(err, "reader schema: field 'channel' is missing");
+    free(reader);
+
+    reader = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"Channel\",\"symbols\":[\"web\",\"kiosk\"]}},"
+        "{\"name\":\"type\",\"type\":\"string\"}");
+    d = tl_event_decoder_new(TL_FMT_AVRO, reader, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'kiosk'"));
+    free(reader);
+}
+
+/* ------------------------------------------------------------------------
+ * JSON
+ */
+
+static const char first_line[] =
+    "{\"event_id\":\"cj-31198705046-6139\",\"customer_id\":\"906\",\"ts\":"
+    "1483273827000,\"channel\":\"store\",\"type\":\"purchase\",\"item\":"
+    "\"1075313\",\"quantity\":1,\"amount\":1.5,\"store\":\"319\",\"attrs\":{"
+    "\"source_row\":6139,\"basket_id\":\"31198705046\",\"week\":1,"
+    "\"retail_disc\":0.29,\"coupon_disc\":0,\"coupon_match_disc\":0,"
+    "\"currency\":\"USD\",\"department\":\"GROCERY\",\"product_category\":"
+    "\"SEAFOOD - SHELF STABLE\",\"product_type\":\"TUNA\",\"brand\":"
+    "\"National\",\"package_size\":\"5.0 OZ\",\"manufacturer_id\":\"2326\"}}\n";
+
+static void test_json_line(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    CU_ASSERT_EQUAL_FATAL(tl_event_from_json(first_line, strlen(first_line),
+                                             &a, &ev, err, sizeof err),
+                          TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.event_id, "cj-31198705046-6139");
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "906");
+    CU_ASSERT_EQUAL(ev.customer_id_len, 3);
+    CU_ASSERT_EQUAL(ev.ts, 1483273827000);
+    CU_ASSERT_EQUAL(ev.channel, TL_CH_STORE);
+    CU_ASSERT_STRING_EQUAL(ev.type, "purchase");
+    CU_ASSERT_STRING_EQUAL(ev.item, "1075313");
+    CU_ASSERT_STRING_EQUAL(ev.store, "319");
+    CU_ASSERT(ev.has_quantity && ev.quantity == 1);
+    CU_ASSERT(ev.has_amount && ev.amount == 1.5);
+    CU_ASSERT_EQUAL(ev.nattrs, 13);
+    CU_ASSERT(attrs_sorted(&ev));
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "source_row"), "6139");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "week"), "1");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "retail_disc"), "0.29");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "coupon_disc"), "0");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "package_size"), "5.0 OZ");
+    tl_arena_free(&a);
+}
+
+static void test_json_attr_formatting(void)
+{
+    static const char line[] =
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":0,\"channel\":"
+        "\"web\",\"type\":\"view\",\"attrs\":{\"a\":0.29,\"b\":6,\"c\":true,"
+        "\"d\":false,\"e\":null,\"f\":{\"x\":[1,2.5,\"s\\\"q\\n\"],\"y\":null,"
+        "\"z\":{}},\"g\":6.0,\"h\":-0.5,\"i\":1e300,\"j\":"
+        "12345678901234567,\"k\":[],\"l\":\"\\u00e9\\t\",\"m\":0.1e1,"
+        "\"n\":1.0000000000000002}}";
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_from_json(line, strlen(line), &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 13); /* "e" dropped */
+    CU_ASSERT_PTR_NULL(attr(&ev, "e"));
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "a"), "0.29");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "b"), "6");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "c"), "true");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "d"), "false");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "f"),
+                           "{\"x\":[1,2.5,\"s\\\"q\\n\"],\"y\":null,\"z\":{}}");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "g"), "6");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "h"), "-0.5");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "i"), "1e+300");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "j"), "12345678901234567");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "k"), "[]");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "l"), "\xc3\xa9\t");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "m"), "1");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "n"), "1.0000000000000002");
+    tl_arena_free(&a);
+}
+
+static void test_json_errors(void)
+{
+    static const struct {
+        const char *line;
+        tl_reject r;
+        const char *err; /* exact, or a prefix when ending in '*' */
+    } cases[] = {
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":\"1\","
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1.5,"
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+        {"{\"customer_id\":\"c\",\"ts\":1,\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "missing field 'event_id'"},
+        {"{\"event_id\":3,\"customer_id\":\"c\",\"ts\":1,\"channel\":\"web\","
+         "\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'event_id' must be a string"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"channel\":\"kiosk\",\"type\":\"v\"}",
+         TL_REJECT_DECODE,
+         "field 'channel' must be one of web, app, store, call_center, email, "
+         "chat, other"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"type\":\"v\"}",
+         TL_REJECT_DECODE, "missing field 'channel'"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"channel\":\"web\"}",
+         TL_REJECT_DECODE, "missing field 'type'"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\",\"item\":5}",
+         TL_REJECT_DECODE, "field 'item' must be a string or null"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\",\"amount\":\"5\"}",
+         TL_REJECT_DECODE, "field 'amount' must be a number or null"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\",\"attrs\":[1]}",
+         TL_REJECT_DECODE, "field 'attrs' must be an object"},
+        {"{\"event_id\":\"e\",\"customer_id\":7,\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'customer_id' must be a string"},
+        {"[1,2]", TL_REJECT_DECODE, "the event must be a JSON object"},
+        {"{\"event_id\":\"e\",}", TL_REJECT_DECODE,
+         "invalid JSON at line 1 column 17: *"},
+        {"", TL_REJECT_DECODE, "invalid JSON at line 1 column 0: *"},
+        {"{\"event_id\":\"e\",\"event_id\":\"f\"}", TL_REJECT_DECODE,
+         "invalid JSON at *"},
+        /* A missing customer is its own reason, after the other checks. */
+        {"{\"event_id\":\"e\",\"customer_id\":\"\",\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_MISSING_CUSTOMER, "customer_id is missing or empty"},
+        {"{\"event_id\":\"e\",\"ts\":1,\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_MISSING_CUSTOMER, "customer_id is missing or empty"},
+        {"{\"event_id\":\"e\",\"customer_id\":null,\"ts\":1,"
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_MISSING_CUSTOMER, "customer_id is missing or empty"},
+        {"{\"event_id\":\"e\",\"ts\":\"x\",\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+    };
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[TL_ERRSZ] = "";
+        tl_reject r = tl_event_from_json(cases[i].line, strlen(cases[i].line),
+                                         &a, &ev, err, sizeof err);
+        CU_ASSERT_EQUAL(r, cases[i].r);
+        size_t n = strlen(cases[i].err);
+        int ok = cases[i].err[n - 1] == '*'
+                     ? strncmp(err, cases[i].err, n - 1) == 0 && err[n - 1]
+                     : strcmp(err, cases[i].err) == 0;
+        if (!ok || r != cases[i].r)
+            fprintf(stderr, "\ncase %zu: got %d '%s'\n", i, (int)r, err);
+        CU_ASSERT(ok);
+    }
+    tl_arena_free(&a);
+}
+
+static void test_json_decoder(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(tl_event_decode(d, first_line, strlen(first_line), &a, &ev,
+                                    err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "906");
+    /* An empty Kafka message: NULL payload. */
+    CU_ASSERT_EQUAL(tl_event_decode(d, NULL, 0, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_EQUAL(strncmp(err, "invalid JSON", 12), 0);
+    /* Not NUL-terminated: only len bytes are read. */
+    CU_ASSERT_EQUAL(tl_event_decode(d, first_line, 20, &a, &ev, err,
+                                    sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_EQUAL(strncmp(err, "invalid JSON", 12), 0);
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+/* JSON -> event -> Avro -> event gives the same event, for real data. */
+static void test_json_slice_roundtrip(void)
+{
+    char err[TL_ERRSZ], line[65536];
+    tl_arena a, b;
+    int n = 0;
+    const char *path =
+        tl_test_src("tests/data/complete_journey_slice.jsonl.gz");
+    gzFile gz = gzopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gz);
+    tl_arena_init(&a, 0);
+    tl_arena_init(&b, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    while (n < 200 && gzgets(gz, line, sizeof line)) {
+        tl_event ev, back;
+        const void *buf;
+        size_t len;
+        tl_arena_reset(&a);
+        tl_arena_reset(&b);
+        n++;
+        if (tl_event_from_json(line, strlen(line), &a, &ev, err, sizeof err) !=
+            TL_REJECT_NONE) {
+            fprintf(stderr, "\nline %d: %s\n", n, err);
+            CU_FAIL("JSON line rejected");
+            continue;
+        }
+        CU_ASSERT(attrs_sorted(&ev));
+        CU_ASSERT_EQUAL_FATAL(
+            tl_event_encode(enc, &ev, &buf, &len, err, sizeof err), TL_OK);
+        CU_ASSERT_EQUAL_FATAL(
+            tl_event_decode(d, buf, len, &b, &back, err, sizeof err),
+            TL_REJECT_NONE);
+        CU_ASSERT(events_equal(&ev, &back));
+    }
+    CU_ASSERT_EQUAL(n, 200);
+    gzclose(gz);
+    tl_event_decoder_free(d);
+    tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+    tl_arena_free(&b);
+}
+
+/* ------------------------------------------------------------------------
+ * Expression names
+ */
+
+static void test_resolve(void)
+{
+    static const struct {
+        const char *name;
+        tl_type type;
+    } names[] = {
+        {"event_id", TL_T_STR}, {"customer_id", TL_T_STR},
+        {"ts", TL_T_NUM},       {"channel", TL_T_STR},
+        {"type", TL_T_STR},     {"item", TL_T_STR},
+        {"store", TL_T_STR},    {"quantity", TL_T_NUM},
+        {"amount", TL_T_NUM},
+    };
+    uint32_t seen[16];
+    size_t nseen = 0;
+    uint32_t var;
+    tl_type type;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            tl_event_resolve(NULL, names[i].name, NULL, &var, &type), 0);
+        CU_ASSERT_EQUAL(type, names[i].type);
+        CU_ASSERT(var < TL_EVENT_VAR_LIMIT);
+        for (size_t k = 0; k < nseen; k++) CU_ASSERT_NOT_EQUAL(seen[k], var);
+        seen[nseen++] = var;
+        /* No plain name can be indexed. */
+        CU_ASSERT_EQUAL(tl_event_resolve(NULL, names[i].name, "k", &var, &type),
+                        -1);
+    }
+    CU_ASSERT_EQUAL(tl_event_resolve(NULL, "attrs", "basket_id", &var, &type),
+                    0);
+    CU_ASSERT_EQUAL(type, TL_T_STR);
+    CU_ASSERT(var < TL_EVENT_VAR_LIMIT);
+    for (size_t k = 0; k < nseen; k++) CU_ASSERT_NOT_EQUAL(seen[k], var);
+    CU_ASSERT_EQUAL(tl_event_resolve(NULL, "attrs", NULL, &var, &type), -1);
+    CU_ASSERT_EQUAL(tl_event_resolve(NULL, "visitz", NULL, &var, &type), -1);
+    CU_ASSERT_EQUAL(tl_event_resolve(NULL, "", NULL, &var, &type), -1);
+    CU_ASSERT_EQUAL(tl_event_resolve(NULL, "Type", NULL, &var, &type), -1);
+}
+
+static tl_value fetch(const tl_event *ev, const char *name, const char *key)
+{
+    uint32_t var;
+    tl_type type;
+    tl_value v = {.type = TL_T_BOOL};
+    CU_ASSERT_EQUAL_FATAL(tl_event_resolve(NULL, name, key, &var, &type), 0);
+    tl_event_fetch((void *)ev, var, key, key ? strlen(key) : 0, &v);
+    return v;
+}
+
+static int is_str(tl_value v, const char *s)
+{
+    return v.type == TL_T_STR && v.u.str.len == strlen(s) &&
+           memcmp(v.u.str.ptr, s, v.u.str.len) == 0;
+}
+
+static void test_fetch(void)
+{
+    tl_attr attrs[] = {ATTR("basket_id", "311"), ATTR("week", "1")};
+    tl_event ev = sample_event(attrs, 2);
+    CU_ASSERT(is_str(fetch(&ev, "event_id", NULL), "cj-1"));
+    CU_ASSERT(is_str(fetch(&ev, "customer_id", NULL), "906"));
+    tl_value v = fetch(&ev, "ts", NULL);
+    CU_ASSERT(v.type == TL_T_NUM && v.u.num == 1483273827000.0);
+    CU_ASSERT(is_str(fetch(&ev, "channel", NULL), "store"));
+    CU_ASSERT(is_str(fetch(&ev, "type", NULL), "purchase"));
+    CU_ASSERT(is_str(fetch(&ev, "item", NULL), "1075313"));
+    CU_ASSERT(is_str(fetch(&ev, "store", NULL), "319"));
+    v = fetch(&ev, "quantity", NULL);
+    CU_ASSERT(v.type == TL_T_NUM && v.u.num == 1);
+    v = fetch(&ev, "amount", NULL);
+    CU_ASSERT(v.type == TL_T_NUM && v.u.num == 1.5);
+    CU_ASSERT(is_str(fetch(&ev, "attrs", "week"), "1"));
+    CU_ASSERT(is_str(fetch(&ev, "attrs", "basket_id"), "311"));
+    CU_ASSERT_EQUAL(fetch(&ev, "attrs", "missing").type, TL_T_NULL);
+    ev.item = ev.store = NULL;
+    ev.has_quantity = ev.has_amount = 0;
+    CU_ASSERT_EQUAL(fetch(&ev, "item", NULL).type, TL_T_NULL);
+    CU_ASSERT_EQUAL(fetch(&ev, "store", NULL).type, TL_T_NULL);
+    CU_ASSERT_EQUAL(fetch(&ev, "quantity", NULL).type, TL_T_NULL);
+    CU_ASSERT_EQUAL(fetch(&ev, "amount", NULL).type, TL_T_NULL);
+    /* Unknown ids never fail. */
+    v.type = TL_T_BOOL;
+    tl_event_fetch(&ev, TL_EVENT_VAR_LIMIT - 1, NULL, 0, &v);
+    CU_ASSERT_EQUAL(v.type, TL_T_NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Arena reuse, encoder, files
+ */
+
+static void test_arena_reuse(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    bytes b;
+    tl_arena_init(&a, 4096);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    handmade_event(&b, "906");
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    tl_arena_chunk *chunks = a.chunks;
+    for (int i = 0; i < 1000; i++) {
+        tl_arena_reset(&a);
+        CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                        TL_REJECT_NONE);
+    }
+    /* The same single chunk served every message. */
+    CU_ASSERT_PTR_EQUAL(a.chunks, chunks);
+    CU_ASSERT_PTR_EQUAL(a.head, chunks);
+    CU_ASSERT_STRING_EQUAL(ev.customer_id, "906");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "week"), "1");
+    /* Strings live in the arena, not in the decoder's Avro value: the next
+     * message (no arena reset) leaves them intact. */
+    const char *cid = ev.customer_id;
+    handmade_event(&b, "1234567");
+    tl_event ev2;
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev2, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_STRING_EQUAL(cid, "906");
+    CU_ASSERT_STRING_EQUAL(ev2.customer_id, "1234567");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+static void test_encoder_errors(void)
+{
+    char err[TL_ERRSZ];
+    const void *buf;
+    size_t len;
+    tl_event ev = sample_event(NULL, 0);
+    char *s =
+        schema_with_fields("{\"name\":\"event_id\",\"type\":\"string\"},"
+                           "{\"name\":\"session_id\",\"type\":\"string\"}");
+    tl_event_encoder *enc = tl_event_encoder_new(s, err, sizeof err);
+    CU_ASSERT_PTR_NULL(enc);
+    CU_ASSERT_STRING_EQUAL(
+        err, "event schema: field 'session_id' is not an event field");
+    free(s);
+
+    s = schema_with_fields(
+        "{\"name\":\"channel\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"Channel\",\"symbols\":[\"web\"]}},"
+        "{\"name\":\"item\",\"type\":\"string\"},"
+        "{\"name\":\"quantity\",\"type\":[\"null\",\"long\"]}");
+    enc = tl_event_encoder_new(s, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_EQUAL(tl_event_encode(enc, &ev, &buf, &len, err, sizeof err),
+                    TL_ERR);
+    CU_ASSERT_STRING_EQUAL(err,
+                           "channel 'store' is not a symbol of the schema");
+    ev.channel = TL_CH_WEB;
+    CU_ASSERT_EQUAL(tl_event_encode(enc, &ev, &buf, &len, err, sizeof err),
+                    TL_OK);
+    ev.quantity = 1.5;
+    CU_ASSERT_EQUAL(tl_event_encode(enc, &ev, &buf, &len, err, sizeof err),
+                    TL_ERR);
+    CU_ASSERT_STRING_EQUAL(err, "field 'quantity': 1.5 does not fit the "
+                                "schema's long");
+    ev.quantity = 2;
+    ev.item = NULL;
+    CU_ASSERT_EQUAL(tl_event_encode(enc, &ev, &buf, &len, err, sizeof err),
+                    TL_ERR);
+    CU_ASSERT_STRING_EQUAL(
+        err, "field 'item' is absent but the schema does not allow null");
+    tl_event_encoder_free(enc);
+    free(s);
+
+    s = schema_with_fields("{\"name\":\"attrs\",\"type\":{\"type\":\"map\","
+                           "\"values\":\"long\"}}");
+    CU_ASSERT_PTR_NULL(tl_event_encoder_new(s, err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(
+        err, "event schema: field 'attrs' must be a map of strings");
+    free(s);
+}
+
+static void test_encoder_growth(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    size_t big = 200000;
+    char *val = malloc(big + 1);
+    for (size_t i = 0; i < big; i++) val[i] = (char)('a' + i % 26);
+    val[big] = '\0';
+    tl_attr attrs[] = {{"big", val, 3, big}, ATTR("small", "x")};
+    tl_event in = sample_event(attrs, 2);
+    tl_arena_init(&a, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    CU_ASSERT(len > big);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT(events_equal(&in, &ev));
+    /* A smaller event after a large one: the map holds only its keys. */
+    in.attrs = attrs + 1;
+    in.nattrs = 1;
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_encode(enc, &in, &buf, &len, err, sizeof err),
+        TL_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT(events_equal(&in, &ev));
+    tl_event_decoder_free(d);
+    tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+    free(val);
+}
+
+static void test_read_file(void)
+{
+    char err[TL_ERRSZ];
+    size_t len = 0;
+    char *dir = tl_test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/s.avsc", dir);
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    /* Larger than the first buffer, with a NUL inside. */
+    for (int i = 0; i < 10000; i++) fputc(i == 5 ? 0 : 'a' + i % 26, f);
+    fclose(f);
+    char *s = tl_read_file(path, &len, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(len, 10000);
+    CU_ASSERT_EQUAL(s[10000], '\0');
+    CU_ASSERT_EQUAL(s[5], '\0');
+    CU_ASSERT_EQUAL(s[9999], 'a' + 9999 % 26);
+    free(s);
+
+    snprintf(path, sizeof path, "%s/missing.avsc", dir);
+    CU_ASSERT_PTR_NULL(tl_read_file(path, &len, err, sizeof err));
+    char want[4200];
+    snprintf(want, sizeof want, "cannot open %s: No such file or directory",
+             path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    CU_ASSERT_PTR_NULL(tl_read_file(dir, NULL, err, sizeof err));
+    snprintf(want, sizeof want, "cannot read %s: Is a directory", dir);
+    CU_ASSERT_STRING_EQUAL(err, want);
+
+    /* The schema file on disk matches the built-in one. */
+    s = tl_read_file(tl_test_src("schemas/interaction_event.avsc"), &len, err,
+                     sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, tl_schema_interaction_event);
+    free(s);
+    tl_test_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("event_channel", NULL, NULL);
+    CU_add_test(s, "channel and reject names", test_channel_names);
+    s = CU_add_suite("event_avro", NULL, NULL);
+    CU_add_test(s, "hand-written Avro bytes", test_avro_handmade);
+    CU_add_test(s, "encode/decode all fields", test_avro_roundtrip);
+    CU_add_test(s, "nulls and empty attrs", test_avro_nulls);
+    CU_add_test(s, "truncated at every length", test_avro_truncated);
+    CU_add_test(s, "trailing bytes", test_avro_trailing);
+    CU_add_test(s, "corrupt lengths and indexes", test_avro_corrupt);
+    CU_add_test(s, "empty customer", test_avro_missing_customer);
+    CU_add_test(s, "writer with extra field", test_avro_writer_extra_field);
+    CU_add_test(s, "writer lacking fields", test_avro_writer_lacks_fields);
+    CU_add_test(s, "bad and incompatible schemas", test_avro_bad_schemas);
+    s = CU_add_suite("event_json", NULL, NULL);
+    CU_add_test(s, "dataset line", test_json_line);
+    CU_add_test(s, "attrs formatting", test_json_attr_formatting);
+    CU_add_test(s, "errors and missing customer", test_json_errors);
+    CU_add_test(s, "JSON decoder", test_json_decoder);
+    CU_add_test(s, "slice JSON->Avro->event", test_json_slice_roundtrip);
+    s = CU_add_suite("event_names", NULL, NULL);
+    CU_add_test(s, "resolve", test_resolve);
+    CU_add_test(s, "fetch", test_fetch);
+    s = CU_add_suite("event_misc", NULL, NULL);
+    CU_add_test(s, "arena reuse", test_arena_reuse);
+    CU_add_test(s, "encoder errors", test_encoder_errors);
+    CU_add_test(s, "encoder buffer growth", test_encoder_growth);
+    CU_add_test(s, "tl_read_file", test_read_file);
+    return tl_test_run();
+}
