@@ -1,0 +1,314 @@
+#include "state.h"
+
+#include <string.h>
+
+tl_wm *tl_vec_wm(tl_vec *v, const char *topic, int32_t partition)
+{
+    const tl_wm *w = tl_vec_wm_find(v, topic, partition);
+    if (w) return (tl_wm *)w;
+    v->wm = tl_xrealloc(v->wm, (v->nwm + 1) * sizeof *v->wm);
+    tl_wm *n = &v->wm[v->nwm++];
+    n->topic = tl_xstrdup(topic);
+    n->partition = partition;
+    n->applied = n->stored = -1;
+    return n;
+}
+
+const tl_wm *tl_vec_wm_find(const tl_vec *v, const char *topic,
+                            int32_t partition)
+{
+    for (size_t i = 0; i < v->nwm; i++)
+        if (v->wm[i].partition == partition &&
+            strcmp(v->wm[i].topic, topic) == 0)
+            return &v->wm[i];
+    return NULL;
+}
+
+static void free_wms(tl_vec *v)
+{
+    for (size_t i = 0; i < v->nwm; i++) free(v->wm[i].topic);
+    free(v->wm);
+    v->wm = NULL;
+    v->nwm = 0;
+}
+
+void tl_vec_reset(tl_vec *v, const tl_layout *l)
+{
+    memset(v->block, 0, l->block_size);
+    free_wms(v);
+    v->dirty = 0;
+}
+
+static int name_is(const char *name, const char *s, size_t len)
+{
+    return strlen(name) == len && memcmp(name, s, len) == 0;
+}
+
+int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
+                      size_t flen, const char *val, size_t vlen, char *err,
+                      size_t errsz)
+{
+    if (flen < 3 || field[0] != '_' || field[2] != ':') return TL_OK;
+    const char *name = field + 3;
+    size_t nlen = flen - 3;
+    switch (field[1]) {
+    case 'f':
+        for (size_t i = 0; i < l->nfeatures; i++)
+            if (name_is(l->features[i].name, name, nlen))
+                return tl_feature_load(&l->features[i], v->block, val, vlen,
+                                       err, errsz);
+        return TL_OK;
+    case 'r':
+        for (size_t i = 0; i < l->nrules; i++)
+            if (name_is(l->rules[i].name, name, nlen))
+                return tl_rule_load(&l->rules[i], v->block, val, vlen, err,
+                                    errsz);
+        return TL_OK;
+    case 'o': {
+        /* _o:<topic>:<partition>; topic names cannot contain ':'. */
+        const char *colon = memchr(name, ':', nlen);
+        int64_t part, off;
+        if (!colon ||
+            tl_parse_i64(colon + 1, (size_t)(name + nlen - colon - 1), &part) ||
+            part < 0 || part > INT32_MAX || tl_parse_i64(val, vlen, &off))
+            return tl_errf(err, errsz, TL_ERR_DECODE,
+                           "malformed watermark field '%.*s' = '%.*s'",
+                           (int)flen, field, (int)(vlen > 40 ? 40 : vlen), val);
+        char topic[256];
+        size_t tlen = (size_t)(colon - name);
+        if (tlen >= sizeof topic) return TL_OK;
+        memcpy(topic, name, tlen);
+        topic[tlen] = '\0';
+        tl_wm *w = tl_vec_wm(v, topic, (int32_t)part);
+        w->applied = w->stored = off;
+        return TL_OK;
+    }
+    default:
+        return TL_OK;
+    }
+}
+
+size_t tl_vec_max_fields(const tl_layout *l)
+{
+    return 2 * l->nfeatures + l->nrules;
+}
+
+static const char *cat(tl_arena *a, const char *pre, const char *name,
+                       size_t *len)
+{
+    size_t pl = strlen(pre), nl = strlen(name);
+    char *s = tl_arena_alloc(a, pl + nl + 1);
+    memcpy(s, pre, pl);
+    memcpy(s + pl, name, nl + 1);
+    *len = pl + nl;
+    return s;
+}
+
+size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
+                     const char **fields, size_t *flens, const char **vals,
+                     size_t *vlens)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->nfeatures; i++) {
+        const tl_feature *f = &l->features[i];
+        char num[TL_NUMBUF];
+        /* Readable first: most values fit the small buffer, long strings are
+         * formatted again at their full length. */
+        int rl = tl_feature_format(f, v->block, num, sizeof num);
+        if (rl < 0) continue; /* never set: no fields at all */
+        char *r = tl_arena_alloc(arena, (size_t)rl + 1);
+        tl_feature_format(f, v->block, r, (size_t)rl + 1);
+        fields[n] = f->name;
+        flens[n] = strlen(f->name);
+        vals[n] = r;
+        vlens[n++] = (size_t)rl;
+
+        char *s = tl_arena_alloc(arena, tl_feature_save_size(f));
+        vlens[n] = tl_feature_save(f, v->block, s);
+        vals[n] = s;
+        fields[n] = cat(arena, "_f:", f->name, &flens[n]);
+        n++;
+    }
+    for (size_t i = 0; i < l->nrules; i++) {
+        const tl_rule *r = &l->rules[i];
+        const unsigned char *s = v->block + r->offset;
+        size_t k = 0;
+        while (k < r->size && !s[k]) k++;
+        if (k == r->size) continue; /* untouched rule state */
+        char *t = tl_arena_alloc(arena, tl_rule_save_size(r));
+        vlens[n] = tl_rule_save(r, v->block, t);
+        vals[n] = t;
+        fields[n] = cat(arena, "_r:", r->name, &flens[n]);
+        n++;
+    }
+    return n;
+}
+
+char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,
+                   size_t idlen, size_t *keylen)
+{
+    size_t pl = strlen(prefix);
+    char *k = tl_arena_alloc(arena, pl + idlen + 6);
+    memcpy(k, prefix, pl);
+    memcpy(k + pl, "cx:{", 4);
+    memcpy(k + pl + 4, id, idlen);
+    memcpy(k + pl + 4 + idlen, "}", 2);
+    *keylen = pl + idlen + 5;
+    return k;
+}
+
+/* ---- cache: open addressing (linear probing) + LRU list ----------------- */
+
+struct tl_cache {
+    const tl_layout *layout;
+    size_t max, count, cap; /* cap: power of two */
+    tl_vec **slots;
+    tl_vec *head, *tail;    /* LRU: head most recent */
+};
+
+static uint64_t hash_id(const char *id, size_t len)
+{
+    return tl_fnv1a(TL_FNV_OFFSET, id, len);
+}
+
+tl_cache *tl_cache_new(const tl_layout *l, size_t max)
+{
+    tl_cache *c = tl_xcalloc(1, sizeof *c);
+    c->layout = l;
+    c->max = max ? max : 1;
+    c->cap = 64;
+    while (c->cap < c->max * 2 && c->cap < ((size_t)1 << 30)) c->cap <<= 1;
+    c->slots = tl_xcalloc(c->cap, sizeof *c->slots);
+    return c;
+}
+
+static void vec_free(tl_vec *v)
+{
+    free_wms(v);
+    free(v->customer_id);
+    free(v->block);
+    free(v);
+}
+
+static void lru_unlink(tl_cache *c, tl_vec *v)
+{
+    if (v->prev) v->prev->next = v->next; else c->head = v->next;
+    if (v->next) v->next->prev = v->prev; else c->tail = v->prev;
+    v->prev = v->next = NULL;
+}
+
+static void lru_push(tl_cache *c, tl_vec *v)
+{
+    v->prev = NULL;
+    v->next = c->head;
+    if (c->head) c->head->prev = v;
+    c->head = v;
+    if (!c->tail) c->tail = v;
+}
+
+static void grow(tl_cache *c)
+{
+    size_t ncap = c->cap * 2;
+    tl_vec **ns = tl_xcalloc(ncap, sizeof *ns);
+    for (size_t i = 0; i < c->cap; i++) {
+        tl_vec *v = c->slots[i];
+        if (!v) continue;
+        size_t j = v->hash & (ncap - 1);
+        while (ns[j]) j = (j + 1) & (ncap - 1);
+        ns[j] = v;
+    }
+    free(c->slots);
+    c->slots = ns;
+    c->cap = ncap;
+}
+
+static size_t find_slot(const tl_cache *c, const char *id, size_t len,
+                        uint64_t h)
+{
+    size_t i = h & (c->cap - 1);
+    for (;;) {
+        tl_vec *v = c->slots[i];
+        if (!v || (v->hash == h && v->idlen == len &&
+                   memcmp(v->customer_id, id, len) == 0))
+            return i;
+        i = (i + 1) & (c->cap - 1);
+    }
+}
+
+tl_vec *tl_cache_get(tl_cache *c, const char *id, size_t idlen)
+{
+    uint64_t h = hash_id(id, idlen);
+    tl_vec *v = c->slots[find_slot(c, id, idlen, h)];
+    if (v && v != c->head) {
+        lru_unlink(c, v);
+        lru_push(c, v);
+    }
+    return v;
+}
+
+tl_vec *tl_cache_put(tl_cache *c, const char *id, size_t idlen)
+{
+    if ((c->count + 1) * 2 > c->cap) grow(c);
+    uint64_t h = hash_id(id, idlen);
+    size_t i = find_slot(c, id, idlen, h);
+    TL_ASSERT(!c->slots[i]);
+    tl_vec *v = tl_xcalloc(1, sizeof *v);
+    v->customer_id = tl_xstrndup(id, idlen);
+    v->idlen = idlen;
+    v->hash = h;
+    v->block = tl_xcalloc(1, c->layout->block_size);
+    c->slots[i] = v;
+    c->count++;
+    lru_push(c, v);
+    return v;
+}
+
+void tl_cache_remove(tl_cache *c, tl_vec *v)
+{
+    size_t i = find_slot(c, v->customer_id, v->idlen, v->hash);
+    TL_ASSERT(c->slots[i] == v);
+    /* Backward-shift deletion keeps probe chains intact without tombstones:
+     * entries after the hole move back unless their home slot lies
+     * cyclically in (hole, j]. */
+    size_t mask = c->cap - 1, j = i;
+    c->slots[i] = NULL;
+    for (;;) {
+        j = (j + 1) & mask;
+        tl_vec *w = c->slots[j];
+        if (!w) break;
+        size_t home = w->hash & mask;
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        c->slots[i] = w;
+        c->slots[j] = NULL;
+        i = j;
+    }
+    c->count--;
+    lru_unlink(c, v);
+    vec_free(v);
+}
+
+void tl_cache_trim(tl_cache *c)
+{
+    tl_vec *v = c->tail;
+    while (c->count > c->max && v) {
+        tl_vec *prev = v->prev;
+        if (!v->dirty) tl_cache_remove(c, v);
+        v = prev;
+    }
+}
+
+void tl_cache_clear(tl_cache *c)
+{
+    while (c->head) tl_cache_remove(c, c->head);
+}
+
+size_t tl_cache_size(const tl_cache *c) { return c->count; }
+
+void tl_cache_free(tl_cache *c)
+{
+    if (!c) return;
+    tl_cache_clear(c);
+    free(c->slots);
+    free(c);
+}

@@ -1,0 +1,104 @@
+/*
+ * state — a customer's vector in memory (feature and rule state block plus
+ * per-partition offset watermarks), the bounded LRU cache of vectors, and the
+ * vector's (de)serialization to Redis hash fields.  No I/O.
+ *
+ * Redis fields of one customer hash:
+ *   <feature>                 readable value (decimal text, strings verbatim)
+ *   _f:<feature>              feature state, exact (tl_feature_save)
+ *   _r:<rule>                 rule state (cooldown clock, edge/once memory)
+ *   _o:<topic>:<partition>    offset watermark: the last input offset applied
+ *
+ * Ownership: the cache owns its vectors (created by tl_cache_put, freed on
+ * eviction or tl_cache_free).  A vector pointer stays valid until it is
+ * evicted; dirty vectors are never evicted.
+ */
+#ifndef TL_STATE_H
+#define TL_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "feature.h"
+#include "rule.h"
+
+/* What makes up a vector: the config's features and rules. */
+typedef struct tl_layout {
+    const tl_feature *features;
+    size_t nfeatures;
+    const tl_rule *rules;
+    size_t nrules;
+    size_t block_size;
+} tl_layout;
+
+typedef struct tl_wm {
+    char *topic;        /* owned */
+    int32_t partition;
+    int64_t applied;    /* last offset applied to the vector, -1: none */
+    int64_t stored;     /* watermark as last read from / written to Redis */
+} tl_wm;
+
+typedef struct tl_vec {
+    char *customer_id;  /* owned, NUL-terminated */
+    size_t idlen;
+    unsigned char *block;
+    tl_wm *wm;
+    size_t nwm;
+    int dirty;          /* changed since the last flush */
+    /* cache bookkeeping */
+    uint64_t hash;
+    struct tl_vec *prev, *next; /* LRU list, most recent at the head */
+} tl_vec;
+
+/* Watermark of (topic, partition), created (applied = stored = -1) if
+ * absent. */
+tl_wm *tl_vec_wm(tl_vec *v, const char *topic, int32_t partition);
+/* Same without creating; NULL when absent. */
+const tl_wm *tl_vec_wm_find(const tl_vec *v, const char *topic,
+                            int32_t partition);
+
+/* Resets the block to "never seen" and drops watermarks. */
+void tl_vec_reset(tl_vec *v, const tl_layout *l);
+
+/* Applies a field read from Redis (HGETALL) to the vector.  Readable fields
+ * and fields of features or rules no longer configured are ignored.  Returns
+ * TL_OK, or TL_ERR_DECODE with a message for malformed internal state (the
+ * feature is then reset). */
+int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
+                      size_t flen, const char *val, size_t vlen, char *err,
+                      size_t errsz);
+
+/*
+ * Serializes the vector's fields (all but watermarks, which the store's
+ * compare-and-set writes) into arena-allocated strings, appending to the
+ * arrays (fields/flens/vals/vlens, each with room for tl_vec_max_fields).
+ * Returns the number of fields written.
+ */
+size_t tl_vec_max_fields(const tl_layout *l);
+size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
+                     const char **fields, size_t *flens, const char **vals,
+                     size_t *vlens);
+
+/* Redis key of a customer: <prefix>cx:{<customer_id>} into the arena. */
+char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,
+                   size_t idlen, size_t *keylen);
+
+typedef struct tl_cache tl_cache;
+
+/* max: customers kept; the cache may exceed it while vectors are dirty. */
+tl_cache *tl_cache_new(const tl_layout *l, size_t max);
+void tl_cache_free(tl_cache *c);
+/* Looks up and marks most recently used; NULL when absent. */
+tl_vec *tl_cache_get(tl_cache *c, const char *id, size_t idlen);
+/* Inserts a new vector (reset, not dirty) for an id that is absent. */
+tl_vec *tl_cache_put(tl_cache *c, const char *id, size_t idlen);
+/* Removes and frees one vector. */
+void tl_cache_remove(tl_cache *c, tl_vec *v);
+/* Evicts least recently used clean vectors until at most max remain. */
+void tl_cache_trim(tl_cache *c);
+/* Drops every vector (after a rebalance: others may have written them). */
+void tl_cache_clear(tl_cache *c);
+size_t tl_cache_size(const tl_cache *c);
+
+#endif

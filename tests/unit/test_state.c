@@ -1,0 +1,217 @@
+/* Vectors: Redis key and field encoding round trip, watermarks, the cache. */
+#include <CUnit/Basic.h>
+#include <string.h>
+
+#include "../support/testutil.h"
+#include "state.h"
+
+#define DAY 86400000LL
+
+static tl_feature feats[3];
+static tl_rule rules[1];
+static tl_layout layout;
+
+static tl_expr *compile(const char *src, const tl_expr_scope *sc, tl_type want)
+{
+    size_t off;
+    char err[256];
+    return tl_expr_compile(src, strlen(src), sc, want, &off, err, sizeof err);
+}
+
+static int suite_init(void)
+{
+    char err[256];
+    tl_expr_scope ev = {tl_event_resolve, NULL};
+    memset(feats, 0, sizeof feats);
+    memset(rules, 0, sizeof rules);
+    feats[0] = (tl_feature){.name = strdup("visits"), .kind = TL_FK_COUNT};
+    feats[1] = (tl_feature){.name = strdup("last_item"), .kind = TL_FK_LAST,
+                            .field = compile("item", &ev, TL_T_NULL)};
+    feats[2] = (tl_feature){.name = strdup("week"), .kind = TL_FK_WINDOW_COUNT,
+                            .window_ms = 7 * DAY, .resolution_ms = DAY};
+    for (int i = 0; i < 3; i++)
+        if (tl_feature_finish(&feats[i], err, sizeof err)) return 1;
+    size_t end = tl_features_layout(feats, 3, 0);
+    tl_names names = {feats, 3};
+    tl_expr_scope ns = TL_NAMES_SCOPE(&names);
+    rules[0] = (tl_rule){.name = strdup("hello"), .cond = compile("visits > 1", &ns, TL_T_BOOL)};
+    if (tl_rule_finish(&rules[0], err, sizeof err)) return 1;
+    end = tl_rules_layout(rules, 1, end);
+    layout = (tl_layout){feats, 3, rules, 1, end};
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    for (int i = 0; i < 3; i++) tl_feature_clear(&feats[i]);
+    tl_rule_clear(&rules[0]);
+    return 0;
+}
+
+static void feed(tl_vec *v, int64_t ts, const char *item)
+{
+    tl_event e;
+    memset(&e, 0, sizeof e);
+    e.event_id = "x";
+    e.customer_id = v->customer_id;
+    e.ts = ts;
+    e.type = "visit";
+    e.item = item;
+    for (int i = 0; i < 3; i++) tl_feature_apply(&feats[i], v->block, &e, tl_event_fetch, &e);
+    tl_eval_ctx ctx = {&e, feats, v->block};
+    tl_rule_eval(&rules[0], v->block, &e, tl_eval_fetch, &ctx);
+}
+
+static void test_key(void)
+{
+    tl_arena a;
+    tl_arena_init(&a, 256);
+    size_t len;
+    char *k = tl_state_key(&a, "tailor:", "1453", 4, &len);
+    CU_ASSERT_STRING_EQUAL(k, "tailor:cx:{1453}");
+    CU_ASSERT_EQUAL(len, strlen(k));
+    tl_arena_free(&a);
+}
+
+static void test_encode_load_roundtrip(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 10);
+    tl_vec *v = tl_cache_put(c, "c1", 2);
+    feed(v, 10 * DAY, "tea");
+    feed(v, 11 * DAY, "milk;2%");
+    feed(v, 12 * DAY, NULL);
+    tl_wm *w = tl_vec_wm(v, "interactions", 3);
+    w->applied = 41;
+
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    size_t maxf = tl_vec_max_fields(&layout);
+    CU_ASSERT_EQUAL(maxf, 7);
+    const char *f[7], *val[7];
+    size_t fl[7], vl[7];
+    size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl);
+    CU_ASSERT_EQUAL(n, 7);
+    const char *want[][2] = {
+        {"visits", "3"},          {"_f:visits", "1036800000;3"},
+        {"last_item", "milk;2%"}, {"_f:last_item", "950400000;milk;2%"},
+        {"week", "3"},            {"_f:week", "1036800000;12;1,1,1"},
+        {"_r:hello", "1;1036800000;1"},
+    };
+    for (size_t i = 0; i < n && i < 7; i++) {
+        CU_ASSERT_STRING_EQUAL(f[i], want[i][0]);
+        CU_ASSERT_EQUAL(fl[i], strlen(want[i][0]));
+        CU_ASSERT_STRING_EQUAL(val[i], want[i][1]);
+        CU_ASSERT_EQUAL(vl[i], strlen(want[i][1]));
+    }
+    /* What a restarted instance reads back equals what was written. */
+    tl_vec *u = tl_cache_put(c, "c2", 2);
+    char err[256];
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, f[i], fl[i], val[i], vl[i], err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:interactions:3", 17, "41", 2, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_f:removed_feature", 18, "1;1", 3, err, sizeof err), TL_OK);
+    CU_ASSERT(memcmp(u->block, v->block, layout.block_size) == 0);
+    const tl_wm *uw = tl_vec_wm_find(u, "interactions", 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(uw);
+    CU_ASSERT_EQUAL(uw->applied, 41);
+    CU_ASSERT_EQUAL(uw->stored, 41);
+    CU_ASSERT_PTR_NULL(tl_vec_wm_find(u, "interactions", 4));
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t", 4, "1", 1, err, sizeof err), TL_ERR_DECODE);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t:1", 6, "x", 1, err, sizeof err), TL_ERR_DECODE);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_f:visits", 9, "oops", 4, err, sizeof err), TL_ERR_DECODE);
+    tl_arena_free(&a);
+    tl_cache_free(c);
+}
+
+static void test_never_seen_encodes_nothing(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 10);
+    tl_vec *v = tl_cache_put(c, "c1", 2);
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    const char *f[7], *val[7];
+    size_t fl[7], vl[7];
+    CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &a, f, fl, val, vl), 0);
+    tl_arena_free(&a);
+    tl_cache_free(c);
+}
+
+static void test_cache_lru_and_dirty(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 3);
+    char id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        tl_cache_put(c, id, strlen(id));
+    }
+    CU_ASSERT_EQUAL(tl_cache_size(c), 5);
+    tl_cache_get(c, "c0", 2)->dirty = 1; /* most recent and pinned */
+    tl_cache_get(c, "c1", 2);            /* most recent */
+    tl_cache_trim(c);
+    CU_ASSERT_EQUAL(tl_cache_size(c), 3);
+    CU_ASSERT_PTR_NOT_NULL(tl_cache_get(c, "c0", 2));
+    CU_ASSERT_PTR_NOT_NULL(tl_cache_get(c, "c1", 2));
+    CU_ASSERT_PTR_NOT_NULL(tl_cache_get(c, "c4", 2));
+    CU_ASSERT_PTR_NULL(tl_cache_get(c, "c2", 2));
+    CU_ASSERT_PTR_NULL(tl_cache_get(c, "c3", 2));
+    /* Dirty vectors survive even when over the limit. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "c%d", i == 2 ? 4 : i);
+        tl_cache_get(c, id, strlen(id))->dirty = 1;
+    }
+    tl_cache_put(c, "c9", 2);
+    tl_cache_trim(c);
+    CU_ASSERT_EQUAL(tl_cache_size(c), 3);
+    CU_ASSERT_PTR_NULL(tl_cache_get(c, "c9", 2));
+    tl_cache_clear(c);
+    CU_ASSERT_EQUAL(tl_cache_size(c), 0);
+    tl_cache_free(c);
+}
+
+/* Random puts and removes against a plain array: the open-addressing table
+ * with backward-shift deletion must never lose or invent an entry. */
+static void test_cache_random_ops(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 100000);
+    enum { N = 3000 };
+    static char present[N];
+    memset(present, 0, sizeof present);
+    unsigned seed = 12345;
+    char id[16];
+    size_t count = 0;
+    for (int op = 0; op < 60000; op++) {
+        seed = seed * 1103515245u + 12345u;
+        int k = (int)((seed >> 8) % N);
+        snprintf(id, sizeof id, "k%d", k);
+        tl_vec *v = tl_cache_get(c, id, strlen(id));
+        CU_ASSERT_EQUAL(v != NULL, present[k]);
+        if (v && (seed & 1)) {
+            tl_cache_remove(c, v);
+            present[k] = 0;
+            count--;
+        } else if (!v) {
+            v = tl_cache_put(c, id, strlen(id));
+            CU_ASSERT_STRING_EQUAL(v->customer_id, id);
+            present[k] = 1;
+            count++;
+        }
+        CU_ASSERT_EQUAL(tl_cache_size(c), count);
+    }
+    for (int k = 0; k < N; k++) {
+        snprintf(id, sizeof id, "k%d", k);
+        CU_ASSERT_EQUAL(tl_cache_get(c, id, strlen(id)) != NULL, present[k]);
+    }
+    tl_cache_free(c);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("state", suite_init, suite_clean);
+    CU_add_test(s, "redis key", test_key);
+    CU_add_test(s, "encode, load: exact round trip", test_encode_load_roundtrip);
+    CU_add_test(s, "a never-seen vector encodes no field", test_never_seen_encodes_nothing);
+    CU_add_test(s, "cache LRU keeps dirty vectors", test_cache_lru_and_dirty);
+    CU_add_test(s, "cache random operations", test_cache_random_ops);
+    return tl_test_run();
+}
