@@ -1,0 +1,1596 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common.h"
+#include "schemas.h"
+
+/*
+ * The loader parses the whole file into a libyaml document (node tree with
+ * marks), then walks it section by section.  Every node keeps the start mark
+ * libyaml gave it, so every message can name FILE:LINE:COL.  Expressions and
+ * templates report a byte offset inside the *decoded* scalar; to turn that
+ * into a file position the scalar is decoded a second time from the raw text
+ * (srcmap below), recording where each decoded byte came from.
+ */
+
+#define NAME_MAX_LEN 64
+#define MAX_LENGTH_LIMIT 4096
+#define MAX_KEYS 16
+#define TIMEOUT_MAX INT64_C(3600000) /* 1h */
+
+/* tl_expr keeps no source text, so the summary needs its own copy. */
+typedef struct feat_text {
+    char *where, *field;
+} feat_text;
+typedef struct rule_text {
+    char *when, *cond, *message;
+} rule_text;
+struct tl_config_text {
+    feat_text *features; /* parallel to tl_config.features */
+    rule_text *rules;    /* parallel to tl_config.rules */
+};
+
+typedef struct loader {
+    const char *name;   /* file name for messages */
+    const char *src;    /* raw text, for positions inside scalars */
+    size_t srclen;
+    const char *dir;    /* prefix for relative paths: "" or "dir/" */
+    yaml_document_t doc;
+    tl_config *c;
+    yaml_node_t **fname; /* name nodes of features, for duplicates */
+    yaml_node_t **rname; /* name nodes of triggers */
+    char *err;
+    size_t errsz;
+} loader;
+
+/* ---- errors ------------------------------------------------------------- */
+
+static int fail_at(loader *L, size_t line, size_t col, const char *fmt, ...)
+    TL_PRINTF(4, 5);
+static int fail_at(loader *L, size_t line, size_t col, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tl_errf(L->err, L->errsz, TL_ERR_CONFIG, "%s:%zu:%zu: %s", L->name,
+                   line, col, msg);
+}
+
+#define fail_mark(L, m, ...)                                                   \
+    fail_at(L, (m).line + 1, (m).column + 1, __VA_ARGS__)
+#define fail_node(L, n, ...) fail_mark(L, (n)->start_mark, __VA_ARGS__)
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static size_t scalar_len(const yaml_node_t *n) { return n->data.scalar.length; }
+
+static size_t seq_len(const yaml_node_t *n)
+{
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static yaml_node_t *seq_item(loader *L, const yaml_node_t *n, size_t i)
+{
+    return yaml_document_get_node(&L->doc, n->data.sequence.items.start[i]);
+}
+
+/* A plain scalar that YAML reads as null: nothing at all, ~ or null. */
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE ||
+        n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = scalar(n);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
+           !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+/* What the user wrote, for "got ..." in messages: the value quoted (short
+ * and printable), or the kind of node. */
+static const char *describe(const yaml_node_t *n, char *buf, size_t size)
+{
+    if (n->type == YAML_MAPPING_NODE) return "a mapping";
+    if (n->type == YAML_SEQUENCE_NODE) return "a list";
+    if (is_null(n)) return *scalar(n) ? "null" : "nothing";
+    size_t len = scalar_len(n), max = 60, o = 0;
+    if (size < max + 8) max = size > 8 ? size - 8 : 0;
+    buf[o++] = '\'';
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char ch = (unsigned char)scalar(n)[i];
+        buf[o++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    if (len > max) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---- positions inside scalars ------------------------------------------ */
+
+/* Bytes of the line break at p (libyaml's set: LF, CR, CRLF, NEL, LS, PS). */
+static size_t brk(const char *s, size_t n, size_t p)
+{
+    if (p >= n) return 0;
+    unsigned char c = (unsigned char)s[p];
+    if (c == '\n') return 1;
+    if (c == '\r') return p + 1 < n && s[p + 1] == '\n' ? 2 : 1;
+    if (c == 0xC2 && p + 1 < n && (unsigned char)s[p + 1] == 0x85) return 2;
+    if (c == 0xE2 && p + 2 < n && (unsigned char)s[p + 1] == 0x80 &&
+        ((unsigned char)s[p + 2] == 0xA8 || (unsigned char)s[p + 2] == 0xA9))
+        return 3;
+    return 0;
+}
+
+static int blank_at(const char *s, size_t n, size_t p)
+{
+    return p < n && (s[p] == ' ' || s[p] == '\t');
+}
+
+static size_t u8len(const char *s, size_t n, size_t p)
+{
+    unsigned char c = (unsigned char)s[p];
+    size_t w = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return p + w <= n ? w : n - p;
+}
+
+static size_t bom_len(const char *s, size_t n)
+{
+    return n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
+/* Raw byte offset of a libyaml mark (line/column count characters). */
+static int mark_offset(const loader *L, yaml_mark_t m, size_t *out)
+{
+    const char *s = L->src;
+    size_t n = L->srclen, p = bom_len(s, n), line = 0, col = 0;
+    while (line < m.line) {
+        if (p >= n) return -1;
+        size_t b = brk(s, n, p);
+        if (b) line++, p += b;
+        else p += u8len(s, n, p);
+    }
+    while (col < m.column) {
+        if (p >= n || brk(s, n, p)) return -1;
+        p += u8len(s, n, p);
+        col++;
+    }
+    *out = p;
+    return 0;
+}
+
+/* 1-based line and column of raw byte offset `off`. */
+static void offset_pos(const loader *L, size_t off, size_t *line, size_t *col)
+{
+    const char *s = L->src;
+    size_t n = L->srclen, p = bom_len(s, n);
+    *line = 1;
+    *col = 1;
+    while (p < off && p < n) {
+        size_t b = brk(s, n, p);
+        if (b) {
+            (*line)++;
+            *col = 1;
+            p += b;
+        } else {
+            (*col)++;
+            p += u8len(s, n, p);
+        }
+    }
+}
+
+/* The decoded scalar, rebuilt from the raw text, with the raw range each
+ * decoded byte came from. */
+typedef struct srcmap {
+    const char *s;
+    size_t n, p;       /* raw text and the read position */
+    size_t want;       /* decoding stops once this many bytes are out */
+    char *out;
+    size_t *at, *atend;
+    size_t len, cap;
+    int bad;           /* the raw text is not what the scalar says */
+} srcmap;
+
+static void emit(srcmap *m, const char *bytes, size_t nb, size_t from,
+                 size_t to)
+{
+    if (m->len + nb > m->cap) {
+        m->cap = (m->len + nb) * 2 + 16;
+        m->out = tl_xrealloc(m->out, m->cap);
+        m->at = tl_xrealloc(m->at, m->cap * sizeof *m->at);
+        m->atend = tl_xrealloc(m->atend, m->cap * sizeof *m->atend);
+    }
+    for (size_t i = 0; i < nb; i++) {
+        m->out[m->len] = bytes[i];
+        m->at[m->len] = from;
+        m->atend[m->len] = to;
+        m->len++;
+    }
+}
+
+static void emit_char(srcmap *m)
+{
+    size_t w = u8len(m->s, m->n, m->p);
+    emit(m, m->s + m->p, w, m->p, m->p + w);
+    m->p += w;
+}
+
+/* A line break as a scalar holds it: LS and PS stay, the others are LF. */
+static void emit_break(srcmap *m, size_t at)
+{
+    size_t b = brk(m->s, m->n, at);
+    if (b == 3) emit(m, m->s + at, 3, at, at + 3);
+    else emit(m, "\n", 1, at, at + b);
+}
+
+/* Folds a run of blanks and line breaks at m->p as YAML plain and quoted
+ * scalars do: blanks alone stay; one break becomes a space; n breaks become
+ * n-1 newlines; indentation is dropped.  `escaped`: the run follows a
+ * backslash-escaped line break (double quotes), which adds nothing itself. */
+static void fold(srcmap *m, int escaped)
+{
+    const char *s = m->s;
+    size_t n = m->n, lead = 0, q = m->p, ntrail = 0;
+    int lead_lf = 0;
+    if (!escaped) {
+        while (blank_at(s, n, q)) q++;
+        size_t b = brk(s, n, q);
+        if (!b) {
+            for (size_t i = m->p; i < q; i++) emit(m, s + i, 1, i, i + 1);
+            m->p = q;
+            return;
+        }
+        lead = q;
+        lead_lf = b != 3;
+        if (!lead_lf) emit_break(m, lead);
+        q += b;
+    }
+    for (;;) {
+        while (blank_at(s, n, q)) q++;
+        size_t b = brk(s, n, q);
+        if (!b) break;
+        emit_break(m, q);
+        ntrail++;
+        q += b;
+    }
+    if (!escaped && lead_lf && !ntrail) emit(m, " ", 1, lead, lead + 1);
+    m->p = q;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+static void utf8_put(char *b, size_t *nb, unsigned long cp)
+{
+    if (cp < 0x80) {
+        b[0] = (char)cp;
+        *nb = 1;
+    } else if (cp < 0x800) {
+        b[0] = (char)(0xC0 | (cp >> 6));
+        b[1] = (char)(0x80 | (cp & 0x3F));
+        *nb = 2;
+    } else if (cp < 0x10000) {
+        b[0] = (char)(0xE0 | (cp >> 12));
+        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (cp & 0x3F));
+        *nb = 3;
+    } else {
+        b[0] = (char)(0xF0 | (cp >> 18));
+        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[3] = (char)(0x80 | (cp & 0x3F));
+        *nb = 4;
+    }
+}
+
+/* One backslash escape of a double-quoted scalar at m->p. */
+static void escape(srcmap *m)
+{
+    const char *s = m->s;
+    size_t n = m->n, p = m->p;
+    if (p + 1 >= n) {
+        m->bad = 1;
+        return;
+    }
+    char b[4];
+    size_t nb = 1, hex = 0;
+    switch (s[p + 1]) {
+    case '0': b[0] = '\0'; break;
+    case 'a': b[0] = '\a'; break;
+    case 'b': b[0] = '\b'; break;
+    case 't': case '\t': b[0] = '\t'; break;
+    case 'n': b[0] = '\n'; break;
+    case 'v': b[0] = '\v'; break;
+    case 'f': b[0] = '\f'; break;
+    case 'r': b[0] = '\r'; break;
+    case 'e': b[0] = '\x1b'; break;
+    case ' ': case '"': case '/': case '\\': case '\'': b[0] = s[p + 1]; break;
+    case 'N': memcpy(b, "\xC2\x85", nb = 2); break;
+    case '_': memcpy(b, "\xC2\xA0", nb = 2); break;
+    case 'L': memcpy(b, "\xE2\x80\xA8", nb = 3); break;
+    case 'P': memcpy(b, "\xE2\x80\xA9", nb = 3); break;
+    case 'x': hex = 2; break;
+    case 'u': hex = 4; break;
+    case 'U': hex = 8; break;
+    default: m->bad = 1; return;
+    }
+    if (hex) {
+        unsigned long cp = 0;
+        for (size_t i = 0; i < hex; i++) {
+            int v = p + 2 + i < n ? hexval(s[p + 2 + i]) : -1;
+            if (v < 0) {
+                m->bad = 1;
+                return;
+            }
+            cp = cp * 16 + (unsigned long)v;
+        }
+        utf8_put(b, &nb, cp);
+    }
+    emit(m, b, nb, p, p + 2 + hex);
+    m->p = p + 2 + hex;
+}
+
+static void decode_plain(srcmap *m)
+{
+    while (m->len < m->want && m->p < m->n && !m->bad) {
+        if (blank_at(m->s, m->n, m->p) || brk(m->s, m->n, m->p)) fold(m, 0);
+        else emit_char(m);
+    }
+}
+
+static void decode_quoted(srcmap *m, int dbl)
+{
+    const char *s = m->s;
+    m->p++; /* opening quote */
+    while (m->len < m->want && m->p < m->n && !m->bad) {
+        char ch = s[m->p];
+        if (!dbl && ch == '\'') {
+            if (m->p + 1 < m->n && s[m->p + 1] == '\'') {
+                emit(m, "'", 1, m->p, m->p + 2);
+                m->p += 2;
+            } else break;
+        } else if (dbl && ch == '"') {
+            break;
+        } else if (dbl && ch == '\\' && brk(s, m->n, m->p + 1)) {
+            m->p += 1 + brk(s, m->n, m->p + 1);
+            fold(m, 1);
+        } else if (dbl && ch == '\\') {
+            escape(m);
+        } else if (blank_at(s, m->n, m->p) || brk(s, m->n, m->p)) {
+            fold(m, 0);
+        } else {
+            emit_char(m);
+        }
+    }
+}
+
+/* Skips the indentation of the lines at *p, collecting empty lines' breaks
+ * in trail; returns the column reached on the first line with content
+ * (below `indent` when the scalar has ended). */
+static size_t block_breaks(const char *s, size_t n, size_t *p, size_t indent,
+                           size_t **trail, size_t *ntrail, size_t *cap)
+{
+    for (;;) {
+        size_t col = 0;
+        while (col < indent && *p < n && s[*p] == ' ') (*p)++, col++;
+        size_t b = brk(s, n, *p);
+        if (!b) return col;
+        if (*ntrail == *cap) {
+            *cap = *cap * 2 + 8;
+            *trail = tl_xrealloc(*trail, *cap * sizeof **trail);
+        }
+        (*trail)[(*ntrail)++] = *p;
+        *p += b;
+    }
+}
+
+/* Literal (|) and folded (>) block scalars with an auto-detected
+ * indentation.  An explicit indentation indicator is relative to the parent
+ * node's indentation, which the raw text alone does not tell: give up. */
+static void decode_block(srcmap *m, int folded)
+{
+    const char *s = m->s;
+    size_t n = m->n, p = m->p + 1;
+    while (p < n && (s[p] == '+' || s[p] == '-' ||
+                     (s[p] >= '0' && s[p] <= '9'))) {
+        if (s[p] >= '0' && s[p] <= '9') {
+            m->bad = 1;
+            return;
+        }
+        p++;
+    }
+    while (blank_at(s, n, p)) p++;
+    if (p < n && s[p] == '#')
+        while (p < n && !brk(s, n, p)) p++;
+    p += brk(s, n, p);
+
+    /* Indentation: the deepest of the leading empty lines and the first
+     * content line, at least 1. */
+    size_t indent = 1;
+    for (size_t q = p;;) {
+        size_t k = 0;
+        while (q + k < n && s[q + k] == ' ') k++;
+        if (k > indent) indent = k;
+        size_t b = brk(s, n, q + k);
+        if (!b) break;
+        q += k + b;
+    }
+
+    size_t *trail = NULL, ntrail = 0, cap = 0, lead = 0;
+    int has_lead = 0, leading_blank = 0;
+    size_t col = block_breaks(s, n, &p, indent, &trail, &ntrail, &cap);
+    while (col == indent && p < n && m->len < m->want) {
+        int tb = blank_at(s, n, p);
+        if (folded && has_lead && brk(s, n, lead) != 3 && !leading_blank &&
+            !tb) {
+            if (!ntrail) emit(m, " ", 1, lead, lead + 1);
+        } else if (has_lead) {
+            emit_break(m, lead);
+        }
+        for (size_t i = 0; i < ntrail; i++) emit_break(m, trail[i]);
+        ntrail = 0;
+        has_lead = 0;
+        leading_blank = tb;
+        m->p = p;
+        while (m->p < n && !brk(s, n, m->p)) emit_char(m);
+        p = m->p;
+        if (brk(s, n, p)) {
+            lead = p;
+            has_lead = 1;
+            p += brk(s, n, p);
+        }
+        col = block_breaks(s, n, &p, indent, &trail, &ntrail, &cap);
+    }
+    /* Clip and keep chomping add the final breaks; comparing only the
+     * scalar's length makes strip work too. */
+    if (has_lead) emit_break(m, lead);
+    for (size_t i = 0; i < ntrail; i++) emit_break(m, trail[i]);
+    free(trail);
+    m->p = p;
+}
+
+/*
+ * File position of byte `off` of scalar node n's value.  If the raw text
+ * does not decode to the scalar's value (an unusual encoding, an explicit
+ * indentation indicator), the scalar's own start is the best answer left.
+ */
+static void scalar_pos(const loader *L, const yaml_node_t *n, size_t off,
+                       size_t *line, size_t *col)
+{
+    *line = n->start_mark.line + 1;
+    *col = n->start_mark.column + 1;
+    size_t p;
+    if (!L->src || mark_offset(L, n->start_mark, &p) != 0) return;
+    srcmap m = {.s = L->src, .n = L->srclen, .want = scalar_len(n)};
+    /* The node's start mark is that of its anchor or tag, if any. */
+    while (p < m.n && (m.s[p] == '&' || m.s[p] == '!')) {
+        while (p < m.n && !blank_at(m.s, m.n, p) && !brk(m.s, m.n, p)) p++;
+        while (blank_at(m.s, m.n, p) || brk(m.s, m.n, p))
+            p += brk(m.s, m.n, p) ? brk(m.s, m.n, p) : 1;
+    }
+    m.p = p;
+    size_t content = p;
+    char want = 0;
+    switch (n->data.scalar.style) {
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE: want = '\''; break;
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: want = '"'; break;
+    case YAML_LITERAL_SCALAR_STYLE: want = '|'; break;
+    case YAML_FOLDED_SCALAR_STYLE: want = '>'; break;
+    default: break;
+    }
+    if (want && (p >= m.n || m.s[p] != want)) return;
+    switch (n->data.scalar.style) {
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+        decode_quoted(&m, want == '"');
+        content++;
+        break;
+    case YAML_LITERAL_SCALAR_STYLE:
+    case YAML_FOLDED_SCALAR_STYLE:
+        decode_block(&m, want == '>');
+        break;
+    default:
+        decode_plain(&m);
+        break;
+    }
+    if (!m.bad && m.len >= m.want &&
+        (m.want == 0 || !memcmp(m.out, scalar(n), m.want))) {
+        size_t raw = off < m.want ? m.at[off]
+                     : m.want   ? m.atend[m.want - 1]
+                                : content;
+        offset_pos(L, raw, line, col);
+    }
+    free(m.out);
+    free(m.at);
+    free(m.atend);
+}
+
+/* ---- typed values -------------------------------------------------------- */
+
+static int get_str(loader *L, const yaml_node_t *n, const char *path,
+                   int allow_empty, char **out)
+{
+    char got[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail_node(L, n, "%s: expected a %sstring, got %s", path,
+                         allow_empty ? "" : "non-empty ",
+                         describe(n, got, sizeof got));
+    if (memchr(scalar(n), '\0', scalar_len(n)))
+        return fail_node(L, n, "%s: expected a string without NUL characters",
+                         path);
+    if (!allow_empty && !scalar_len(n))
+        return fail_node(L, n, "%s: expected a non-empty string, got ''", path);
+    free(*out);
+    *out = tl_xstrndup(scalar(n), scalar_len(n));
+    return TL_OK;
+}
+
+static int get_int(loader *L, const yaml_node_t *n, const char *path,
+                   int64_t min, int64_t max, int64_t *out)
+{
+    char got[96], want[96];
+    if (max == INT64_MAX)
+        snprintf(want, sizeof want, "an integer >= %lld", (long long)min);
+    else
+        snprintf(want, sizeof want, "an integer from %lld to %lld",
+                 (long long)min, (long long)max);
+    int64_t v;
+    int ok = n->type == YAML_SCALAR_NODE && scalar_len(n) > 0;
+    if (ok) {
+        const char *s = scalar(n);
+        size_t i = s[0] == '-';
+        if (i == scalar_len(n)) ok = 0;
+        for (; ok && i < scalar_len(n); i++)
+            if (s[i] < '0' || s[i] > '9') ok = 0;
+    }
+    if (!ok || tl_parse_i64(scalar(n), scalar_len(n), &v) != 0 || v < min ||
+        v > max)
+        return fail_node(L, n, "%s: expected %s, got %s", path, want,
+                         describe(n, got, sizeof got));
+    *out = v;
+    return TL_OK;
+}
+
+/* 0 ok, -1 syntax, -2 too large. */
+static int parse_duration(const char *s, size_t len, int64_t *ms)
+{
+    size_t i = 0;
+    int64_t v = 0;
+    int over = 0;
+    if (!len || s[0] < '0' || s[0] > '9') return -1;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        int d = s[i] - '0';
+        if (v > (INT64_MAX - d) / 10) over = 1;
+        else v = v * 10 + d;
+    }
+    const char *u = s + i;
+    size_t ulen = len - i;
+    int64_t mult;
+    if (!ulen) {
+        if (over || v) return -1;
+        *ms = 0;
+        return 0;
+    }
+    if (ulen == 2 && !memcmp(u, "ms", 2)) mult = 1;
+    else if (ulen == 1 && *u == 's') mult = 1000;
+    else if (ulen == 1 && *u == 'm') mult = 60 * 1000;
+    else if (ulen == 1 && *u == 'h') mult = 3600 * 1000;
+    else if (ulen == 1 && *u == 'd') mult = INT64_C(86400000);
+    else if (ulen == 1 && *u == 'w') mult = INT64_C(604800000);
+    else return -1;
+    if (over || v > INT64_MAX / mult) return -2;
+    *ms = v * mult;
+    return 0;
+}
+
+int tl_parse_duration(const char *s, int64_t *ms)
+{
+    int64_t v;
+    if (!s || parse_duration(s, strlen(s), &v) != 0) return -1;
+    *ms = v;
+    return 0;
+}
+
+/* Shortest exact spelling of a duration ("30d", "100ms", "0"). */
+static const char *fmt_duration(int64_t ms, char *buf, size_t size)
+{
+    static const struct {
+        const char *u;
+        int64_t m;
+    } units[] = {{"w", INT64_C(604800000)}, {"d", INT64_C(86400000)},
+                 {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+    if (ms == 0) {
+        snprintf(buf, size, "0");
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms % units[i].m == 0) {
+            snprintf(buf, size, "%lld%s", (long long)(ms / units[i].m),
+                     units[i].u);
+            break;
+        }
+    return buf;
+}
+
+/* positive: the duration must be above 0; max: upper bound or 0 for none
+ * (timeouts end up as int milliseconds in librdkafka and hiredis calls). */
+static int get_duration(loader *L, const yaml_node_t *n, const char *path,
+                        int positive, int64_t max, int64_t *out)
+{
+    char got[96];
+    int64_t v;
+    int rc = n->type == YAML_SCALAR_NODE && !is_null(n)
+                 ? parse_duration(scalar(n), scalar_len(n), &v)
+                 : -1;
+    if (rc == -2)
+        return fail_node(L, n, "%s: duration %s is too large", path,
+                         describe(n, got, sizeof got));
+    if (rc != 0)
+        return fail_node(L, n,
+                         "%s: bad duration %s (expected a number and a unit: "
+                         "ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)",
+                         path, describe(n, got, sizeof got));
+    if (positive && v == 0)
+        return fail_node(L, n, "%s: expected a duration above 0, got '0'",
+                         path);
+    if (max && v > max) {
+        char d[32];
+        return fail_node(L, n, "%s: expected a duration of at most %s, got %s",
+                         path, fmt_duration(max, d, sizeof d),
+                         describe(n, got, sizeof got));
+    }
+    *out = v;
+    return TL_OK;
+}
+
+/*
+ * Checks mapping `map` against the allowed `keys` (unknown and duplicate keys
+ * are errors) and sets vals[i] to the value of keys[i] or NULL.  `where`
+ * names the mapping in messages ("kafka", "features[2]"); NULL for the top
+ * level, whose keys are sections.
+ */
+static int read_map(loader *L, yaml_node_t *map, const char *where,
+                    const char *const *keys, size_t nkeys, yaml_node_t **vals)
+{
+    yaml_node_t *knodes[MAX_KEYS] = {0};
+    TL_ASSERT(nkeys <= MAX_KEYS);
+    for (size_t i = 0; i < nkeys; i++) vals[i] = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(&L->doc, pr->value);
+        char got[96];
+        if (k->type != YAML_SCALAR_NODE)
+            return fail_node(L, k, "expected a key name %s%s, got %s",
+                             where ? "in " : "at the top level",
+                             where ? where : "", describe(k, got, sizeof got));
+        size_t i = 0;
+        while (i < nkeys && strcmp(keys[i], scalar(k)) != 0) i++;
+        if (i == nkeys) {
+            char list[256] = "";
+            for (size_t j = 0; j < nkeys; j++)
+                snprintf(list + strlen(list), sizeof list - strlen(list),
+                         "%s%s", j ? ", " : "", keys[j]);
+            if (!where)
+                return fail_node(L, k,
+                                 "unknown section %s (expected one of: %s)",
+                                 describe(k, got, sizeof got), list);
+            return fail_node(L, k, "unknown key %s in %s (expected one of: %s)",
+                             describe(k, got, sizeof got), where, list);
+        }
+        if (knodes[i])
+            return fail_node(L, k, "duplicate key '%s'%s%s (first at %zu:%zu)",
+                             keys[i], where ? " in " : "", where ? where : "",
+                             knodes[i]->start_mark.line + 1,
+                             knodes[i]->start_mark.column + 1);
+        knodes[i] = k;
+        vals[i] = v;
+    }
+    return TL_OK;
+}
+
+/* A section or list item that must be a mapping; null counts as absent. */
+static int want_map(loader *L, yaml_node_t *n, const char *path,
+                    const char *what)
+{
+    char got[96];
+    if (n->type == YAML_MAPPING_NODE) return TL_OK;
+    return fail_node(L, n, "%s: expected %s, got %s", path, what,
+                     describe(n, got, sizeof got));
+}
+
+/* A value outside a fixed set: "PATH.KEY: unknown KEY 'x' (expected one of:
+ * LIST)", or, for no value or a non-scalar, "expected one of: LIST, got
+ * ...". */
+static int bad_choice(loader *L, const yaml_node_t *n, const char *at,
+                      const char *key, const char *list)
+{
+    char got[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail_node(L, n, "%s.%s: expected one of: %s, got %s", at, key,
+                         list, describe(n, got, sizeof got));
+    return fail_node(L, n, "%s.%s: unknown %s %s (expected one of: %s)", at,
+                     key, key, describe(n, got, sizeof got), list);
+}
+
+static const char *const keywords[] = {"and", "or", "not", "true", "false",
+                                       "null"};
+
+/* Feature and trigger names: [a-z][a-z0-9_]*, at most 64 characters. */
+static int check_name(loader *L, const yaml_node_t *n, const char *path,
+                      const char *s, int is_feature)
+{
+    size_t len = strlen(s);
+    if (s[0] == '_')
+        return fail_node(L, n,
+                         "%s: name '%s' starts with '_', which is reserved for "
+                         "internal Redis fields",
+                         path, s);
+    int ok = len > 0 && s[0] >= 'a' && s[0] <= 'z';
+    for (size_t i = 1; ok && i < len; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+             s[i] == '_';
+    char got[96];
+    if (!ok)
+        return fail_node(L, n,
+                         "%s: bad name %s (expected lowercase letters, digits "
+                         "and '_', starting with a letter)",
+                         path, describe(n, got, sizeof got));
+    if (len > NAME_MAX_LEN)
+        return fail_node(L, n, "%s: name is %zu characters long (at most %d)",
+                         path, len, NAME_MAX_LEN);
+    if (!is_feature) return TL_OK;
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        if (!strcmp(s, keywords[i]))
+            return fail_node(L, n,
+                             "%s: '%s' is a word of the expression language "
+                             "and cannot name a feature",
+                             path, s);
+    uint32_t var;
+    tl_type type;
+    if (tl_event_resolve(NULL, s, NULL, &var, &type) == 0)
+        return fail_node(L, n,
+                         "%s: '%s' is the name of an event field; choose "
+                         "another feature name",
+                         path, s);
+    return TL_OK;
+}
+
+/* Compiles the expression in scalar n; errors point inside the scalar. */
+static int get_expr(loader *L, const yaml_node_t *n, const char *path,
+                    const tl_expr_scope *scope, tl_type want, tl_expr **out,
+                    char **text)
+{
+    char got[96], msg[TL_ERRSZ];
+    if (n->type != YAML_SCALAR_NODE || is_null(n) || !scalar_len(n))
+        return fail_node(L, n, "%s: expected an expression, got %s", path,
+                         describe(n, got, sizeof got));
+    size_t off = 0, line, col;
+    tl_expr *e = tl_expr_compile(scalar(n), scalar_len(n), scope, want, &off,
+                                 msg, sizeof msg);
+    if (!e) {
+        scalar_pos(L, n, off, &line, &col);
+        return fail_at(L, line, col, "%s: %s", path, msg);
+    }
+    tl_expr_free(*out);
+    *out = e;
+    free(*text);
+    *text = tl_xstrndup(scalar(n), scalar_len(n));
+    return TL_OK;
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+static int load_kafka(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"brokers", "group", "input",
+                                       "output", "dead_letter", "properties",
+                                       "batch_size", "batch_timeout"};
+    yaml_node_t *v[8];
+    tl_config *c = L->c;
+    char got[96];
+    int rc;
+    if ((rc = want_map(L, n, "kafka", "a mapping")) ||
+        (rc = read_map(L, n, "kafka", keys, 8, v)))
+        return rc;
+    if ((v[0] && (rc = get_str(L, v[0], "kafka.brokers", 0, &c->brokers))) ||
+        (v[1] && (rc = get_str(L, v[1], "kafka.group", 0, &c->group))))
+        return rc;
+    if (v[2]) {
+        yaml_node_t *in = v[2];
+        if (in->type == YAML_SCALAR_NODE) {
+            char *t = NULL;
+            if ((rc = get_str(L, in, "kafka.input", 0, &t))) return rc;
+            free(c->inputs[0]);
+            c->inputs[0] = t;
+        } else if (in->type == YAML_SEQUENCE_NODE && seq_len(in) > 0) {
+            size_t cnt = seq_len(in);
+            for (size_t i = 0; i < c->ninputs; i++) free(c->inputs[i]);
+            free(c->inputs);
+            c->inputs = tl_xcalloc(cnt, sizeof *c->inputs);
+            c->ninputs = 0;
+            for (size_t i = 0; i < cnt; i++) {
+                yaml_node_t *it = seq_item(L, in, i);
+                char path[64];
+                snprintf(path, sizeof path, "kafka.input[%zu]", i);
+                if ((rc = get_str(L, it, path, 0, &c->inputs[i]))) return rc;
+                c->ninputs++;
+                for (size_t j = 0; j < i; j++)
+                    if (!strcmp(c->inputs[j], c->inputs[i]))
+                        return fail_node(L, it,
+                                         "%s: topic '%s' is listed twice", path,
+                                         c->inputs[i]);
+            }
+        } else {
+            return fail_node(L, in,
+                             "kafka.input: expected a topic name or a "
+                             "non-empty list of topic names, got %s",
+                             in->type == YAML_SEQUENCE_NODE
+                                 ? "an empty list"
+                                 : describe(in, got, sizeof got));
+        }
+    }
+    if ((v[3] && (rc = get_str(L, v[3], "kafka.output", 0, &c->output))) ||
+        (v[4] && (rc = get_str(L, v[4], "kafka.dead_letter", 0,
+                               &c->dead_letter))))
+        return rc;
+    if (v[5] && !is_null(v[5])) {
+        yaml_node_t *pm = v[5];
+        if ((rc = want_map(L, pm, "kafka.properties",
+                           "a mapping of librdkafka properties to values")))
+            return rc;
+        size_t cnt = (size_t)(pm->data.mapping.pairs.top -
+                              pm->data.mapping.pairs.start);
+        c->properties = tl_xcalloc(cnt ? cnt : 1, sizeof *c->properties);
+        for (size_t i = 0; i < cnt; i++) {
+            yaml_node_pair_t *pr = &pm->data.mapping.pairs.start[i];
+            yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+            yaml_node_t *val = yaml_document_get_node(&L->doc, pr->value);
+            tl_kv *kv = &c->properties[i];
+            if ((rc = get_str(L, k, "kafka.properties: key", 0, &kv->key)))
+                return rc;
+            c->nproperties++;
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(c->properties[j].key, kv->key)) {
+                    yaml_node_t *first = yaml_document_get_node(
+                        &L->doc, pm->data.mapping.pairs.start[j].key);
+                    return fail_node(L, k,
+                                     "duplicate key '%s' in kafka.properties "
+                                     "(first at %zu:%zu)",
+                                     kv->key, first->start_mark.line + 1,
+                                     first->start_mark.column + 1);
+                }
+            char path[160];
+            snprintf(path, sizeof path, "kafka.properties.%s", kv->key);
+            if ((rc = get_str(L, val, path, 1, &kv->val))) return rc;
+        }
+    }
+    int64_t x;
+    if (v[6]) {
+        if ((rc = get_int(L, v[6], "kafka.batch_size", 1, 100000, &x)))
+            return rc;
+        c->batch_size = (int)x;
+    }
+    if (v[7] && (rc = get_duration(L, v[7], "kafka.batch_timeout", 1,
+                                   TIMEOUT_MAX, &c->batch_timeout_ms)))
+        return rc;
+    return TL_OK;
+}
+
+static int load_redis(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"url", "prefix", "ttl", "timeout"};
+    yaml_node_t *v[4];
+    tl_config *c = L->c;
+    int rc;
+    if ((rc = want_map(L, n, "redis", "a mapping")) ||
+        (rc = read_map(L, n, "redis", keys, 4, v)))
+        return rc;
+    if (v[0]) {
+        if ((rc = get_str(L, v[0], "redis.url", 0, &c->redis_url))) return rc;
+        if (strncmp(c->redis_url, "redis://", 8) &&
+            strncmp(c->redis_url, "unix://", 7)) {
+            char got[96];
+            return fail_node(L, v[0],
+                             "redis.url: expected "
+                             "redis://[[user]:password@]host[:port][/db] or "
+                             "unix://[[user]:password@]/path/to/redis.sock, "
+                             "got %s",
+                             describe(v[0], got, sizeof got));
+        }
+    }
+    if (v[1] && (rc = get_str(L, v[1], "redis.prefix", 1, &c->redis_prefix)))
+        return rc;
+    if (v[2] &&
+        (rc = get_duration(L, v[2], "redis.ttl", 0, 0, &c->redis_ttl_ms)))
+        return rc;
+    if (v[3] && (rc = get_duration(L, v[3], "redis.timeout", 1,
+                                   TIMEOUT_MAX, &c->redis_timeout_ms)))
+        return rc;
+    return TL_OK;
+}
+
+static int read_schema(loader *L, yaml_node_t *n, const char *path,
+                       char **out)
+{
+    char *file = NULL, msg[TL_ERRSZ];
+    int rc = get_str(L, n, path, 0, &file);
+    if (rc) return rc;
+    size_t dlen = file[0] == '/' ? 0 : strlen(L->dir), flen = strlen(file);
+    char *full = tl_xmalloc(dlen + flen + 1);
+    memcpy(full, L->dir, dlen);
+    memcpy(full + dlen, file, flen + 1);
+    size_t len;
+    char *text = tl_read_file(full, &len, msg, sizeof msg);
+    if (!text)
+        rc = fail_node(L, n, "%s: %s", path, msg); /* msg names the file */
+    free(file);
+    free(full);
+    if (rc) return rc;
+    free(*out);
+    *out = text;
+    return TL_OK;
+}
+
+static int load_events(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"format", "schema", "writer_schema"};
+    yaml_node_t *v[3];
+    tl_config *c = L->c;
+    char got[96];
+    int rc;
+    if ((rc = want_map(L, n, "events", "a mapping")) ||
+        (rc = read_map(L, n, "events", keys, 3, v)))
+        return rc;
+    if (v[0]) {
+        const char *s = v[0]->type == YAML_SCALAR_NODE ? scalar(v[0]) : "";
+        if (!strcmp(s, "avro"))
+            c->format = TL_FMT_AVRO;
+        else if (!strcmp(s, "json"))
+            c->format = TL_FMT_JSON;
+        else
+            return fail_node(L, v[0],
+                             "events.format: expected avro or json, got %s",
+                             describe(v[0], got, sizeof got));
+    }
+    if (v[1] && (rc = read_schema(L, v[1], "events.schema", &c->schema_json)))
+        return rc;
+    if (v[2] && (rc = read_schema(L, v[2], "events.writer_schema",
+                                  &c->writer_schema_json)))
+        return rc;
+    return TL_OK;
+}
+
+static int load_state(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"cache_size"};
+    yaml_node_t *v[1];
+    int64_t x;
+    int rc;
+    if ((rc = want_map(L, n, "state", "a mapping")) ||
+        (rc = read_map(L, n, "state", keys, 1, v)))
+        return rc;
+    if (v[0]) {
+        if ((rc = get_int(L, v[0], "state.cache_size", 1, INT64_MAX, &x)))
+            return rc;
+        L->c->cache_size = (size_t)x;
+    }
+    return TL_OK;
+}
+
+static int load_log(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"level"};
+    yaml_node_t *v[1];
+    char got[96];
+    int rc;
+    if ((rc = want_map(L, n, "log", "a mapping")) ||
+        (rc = read_map(L, n, "log", keys, 1, v)))
+        return rc;
+    if (v[0] && (v[0]->type != YAML_SCALAR_NODE ||
+                 tl_log_level_parse(scalar(v[0]), &L->c->log_level) != 0))
+        return fail_node(L, v[0],
+                         "log.level: expected one of error, warn, info, debug, "
+                         "got %s",
+                         describe(v[0], got, sizeof got));
+    return TL_OK;
+}
+
+static int load_feature(loader *L, yaml_node_t *n, size_t idx)
+{
+    static const char *const keys[] = {"name", "kind", "where", "field",
+                                       "window", "resolution", "max_length"};
+    enum { K_NAME, K_KIND, K_WHERE, K_FIELD, K_WINDOW, K_RES, K_MAXLEN };
+    yaml_node_t *v[7];
+    tl_feature *f = &L->c->features[idx];
+    feat_text *txt = &L->c->text->features[idx];
+    tl_expr_scope ev_scope = {tl_event_resolve, NULL};
+    char at[32], path[64], msg[TL_ERRSZ];
+    int rc;
+    snprintf(at, sizeof at, "features[%zu]", idx);
+    if ((rc = want_map(L, n, at,
+                       "a mapping with name, kind and the kind's keys")) ||
+        (rc = read_map(L, n, at, keys, 7, v)))
+        return rc;
+
+    if (!v[K_NAME])
+        return fail_node(L, n, "%s: missing required key 'name'", at);
+    snprintf(path, sizeof path, "%s.name", at);
+    if ((rc = get_str(L, v[K_NAME], path, 0, &f->name)) ||
+        (rc = check_name(L, v[K_NAME], path, f->name, 1)))
+        return rc;
+    for (size_t i = 0; i < idx; i++)
+        if (!strcmp(L->c->features[i].name, f->name))
+            return fail_node(L, v[K_NAME],
+                             "%s: duplicate feature name '%s' (first at "
+                             "%zu:%zu)",
+                             path, f->name, L->fname[i]->start_mark.line + 1,
+                             L->fname[i]->start_mark.column + 1);
+    L->fname[idx] = v[K_NAME];
+
+    if (!v[K_KIND])
+        return fail_node(L, n, "%s: missing required key 'kind' (one of: %s)",
+                         at, tl_feature_kind_list());
+    if (v[K_KIND]->type != YAML_SCALAR_NODE ||
+        tl_feature_kind_parse(scalar(v[K_KIND]), &f->kind) != 0)
+        return bad_choice(L, v[K_KIND], at, "kind", tl_feature_kind_list());
+    const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
+
+    if (v[K_WHERE]) {
+        snprintf(path, sizeof path, "%s.where", at);
+        if ((rc = get_expr(L, v[K_WHERE], path, &ev_scope, TL_T_BOOL, &f->where,
+                           &txt->where)))
+            return rc;
+    }
+
+    snprintf(path, sizeof path, "%s.field", at);
+    if (v[K_FIELD] && !ki->needs_field)
+        return fail_node(L, v[K_FIELD], "%s: kind %s takes no field", path,
+                         ki->name);
+    if (!v[K_FIELD] && ki->needs_field)
+        return fail_node(L, n,
+                         "%s: missing required key 'field' (kind %s needs the "
+                         "event value it uses)",
+                         at, ki->name);
+    if (v[K_FIELD]) {
+        if ((rc = get_expr(L, v[K_FIELD], path, &ev_scope, TL_T_NULL, &f->field,
+                           &txt->field)))
+            return rc;
+        tl_type t = tl_expr_type(f->field);
+        if (ki->field_type != TL_T_NULL && t != ki->field_type) {
+            size_t line, col;
+            scalar_pos(L, v[K_FIELD], 0, &line, &col);
+            return fail_at(L, line, col,
+                           "%s: kind %s needs a %s field, but this is a %s",
+                           path, ki->name, tl_type_name(ki->field_type),
+                           tl_type_name(t));
+        }
+    }
+
+    for (int k = K_WINDOW; k <= K_RES; k++) {
+        snprintf(path, sizeof path, "%s.%s", at, keys[k]);
+        if (v[k] && !ki->needs_window)
+            return fail_node(L, v[k], "%s: kind %s takes no %s", path, ki->name,
+                             keys[k]);
+        if (v[k] && (rc = get_duration(L, v[k], path, 1, 0,
+                                       k == K_WINDOW ? &f->window_ms
+                                                     : &f->resolution_ms)))
+            return rc;
+    }
+    if (ki->needs_window && !v[K_WINDOW])
+        return fail_node(L, n,
+                         "%s: missing required key 'window' (kind %s counts "
+                         "over a sliding window, e.g. window: 30d)",
+                         at, ki->name);
+
+    if (v[K_MAXLEN]) {
+        int64_t x;
+        snprintf(path, sizeof path, "%s.max_length", at);
+        if (!f->field || tl_expr_type(f->field) != TL_T_STR)
+            return fail_node(L, v[K_MAXLEN],
+                             "%s: applies only to a feature that keeps a "
+                             "string field (e.g. kind last)",
+                             path);
+        if ((rc = get_int(L, v[K_MAXLEN], path, 1, MAX_LENGTH_LIMIT, &x)))
+            return rc;
+        f->max_len = (uint32_t)x;
+    }
+
+    if (tl_feature_finish(f, msg, sizeof msg) != TL_OK)
+        return fail_node(L, n, "%s (%s): %s", at, f->name, msg);
+    return TL_OK;
+}
+
+static int load_features(loader *L, yaml_node_t *n)
+{
+    tl_config *c = L->c;
+    char got[96];
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail_node(L, n, "features: expected a list of features, got %s",
+                         describe(n, got, sizeof got));
+    size_t cnt = seq_len(n);
+    c->features = tl_xcalloc(cnt ? cnt : 1, sizeof *c->features);
+    c->text->features = tl_xcalloc(cnt ? cnt : 1, sizeof *c->text->features);
+    L->fname = tl_xcalloc(cnt ? cnt : 1, sizeof *L->fname);
+    for (size_t i = 0; i < cnt; i++) {
+        /* Counted first so that tl_config_free clears a half-built one. */
+        c->nfeatures = i + 1;
+        int rc = load_feature(L, seq_item(L, n, i), i);
+        if (rc) return rc;
+    }
+    return TL_OK;
+}
+
+static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
+                        const tl_names *names)
+{
+    static const char *const keys[] = {"name", "when", "if",
+                                       "mode", "cooldown", "emit"};
+    static const char *const ekeys[] = {"channel", "message"};
+    enum { K_NAME, K_WHEN, K_IF, K_MODE, K_COOLDOWN, K_EMIT };
+    yaml_node_t *v[6], *e[2];
+    tl_rule *r = &L->c->rules[idx];
+    rule_text *txt = &L->c->text->rules[idx];
+    tl_expr_scope ev_scope = {tl_event_resolve, NULL};
+    tl_expr_scope nm_scope = TL_NAMES_SCOPE(names);
+    char at[32], path[64], got[96], msg[TL_ERRSZ];
+    int rc;
+    snprintf(at, sizeof at, "triggers[%zu]", idx);
+    if ((rc = want_map(L, n, at,
+                       "a mapping with name, emit and optional when, if, "
+                       "mode, cooldown")) ||
+        (rc = read_map(L, n, at, keys, 6, v)))
+        return rc;
+
+    if (!v[K_NAME])
+        return fail_node(L, n, "%s: missing required key 'name'", at);
+    snprintf(path, sizeof path, "%s.name", at);
+    if ((rc = get_str(L, v[K_NAME], path, 0, &r->name)) ||
+        (rc = check_name(L, v[K_NAME], path, r->name, 0)))
+        return rc;
+    for (size_t i = 0; i < idx; i++)
+        if (!strcmp(L->c->rules[i].name, r->name))
+            return fail_node(L, v[K_NAME],
+                             "%s: duplicate trigger name '%s' (first at "
+                             "%zu:%zu)",
+                             path, r->name, L->rname[i]->start_mark.line + 1,
+                             L->rname[i]->start_mark.column + 1);
+    L->rname[idx] = v[K_NAME];
+
+    if (v[K_WHEN]) {
+        snprintf(path, sizeof path, "%s.when", at);
+        if ((rc = get_expr(L, v[K_WHEN], path, &ev_scope, TL_T_BOOL, &r->when,
+                           &txt->when)))
+            return rc;
+    }
+    if (v[K_IF]) {
+        snprintf(path, sizeof path, "%s.if", at);
+        if ((rc = get_expr(L, v[K_IF], path, &nm_scope, TL_T_BOOL, &r->cond,
+                           &txt->cond)))
+            return rc;
+    }
+    if (v[K_MODE] && (v[K_MODE]->type != YAML_SCALAR_NODE ||
+                      tl_rule_mode_parse(scalar(v[K_MODE]), &r->mode) != 0))
+        return bad_choice(L, v[K_MODE], at, "mode", "every, edge, once");
+    if (v[K_COOLDOWN]) {
+        snprintf(path, sizeof path, "%s.cooldown", at);
+        if ((rc = get_duration(L, v[K_COOLDOWN], path, 0, 0, &r->cooldown_ms)))
+            return rc;
+    }
+
+    if (!v[K_EMIT])
+        return fail_node(L, n,
+                         "%s: missing required key 'emit' (the trigger's "
+                         "message and channel)",
+                         at);
+    snprintf(path, sizeof path, "%s.emit", at);
+    if ((rc = want_map(L, v[K_EMIT], path,
+                       "a mapping with message and optional channel")) ||
+        (rc = read_map(L, v[K_EMIT], path, ekeys, 2, e)))
+        return rc;
+    if (e[0]) {
+        char list[160] = "";
+        for (int ch = 0; ch < TL_CH__COUNT; ch++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     ch ? ", " : "", tl_channel_name((tl_channel)ch));
+        if (e[0]->type != YAML_SCALAR_NODE ||
+            tl_channel_parse(scalar(e[0]), scalar_len(e[0]), &r->channel) != 0)
+            return bad_choice(L, e[0], path, "channel", list);
+        r->has_channel = 1;
+    }
+    if (!e[1])
+        return fail_node(L, v[K_EMIT],
+                         "%s: missing required key 'message' (the text sent, "
+                         "with {{name}} placeholders)",
+                         path);
+    snprintf(path, sizeof path, "%s.emit.message", at);
+    yaml_node_t *m = e[1];
+    if (m->type != YAML_SCALAR_NODE || is_null(m) || !scalar_len(m))
+        return fail_node(L, m, "%s: expected a non-empty message, got %s", path,
+                         describe(m, got, sizeof got));
+    size_t off = 0;
+    if (tl_template_compile(&r->message, scalar(m), scalar_len(m), &nm_scope,
+                            &off, msg, sizeof msg) != TL_OK) {
+        size_t line, col;
+        scalar_pos(L, m, off, &line, &col);
+        return fail_at(L, line, col, "%s: %s", path, msg);
+    }
+    txt->message = tl_xstrndup(scalar(m), scalar_len(m));
+
+    if (tl_rule_finish(r, msg, sizeof msg) != TL_OK)
+        return fail_node(L, n, "%s (%s): %s", at, r->name, msg);
+    return TL_OK;
+}
+
+static int load_triggers(loader *L, yaml_node_t *n)
+{
+    tl_config *c = L->c;
+    char got[96];
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail_node(L, n, "triggers: expected a list of triggers, got %s",
+                         describe(n, got, sizeof got));
+    size_t cnt = seq_len(n);
+    c->rules = tl_xcalloc(cnt ? cnt : 1, sizeof *c->rules);
+    c->text->rules = tl_xcalloc(cnt ? cnt : 1, sizeof *c->text->rules);
+    L->rname = tl_xcalloc(cnt ? cnt : 1, sizeof *L->rname);
+    tl_names names = {c->features, c->nfeatures};
+    for (size_t i = 0; i < cnt; i++) {
+        c->nrules = i + 1;
+        int rc = load_trigger(L, seq_item(L, n, i), i, &names);
+        if (rc) return rc;
+    }
+    return TL_OK;
+}
+
+static int load_root(loader *L, yaml_node_t *root)
+{
+    static const char *const keys[] = {"kafka", "redis", "events", "state",
+                                       "log", "features", "triggers"};
+    static int (*const loaders[])(loader *, yaml_node_t *) = {
+        load_kafka, load_redis, load_events, load_state,
+        load_log, load_features, load_triggers};
+    yaml_node_t *v[7];
+    char got[96];
+    if (root->type != YAML_MAPPING_NODE)
+        return fail_node(L, root,
+                         "expected a mapping of sections (kafka, redis, "
+                         "events, state, log, features, triggers) at the top "
+                         "level, got %s",
+                         describe(root, got, sizeof got));
+    int rc = read_map(L, root, NULL, keys, 7, v);
+    /* Fixed order: triggers need every feature, wherever they are written. */
+    for (size_t i = 0; !rc && i < 7; i++)
+        if (v[i] && !is_null(v[i])) rc = loaders[i](L, v[i]);
+    if (rc) return rc;
+    tl_config *c = L->c;
+    size_t end = tl_features_layout(c->features, c->nfeatures, 0);
+    c->block_size = tl_rules_layout(c->rules, c->nrules, end);
+    return TL_OK;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+static int syntax_error(loader *L, const yaml_parser_t *p)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return tl_errf(L->err, L->errsz, TL_ERR_NOMEM, "%s: out of memory",
+                       L->name);
+    if (p->error == YAML_READER_ERROR) {
+        /* Reader errors carry a byte offset, not a mark. */
+        size_t line, col;
+        offset_pos(L, p->problem_offset, &line, &col);
+        return fail_at(L, line, col, "YAML error: %s",
+                       p->problem ? p->problem : "cannot read");
+    }
+    if (p->context)
+        return fail_mark(L, p->problem_mark,
+                         "YAML syntax error: %s (%s at %zu:%zu)",
+                         p->problem ? p->problem : "invalid YAML", p->context,
+                         p->context_mark.line + 1, p->context_mark.column + 1);
+    return fail_mark(L, p->problem_mark, "YAML syntax error: %s",
+                     p->problem ? p->problem : "invalid YAML");
+}
+
+static tl_config *new_config(const char *path)
+{
+    tl_config *c = tl_xcalloc(1, sizeof *c);
+    c->path = tl_xstrdup(path);
+    c->brokers = tl_xstrdup("localhost:9092");
+    c->group = tl_xstrdup("tailord");
+    c->inputs = tl_xcalloc(1, sizeof *c->inputs);
+    c->inputs[0] = tl_xstrdup("interactions");
+    c->ninputs = 1;
+    c->output = tl_xstrdup("triggers");
+    c->dead_letter = tl_xstrdup("interactions.dlq");
+    c->batch_size = 1000;
+    c->batch_timeout_ms = 100;
+    c->redis_url = tl_xstrdup("redis://127.0.0.1:6379/0");
+    c->redis_prefix = tl_xstrdup("tailor:");
+    c->redis_ttl_ms = INT64_C(400) * 86400000;
+    c->redis_timeout_ms = 2000;
+    c->format = TL_FMT_AVRO;
+    c->schema_json = tl_xstrdup(tl_schema_interaction_event);
+    c->cache_size = 100000;
+    c->log_level = TL_LOG_INFO;
+    c->text = tl_xcalloc(1, sizeof *c->text);
+    return c;
+}
+
+static void env_override(char **field, const char *var)
+{
+    const char *v = getenv(var);
+    if (v && *v) {
+        free(*field);
+        *field = tl_xstrdup(v);
+    }
+}
+
+static tl_config *load(const char *text, size_t len, const char *name,
+                       const char *dir, const char *path, char *err,
+                       size_t errsz)
+{
+    loader L = {.name = name, .src = text, .srclen = len, .dir = dir,
+                .err = err, .errsz = errsz};
+    yaml_parser_t parser;
+    int rc = TL_ERR_CONFIG, have_doc = 0;
+    L.c = new_config(path);
+    if (!yaml_parser_initialize(&parser)) {
+        rc = tl_errf(err, errsz, TL_ERR_NOMEM, "%s: out of memory", name);
+        goto done;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &L.doc)) {
+        rc = syntax_error(&L, &parser);
+        yaml_parser_delete(&parser);
+        goto done;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&L.doc);
+    if (!root) {
+        rc = fail_at(&L, 1, 1,
+                     "empty configuration (expected a mapping of sections: "
+                     "kafka, redis, events, state, log, features, triggers)");
+        yaml_parser_delete(&parser);
+        goto done;
+    }
+    /* Anything after the first document is a mistake, not something to
+     * ignore silently. */
+    yaml_document_t extra;
+    if (!yaml_parser_load(&parser, &extra)) {
+        rc = syntax_error(&L, &parser);
+        yaml_parser_delete(&parser);
+        goto done;
+    }
+    yaml_node_t *xroot = yaml_document_get_root_node(&extra);
+    if (xroot)
+        rc = fail_node(&L, xroot,
+                       "a second YAML document (expected the configuration "
+                       "to be one document)");
+    yaml_document_delete(&extra);
+    yaml_parser_delete(&parser);
+    if (xroot) goto done;
+
+    rc = load_root(&L, root);
+    if (rc == TL_OK) {
+        env_override(&L.c->brokers, "TAILOR_KAFKA_BROKERS");
+        env_override(&L.c->redis_url, "TAILOR_REDIS_URL");
+    }
+done:
+    if (have_doc) yaml_document_delete(&L.doc);
+    free(L.fname);
+    free(L.rname);
+    if (rc != TL_OK) {
+        tl_config_free(L.c);
+        return NULL;
+    }
+    return L.c;
+}
+
+static char *read_config_file(const char *path, size_t *len, char *err,
+                              size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tl_errf(err, errsz, TL_ERR_IO, "%s: cannot open configuration: %s",
+                path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = tl_xmalloc(cap);
+    int bad = 0;
+    for (;;) {
+        if (n + 1 >= cap) buf = tl_xrealloc(buf, cap *= 2);
+        errno = 0;
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            bad = ferror(f) ? (errno ? errno : EIO) : 0;
+            break;
+        }
+    }
+    fclose(f);
+    if (bad) {
+        tl_errf(err, errsz, TL_ERR_IO, "%s: cannot read configuration: %s",
+                path, strerror(bad));
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+tl_config *tl_config_load(const char *path, char *err, size_t errsz)
+{
+    size_t len;
+    char *text = read_config_file(path, &len, err, errsz);
+    if (!text) return NULL;
+    const char *slash = strrchr(path, '/');
+    char *dir = tl_xstrndup(path, slash ? (size_t)(slash - path) + 1 : 0);
+    tl_config *c = load(text, len, path, dir, path, err, errsz);
+    free(dir);
+    free(text);
+    return c;
+}
+
+tl_config *tl_config_load_string(const char *text, size_t len,
+                                 const char *name, char *err, size_t errsz)
+{
+    if (!name) name = "<string>";
+    return load(text, len, name, "", name, err, errsz);
+}
+
+void tl_config_free(tl_config *c)
+{
+    if (!c) return;
+    free(c->path);
+    free(c->brokers);
+    free(c->group);
+    for (size_t i = 0; i < c->ninputs; i++) free(c->inputs[i]);
+    free(c->inputs);
+    free(c->output);
+    free(c->dead_letter);
+    for (size_t i = 0; i < c->nproperties; i++) {
+        free(c->properties[i].key);
+        free(c->properties[i].val);
+    }
+    free(c->properties);
+    free(c->redis_url);
+    free(c->redis_prefix);
+    free(c->schema_json);
+    free(c->writer_schema_json);
+    for (size_t i = 0; i < c->nfeatures; i++) tl_feature_clear(&c->features[i]);
+    free(c->features);
+    for (size_t i = 0; i < c->nrules; i++) tl_rule_clear(&c->rules[i]);
+    free(c->rules);
+    if (c->text) {
+        for (size_t i = 0; c->text->features && i < c->nfeatures; i++) {
+            free(c->text->features[i].where);
+            free(c->text->features[i].field);
+        }
+        for (size_t i = 0; c->text->rules && i < c->nrules; i++) {
+            free(c->text->rules[i].when);
+            free(c->text->rules[i].cond);
+            free(c->text->rules[i].message);
+        }
+        free(c->text->features);
+        free(c->text->rules);
+        free(c->text);
+    }
+    free(c);
+}
+
+/* ---- summary ----------------------------------------------------------- */
+
+/* Writes url with the password (or, without a ':', all of the user info)
+ * replaced by ***.  The user info ends at the last '@' before any query. */
+static void put_masked_url(FILE *out, const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep) {
+        fputs(url, out);
+        return;
+    }
+    const char *ui = sep + 3, *q = strchr(ui, '?'), *at = NULL;
+    for (const char *p = ui; *p && (!q || p < q); p++)
+        if (*p == '@') at = p;
+    const char *rest = url;
+    if (at) {
+        const char *colon = memchr(ui, ':', (size_t)(at - ui));
+        const char *from = colon ? colon + 1 : ui;
+        fwrite(url, 1, (size_t)(from - url), out);
+        fputs("***", out);
+        rest = at;
+    }
+    /* A password may also come as a query parameter. */
+    const char *pw = q ? strstr(q, "password=") : NULL;
+    if (pw) {
+        fwrite(rest, 1, (size_t)(pw + 9 - rest), out);
+        fputs("***", out);
+        rest = pw + 9 + strcspn(pw + 9, "&");
+    }
+    fputs(rest, out);
+}
+
+void tl_config_print_summary(const tl_config *c, FILE *out)
+{
+    char d1[32], d2[32];
+    fprintf(out, "configuration %s\n", c->path ? c->path : "");
+    fprintf(out,
+            "kafka\n  brokers        %s\n  group          %s\n"
+            "  input          ",
+            c->brokers, c->group);
+    for (size_t i = 0; i < c->ninputs; i++)
+        fprintf(out, "%s%s", i ? ", " : "", c->inputs[i]);
+    fprintf(out, "\n  output         %s\n  dead letters   %s\n", c->output,
+            c->dead_letter);
+    for (size_t i = 0; i < c->nproperties; i++)
+        fprintf(out, "  property       %s = %s\n", c->properties[i].key,
+                c->properties[i].val);
+    fprintf(out, "  batches        up to %d events or %s\n", c->batch_size,
+            fmt_duration(c->batch_timeout_ms, d1, sizeof d1));
+    fputs("redis\n  url            ", out);
+    put_masked_url(out, c->redis_url);
+    fprintf(out,
+            "\n  prefix         '%s'\n  ttl            %s\n"
+            "  timeout        %s\n",
+            c->redis_prefix,
+            c->redis_ttl_ms ? fmt_duration(c->redis_ttl_ms, d1, sizeof d1)
+                            : "none (keys never expire)",
+            fmt_duration(c->redis_timeout_ms, d2, sizeof d2));
+    fprintf(out, "events\n  format         %s\n  schema         %s\n",
+            c->format == TL_FMT_JSON ? "json" : "avro",
+            c->schema_json &&
+                    !strcmp(c->schema_json, tl_schema_interaction_event)
+                ? "built-in interaction_event"
+                : "from events.schema");
+    if (c->writer_schema_json)
+        fputs("  writer schema  from events.writer_schema\n", out);
+    fprintf(out, "state\n  cache          %zu customers, %zu bytes each\n",
+            c->cache_size, c->block_size);
+    fprintf(out, "log\n  level          %s\n", tl_log_level_name(c->log_level));
+
+    fprintf(out, "features (%zu)\n", c->nfeatures);
+    for (size_t i = 0; i < c->nfeatures; i++) {
+        const tl_feature *f = &c->features[i];
+        const feat_text *t =
+            c->text && c->text->features ? &c->text->features[i] : NULL;
+        const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
+        fprintf(out, "  %-20s %-12s", f->name, ki ? ki->name : "?");
+        if (t && t->field) fprintf(out, " field %s", t->field);
+        if (f->window_ms)
+            fprintf(out, " window %s by %s",
+                    fmt_duration(f->window_ms, d1, sizeof d1),
+                    fmt_duration(f->resolution_ms, d2, sizeof d2));
+        if (t && t->where) fprintf(out, " where %s", t->where);
+        fputc('\n', out);
+    }
+    fprintf(out, "triggers (%zu)\n", c->nrules);
+    for (size_t i = 0; i < c->nrules; i++) {
+        const tl_rule *r = &c->rules[i];
+        const rule_text *t =
+            c->text && c->text->rules ? &c->text->rules[i] : NULL;
+        fprintf(out, "  %-20s mode %s", r->name, tl_rule_mode_name(r->mode));
+        if (r->cooldown_ms)
+            fprintf(out, ", cooldown %s",
+                    fmt_duration(r->cooldown_ms, d1, sizeof d1));
+        fprintf(out, ", channel %s\n",
+                r->has_channel ? tl_channel_name(r->channel) : "(the event's)");
+        if (t && t->when) fprintf(out, "    when     %s\n", t->when);
+        if (t && t->cond) fprintf(out, "    if       %s\n", t->cond);
+        if (t && t->message) fprintf(out, "    message  %s\n", t->message);
+    }
+}

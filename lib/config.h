@@ -1,0 +1,93 @@
+/*
+ * config — tailord.yaml (libyaml) to an immutable tl_config.
+ *
+ * Every error is one line "FILE:LINE:COL: message" (1-based line and column,
+ * from libyaml's marks; for expressions and templates the column points
+ * inside the quoted string at the offending character) naming what was
+ * expected.  Unknown keys, wrong types, bad durations, duplicate names are
+ * errors.  The environment variables TAILOR_KAFKA_BROKERS and
+ * TAILOR_REDIS_URL, when set and non-empty, win over the file.
+ *
+ * Ownership: tl_config_load returns a config owned by the caller, freed with
+ * tl_config_free; everything inside belongs to it.  Nothing modifies it after
+ * load (it is shared read-only by the pipeline).
+ */
+#ifndef TL_CONFIG_H
+#define TL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "event.h"
+#include "feature.h"
+#include "log.h"
+#include "rule.h"
+
+typedef struct tl_kv {
+    char *key, *val;
+} tl_kv;
+
+typedef struct tl_config {
+    char *path; /* as given to tl_config_load */
+
+    /* kafka: */
+    char *brokers;          /* default "localhost:9092" */
+    char *group;            /* default "tailord" */
+    char **inputs;          /* default ["interactions"] */
+    size_t ninputs;
+    char *output;           /* default "triggers" */
+    char *dead_letter;      /* default "interactions.dlq" */
+    tl_kv *properties;      /* passed verbatim to librdkafka, in file order */
+    size_t nproperties;
+    int batch_size;         /* max events per batch, default 1000 */
+    int64_t batch_timeout_ms; /* max wait to fill a batch, default 100 */
+
+    /* redis: */
+    char *redis_url;        /* default "redis://127.0.0.1:6379/0" */
+    char *redis_prefix;     /* default "tailor:" */
+    int64_t redis_ttl_ms;   /* default 400d; 0: keys never expire */
+    int64_t redis_timeout_ms; /* default 2000 */
+
+    /* events: */
+    tl_event_format format; /* default avro */
+    char *schema_json;      /* reader schema text: events.schema, or built-in */
+    char *writer_schema_json; /* events.writer_schema text, or NULL (= reader) */
+
+    /* state: */
+    size_t cache_size;      /* max customers cached in memory, default 100000 */
+
+    /* log: */
+    tl_log_level log_level; /* default info */
+
+    tl_feature *features;
+    size_t nfeatures;
+    tl_rule *rules;
+    size_t nrules;
+    size_t block_size;      /* bytes of one customer's state block */
+
+    /* Private to config.c: source text of expressions and templates, for
+     * tl_config_print_summary (compiled expressions keep no text). */
+    struct tl_config_text *text;
+} tl_config;
+
+/* Loads and validates path (relative schema paths are relative to the
+ * config file's directory).  NULL with "FILE:LINE:COL: message" in err. */
+tl_config *tl_config_load(const char *path, char *err, size_t errsz);
+
+/* Same from memory; `name` stands for the file name in messages and relative
+ * paths are relative to the current directory.  For tests and embedding. */
+tl_config *tl_config_load_string(const char *text, size_t len,
+                                 const char *name, char *err, size_t errsz);
+
+void tl_config_free(tl_config *c);
+
+/* Human summary for `tailord --check` (brokers, topics, redis, features with
+ * kinds, rules); the Redis URL's password is masked. */
+void tl_config_print_summary(const tl_config *c, FILE *out);
+
+/* "30d", "12h", "5m", "10s", "500ms", "2w", "0": a non-negative integer and
+ * one unit (ms s m h d w; no unit only for 0).  0 and *ms on success. */
+int tl_parse_duration(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,888 @@
+/*
+ * Unit tests for lib/config: the example config/tailord.yaml, defaults,
+ * environment overrides, durations, the summary (password masking), and every
+ * kind of error with its exact "FILE:LINE:COL: message" — in particular the
+ * column of an expression error inside single-quoted, double-quoted, plain
+ * and block scalars.  Fixtures live in tests/data/config/; tests run from the
+ * source root.
+ */
+#include <CUnit/Basic.h>
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/testutil.h"
+#include "config.h"
+#include "schemas.h"
+
+#define FIXTURES "tests/data/config/"
+#define DAY INT64_C(86400000)
+
+/* Tests must not see the developer's or CI's environment. */
+static void clear_env(void)
+{
+    unsetenv("TAILOR_KAFKA_BROKERS");
+    unsetenv("TAILOR_REDIS_URL");
+}
+
+static tl_config *load_ok(const char *path)
+{
+    char err[TL_ERRSZ] = "";
+    tl_config *c = tl_config_load(path, err, sizeof err);
+    if (!c) fprintf(stderr, "\n  %s: unexpected error: %s\n", path, err);
+    return c;
+}
+
+static tl_config *load_str_ok(const char *text)
+{
+    char err[TL_ERRSZ] = "";
+    tl_config *c = tl_config_load_string(text, strlen(text), "t.yaml", err,
+                                         sizeof err);
+    if (!c) fprintf(stderr, "\n  unexpected error: %s\n", err);
+    return c;
+}
+
+/* Asserts that loading fails with exactly `want`, reporting the caller's
+ * line.  text NULL: load the file `path`; else load text named `path`. */
+static void check_error(const char *path, const char *text, const char *want,
+                        int line)
+{
+    char err[TL_ERRSZ] = "";
+    tl_config *c = text ? tl_config_load_string(text, strlen(text), path, err,
+                                                sizeof err)
+                        : tl_config_load(path, err, sizeof err);
+    int ok = !c && strcmp(err, want) == 0;
+    if (!ok)
+        fprintf(stderr, "\n  %s:%d\n    want: %s\n    got:  %s\n", __FILE__,
+                line, want, c ? "(loaded)" : err);
+    CU_assertImplementation(ok, (unsigned)line, "error message matches",
+                            __FILE__, "", CU_FALSE);
+    tl_config_free(c);
+}
+
+/* EXPECT_FILE("x.yaml", "3:5: msg") loads tests/data/config/x.yaml. */
+#define EXPECT_FILE(file, msg)                                                 \
+    check_error(FIXTURES file, NULL, FIXTURES file ":" msg, __LINE__)
+/* EXPECT_STR("yaml text", "3:5: msg") loads the text as t.yaml. */
+#define EXPECT_STR(text, msg)                                                  \
+    check_error("t.yaml", text, "t.yaml:" msg, __LINE__)
+
+static const tl_feature *feature(const tl_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nfeatures; i++)
+        if (!strcmp(c->features[i].name, name)) return &c->features[i];
+    return NULL;
+}
+
+static const tl_rule *rule(const tl_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nrules; i++)
+        if (!strcmp(c->rules[i].name, name)) return &c->rules[i];
+    return NULL;
+}
+
+static char *summary(const tl_config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    tl_config_print_summary(c, f);
+    fclose(f);
+    return buf;
+}
+
+/* ---- valid configurations ---------------------------------------------- */
+
+static void test_example(void)
+{
+    clear_env();
+    tl_config *c = load_ok("config/tailord.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->path, "config/tailord.yaml");
+    CU_ASSERT_STRING_EQUAL(c->brokers, "localhost:9092");
+    CU_ASSERT_STRING_EQUAL(c->group, "tailord");
+    CU_ASSERT_EQUAL_FATAL(c->ninputs, 1);
+    CU_ASSERT_STRING_EQUAL(c->inputs[0], "interactions");
+    CU_ASSERT_STRING_EQUAL(c->output, "triggers");
+    CU_ASSERT_STRING_EQUAL(c->dead_letter, "interactions.dlq");
+    CU_ASSERT_EQUAL_FATAL(c->nproperties, 2);
+    CU_ASSERT_STRING_EQUAL(c->properties[0].key, "security.protocol");
+    CU_ASSERT_STRING_EQUAL(c->properties[0].val, "plaintext");
+    CU_ASSERT_STRING_EQUAL(c->properties[1].key, "socket.keepalive.enable");
+    CU_ASSERT_STRING_EQUAL(c->properties[1].val, "true");
+    CU_ASSERT_EQUAL(c->batch_size, 1000);
+    CU_ASSERT_EQUAL(c->batch_timeout_ms, 100);
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://127.0.0.1:6379/0");
+    CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
+    CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
+    CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
+    /* events.schema names schemas/interaction_event.avsc relative to
+     * config/, the same text that is built in. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c->schema_json);
+    CU_ASSERT_STRING_EQUAL(c->schema_json, tl_schema_interaction_event);
+    CU_ASSERT_PTR_NULL(c->writer_schema_json);
+    CU_ASSERT_EQUAL(c->cache_size, 100000);
+    CU_ASSERT_EQUAL(c->log_level, TL_LOG_INFO);
+
+    CU_ASSERT_EQUAL_FATAL(c->nfeatures, 6);
+    const char *names[] = {"purchases_30d", "spend_total",  "last_item",
+                           "last_purchase", "coupon_uses", "returns_90d"};
+    tl_feature_kind kinds[] = {TL_FK_WINDOW_COUNT, TL_FK_SUM,
+                               TL_FK_LAST,         TL_FK_LAST_SEEN,
+                               TL_FK_COUNT,        TL_FK_WINDOW_COUNT};
+    for (size_t i = 0; i < 6; i++) {
+        CU_ASSERT_STRING_EQUAL(c->features[i].name, names[i]);
+        CU_ASSERT_EQUAL(c->features[i].kind, kinds[i]);
+        CU_ASSERT_PTR_NOT_NULL(c->features[i].where);
+    }
+    const tl_feature *f = feature(c, "purchases_30d");
+    CU_ASSERT_EQUAL(f->window_ms, 30 * DAY);
+    CU_ASSERT_EQUAL(f->resolution_ms, DAY);
+    CU_ASSERT_EQUAL(f->nbuckets, 30);
+    f = feature(c, "returns_90d");
+    CU_ASSERT_EQUAL(f->window_ms, 90 * DAY);
+    CU_ASSERT_EQUAL(f->resolution_ms, 3 * DAY); /* default: window / 30 */
+    f = feature(c, "spend_total");
+    CU_ASSERT_PTR_NOT_NULL(f->field);
+    CU_ASSERT_EQUAL(f->type, TL_T_NUM);
+    f = feature(c, "last_item");
+    CU_ASSERT_EQUAL(f->type, TL_T_STR);
+    CU_ASSERT_EQUAL(f->max_len, 64);
+    CU_ASSERT_PTR_NULL(feature(c, "last_purchase")->field);
+
+    CU_ASSERT_EQUAL_FATAL(c->nrules, 3);
+    const tl_rule *r = rule(c, "greet_regular");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL(r->when);
+    CU_ASSERT_PTR_NOT_NULL(r->cond);
+    CU_ASSERT_EQUAL(r->mode, TL_MODE_EVERY);
+    CU_ASSERT_EQUAL(r->cooldown_ms, 12 * 3600 * 1000);
+    CU_ASSERT(r->has_channel);
+    CU_ASSERT_EQUAL(r->channel, TL_CH_STORE);
+    CU_ASSERT(r->message.nparts >= 2);
+    /* explain lists the features the condition reads, in source order. */
+    CU_ASSERT_EQUAL_FATAL(r->nexplain, 2);
+    CU_ASSERT_EQUAL(r->explain[0], 0); /* purchases_30d */
+    CU_ASSERT_EQUAL(r->explain[1], 2); /* last_item */
+    r = rule(c, "returns_follow_up");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->mode, TL_MODE_EDGE);
+    CU_ASSERT_EQUAL(r->cooldown_ms, 30 * DAY);
+    CU_ASSERT_EQUAL(r->channel, TL_CH_EMAIL);
+    r = rule(c, "coupon_fan");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->mode, TL_MODE_ONCE);
+    CU_ASSERT_EQUAL(r->cooldown_ms, 0);
+    CU_ASSERT(!r->has_channel);
+
+    /* Features first, then rules, contiguous and 8-byte aligned. */
+    size_t end = 0;
+    for (size_t i = 0; i < c->nfeatures; i++) {
+        CU_ASSERT_EQUAL(c->features[i].offset, end);
+        end = c->features[i].offset + c->features[i].size;
+    }
+    for (size_t i = 0; i < c->nrules; i++) {
+        CU_ASSERT_EQUAL(c->rules[i].offset % 8, 0);
+        CU_ASSERT(c->rules[i].offset >= end);
+        end = c->rules[i].offset + c->rules[i].size;
+    }
+    CU_ASSERT_EQUAL(c->block_size, end);
+    tl_config_free(c);
+}
+
+static void test_defaults(void)
+{
+    clear_env();
+    tl_config *c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->path, "t.yaml");
+    CU_ASSERT_STRING_EQUAL(c->brokers, "localhost:9092");
+    CU_ASSERT_STRING_EQUAL(c->group, "tailord");
+    CU_ASSERT_EQUAL_FATAL(c->ninputs, 1);
+    CU_ASSERT_STRING_EQUAL(c->inputs[0], "interactions");
+    CU_ASSERT_STRING_EQUAL(c->output, "triggers");
+    CU_ASSERT_STRING_EQUAL(c->dead_letter, "interactions.dlq");
+    CU_ASSERT_EQUAL(c->nproperties, 0);
+    CU_ASSERT_EQUAL(c->batch_size, 1000);
+    CU_ASSERT_EQUAL(c->batch_timeout_ms, 100);
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://127.0.0.1:6379/0");
+    CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
+    CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
+    CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
+    CU_ASSERT_STRING_EQUAL(c->schema_json, tl_schema_interaction_event);
+    CU_ASSERT_PTR_NULL(c->writer_schema_json);
+    CU_ASSERT_EQUAL(c->cache_size, 100000);
+    CU_ASSERT_EQUAL(c->log_level, TL_LOG_INFO);
+    CU_ASSERT_EQUAL(c->nfeatures, 0);
+    CU_ASSERT_EQUAL(c->nrules, 0);
+    CU_ASSERT_EQUAL(c->block_size, 0);
+    tl_config_free(c);
+
+    /* Sections left empty (null) keep their defaults too. */
+    c = load_ok(FIXTURES "valid_null_sections.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->brokers, "localhost:9092");
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://127.0.0.1:6379/0");
+    CU_ASSERT_EQUAL(c->nfeatures, 0);
+    CU_ASSERT_EQUAL(c->nrules, 0);
+    tl_config_free(c);
+
+    /* Feature and trigger defaults. */
+    c = load_ok(FIXTURES "valid_minimal.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->nfeatures, 1);
+    CU_ASSERT_PTR_NULL(c->features[0].where);
+    CU_ASSERT_EQUAL_FATAL(c->nrules, 1);
+    CU_ASSERT_PTR_NULL(c->rules[0].when);
+    CU_ASSERT_PTR_NULL(c->rules[0].cond);
+    CU_ASSERT_EQUAL(c->rules[0].mode, TL_MODE_EVERY);
+    CU_ASSERT_EQUAL(c->rules[0].cooldown_ms, 0);
+    CU_ASSERT(!c->rules[0].has_channel);
+    tl_config_free(c);
+}
+
+/* Every key set, in flow style, with triggers written before features. */
+static void test_flow_style(void)
+{
+    clear_env();
+    tl_config *c = load_ok(FIXTURES "valid_flow.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->brokers, "k1:9092,k2:9092");
+    CU_ASSERT_STRING_EQUAL(c->group, "g1");
+    CU_ASSERT_EQUAL_FATAL(c->ninputs, 1);
+    CU_ASSERT_STRING_EQUAL(c->inputs[0], "orders");
+    CU_ASSERT_STRING_EQUAL(c->output, "out");
+    CU_ASSERT_STRING_EQUAL(c->dead_letter, "dlq");
+    CU_ASSERT_EQUAL(c->batch_size, 5);
+    CU_ASSERT_EQUAL(c->batch_timeout_ms, 2000);
+    CU_ASSERT_EQUAL_FATAL(c->nproperties, 3);
+    CU_ASSERT_STRING_EQUAL(c->properties[0].key, "linger.ms");
+    CU_ASSERT_STRING_EQUAL(c->properties[0].val, "5");
+    CU_ASSERT_STRING_EQUAL(c->properties[1].key, "acks");
+    CU_ASSERT_STRING_EQUAL(c->properties[1].val, "all");
+    CU_ASSERT_STRING_EQUAL(c->properties[2].key, "client.rack");
+    CU_ASSERT_STRING_EQUAL(c->properties[2].val, "");
+    CU_ASSERT_STRING_EQUAL(c->redis_url,
+                           "redis://app:s3cret@redis.example:6380/2");
+    CU_ASSERT_STRING_EQUAL(c->redis_prefix, "");
+    CU_ASSERT_EQUAL(c->redis_ttl_ms, 0);
+    CU_ASSERT_EQUAL(c->redis_timeout_ms, 250);
+    CU_ASSERT_EQUAL(c->format, TL_FMT_JSON);
+    CU_ASSERT_EQUAL(c->cache_size, 1);
+    CU_ASSERT_EQUAL(c->log_level, TL_LOG_DEBUG);
+    CU_ASSERT_EQUAL_FATAL(c->nfeatures, 2);
+    CU_ASSERT_STRING_EQUAL(c->features[0].name, "spend");
+    CU_ASSERT_STRING_EQUAL(c->features[1].name, "seen");
+    CU_ASSERT_EQUAL_FATAL(c->nrules, 1);
+    const tl_rule *r = &c->rules[0];
+    CU_ASSERT_STRING_EQUAL(r->name, "big_spender");
+    CU_ASSERT_EQUAL(r->mode, TL_MODE_EDGE);
+    CU_ASSERT_EQUAL(r->channel, TL_CH_WEB);
+    CU_ASSERT_EQUAL_FATAL(r->nexplain, 1);
+    CU_ASSERT_EQUAL(r->explain[0], 0);
+    tl_config_free(c);
+
+    /* A list of input topics; schemas relative to the working directory
+     * for tl_config_load_string. */
+    c = load_str_ok("kafka: { input: [a, b, c] }\n"
+                    "events:\n"
+                    "  schema: schemas/interaction_event.avsc\n"
+                    "  writer_schema: schemas/trigger.avsc\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->ninputs, 3);
+    CU_ASSERT_STRING_EQUAL(c->inputs[0], "a");
+    CU_ASSERT_STRING_EQUAL(c->inputs[2], "c");
+    CU_ASSERT_STRING_EQUAL(c->schema_json, tl_schema_interaction_event);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c->writer_schema_json);
+    CU_ASSERT_STRING_EQUAL(c->writer_schema_json, tl_schema_trigger);
+    tl_config_free(c);
+
+    /* Anchors and aliases are plain YAML and work. */
+    c = load_str_ok("features:\n"
+                    "  - { name: a, kind: count,\n"
+                    "      where: &p 'type == \"purchase\"' }\n"
+                    "  - { name: b, kind: sum, field: amount, where: *p }\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(c->features[1].where);
+    tl_config_free(c);
+}
+
+static void test_env_overrides(void)
+{
+    clear_env();
+    setenv("TAILOR_KAFKA_BROKERS", "b1:9092,b2:9092", 1);
+    setenv("TAILOR_REDIS_URL", "redis://:pw@10.0.0.1:6379/3", 1);
+    tl_config *c = load_ok(FIXTURES "valid_flow.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->brokers, "b1:9092,b2:9092");
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://:pw@10.0.0.1:6379/3");
+    CU_ASSERT_STRING_EQUAL(c->group, "g1"); /* the rest is the file's */
+    tl_config_free(c);
+
+    /* Over the defaults too. */
+    c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->brokers, "b1:9092,b2:9092");
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://:pw@10.0.0.1:6379/3");
+    tl_config_free(c);
+
+    /* Empty values do not count. */
+    setenv("TAILOR_KAFKA_BROKERS", "", 1);
+    setenv("TAILOR_REDIS_URL", "", 1);
+    c = load_ok(FIXTURES "valid_flow.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->brokers, "k1:9092,k2:9092");
+    CU_ASSERT_STRING_EQUAL(c->redis_url,
+                           "redis://app:s3cret@redis.example:6380/2");
+    tl_config_free(c);
+
+    /* An invalid file stays invalid whatever the environment says. */
+    setenv("TAILOR_KAFKA_BROKERS", "b1:9092", 1);
+    EXPECT_FILE("invalid_type_string.yaml",
+                "2:12: kafka.brokers: expected a non-empty string, got a list");
+    clear_env();
+}
+
+static void test_parse_duration(void)
+{
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {
+        {"0", 0},          {"0ms", 0},         {"000", 0},
+        {"500ms", 500},    {"10s", 10000},     {"5m", 300000},
+        {"12h", 43200000}, {"30d", 30 * DAY},  {"2w", 14 * DAY},
+        {"400d", 400 * DAY},
+        {"9223372036854775807ms", INT64_MAX},
+        {"15250284452w", INT64_C(15250284452) * 7 * DAY},
+    };
+    static const char *const bad[] = {
+        "", "d", "10", "-5s", "+5s", " 5s", "5s ", "5 s", "5S", "1.5h", "10x",
+        "10sec", "1h30m", "ms", "9223372036854775808ms", "15250284453w",
+        "99999999999999999999999d",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        CU_ASSERT_EQUAL(tl_parse_duration(good[i].s, &ms), 0);
+        CU_ASSERT_EQUAL(ms, good[i].ms);
+        if (ms != good[i].ms) fprintf(stderr, "\n  duration '%s'\n", good[i].s);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 42;
+        int rc = tl_parse_duration(bad[i], &ms);
+        CU_ASSERT_NOT_EQUAL(rc, 0);
+        CU_ASSERT_EQUAL(ms, 42);
+        if (rc == 0)
+            fprintf(stderr, "\n  accepted bad duration '%s'\n", bad[i]);
+    }
+    int64_t ms;
+    CU_ASSERT_NOT_EQUAL(tl_parse_duration(NULL, &ms), 0);
+}
+
+static void test_summary(void)
+{
+    clear_env();
+    tl_config *c = load_ok(FIXTURES "valid_flow.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "k1:9092,k2:9092"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "orders"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "redis://app:***@redis.example:6380/2"));
+    CU_ASSERT_PTR_NULL(strstr(s, "s3cret"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "never expire"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "json"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "spend"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "field amount"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "big_spender"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "mode edge"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "spend >= 100"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "Spent {{spend}} so far"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_ok("config/tailord.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "purchases_30d"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "window_count"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "window 30d by 1d"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "where type == \"purchase\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "ttl            400d"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "cooldown 12h"));
+    free(s);
+    tl_config_free(c);
+
+    /* Masking: the password, or all user info without a ':'. */
+    static const struct {
+        const char *url, *shown, *hidden;
+    } urls[] = {
+        {"redis://h:6379/0", "redis://h:6379/0", NULL},
+        {"redis://:pw@h:6379/0", "redis://:***@h:6379/0", "pw@"},
+        {"redis://user:p/a@ss@h/1", "redis://user:***@h/1", "p/a"},
+        {"redis://secret@h", "redis://***@h", "secret"},
+        {"unix://:pw@/run/redis.sock?db=2",
+         "unix://:***@/run/redis.sock?db=2", "pw@"},
+        {"redis://h/0?password=pw&x=1", "redis://h/0?password=***&x=1", "=pw"},
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "redis: { url: '%s' }\n", urls[i].url);
+        c = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        s = summary(c);
+        CU_ASSERT_PTR_NOT_NULL(strstr(s, urls[i].shown));
+        if (urls[i].hidden) CU_ASSERT_PTR_NULL(strstr(s, urls[i].hidden));
+        if (!strstr(s, urls[i].shown))
+            fprintf(stderr, "\n  %s not shown as %s\n", urls[i].url,
+                    urls[i].shown);
+        free(s);
+        tl_config_free(c);
+    }
+    tl_config_free(NULL); /* NULL-safe */
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static void test_err_yaml(void)
+{
+    EXPECT_FILE("invalid_syntax.yaml",
+                "4:8: YAML syntax error: did not find expected ',' or ']' "
+                "(while parsing a flow sequence at 3:10)");
+    EXPECT_FILE("invalid_empty.yaml",
+                "1:1: empty configuration (expected a mapping of sections: "
+                "kafka, redis, events, state, log, features, triggers)");
+    EXPECT_FILE("invalid_not_mapping.yaml",
+                "1:1: expected a mapping of sections (kafka, redis, events, "
+                "state, log, features, triggers) at the top level, got a list");
+    EXPECT_FILE("invalid_two_documents.yaml",
+                "3:1: a second YAML document (expected the configuration to be "
+                "one document)");
+    EXPECT_STR("", "1:1: empty configuration (expected a mapping of sections: "
+                   "kafka, redis, events, state, log, features, triggers)");
+    EXPECT_STR("x: 'unterminated\n",
+               "2:1: YAML syntax error: found unexpected end of stream (while "
+               "scanning a quoted scalar at 1:4)");
+    EXPECT_STR("\t\n", "1:1: YAML syntax error: found character that cannot "
+                       "start any token (while scanning for the next token at "
+                       "1:1)");
+    EXPECT_STR("a: *x\n", "1:4: YAML syntax error: found undefined alias");
+    EXPECT_STR("{? [a] : b}\n",
+               "1:4: expected a key name at the top level, got a list");
+
+    char err[TL_ERRSZ];
+    CU_ASSERT_PTR_NULL(
+        tl_config_load(FIXTURES "no_such_file.yaml", err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(err, FIXTURES "no_such_file.yaml: cannot open "
+                                         "configuration: No such file or "
+                                         "directory");
+    CU_ASSERT_PTR_NULL(tl_config_load("tests/data/config", err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(err, "tests/data/config: cannot read "
+                                "configuration: Is a directory");
+    CU_ASSERT_PTR_NULL(tl_config_load_string("[", 1, NULL, err, sizeof err));
+    CU_ASSERT_EQUAL(strncmp(err, "<string>:", 9), 0);
+}
+
+static void test_err_unknown_key(void)
+{
+    EXPECT_FILE("invalid_section.yaml",
+                "2:1: unknown section 'kafak' (expected one of: kafka, redis, "
+                "events, state, log, features, triggers)");
+    EXPECT_FILE("invalid_key_kafka.yaml",
+                "3:3: unknown key 'brokerz' in kafka (expected one of: brokers, "
+                "group, input, output, dead_letter, properties, batch_size, "
+                "batch_timeout)");
+    EXPECT_FILE("invalid_key_redis.yaml",
+                "4:3: unknown key 'tll' in redis (expected one of: url, prefix, "
+                "ttl, timeout)");
+    EXPECT_FILE("invalid_key_events.yaml",
+                "1:25: unknown key 'shema' in events (expected one of: format, "
+                "schema, writer_schema)");
+    EXPECT_FILE("invalid_key_state.yaml",
+                "2:3: unknown key 'cache' in state (expected one of: "
+                "cache_size)");
+    EXPECT_FILE("invalid_key_log.yaml",
+                "2:3: unknown key 'lvl' in log (expected one of: level)");
+    EXPECT_FILE("invalid_key_feature.yaml",
+                "4:5: unknown key 'wher' in features[0] (expected one of: name, "
+                "kind, where, field, window, resolution, max_length)");
+    EXPECT_FILE("invalid_key_trigger.yaml",
+                "3:5: unknown key 'iff' in triggers[0] (expected one of: name, "
+                "when, if, mode, cooldown, emit)");
+    EXPECT_FILE("invalid_key_emit.yaml",
+                "3:26: unknown key 'chanel' in triggers[0].emit (expected one "
+                "of: channel, message)");
+}
+
+static void test_err_duplicate_key(void)
+{
+    EXPECT_FILE("invalid_duplicate_key.yaml",
+                "4:3: duplicate key 'group' in kafka (first at 2:3)");
+    EXPECT_FILE("invalid_duplicate_section.yaml",
+                "3:1: duplicate key 'log' (first at 1:1)");
+    EXPECT_STR("features: [{name: a, kind: count, name: b}]\n",
+               "1:35: duplicate key 'name' in features[0] (first at 1:13)");
+    EXPECT_STR("kafka: {properties: {a: 1, a: 2}}\n",
+               "1:28: duplicate key 'a' in kafka.properties (first at 1:22)");
+    EXPECT_STR("triggers: [{name: t, emit: {message: a, message: b}}]\n",
+               "1:41: duplicate key 'message' in triggers[0].emit (first at "
+               "1:29)");
+}
+
+static void test_err_wrong_type(void)
+{
+    EXPECT_FILE("invalid_type_string.yaml",
+                "2:12: kafka.brokers: expected a non-empty string, got a list");
+    EXPECT_FILE("invalid_type_mapping.yaml",
+                "1:8: redis: expected a mapping, got 'redis://localhost'");
+    EXPECT_FILE("invalid_type_list.yaml",
+                "1:11: features: expected a list of features, got a mapping");
+    EXPECT_FILE("invalid_input_empty.yaml",
+                "2:10: kafka.input: expected a topic name or a non-empty list "
+                "of topic names, got an empty list");
+    EXPECT_FILE("invalid_format.yaml",
+                "2:11: events.format: expected avro or json, got 'protobuf'");
+    EXPECT_FILE("invalid_level.yaml",
+                "2:10: log.level: expected one of error, warn, info, debug, got "
+                "'verbose'");
+    EXPECT_FILE("invalid_redis_url.yaml",
+                "2:8: redis.url: expected "
+                "redis://[[user]:password@]host[:port][/db] or "
+                "unix://[[user]:password@]/path/to/redis.sock, got "
+                "'localhost:6379'");
+    EXPECT_FILE("invalid_schema_missing.yaml",
+                "2:11: events.schema: cannot open " FIXTURES
+                "no_such_schema.avsc: No such file or directory");
+    EXPECT_STR("kafka:\n  brokers: \"\"\n",
+               "2:12: kafka.brokers: expected a non-empty string, got ''");
+    EXPECT_STR("kafka:\n  brokers:\n",
+               "2:11: kafka.brokers: expected a non-empty string, got nothing");
+    EXPECT_STR("kafka: {brokers: ~}\n",
+               "1:18: kafka.brokers: expected a non-empty string, got null");
+    EXPECT_STR("kafka: {group: \"a\\0b\"}\n",
+               "1:16: kafka.group: expected a string without NUL characters");
+    EXPECT_STR("kafka: [1]\n", "1:8: kafka: expected a mapping, got a list");
+    EXPECT_STR("kafka: {input: [a, [b]]}\n",
+               "1:20: kafka.input[1]: expected a non-empty string, got a list");
+    EXPECT_STR("kafka: {input: [a, b, a]}\n",
+               "1:23: kafka.input[2]: topic 'a' is listed twice");
+    EXPECT_STR("kafka: {properties: [a]}\n",
+               "1:21: kafka.properties: expected a mapping of librdkafka "
+               "properties to values, got a list");
+    EXPECT_STR("features: [1]\n",
+               "1:12: features[0]: expected a mapping with name, kind and the "
+               "kind's keys, got '1'");
+    EXPECT_STR("triggers: [{name: t, emit: hi}]\n",
+               "1:28: triggers[0].emit: expected a mapping with message and "
+               "optional channel, got 'hi'");
+    EXPECT_STR("triggers: [{name: t, emit: {message: ''}}]\n",
+               "1:38: triggers[0].emit.message: expected a non-empty message, "
+               "got ''");
+    EXPECT_STR("features: [{name: v, kind: count, where: ''}]\n",
+               "1:42: features[0].where: expected an expression, got ''");
+}
+
+static void test_err_integer(void)
+{
+    EXPECT_FILE("invalid_integer.yaml",
+                "2:15: kafka.batch_size: expected an integer from 1 to 100000, "
+                "got 'abc'");
+    EXPECT_FILE("invalid_integer_range.yaml",
+                "2:15: kafka.batch_size: expected an integer from 1 to 100000, "
+                "got '100001'");
+    EXPECT_FILE("invalid_cache_size.yaml",
+                "2:15: state.cache_size: expected an integer >= 1, got '0'");
+    EXPECT_STR("kafka: {batch_size: 1.5}\n",
+               "1:21: kafka.batch_size: expected an integer from 1 to 100000, "
+               "got '1.5'");
+    EXPECT_STR("state: {cache_size: 99999999999999999999}\n",
+               "1:21: state.cache_size: expected an integer >= 1, got "
+               "'99999999999999999999'");
+    EXPECT_STR("features: [{name: s, kind: last, field: item, "
+               "max_length: 5000}]\n",
+               "1:59: features[0].max_length: expected an integer from 1 to "
+               "4096, got '5000'");
+}
+
+static void test_err_duration(void)
+{
+    EXPECT_FILE("invalid_duration.yaml",
+                "6:13: features[2].window: bad duration '30x' (expected a "
+                "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_FILE("invalid_duration_overflow.yaml",
+                "2:8: redis.ttl: duration '99999999999999999w' is too large");
+    EXPECT_FILE("invalid_timeout_zero.yaml",
+                "2:12: redis.timeout: expected a duration above 0, got '0'");
+    EXPECT_STR("kafka: {batch_timeout: 2h}\n",
+               "1:24: kafka.batch_timeout: expected a duration of at most 1h, "
+               "got '2h'");
+    EXPECT_STR("triggers: [{name: t, cooldown: 5, emit: {message: 'x'}}]\n",
+               "1:32: triggers[0].cooldown: bad duration '5' (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("features: [{name: s, kind: window_count, window: 0}]\n",
+               "1:50: features[0].window: expected a duration above 0, got "
+               "'0'");
+    EXPECT_STR("features: [{name: s, kind: window_count, window: 30d, "
+               "resolution: 7d}]\n",
+               "1:12: features[0] (s): window (2592000000 ms) must be a "
+               "multiple of resolution (604800000 ms)");
+}
+
+static void test_err_names(void)
+{
+    EXPECT_FILE("invalid_duplicate_feature.yaml",
+                "7:11: features[2].name: duplicate feature name 'visits' "
+                "(first at 2:11)");
+    EXPECT_FILE("invalid_duplicate_trigger.yaml",
+                "4:13: triggers[1].name: duplicate trigger name 'hello' (first "
+                "at 2:11)");
+    EXPECT_FILE("invalid_feature_event_field.yaml",
+                "2:11: features[0].name: 'amount' is the name of an event "
+                "field; choose another feature name");
+    EXPECT_FILE("invalid_reserved_name.yaml",
+                "2:11: features[0].name: name '_internal' starts with '_', "
+                "which is reserved for internal Redis fields");
+    EXPECT_FILE("invalid_bad_name.yaml",
+                "2:11: triggers[0].name: bad name 'Greet-Me' (expected "
+                "lowercase letters, digits and '_', starting with a letter)");
+    EXPECT_STR("triggers: [{name: _t, emit: {message: x}}]\n",
+               "1:19: triggers[0].name: name '_t' starts with '_', which is "
+               "reserved for internal Redis fields");
+    EXPECT_STR("features: [{name: type, kind: count}]\n",
+               "1:19: features[0].name: 'type' is the name of an event field; "
+               "choose another feature name");
+    EXPECT_STR("features: [{name: not, kind: count}]\n",
+               "1:19: features[0].name: 'not' is a word of the expression "
+               "language and cannot name a feature");
+    EXPECT_STR("features: [{name: 9lives, kind: count}]\n",
+               "1:19: features[0].name: bad name '9lives' (expected lowercase "
+               "letters, digits and '_', starting with a letter)");
+    EXPECT_STR("features: [{name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaa, kind: count}]\n",
+               "1:19: features[0].name: name is 65 characters long (at most "
+               "64)");
+    /* 64 is fine, and a trigger may share a feature's name. */
+    tl_config *c = load_str_ok(
+        "features: [{name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaa, kind: count}, {name: hello, kind: count}]\n"
+        "triggers: [{name: hello, emit: {message: x}}]\n");
+    CU_ASSERT_PTR_NOT_NULL(c);
+    tl_config_free(c);
+}
+
+static void test_err_missing(void)
+{
+    EXPECT_FILE("invalid_missing_name.yaml",
+                "2:5: features[0]: missing required key 'name'");
+    EXPECT_FILE("invalid_missing_kind.yaml",
+                "2:5: features[0]: missing required key 'kind' (one of: count, "
+                "sum, last, last_seen, window_count)");
+    EXPECT_FILE("invalid_missing_field.yaml",
+                "2:5: features[0]: missing required key 'field' (kind sum "
+                "needs the event value it uses)");
+    EXPECT_FILE("invalid_missing_window.yaml",
+                "2:5: features[0]: missing required key 'window' (kind "
+                "window_count counts over a sliding window, e.g. window: 30d)");
+    EXPECT_FILE("invalid_missing_emit.yaml",
+                "2:5: triggers[0]: missing required key 'emit' (the trigger's "
+                "message and channel)");
+    EXPECT_FILE("invalid_missing_message.yaml",
+                "4:7: triggers[0].emit: missing required key 'message' (the "
+                "text sent, with {{name}} placeholders)");
+    EXPECT_STR("triggers: [{emit: {message: x}}]\n",
+               "1:12: triggers[0]: missing required key 'name'");
+}
+
+static void test_err_kind_channel_mode(void)
+{
+    EXPECT_FILE("invalid_unknown_kind.yaml",
+                "3:11: features[0].kind: unknown kind 'counter' (expected one "
+                "of: count, sum, last, last_seen, window_count)");
+    EXPECT_FILE("invalid_unknown_channel.yaml",
+                "3:22: triggers[0].emit.channel: unknown channel 'sms' "
+                "(expected one of: web, app, store, call_center, email, chat, "
+                "other)");
+    EXPECT_FILE("invalid_unknown_mode.yaml",
+                "3:11: triggers[0].mode: unknown mode 'always' (expected one "
+                "of: every, edge, once)");
+    EXPECT_STR("triggers: [{name: t, mode: , emit: {message: x}}]\n",
+               "1:28: triggers[0].mode: expected one of: every, edge, once, "
+               "got nothing");
+    EXPECT_STR("features: [{name: t, kind: [count]}]\n",
+               "1:28: features[0].kind: expected one of: count, sum, last, "
+               "last_seen, window_count, got a list");
+    EXPECT_FILE("invalid_field_not_allowed.yaml",
+                "2:36: features[0].field: kind count takes no field");
+    EXPECT_FILE("invalid_field_type.yaml",
+                "2:35: features[0].field: kind sum needs a number field, but "
+                "this is a string");
+    EXPECT_STR("features: [{name: s, kind: count, resolution: 1d}]\n",
+               "1:47: features[0].resolution: kind count takes no resolution");
+    EXPECT_STR("features: [{name: s, kind: last, field: amount, "
+               "max_length: 10}]\n",
+               "1:61: features[0].max_length: applies only to a feature that "
+               "keeps a string field (e.g. kind last)");
+    EXPECT_STR("features: [{name: s, kind: last, field: 'null'}]\n",
+               "1:12: features[0] (s): field of kind last must be a number, "
+               "string or bool, not always null");
+}
+
+/* Expression errors point at the offending character inside the scalar,
+ * whatever its style. */
+static void test_err_expr_position(void)
+{
+    /* 'type == ''visit'' and chanel ...': '' is one quote in the value. */
+    EXPECT_FILE("invalid_expr_single.yaml",
+                "4:35: features[0].where: unknown name 'chanel'");
+    /* "type == \"visit\" and chanel ...": escapes are two columns. */
+    EXPECT_FILE("invalid_expr_double.yaml",
+                "4:35: features[0].where: unknown name 'chanel'");
+    EXPECT_FILE("invalid_expr_plain.yaml",
+                "4:32: features[0].where: unknown name 'chanel'");
+    EXPECT_FILE("invalid_expr_plain_multiline.yaml",
+                "5:11: features[0].where: unknown name 'chanel'");
+    EXPECT_FILE("invalid_expr_folded.yaml",
+                "7:7: features[0].where: unknown name 'chanel'");
+    EXPECT_FILE("invalid_expr_literal.yaml",
+                "5:13: triggers[0].when: unknown name 'chanel'");
+    /* A backslash-escaped line break and a \t escape. */
+    EXPECT_FILE("invalid_expr_double_multiline.yaml",
+                "3:14: features[0].where: unknown name 'chanel'");
+    /* Columns count characters, as libyaml's do: "é" is one. */
+    EXPECT_FILE("invalid_expr_unicode.yaml",
+                "4:32: features[0].where: unknown name 'chanel'");
+    EXPECT_FILE("invalid_expr_syntax.yaml",
+                "4:18: features[0].where: unexpected character '=' (use '==' to "
+                "compare)");
+    EXPECT_FILE("invalid_when_feature.yaml",
+                "5:12: triggers[0].when: unknown name 'purchases'");
+
+    /* CRLF line ends. */
+    EXPECT_STR("features:\r\n  - name: v\r\n    kind: count\r\n"
+               "    where: 'type == \"a\" or chanel'\r\n",
+               "4:28: features[0].where: unknown name 'chanel'");
+    /* An anchor or a tag before the scalar. */
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n"
+               "    where: &w 'chanel == 1'\n",
+               "4:16: features[0].where: unknown name 'chanel'");
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n"
+               "    where: !!str 'chanel == 1'\n",
+               "4:19: features[0].where: unknown name 'chanel'");
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n    where: !!str\n"
+               "      type == \"a\" or chanel\n",
+               "5:22: features[0].where: unknown name 'chanel'");
+    /* The end of the expression is the closing quote. */
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n"
+               "    where: 'type =='\n",
+               "4:20: features[0].where: expected a value but found end of "
+               "expression");
+    /* A byte-order mark is not a column. */
+    EXPECT_STR("\xEF\xBB\xBF"
+               "features:\n  - {name: v, kind: count, where: 'chanel'}\n",
+               "2:36: features[0].where: unknown name 'chanel'");
+    /* A tab inside quotes is one column; \u and \x escapes are 6 and 4. */
+    EXPECT_STR("features: [{name: v, kind: count, where: \"type == \\\"a\\\"\tor "
+               "chanel\"}]\n",
+               "1:60: features[0].where: unknown name 'chanel'");
+    EXPECT_STR("features: [{name: v, kind: count, where: \"item == "
+               "\\\"\\u00e9\\x41\\\" or chanel\"}]\n",
+               "1:69: features[0].where: unknown name 'chanel'");
+    /* Folded with strip chomping and an empty line (a newline in the value);
+     * literal with a header comment. */
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n    where: >-\n"
+               "      type == \"a\"\n\n      or chanel\n",
+               "7:10: features[0].where: unknown name 'chanel'");
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n"
+               "    where: | # a comment\n      type == \"a\"\n      or chanel\n",
+               "6:10: features[0].where: unknown name 'chanel'");
+    /* An explicit indentation indicator depends on the parent's indentation,
+     * which the raw text does not tell: the scalar's start is reported. */
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n    where: |2\n"
+               "        type == \"a\" or chanel\n",
+               "4:12: features[0].where: unknown name 'chanel'");
+}
+
+static void test_err_if_type(void)
+{
+    EXPECT_FILE("invalid_if_type.yaml",
+                "6:39: triggers[0].if: operator '>' needs two numbers or two "
+                "strings, got string and number");
+    EXPECT_FILE("invalid_if_not_bool.yaml",
+                "5:10: triggers[0].if: expression must be bool, got number");
+    EXPECT_STR("features: [{name: v, kind: count, where: 'amount'}]\n",
+               "1:43: features[0].where: expression must be bool, got number");
+}
+
+static void test_err_template(void)
+{
+    EXPECT_FILE("invalid_template.yaml",
+                "6:53: triggers[0].emit.message: unknown name 'lastitem'");
+    EXPECT_FILE("invalid_template_unclosed.yaml",
+                "3:26: triggers[0].emit.message: '{{' without a closing '}}'");
+    EXPECT_STR("triggers: [{name: t, emit: {message: \"{{ item }} and {{ 1 + "
+               "}}\"}}]\n",
+               "1:61: triggers[0].emit.message: expected a value but found end "
+               "of expression");
+}
+
+/* Every fixture: valid_* load, invalid_* fail with a positioned message.
+ * Under valgrind this is the leak check of every error path. */
+static void test_all_fixtures(void)
+{
+    DIR *d = opendir(FIXTURES);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    struct dirent *e;
+    int nvalid = 0, ninvalid = 0;
+    clear_env();
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 5, ".yaml")) continue;
+        char path[512], err[TL_ERRSZ] = "", prefix[600];
+        snprintf(path, sizeof path, FIXTURES "%s", e->d_name);
+        tl_config *c = tl_config_load(path, err, sizeof err);
+        if (!strncmp(e->d_name, "valid_", 6)) {
+            nvalid++;
+            CU_ASSERT_PTR_NOT_NULL(c);
+            if (!c) fprintf(stderr, "\n  %s: %s\n", path, err);
+        } else if (!strncmp(e->d_name, "invalid_", 8)) {
+            ninvalid++;
+            CU_ASSERT_PTR_NULL(c);
+            snprintf(prefix, sizeof prefix, "%s:", path);
+            CU_ASSERT_EQUAL(strncmp(err, prefix, strlen(prefix)), 0);
+        }
+        tl_config_free(c);
+    }
+    closedir(d);
+    CU_ASSERT(nvalid >= 3);
+    CU_ASSERT(ninvalid >= 50);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("config_valid", NULL, NULL);
+    CU_add_test(s, "example config/tailord.yaml", test_example);
+    CU_add_test(s, "defaults", test_defaults);
+    CU_add_test(s, "flow style, every key", test_flow_style);
+    CU_add_test(s, "environment overrides", test_env_overrides);
+    CU_add_test(s, "durations", test_parse_duration);
+    CU_add_test(s, "summary and password masking", test_summary);
+    s = CU_add_suite("config_errors", NULL, NULL);
+    CU_add_test(s, "YAML syntax, empty, not a mapping", test_err_yaml);
+    CU_add_test(s, "unknown keys", test_err_unknown_key);
+    CU_add_test(s, "duplicate keys", test_err_duplicate_key);
+    CU_add_test(s, "wrong types", test_err_wrong_type);
+    CU_add_test(s, "integers", test_err_integer);
+    CU_add_test(s, "durations", test_err_duration);
+    CU_add_test(s, "names", test_err_names);
+    CU_add_test(s, "missing required keys", test_err_missing);
+    CU_add_test(s, "kind, channel, mode, field", test_err_kind_channel_mode);
+    CU_add_test(s, "expression positions", test_err_expr_position);
+    CU_add_test(s, "type errors in conditions", test_err_if_type);
+    CU_add_test(s, "templates", test_err_template);
+    CU_add_test(s, "every fixture", test_all_fixtures);
+    return tl_test_run();
+}
