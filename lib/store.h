@@ -1,0 +1,110 @@
+/*
+ * store — Redis I/O on hiredis: connection from a URL, a pipelined batch load
+ * of customer hashes, and a pipelined batch flush where every key is written by
+ * a Lua compare-and-set on its offset watermarks (one key per script call).
+ *
+ * URLs: redis://[[user]:password@]host[:port][/db]   (port 6379, db 0)
+ *       unix://[[user]:password@]/path/to/redis.sock[?db=N]
+ *
+ * Failure model: any I/O error closes the connection and returns TL_ERR_IO
+ * with a message; the next call reconnects (one attempt).  Retrying with
+ * backoff is the caller's policy (the pipeline's).  Both load and flush are
+ * idempotent, so retrying a whole batch is always safe.
+ *
+ * Ownership: tl_store owns its redisContext; argv arrays are reused across
+ * calls, so steady-state flushes allocate only inside hiredis.  Field and
+ * value pointers passed in are borrowed for the duration of the call.
+ */
+#ifndef TL_STORE_H
+#define TL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+typedef struct tl_redis_url {
+    char *host;      /* NULL for unix sockets */
+    int port;
+    char *unix_path; /* NULL for TCP */
+    int db;
+    char *user;      /* NULL: no ACL user (AUTH password only) */
+    char *password;  /* NULL: no AUTH */
+} tl_redis_url;
+
+/* Parses url into *out (malloc'd strings; free with tl_redis_url_clear).
+ * Error message names the URL part that is wrong and shows the expected form. */
+int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
+                       size_t errsz);
+void tl_redis_url_clear(tl_redis_url *u);
+
+typedef struct tl_store tl_store;
+
+/* Connects (with timeout_ms for connect and for each command; <= 0: none),
+ * AUTHs, SELECTs and loads the flush script.  Returns NULL with err on
+ * failure.  SIGPIPE from a vanished server is blocked and swallowed inside
+ * each call, so the program need not ignore it. */
+tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
+                       size_t errsz);
+void tl_store_free(tl_store *s);
+
+/* PING; TL_OK when the server answers. */
+int tl_store_ping(tl_store *s, char *err, size_t errsz);
+
+/* Called once per field of each loaded key; idx is the key's index. */
+typedef void (*tl_store_field_cb)(void *ud, size_t idx, const char *field,
+                                  size_t flen, const char *val, size_t vlen);
+
+/* HGETALL of n keys in one pipeline (one round trip). A missing key yields no
+ * callbacks.  Callbacks run only once every reply has arrived, so a failed
+ * load (TL_ERR_IO, or TL_ERR for an error reply such as WRONGTYPE) has made
+ * no callback at all. */
+int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
+                  size_t n, tl_store_field_cb cb, void *ud, char *err,
+                  size_t errsz);
+
+/* One watermark check: the stored value of hash field `field` (absent counts
+ * as -1) must equal `expected` (this writer's last flush) or `next` (this very
+ * write, already applied by an earlier attempt); then it is set to `next`. */
+typedef struct tl_store_wm {
+    const char *field;
+    size_t flen;
+    int64_t expected, next;
+} tl_store_wm;
+
+typedef struct tl_store_write {
+    const char *key;
+    size_t keylen;
+    const tl_store_wm *wm;
+    size_t nwm;
+    const char *const *fields; /* nfields names and values, HSET together */
+    const size_t *flens;
+    const char *const *vals;
+    const size_t *vlens;
+    size_t nfields;
+    int64_t ttl_ms;            /* PEXPIRE after the write; 0: no expiry */
+    int result;                /* out: TL_OK, TL_ERR_FENCED; TL_ERR when the
+                                  server rejected it (e.g. WRONGTYPE), or
+                                  TL_ERR_IO when its reply never came */
+} tl_store_write;
+
+/*
+ * Executes n conditional writes in one pipeline.  Returns TL_OK when every
+ * reply arrived (each w[i].result says whether that key was written or fenced
+ * off), TL_ERR_IO when the connection failed (then nothing can be assumed about
+ * which writes applied: retry all; the watermark check makes that safe).
+ * An error reply to one write (e.g. WRONGTYPE: the key is not a hash) sets
+ * that write's result to TL_ERR and returns TL_ERR after all replies were
+ * read; error replies meaning "no writes now" (LOADING, READONLY, OOM, BUSY,
+ * ...) drop the connection and return TL_ERR_IO.  A NOSCRIPT reply reloads
+ * the script and retries those writes once (a second round trip).
+ */
+int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
+                   size_t errsz);
+
+/* Round trips and commands sent so far (for metrics and the benchmark),
+ * including the handshake (AUTH, SELECT, SCRIPT LOAD) of each (re)connect. */
+uint64_t tl_store_round_trips(const tl_store *s);
+uint64_t tl_store_commands(const tl_store *s);
+
+#endif

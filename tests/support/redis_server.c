@@ -1,0 +1,288 @@
+#include "redis_server.h"
+
+#include "testutil.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_START_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 5000
+#define PORT_ATTEMPTS 5
+
+/* start_once outcomes besides 0. */
+#define START_FAILED -1
+#define START_PORT_TAKEN -2 /* another process took the port: pick another */
+
+static void errf(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errsz, const char *fmt, ...)
+{
+    if (!err || errsz == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + 1 + strlen(name) + 1;
+    char *p = malloc(n);
+    if (!p) abort();
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* The last bytes of the server's log, on one line, for failure messages. */
+static void log_tail(const tl_redis_server *srv, const char *name, char *buf,
+                     size_t bufsz)
+{
+    buf[0] = '\0';
+    char *path = path_in(srv->dir, name);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f) return;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        long want = (long)bufsz - 1;
+        fseek(f, size > want ? size - want : 0, SEEK_SET);
+    }
+    size_t n = fread(buf, 1, bufsz - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\n' || buf[i] == '\r') buf[i] = '|';
+}
+
+/* PING answered (NOAUTH counts: the server is up, we just lack the
+ * password).  SIGPIPE is blocked meanwhile, in case the server dies between
+ * accepting and reading. */
+static int answers_ping(const tl_redis_server *srv)
+{
+    sigset_t set, old, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    struct timeval tv = {0, 200 * 1000};
+    redisContext *c = srv->unix_path
+                          ? redisConnectUnixWithTimeout(srv->unix_path, tv)
+                          : redisConnectWithTimeout("127.0.0.1", srv->port, tv);
+    int ok = 0;
+    if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && ((r->type == REDIS_REPLY_STATUS &&
+                    strcmp(r->str, "PONG") == 0) ||
+                   (r->type == REDIS_REPLY_ERROR &&
+                    strncmp(r->str, "NOAUTH", 6) == 0));
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ok;
+}
+
+/* Whether an executable `name` is on PATH. */
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path) return 0;
+    for (const char *p = path; *p;) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char buf[4096];
+        if (n > 0 && n + 1 + strlen(name) < sizeof buf) {
+            snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, name);
+            if (access(buf, X_OK) == 0) return 1;
+        }
+        p += n + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Spawns redis-server with its whole configuration on the command line and
+ * waits, bounded, until it answers PING.  When util-linux's setpriv is there
+ * (always on Debian), it execs redis-server with PR_SET_PDEATHSIG=KILL: the
+ * pid stays the same, and a test program that crashes before its cleanup
+ * does not leave a server behind. */
+static int start_once(tl_redis_server *srv, char *err, size_t errsz)
+{
+    const char *bin = getenv("TAILOR_REDIS_SERVER");
+    char port[16];
+    snprintf(port, sizeof port, "%d", srv->port);
+    const char *argv[28];
+    int k = 0;
+    if (on_path("setpriv"))
+        argv[k++] = "setpriv", argv[k++] = "--pdeathsig", argv[k++] = "KILL";
+    const char *server = argv[k++] = bin && *bin ? bin : "redis-server";
+    argv[k++] = "--port", argv[k++] = port;
+    argv[k++] = "--bind", argv[k++] = "127.0.0.1";
+    argv[k++] = "--save", argv[k++] = "";
+    argv[k++] = "--appendonly", argv[k++] = "no";
+    argv[k++] = "--dir", argv[k++] = srv->dir;
+    if (srv->unix_path) {
+        argv[k++] = "--unixsocket", argv[k++] = srv->unix_path;
+        argv[k++] = "--unixsocketperm", argv[k++] = "700";
+    }
+    if (srv->password) argv[k++] = "--requirepass", argv[k++] = srv->password;
+    argv[k] = NULL;
+
+    char *out = path_in(srv->dir, "redis.log");
+    char *errp = path_in(srv->dir, "redis.err");
+    srv->pid = tl_test_spawn((char *const *)argv, out, errp);
+    free(out);
+    free(errp);
+    if (srv->pid < 0) {
+        errf(err, errsz, "redis-server: fork failed: %s", strerror(errno));
+        return START_FAILED;
+    }
+
+    long long deadline = now_ms() + srv->start_timeout_ms;
+    for (;;) {
+        int st = tl_test_wait(srv->pid, 0);
+        if (st != -1) { /* exited (and reaped) before answering */
+            char tail[400], etail[200];
+            srv->pid = -1;
+            log_tail(srv, "redis.log", tail, sizeof tail);
+            log_tail(srv, "redis.err", etail, sizeof etail);
+            errf(err, errsz, "%s exited (%d) before answering PING: %s %s",
+                 server, st, tail, etail);
+            return strstr(tail, "Address already in use") ? START_PORT_TAKEN
+                                                          : START_FAILED;
+        }
+        if (answers_ping(srv)) return 0;
+        if (now_ms() >= deadline) break;
+        sleep_ms(10);
+    }
+    char tail[400];
+    log_tail(srv, "redis.log", tail, sizeof tail);
+    tl_test_stop(srv->pid, SIGKILL, STOP_TIMEOUT_MS);
+    srv->pid = -1;
+    errf(err, errsz, "%s did not answer PING within %d ms (killed): %s",
+         server, srv->start_timeout_ms, tail);
+    return START_FAILED;
+}
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+static void url_escape(char *out, size_t outsz, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < outsz; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+tl_redis_server *tl_redis_server_start(const tl_redis_server_opts *opts,
+                                       char *err, size_t errsz)
+{
+    tl_redis_server_opts dflt = {0};
+    if (!opts) opts = &dflt;
+    tl_redis_server *srv = calloc(1, sizeof *srv);
+    if (!srv) abort();
+    srv->pid = -1;
+    srv->dir = tl_test_tmpdir();
+    srv->start_timeout_ms =
+        opts->start_timeout_ms > 0 ? opts->start_timeout_ms
+                                   : DEFAULT_START_TIMEOUT_MS;
+    if (opts->password && !(srv->password = strdup(opts->password))) abort();
+    if (opts->unix_socket) srv->unix_path = path_in(srv->dir, "redis.sock");
+
+    int rc = START_FAILED;
+    int attempts = opts->unix_socket || opts->port ? 1 : PORT_ATTEMPTS;
+    for (int a = 0; a < attempts; a++) {
+        srv->port = opts->unix_socket ? 0
+                    : opts->port      ? opts->port
+                                      : tl_test_free_port();
+        rc = start_once(srv, err, errsz);
+        if (rc != START_PORT_TAKEN) break;
+    }
+    if (rc != 0) goto fail;
+
+    char auth[256] = "";
+    if (srv->password) {
+        char esc[240];
+        url_escape(esc, sizeof esc, srv->password);
+        snprintf(auth, sizeof auth, ":%s@", esc);
+    }
+    if (srv->unix_path)
+        snprintf(srv->url, sizeof srv->url, "unix://%s%s", auth,
+                 srv->unix_path);
+    else
+        snprintf(srv->url, sizeof srv->url, "redis://%s127.0.0.1:%d", auth,
+                 srv->port);
+    return srv;
+
+fail:
+    tl_redis_server_stop(srv);
+    return NULL;
+}
+
+void tl_redis_server_kill(tl_redis_server *srv)
+{
+    if (!srv || srv->pid <= 0) return;
+    tl_test_stop(srv->pid, SIGKILL, STOP_TIMEOUT_MS);
+    srv->pid = -1;
+}
+
+int tl_redis_server_restart(tl_redis_server *srv, char *err, size_t errsz)
+{
+    if (srv->pid > 0) {
+        errf(err, errsz, "redis-server %d is still running", (int)srv->pid);
+        return -1;
+    }
+    return start_once(srv, err, errsz) == 0 ? 0 : -1;
+}
+
+void tl_redis_server_stop(tl_redis_server *srv)
+{
+    if (!srv) return;
+    if (srv->pid > 0) {
+        /* A test may have left it SIGSTOPped; SIGTERM waits for SIGCONT. */
+        kill(srv->pid, SIGCONT);
+        tl_test_stop(srv->pid, SIGTERM, STOP_TIMEOUT_MS);
+    }
+    tl_test_rmdir(srv->dir);
+    free(srv->dir);
+    free(srv->unix_path);
+    free(srv->password);
+    free(srv);
+}

@@ -1,0 +1,58 @@
+/*
+ * redis_server — a private, throwaway redis-server for tests.
+ *
+ * Each server runs from its own temporary directory (--dir, the unix socket
+ * and redis.log live there), persists nothing (--save "" --appendonly no),
+ * listens on 127.0.0.1 only, and is stopped by its pid, never by name.
+ * The binary is $TAILOR_REDIS_SERVER, default `redis-server` on PATH; it is
+ * started through `setpriv --pdeathsig KILL` when available, so that even a
+ * test program that crashes leaves no server running (its directory stays).
+ *
+ * Ownership: tl_redis_server_start returns a malloc'd server that the caller
+ * releases with tl_redis_server_stop (which also stops the process and
+ * removes the directory).  Register the stop in a suite cleanup so that a
+ * failed assertion does not leave a server behind.
+ */
+#ifndef TL_REDIS_SERVER_H
+#define TL_REDIS_SERVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct tl_redis_server_opts {
+    int port;             /* TCP port; 0: a free one (retried if taken) */
+    int unix_socket;      /* nonzero: a unix socket only (--port 0) */
+    const char *password; /* --requirepass; NULL: none */
+    int start_timeout_ms; /* bound on waiting for PING; 0: 10000 */
+} tl_redis_server_opts;
+
+typedef struct tl_redis_server {
+    pid_t pid;            /* -1 while killed (see tl_redis_server_kill) */
+    int port;             /* 0 with a unix socket */
+    char *unix_path;      /* socket path; NULL for TCP */
+    char *dir;            /* private temporary directory */
+    char *password;       /* NULL: none */
+    char url[1024];       /* for tl_store_new; carries the password,
+                             percent-encoded */
+    int start_timeout_ms;
+} tl_redis_server;
+
+/* Starts a server (opts may be NULL for the defaults) and waits until it
+ * answers PING.  Returns NULL with a message (including the tail of the
+ * server's log) in err on failure, having stopped what it started. */
+tl_redis_server *tl_redis_server_start(const tl_redis_server_opts *opts,
+                                       char *err, size_t errsz);
+
+/* Stops the process (SIGTERM, SIGKILL after 5 s), removes the directory and
+ * frees srv.  NULL is a no-op. */
+void tl_redis_server_stop(tl_redis_server *srv);
+
+/* Fault injection: SIGKILLs the process but keeps srv, its port or socket
+ * path and its directory, for tl_redis_server_restart. */
+void tl_redis_server_kill(tl_redis_server *srv);
+
+/* Starts the process again with the same port or socket (after a kill) and
+ * waits for PING.  Returns 0, or -1 with a message in err. */
+int tl_redis_server_restart(tl_redis_server *srv, char *err, size_t errsz);
+
+#endif
