@@ -1,0 +1,131 @@
+#include "kafka.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <string.h>
+
+#include "log.h"
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug. */
+    tl_log_level l = level <= 3 ? TL_LOG_ERROR
+                     : level == 4 ? TL_LOG_WARN
+                     : level <= 6 ? TL_LOG_INFO
+                                  : TL_LOG_DEBUG;
+    TL_LOG(l, "kafka", "%s: %s", fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *ud)
+{
+    (void)ud;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fe[512];
+        rd_kafka_fatal_error(rk, fe, sizeof fe);
+        tl_error("kafka", "fatal: %s", fe);
+        return;
+    }
+    /* librdkafka recovers from the rest by itself (reconnects, retries);
+     * all brokers down is worth a warning, the others are noise at info. */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        tl_warn("kafka", "%s", reason);
+    else
+        tl_info("kafka", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
+                               char *err, size_t errsz)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[512];
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e))
+        goto fail;
+    if (rd_kafka_conf_set(conf, "client.id", "tailord", e, sizeof e))
+        goto fail;
+    for (size_t i = 0; i < cfg->nproperties; i++)
+        if (rd_kafka_conf_set(conf, cfg->properties[i].key,
+                              cfg->properties[i].val, e, sizeof e)) {
+            tl_errf(err, errsz, TL_ERR_CONFIG,
+                    "kafka.properties.%s: %s", cfg->properties[i].key, e);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    return conf;
+fail:
+    tl_errf(err, errsz, TL_ERR_CONFIG, "kafka: %s", e);
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+struct tl_kafka_mock {
+    rd_kafka_t *rk; /* owns the cluster; never used to produce */
+    rd_kafka_mock_cluster_t *mc;
+};
+
+tl_kafka_mock *tl_kafka_mock_new(const tl_config *cfg, int nbrokers,
+                                 int partitions, char *err, size_t errsz)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    /* This handle only hosts the cluster; its "no bootstrap.servers"
+     * warning would be noise. */
+    rd_kafka_conf_set(conf, "log_level", "3", e, sizeof e);
+    tl_kafka_mock *m = tl_xcalloc(1, sizeof *m);
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!m->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(m);
+        tl_errf(err, errsz, TL_ERR_IO, "embedded kafka: %s", e);
+        return NULL;
+    }
+    m->mc = rd_kafka_mock_cluster_new(m->rk, nbrokers);
+    if (!m->mc) {
+        tl_errf(err, errsz, TL_ERR_IO,
+                "embedded kafka: cannot start the mock cluster");
+        goto fail;
+    }
+    for (size_t i = 0; cfg && i < cfg->ninputs; i++)
+        if (tl_kafka_mock_topic(m, cfg->inputs[i], partitions, err, errsz))
+            goto fail;
+    if (cfg && (tl_kafka_mock_topic(m, cfg->output, partitions, err, errsz) ||
+                tl_kafka_mock_topic(m, cfg->dead_letter, 1, err, errsz)))
+        goto fail;
+    return m;
+fail:
+    tl_kafka_mock_free(m);
+    return NULL;
+}
+
+const char *tl_kafka_mock_bootstraps(const tl_kafka_mock *m)
+{
+    return rd_kafka_mock_cluster_bootstraps(m->mc);
+}
+
+int tl_kafka_mock_topic(tl_kafka_mock *m, const char *topic, int partitions,
+                        char *err, size_t errsz)
+{
+    rd_kafka_resp_err_t e =
+        rd_kafka_mock_topic_create(m->mc, topic, partitions, 1);
+    if (e)
+        return tl_errf(err, errsz, TL_ERR_IO,
+                       "embedded kafka: cannot create topic %s: %s", topic,
+                       rd_kafka_err2str(e));
+    return TL_OK;
+}
+
+struct rd_kafka_mock_cluster_s *tl_kafka_mock_cluster(tl_kafka_mock *m)
+{
+    return m->mc;
+}
+
+void tl_kafka_mock_free(tl_kafka_mock *m)
+{
+    if (!m) return;
+    if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->rk) rd_kafka_destroy(m->rk);
+    free(m);
+}

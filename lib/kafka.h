@@ -1,0 +1,36 @@
+/*
+ * kafka — what the source and the sink share: building an rd_kafka_conf_t
+ * from the config (brokers, pass-through properties, logging into tailor's
+ * log), and the embedded broker (librdkafka's mock cluster) for
+ * `tailord --embedded`, demos and tests.
+ *
+ * Ownership: tl_kafka_conf returns a conf the caller passes to rd_kafka_new
+ * (which takes it on success) or destroys.  tl_kafka_mock owns its cluster
+ * and the handle behind it; free with tl_kafka_mock_free.
+ */
+#ifndef TL_KAFKA_H
+#define TL_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
+                               char *err, size_t errsz);
+
+typedef struct tl_kafka_mock tl_kafka_mock;
+
+/* Starts an in-process mock cluster of nbrokers on loopback and creates the
+ * config's input topics (partitions each), output and dead-letter topics. */
+tl_kafka_mock *tl_kafka_mock_new(const tl_config *cfg, int nbrokers,
+                                 int partitions, char *err, size_t errsz);
+/* "127.0.0.1:PORT,..." — valid until tl_kafka_mock_free. */
+const char *tl_kafka_mock_bootstraps(const tl_kafka_mock *m);
+/* Creates one more topic on the mock cluster. */
+int tl_kafka_mock_topic(tl_kafka_mock *m, const char *topic, int partitions,
+                        char *err, size_t errsz);
+/* The underlying cluster, for fault injection in tests (rdkafka_mock.h). */
+struct rd_kafka_mock_cluster_s *tl_kafka_mock_cluster(tl_kafka_mock *m);
+void tl_kafka_mock_free(tl_kafka_mock *m);
+
+#endif

@@ -1,0 +1,472 @@
+#include "pipeline.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sink.h"
+#include "source.h"
+#include "state.h"
+#include "store.h"
+#include "trigger.h"
+
+typedef struct item {
+    tl_event ev;
+    tl_vec *vec; /* NULL: rejected */
+} item;
+
+struct tl_pipeline {
+    const tl_config *cfg;
+    tl_layout layout;
+    tl_event_decoder *dec;
+    tl_trigger_codec *tcodec;
+    tl_store *store;
+    tl_source *src;
+    tl_sink *sink;
+    tl_cache *cache;
+
+    tl_batch batch;
+    tl_arena arena; /* everything that lives for one batch */
+    item *items;
+    size_t items_cap;
+    tl_vec **misses, **dirty;
+    size_t nmiss, ndirty, vec_cap;
+    tl_store_write *writes;
+    size_t writes_cap;
+    char *msgbuf;
+    size_t msgcap;
+
+    volatile sig_atomic_t *stop;
+    int failed;
+    char fail_msg[TL_ERRSZ];
+    int redis_down;
+    tl_stats stats;
+};
+
+static void grow_vecs(tl_pipeline *p, size_t need)
+{
+    if (need <= p->vec_cap) return;
+    while (p->vec_cap < need) p->vec_cap = p->vec_cap ? p->vec_cap * 2 : 1024;
+    p->misses = tl_xrealloc(p->misses, p->vec_cap * sizeof *p->misses);
+    p->dirty = tl_xrealloc(p->dirty, p->vec_cap * sizeof *p->dirty);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Redis outages are retried forever with capped backoff, logging one line
+ * when Redis goes away and one when it is back, not one per attempt. */
+static int redis_retry(tl_pipeline *p, int rc, const char *what,
+                       const char *msg, int *backoff)
+{
+    if (rc == TL_OK) {
+        if (p->redis_down) tl_info("pipeline", "redis available again");
+        p->redis_down = 0;
+        return 0;
+    }
+    if (!p->redis_down)
+        tl_error("pipeline", "%s failed: %s; retrying until redis is back",
+                 what, msg);
+    p->redis_down = 1;
+    if (*p->stop) return -1;
+    sleep_ms(*backoff);
+    if (*backoff < 5000) *backoff *= 2;
+    return 1;
+}
+
+static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
+                    const char *val, size_t vlen)
+{
+    tl_pipeline *p = ud;
+    char err[TL_ERRSZ];
+    if (tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val, vlen,
+                          err, sizeof err)) {
+        p->stats.state_errors++;
+        tl_warn("pipeline", "customer %s: %s (that part starts over)",
+                p->misses[idx]->customer_id, err);
+    }
+}
+
+static int load_misses(tl_pipeline *p)
+{
+    if (!p->nmiss) return TL_OK;
+    const char **keys = tl_arena_alloc(&p->arena, p->nmiss * sizeof *keys);
+    size_t *lens = tl_arena_alloc(&p->arena, p->nmiss * sizeof *lens);
+    for (size_t i = 0; i < p->nmiss; i++)
+        keys[i] = tl_state_key(&p->arena, p->cfg->redis_prefix,
+                               p->misses[i]->customer_id,
+                               p->misses[i]->idlen, &lens[i]);
+    int backoff = 100;
+    for (;;) {
+        char err[TL_ERRSZ];
+        int rc = tl_store_load(p->store, keys, lens, p->nmiss, load_cb, p, err,
+                               sizeof err);
+        int r = redis_retry(p, rc, "redis load", err, &backoff);
+        if (r == 0) return TL_OK;
+        if (r < 0) {
+            snprintf(p->fail_msg, sizeof p->fail_msg,
+                     "stopped while redis was unavailable: %.400s", err);
+            return TL_ERR_IO;
+        }
+        /* A partial load may have filled some vectors: start them over. */
+        for (size_t i = 0; i < p->nmiss; i++)
+            tl_vec_reset(p->misses[i], &p->layout);
+    }
+}
+
+static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
+                        tl_reject why, const char *msg)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *reason = tl_reject_name(why);
+    tl_header h[] = {
+        {"tailor.reason", reason, strlen(reason)},
+        {"tailor.error", msg, strlen(msg)},
+        {"tailor.topic", topic, strlen(topic)},
+        {"tailor.partition", part, strlen(part)},
+        {"tailor.offset", off, strlen(off)},
+    };
+    char err[TL_ERRSZ];
+    if (tl_sink_produce(p->sink, p->cfg->dead_letter, m->key, m->key_len,
+                        m->payload, m->len, h, 5, err, sizeof err))
+        tl_error("pipeline", "dead letter: %s", err);
+    p->stats.dead_letters[why]++;
+    tl_debug("pipeline", "dead letter %s [%" PRId32 "] @%" PRId64 ": %s: %s",
+             topic, m->partition, m->offset, reason, msg);
+}
+
+static int emit(tl_pipeline *p, const tl_rule *r, const tl_event *ev,
+                const rd_kafka_message_t *m, tl_eval_ctx *ctx)
+{
+    tl_trigger t;
+    memset(&t, 0, sizeof t);
+    tl_trigger_make_id(t.id, rd_kafka_topic_name(m->rkt), m->partition,
+                       m->offset, r->name);
+    t.rule = r->name;
+    t.customer_id = ev->customer_id;
+    t.ts = ev->ts;
+    t.cause_event_id = ev->event_id;
+    t.channel = r->has_channel ? r->channel : ev->channel;
+    for (;;) {
+        size_t n = tl_template_render(&r->message, tl_eval_fetch, ctx,
+                                      p->msgbuf, p->msgcap);
+        if (n < p->msgcap) break;
+        p->msgcap = n + 256;
+        p->msgbuf = tl_xrealloc(p->msgbuf, p->msgcap);
+    }
+    t.message = p->msgbuf;
+    tl_attr *snap = NULL;
+    if (r->nexplain) {
+        snap = tl_arena_alloc(&p->arena, r->nexplain * sizeof *snap);
+        for (size_t i = 0; i < r->nexplain; i++) {
+            const tl_feature *f = &p->layout.features[r->explain[i]];
+            tl_value v;
+            tl_feature_read(f, ctx->block, ev->ts, &v);
+            size_t n = tl_value_format(&v, NULL, 0);
+            char *s = tl_arena_alloc(&p->arena, n + 1);
+            tl_value_format(&v, s, n + 1);
+            snap[i] = (tl_attr){f->name, s, strlen(f->name), n};
+        }
+    }
+    t.features = snap;
+    t.nfeatures = r->nexplain;
+
+    const void *buf;
+    size_t len;
+    char err[TL_ERRSZ];
+    if (tl_trigger_encode(p->tcodec, &t, &buf, &len, err, sizeof err) ||
+        tl_sink_produce(p->sink, p->cfg->output, ev->customer_id,
+                        ev->customer_id_len, buf, len, NULL, 0, err,
+                        sizeof err)) {
+        snprintf(p->fail_msg, sizeof p->fail_msg, "trigger %.64s: %.400s", r->name,
+                 err);
+        return TL_ERR_IO;
+    }
+    p->stats.triggers++;
+    return TL_OK;
+}
+
+static int flush_dirty(tl_pipeline *p)
+{
+    if (!p->ndirty) return TL_OK;
+    if (p->ndirty > p->writes_cap) {
+        p->writes_cap = p->ndirty * 2;
+        p->writes = tl_xrealloc(p->writes, p->writes_cap * sizeof *p->writes);
+    }
+    size_t maxf = tl_vec_max_fields(&p->layout);
+    for (size_t i = 0; i < p->ndirty; i++) {
+        tl_vec *v = p->dirty[i];
+        tl_store_write *w = &p->writes[i];
+        memset(w, 0, sizeof *w);
+        w->key = tl_state_key(&p->arena, p->cfg->redis_prefix, v->customer_id,
+                              v->idlen, &w->keylen);
+        tl_store_wm *wm = tl_arena_alloc(&p->arena, v->nwm * sizeof *wm);
+        size_t nwm = 0;
+        for (size_t k = 0; k < v->nwm; k++) {
+            if (v->wm[k].applied == v->wm[k].stored) continue;
+            size_t tl = strlen(v->wm[k].topic);
+            char *f = tl_arena_alloc(&p->arena, tl + 20);
+            int n = snprintf(f, tl + 20, "_o:%s:%" PRId32, v->wm[k].topic,
+                             v->wm[k].partition);
+            wm[nwm++] = (tl_store_wm){f, (size_t)n, v->wm[k].stored,
+                                      v->wm[k].applied};
+        }
+        w->wm = wm;
+        w->nwm = nwm;
+        const char **fields = tl_arena_alloc(&p->arena, maxf * sizeof *fields);
+        const char **vals = tl_arena_alloc(&p->arena, maxf * sizeof *vals);
+        size_t *flens = tl_arena_alloc(&p->arena, maxf * sizeof *flens);
+        size_t *vlens = tl_arena_alloc(&p->arena, maxf * sizeof *vlens);
+        w->nfields = tl_vec_encode(v, &p->layout, &p->arena, fields, flens,
+                                   vals, vlens);
+        w->fields = fields;
+        w->flens = flens;
+        w->vals = vals;
+        w->vlens = vlens;
+        w->ttl_ms = p->cfg->redis_ttl_ms;
+    }
+    int backoff = 100;
+    char refused[TL_ERRSZ] = "";
+    for (;;) {
+        char err[TL_ERRSZ];
+        int rc = tl_store_flush(p->store, p->writes, p->ndirty, err, sizeof err);
+        if (rc == TL_ERR) {
+            /* Every reply arrived, but the server refused some writes (say a
+             * key of another type in our keyspace): retrying cannot help, so
+             * those customers are reported below and the rest goes on. */
+            snprintf(refused, sizeof refused, "%s", err);
+            rc = TL_OK;
+        }
+        int r = redis_retry(p, rc, "redis flush", err, &backoff);
+        if (r == 0) break;
+        if (r < 0) {
+            snprintf(p->fail_msg, sizeof p->fail_msg,
+                     "stopped while redis was unavailable: %.400s", err);
+            return TL_ERR_IO;
+        }
+    }
+    for (size_t i = 0; i < p->ndirty; i++) {
+        tl_vec *v = p->dirty[i];
+        if (p->writes[i].result == TL_ERR) {
+            p->stats.store_errors++;
+            tl_error("pipeline", "redis refused the vector of a customer, "
+                     "which keeps its previous stored state: %s", refused);
+            tl_cache_remove(p->cache, v);
+            continue;
+        }
+        if (p->writes[i].result == TL_ERR_FENCED) {
+            /* Someone else wrote this customer since we read it: we no longer
+             * own its partition (a zombie after a rebalance). Our copy is
+             * stale; drop it rather than overwrite newer state. */
+            p->stats.fenced++;
+            tl_warn("pipeline",
+                    "write of a customer vector refused: another instance "
+                    "advanced it (this instance lost its partition)");
+            tl_cache_remove(p->cache, v);
+            continue;
+        }
+        for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = v->wm[k].applied;
+        v->dirty = 0;
+        p->stats.flushed++;
+    }
+    p->ndirty = 0;
+    return TL_OK;
+}
+
+/* Everything after polling: the delivery contract, in order. */
+static int process_batch(tl_pipeline *p)
+{
+    tl_batch *b = &p->batch;
+    if (p->failed) return TL_ERR;
+    if (!b->n) return TL_OK;
+    if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
+    tl_arena_reset(&p->arena);
+    if (b->n > p->items_cap) {
+        p->items_cap = b->n * 2;
+        p->items = tl_xrealloc(p->items, p->items_cap * sizeof *p->items);
+    }
+    grow_vecs(p, b->n);
+    p->nmiss = p->ndirty = 0;
+    p->stats.events += b->n;
+    p->stats.batches++;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        item *it = &p->items[i];
+        char err[TL_ERRSZ];
+        it->vec = NULL;
+        tl_reject why = tl_event_decode(p->dec, m->payload, m->len, &p->arena,
+                                        &it->ev, err, sizeof err);
+        if (why != TL_REJECT_NONE) {
+            dead_letter(p, m, why, err);
+            continue;
+        }
+        tl_vec *v = tl_cache_get(p->cache, it->ev.customer_id,
+                                 it->ev.customer_id_len);
+        if (!v) {
+            v = tl_cache_put(p->cache, it->ev.customer_id,
+                             it->ev.customer_id_len);
+            p->misses[p->nmiss++] = v;
+        }
+        it->vec = v;
+    }
+    if (load_misses(p)) goto fail;
+
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &p->items[i];
+        if (!it->vec) continue;
+        const rd_kafka_message_t *m = b->msgs[i];
+        tl_vec *v = it->vec;
+        tl_wm *wm = tl_vec_wm(v, rd_kafka_topic_name(m->rkt), m->partition);
+        if (m->offset <= wm->applied) {
+            p->stats.duplicates++; /* applied before a crash or rebalance */
+            continue;
+        }
+        const tl_event *ev = &it->ev;
+        for (size_t k = 0; k < p->layout.nfeatures; k++)
+            tl_feature_apply(&p->layout.features[k], v->block, ev,
+                             tl_event_fetch, (void *)ev);
+        tl_eval_ctx ctx = {ev, p->layout.features, v->block};
+        for (size_t k = 0; k < p->layout.nrules; k++)
+            if (tl_rule_eval(&p->layout.rules[k], v->block, ev, tl_eval_fetch,
+                             &ctx) &&
+                emit(p, &p->layout.rules[k], ev, m, &ctx))
+                goto fail;
+        wm->applied = m->offset;
+        if (!v->dirty) {
+            v->dirty = 1;
+            p->dirty[p->ndirty++] = v;
+        }
+        p->stats.applied++;
+    }
+
+    char err[TL_ERRSZ];
+    if (tl_sink_wait(p->sink, p->stop, err, sizeof err)) {
+        snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
+        goto fail;
+    }
+    if (flush_dirty(p)) goto fail;
+    if (tl_source_commit(p->src, b, err, sizeof err)) {
+        /* Not fatal: the events will be consumed again and skipped by the
+         * watermarks. */
+        p->stats.commit_errors++;
+        tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
+    }
+    p->stats.last_commit_ms = tl_now_mono_ms();
+    tl_batch_clear(b);
+    tl_cache_trim(p->cache);
+    return TL_OK;
+fail:
+    /* Vectors of this batch were changed in memory but not stored: forget
+     * them all so that a later run starts from Redis again. */
+    p->failed = 1;
+    for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
+    tl_cache_clear(p->cache);
+    p->ndirty = 0;
+    tl_batch_clear(b);
+    return TL_ERR;
+}
+
+static void drain(void *ud)
+{
+    tl_pipeline *p = ud;
+    if (process_batch(p) == TL_OK) tl_cache_clear(p->cache);
+}
+
+tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
+                             char *err, size_t errsz)
+{
+    /* Until tl_pipeline_run supplies the caller's flag, a drain (consumer
+     * close after a failed start) sees "not stopping". */
+    static volatile sig_atomic_t not_stopping;
+    tl_pipeline *p = tl_xcalloc(1, sizeof *p);
+    p->stop = &not_stopping;
+    p->cfg = cfg;
+    p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
+                            cfg->nrules, cfg->block_size};
+    tl_arena_init(&p->arena, 1 << 20);
+    if (!brokers) brokers = cfg->brokers;
+    if (!(p->dec = tl_event_decoder_new(cfg->format, cfg->schema_json,
+                                        cfg->writer_schema_json, err, errsz)) ||
+        !(p->tcodec = tl_trigger_codec_new(NULL, err, errsz)) ||
+        !(p->store = tl_store_new(cfg->redis_url, (int)cfg->redis_timeout_ms,
+                                  err, errsz)) ||
+        !(p->sink = tl_sink_new(cfg, brokers, err, errsz)) ||
+        !(p->src = tl_source_new(cfg, brokers, drain, p, err, errsz))) {
+        tl_pipeline_free(p);
+        return NULL;
+    }
+    p->cache = tl_cache_new(&p->layout, cfg->cache_size);
+    p->msgcap = 256;
+    p->msgbuf = tl_xmalloc(p->msgcap);
+    return p;
+}
+
+static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
+{
+    int64_t now = tl_now_mono_ms();
+    if (now - *last_ms < 10000) return;
+    const tl_stats *s = &p->stats;
+    double rate = (double)(s->events - *last_n) * 1000.0 / (double)(now - *last_ms);
+    tl_info("pipeline",
+            "%" PRIu64 " events (%.0f/s), %" PRIu64 " triggers, %" PRIu64
+            " dead letters, %zu customers cached",
+            s->events, rate, s->triggers,
+            s->dead_letters[1] + s->dead_letters[2], tl_cache_size(p->cache));
+    *last_ms = now;
+    *last_n = s->events;
+}
+
+int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
+                    size_t errsz)
+{
+    p->stop = stop;
+    int64_t last_ms = tl_now_mono_ms();
+    uint64_t last_n = 0;
+    while (!*stop && !p->failed) {
+        tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
+                       (int)p->cfg->batch_timeout_ms, stop);
+        if (*stop > 1) break;
+        process_batch(p);
+        log_progress(p, &last_ms, &last_n);
+    }
+    if (*stop > 1 && !p->failed) {
+        p->failed = 1;
+        snprintf(p->fail_msg, sizeof p->fail_msg,
+                 "stopped at once by a second signal; uncommitted events will "
+                 "be consumed again at the next start");
+    }
+    if (!p->failed) process_batch(p);
+    if (p->failed)
+        return tl_errf(err, errsz, TL_ERR_IO, "%s", p->fail_msg);
+    return TL_OK;
+}
+
+const tl_stats *tl_pipeline_stats(const tl_pipeline *p) { return &p->stats; }
+
+void tl_pipeline_free(tl_pipeline *p)
+{
+    if (!p) return;
+    /* Closing the consumer revokes its partitions, which drains the batch. */
+    tl_source_free(p->src);
+    tl_batch_free(&p->batch);
+    tl_sink_free(p->sink);
+    tl_store_free(p->store);
+    tl_cache_free(p->cache);
+    tl_trigger_codec_free(p->tcodec);
+    tl_event_decoder_free(p->dec);
+    tl_arena_free(&p->arena);
+    free(p->items);
+    free(p->misses);
+    free(p->dirty);
+    free(p->writes);
+    free(p->msgbuf);
+    free(p);
+}

@@ -1,0 +1,57 @@
+/*
+ * source — the Kafka consumer: group membership, batch polling, rebalance
+ * handling and manual, synchronous offset commits.
+ *
+ * Offsets are committed only by tl_source_commit, which the pipeline calls
+ * after the batch's triggers are delivered and its vectors are flushed
+ * (enable.auto.commit=false).  Before partitions are revoked (or lost), the
+ * source calls the pipeline's `drain` callback, so the batch polled so far is
+ * finished and committed while this instance still owns the partitions.
+ *
+ * Ownership: messages in a tl_batch belong to the batch until
+ * tl_batch_clear destroys them.
+ */
+#ifndef TL_SOURCE_H
+#define TL_SOURCE_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+typedef struct tl_batch {
+    rd_kafka_message_t **msgs;
+    size_t n, cap;
+} tl_batch;
+
+void tl_batch_clear(tl_batch *b);
+void tl_batch_free(tl_batch *b);
+
+typedef struct tl_source tl_source;
+
+/* drain(ud) is called from inside tl_source_poll / tl_source_close, before a
+ * revocation takes effect. */
+tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
+                         void (*drain)(void *ud), void *ud, char *err,
+                         size_t errsz);
+
+/* Appends messages to b until it holds max or timeout_ms passed (returns
+ * early when *stop is set).  Consumer errors are logged, not returned. */
+void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
+                    volatile sig_atomic_t *stop);
+
+/* Commits, synchronously, the offset after the last message of each
+ * partition in b.  TL_OK, or TL_ERR_IO with the broker's reason (the batch
+ * will then be consumed again after a rebalance; the watermarks make that
+ * harmless). */
+int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz);
+
+/* Number of partitions currently assigned. */
+int tl_source_assigned(tl_source *s);
+
+/* Leaves the group (revokes, so drain runs) and destroys the consumer. */
+void tl_source_free(tl_source *s);
+
+#endif
