@@ -1459,19 +1459,30 @@ int tl_event_encode(tl_event_encoder *enc, const tl_event *ev,
     /* Clears the previous event (maps would otherwise keep old keys). */
     avro_value_reset(&enc->value);
     if ((rc = enc_fill(enc, ev, err, errsz))) return rc;
-    for (;;) {
-        avro_writer_memory_set_dest(enc->out, enc->buf, (int64_t)enc->cap);
-        rc = avro_value_write(enc->out, &enc->value);
-        if (rc == 0) break;
-        if (rc != ENOSPC || enc->cap >= ENC_MAX_SIZE)
-            return tl_errf(err, errsz, TL_ERR, "cannot encode the event: %s",
-                           avro_strerror());
-        enc->cap *= 2;
-        enc->buf = tl_xrealloc(enc->buf, enc->cap);
-    }
+    void *buf = enc->buf;
+    rc = tl_avro_write(&enc->value, enc->out, &buf, &enc->cap, ENC_MAX_SIZE,
+                       outlen);
+    enc->buf = buf;
+    if (rc)
+        return tl_errf(err, errsz, TL_ERR, "cannot encode the event: %s",
+                       avro_strerror());
     *out = enc->buf;
-    *outlen = (size_t)avro_writer_tell(enc->out);
     return TL_OK;
+}
+
+int tl_avro_write(struct avro_value *value, struct avro_writer_t_ *w,
+                  void **buf, size_t *cap, size_t max, size_t *outlen)
+{
+    for (;;) {
+        avro_writer_memory_set_dest(w, *buf, (int64_t)*cap);
+        int rc = avro_value_write(w, value);
+        if (rc == 0) break;
+        if (rc != ENOSPC || *cap >= max) return -1;
+        *cap *= 2;
+        *buf = tl_xrealloc(*buf, *cap);
+    }
+    *outlen = (size_t)avro_writer_tell(w);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------

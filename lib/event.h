@@ -150,4 +150,15 @@ struct avro_obj_t;
 int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
                   size_t *used, char *err, size_t errsz);
 
+/*
+ * Writes an Avro value (an avro_value_t) through the memory writer `w` into
+ * *buf (capacity *cap, malloc'd, owned by the caller), doubling the buffer
+ * while it is too small, up to `max` bytes.  Shared by the event encoder and
+ * the trigger codec.  0 and *outlen, or -1 (avro_strerror() says why).
+ */
+struct avro_value;
+struct avro_writer_t_;
+int tl_avro_write(struct avro_value *value, struct avro_writer_t_ *w,
+                  void **buf, size_t *cap, size_t max, size_t *outlen);
+
 #endif

@@ -193,18 +193,14 @@ int tl_trigger_encode(tl_trigger_codec *c, const tl_trigger *t,
         set_map(c, T_FEATURES, t->features, t->nfeatures))
         return tl_errf(err, errsz, TL_ERR, "cannot build the trigger: %s",
                        avro_strerror());
-    for (;;) {
-        avro_writer_memory_set_dest(c->out, c->buf, (int64_t)c->cap);
-        rc = avro_value_write(c->out, &c->value);
-        if (rc == 0) break;
-        if (rc != ENOSPC || c->cap >= TRIGGER_MAX_SIZE)
-            return tl_errf(err, errsz, TL_ERR, "cannot encode the trigger: %s",
-                           avro_strerror());
-        c->cap *= 2;
-        c->buf = tl_xrealloc(c->buf, c->cap);
-    }
+    void *buf = c->buf;
+    rc = tl_avro_write(&c->value, c->out, &buf, &c->cap, TRIGGER_MAX_SIZE,
+                       outlen);
+    c->buf = buf;
+    if (rc)
+        return tl_errf(err, errsz, TL_ERR, "cannot encode the trigger: %s",
+                       avro_strerror());
     *out = c->buf;
-    *outlen = (size_t)avro_writer_tell(c->out);
     return TL_OK;
 }
 
