@@ -1,17 +1,20 @@
 #include "expr.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 
 /*
  * Nesting bound.  Parser recursion, and through the tree's height the
  * evaluator's recursion, grow only with nesting (parentheses, `not`, unary
- * minus), so a generated or hostile expression cannot overflow the stack.
+ * minus, brackets, calls), so a generated or hostile expression cannot
+ * overflow the stack.
  * Flat chains such as a + b + c ... or x and y and z ... become one n-ary node
  * evaluated by a loop, so their length needs no bound.
  */
@@ -23,6 +26,18 @@
 #define SHOWSZ (SHOW_MAX + 4)
 #define FOUNDSZ (SHOWSZ + 16)
 
+/* lower() writes its result into a buffer of this size inside its node, so
+ * that evaluation needs no allocation; longer results are cut (see expr.h). */
+#define LOWER_MAX 256
+
+/* A list literal is stored with a fixed stride (the longest string sets it
+ * for all), so a literal of many long strings could be huge: bound it. */
+#define LIST_LIT_MAX (1u << 20)
+
+/* hour/weekday: |t| beyond this (ms) gives null; it keeps every calendar
+ * computation far inside int64 (it is the range of a JavaScript Date). */
+#define TS_MS_MAX 8.64e15
+
 const char *tl_type_name(tl_type t)
 {
     switch (t) {
@@ -30,6 +45,8 @@ const char *tl_type_name(tl_type t)
     case TL_T_BOOL: return "bool";
     case TL_T_NUM: return "number";
     case TL_T_STR: return "string";
+    case TL_T_LIST_NUM: return "list<number>";
+    case TL_T_LIST_STR: return "list<string>";
     }
     return "unknown";
 }
@@ -61,6 +78,8 @@ typedef enum tok_kind {
     K_RPAREN,
     K_LBRACK,
     K_RBRACK,
+    K_COMMA,
+    K_IN,
 } tok_kind;
 
 typedef struct token {
@@ -81,6 +100,9 @@ typedef enum node_kind {
     N_ARITH,
     N_CMP,
     N_NULLTEST,
+    N_INDEX, /* kids: list, index */
+    N_IN,    /* kids: value, list; op: 1 for `not in` */
+    N_CALL,  /* kids: arguments (days_since: then the "ts" variable); op: fn */
 } node_kind;
 
 enum op_kind {
@@ -96,25 +118,44 @@ enum op_kind {
     OP_GE,
 };
 
+/* Builtin functions, in the order of the table `fns`. */
+enum fn_id {
+    F_LEN,
+    F_CONTAINS,
+    F_COALESCE,
+    F_LOWER,
+    F_DAYS_SINCE,
+    F_HOUR,
+    F_WEEKDAY,
+};
+
+typedef struct tzone tzone;
+
 typedef struct node node;
 struct node {
     node *kids; /* operands in source order, chained through next */
     node *next;
     node *all; /* every node of a tree: freeing needs neither recursion nor
                   per-path cleanup when a compile fails halfway */
+    void *own;  /* freed with the node: a list literal's elements; on the
+                   string literal naming a time zone, the loaded zone */
     unsigned char kind;
-    unsigned char op;   /* N_CMP, N_NULLTEST: the comparison */
+    unsigned char op;   /* N_CMP, N_NULLTEST: the comparison; N_IN: negated;
+                           N_CALL: the function */
     unsigned char link; /* operand of N_ARITH: how it joins the value so far */
     tl_type type;       /* static type */
     union {
-        tl_value lit;
+        tl_value lit; /* N_LIT; a list literal's view points into own */
         struct {
             uint32_t id;
             size_t keylen;
             const char *key; /* into text, or NULL for a plain name */
         } var;
+        const tzone *tz; /* N_CALL hour, weekday: owned by the zone literal */
+        char *buf;       /* N_CALL lower: LOWER_MAX bytes in text */
     } u;
-    char text[]; /* unescaped string literal or index key, NUL-terminated */
+    char text[]; /* unescaped string literal or index key, NUL-terminated;
+                    lower's result buffer */
 };
 
 struct tl_expr {
@@ -133,6 +174,8 @@ typedef struct parser {
     const tl_expr_scope *scope;
     tl_expr *e;
     int depth;
+    unsigned long nvarnodes; /* N_VAR nodes made so far: a list element that
+                                made none is a constant */
     int failed;
     size_t err_off;
     char *err;
@@ -308,6 +351,7 @@ static tok_kind word_kind(const char *s, size_t n)
     } words[] = {
         {"and", K_AND},   {"or", K_OR},       {"not", K_NOT},
         {"true", K_TRUE}, {"false", K_FALSE}, {"null", K_NULL},
+        {"in", K_IN},
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (strlen(words[i].word) == n && memcmp(words[i].word, s, n) == 0)
@@ -336,6 +380,7 @@ static int lex(parser *p)
     case ')': t->kind = K_RPAREN; break;
     case '[': t->kind = K_LBRACK; break;
     case ']': t->kind = K_RBRACK; break;
+    case ',': t->kind = K_COMMA; break;
     case '+': t->kind = K_PLUS; break;
     case '-': t->kind = K_MINUS; break;
     case '*': t->kind = K_STAR; break;
@@ -380,6 +425,416 @@ static int lex(parser *p)
     return 0;
 }
 
+/* ---- time zones ---------------------------------------------------------
+ * A zone is loaded once, while compiling, from a TZif file (RFC 8536) into
+ * one allocation; evaluation only reads it.  No localtime: it depends on the
+ * process-wide TZ, and switching that per rule would need setenv. */
+
+/* A TZif file is a few KiB; anything much larger is not one. */
+#define TZ_FILE_MAX (256u * 1024)
+
+/* UTC offsets a TZif file may hold (RFC 8536 bounds on a time type). */
+#define TZ_OFF_MIN (-89999)
+#define TZ_OFF_MAX 93599
+
+/* A POSIX TZ rule date: Jn (1..365, February 29 never counted), n (0..365,
+ * zero-based) or Mm.w.d (weekday d, 0 = Sunday, of week w of month m; week 5
+ * is the last), with the local time of the change. */
+typedef struct tz_rule {
+    char kind; /* 'J', 'D' or 'M' */
+    int m, w, d, day;
+    int32_t time; /* seconds after local midnight; may be < 0 or > 24h */
+} tz_rule;
+
+struct tzone {
+    uint32_t ntrans;
+    int32_t off0;             /* UTC offset before the first transition */
+    int footer;               /* a POSIX rule governs after the table */
+    int dst;                  /* the rule has daylight time */
+    int32_t std_off, dst_off; /* seconds east of UTC */
+    tz_rule start, end;       /* into and out of daylight time */
+    /* ntrans transition times (s, ascending), then ntrans int32_t UTC
+     * offsets in force from each transition on */
+    int64_t data[];
+};
+
+static const int64_t *tz_at(const tzone *z) { return z->data; }
+static const int32_t *tz_off(const tzone *z)
+{
+    return (const int32_t *)(z->data + z->ntrans);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if (a % b != 0 && (a < 0) != (b < 0)) q--;
+    return q;
+}
+
+static int64_t floor_mod(int64_t a, int64_t b)
+{
+    return a - floor_div(a, b) * b;
+}
+
+/* Days from 1970-01-01 to y-m-d, proleptic Gregorian (after Howard
+ * Hinnant's days_from_civil: eras of 400 years, years starting in March). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = floor_div(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The year of day z (days from 1970-01-01); the inverse of the above. */
+static int64_t year_of_day(int64_t z)
+{
+    z += 719468;
+    int64_t era = floor_div(z, 146097);
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    return yoe + era * 400 + (mp >= 10);
+}
+
+static int is_leap(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int month_days(int64_t y, int m)
+{
+    static const unsigned char n[12] = {31, 28, 31, 30, 31, 30,
+                                        31, 31, 30, 31, 30, 31};
+    return n[m - 1] + (m == 2 && is_leap(y));
+}
+
+/* The day (from 1970-01-01) on which rule date r falls in year y. */
+static int64_t rule_day(const tz_rule *r, int64_t y)
+{
+    int64_t jan1 = days_from_civil(y, 1, 1);
+    switch (r->kind) {
+    case 'J': return jan1 + r->day - 1 + (is_leap(y) && r->day >= 60);
+    case 'D': return jan1 + r->day;
+    default: {
+        int64_t first = days_from_civil(y, r->m, 1);
+        int wd = (int)floor_mod(first + 4, 7); /* 1970-01-01 was a Thursday */
+        int d = (r->d - wd + 7) % 7 + 7 * (r->w - 1);
+        while (d >= month_days(y, r->m)) d -= 7;
+        return first + d;
+    }
+    }
+}
+
+/* The footer rule's offset at t.  Of the changes in the years around t's,
+ * the latest at or before t decides; on a tie the later one in (year, start
+ * before end) order wins, so that a zone in daylight time all year (start
+ * Jan 1 00:00, end Dec 31 25:00) stays in it across the new year. */
+static int32_t rule_offset(const tzone *z, int64_t t)
+{
+    if (!z->dst) return z->std_off;
+    int64_t y = year_of_day(floor_div(t, 86400));
+    int64_t best = INT64_MIN;
+    int in_dst = 0;
+    for (int64_t yy = y - 1; yy <= y + 1; yy++) {
+        /* The start is in local standard time, the end in daylight time. */
+        int64_t s =
+            rule_day(&z->start, yy) * 86400 + z->start.time - z->std_off;
+        int64_t e = rule_day(&z->end, yy) * 86400 + z->end.time - z->dst_off;
+        if (s <= t && s >= best) best = s, in_dst = 1;
+        if (e <= t && e >= best) best = e, in_dst = 0;
+    }
+    return in_dst ? z->dst_off : z->std_off;
+}
+
+/* UTC offset (s) in force at t (s since the epoch). */
+static int32_t tz_offset(const tzone *z, int64_t t)
+{
+    uint32_t n = z->ntrans;
+    const int64_t *at = tz_at(z);
+    /* RFC 8536: the footer governs after the last transition, and for all
+     * time when there is none; time type 0 before the first. */
+    if (n == 0 || t >= at[n - 1]) {
+        if (z->footer) return rule_offset(z, t);
+        return n == 0 ? z->off0 : tz_off(z)[n - 1];
+    }
+    if (t < at[0]) return z->off0;
+    uint32_t lo = 0, hi = n - 1; /* at[lo] <= t < at[hi] */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (at[mid] <= t) lo = mid;
+        else hi = mid;
+    }
+    return tz_off(z)[lo];
+}
+
+/* Local time of ms (epoch ms) in z as seconds from the local epoch;
+ * 0 if ms is not a usable time. */
+static int local_secs(const tzone *z, double ms, int64_t *out)
+{
+    if (!(ms >= -TS_MS_MAX && ms <= TS_MS_MAX)) return 0; /* also NaN */
+    int64_t t = floor_div((int64_t)floor(ms), 1000);
+    *out = t + tz_offset(z, t);
+    return 1;
+}
+
+static int tz_digit(char c) { return c >= '0' && c <= '9'; }
+static int tz_alpha(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* A zone abbreviation in a TZ string: 3 or more letters, or <...> of letters,
+ * digits, + and -. */
+static const char *tz_abbr(const char *s, const char *e)
+{
+    const char *b = s;
+    if (s < e && *s == '<') {
+        for (s++; s < e && *s != '>'; s++)
+            if (!tz_alpha(*s) && !tz_digit(*s) && *s != '+' && *s != '-')
+                return NULL;
+        return s < e && s - b > 3 ? s + 1 : NULL;
+    }
+    while (s < e && tz_alpha(*s)) s++;
+    return s - b >= 3 ? s : NULL;
+}
+
+static const char *tz_int(const char *s, const char *e, int lo, int hi,
+                          int *out)
+{
+    int v = 0, nd = 0;
+    while (s < e && tz_digit(*s) && nd < 4) v = v * 10 + (*s++ - '0'), nd++;
+    if (nd == 0 || (s < e && tz_digit(*s)) || v < lo || v > hi) return NULL;
+    *out = v;
+    return s;
+}
+
+/* [+-]h[h[h]][:mm[:ss]], hours at most maxh. */
+static const char *tz_hms(const char *s, const char *e, int maxh,
+                          int32_t *out)
+{
+    int sign = 1, h, m = 0, sec = 0;
+    if (s < e && (*s == '+' || *s == '-')) sign = *s++ == '-' ? -1 : 1;
+    if (!(s = tz_int(s, e, 0, maxh, &h))) return NULL;
+    if (s < e && *s == ':') {
+        if (!(s = tz_int(s + 1, e, 0, 59, &m))) return NULL;
+        if (s < e && *s == ':' && !(s = tz_int(s + 1, e, 0, 59, &sec)))
+            return NULL;
+    }
+    *out = sign * (h * 3600 + m * 60 + sec);
+    return s;
+}
+
+static const char *tz_date(const char *s, const char *e, tz_rule *r)
+{
+    if (s < e && *s == 'J') {
+        r->kind = 'J';
+        s = tz_int(s + 1, e, 1, 365, &r->day);
+    } else if (s < e && *s == 'M') {
+        r->kind = 'M';
+        if ((s = tz_int(s + 1, e, 1, 12, &r->m)) && s < e && *s == '.' &&
+            (s = tz_int(s + 1, e, 1, 5, &r->w)) && s < e && *s == '.')
+            s = tz_int(s + 1, e, 0, 6, &r->d);
+        else
+            s = NULL;
+    } else {
+        r->kind = 'D';
+        s = tz_int(s, e, 0, 365, &r->day);
+    }
+    r->time = 2 * 3600; /* POSIX default */
+    /* Hours up to 167, possibly negative: the TZif v3 extension. */
+    if (s && s < e && *s == '/') s = tz_hms(s + 1, e, 167, &r->time);
+    return s;
+}
+
+/* The TZif footer: std offset [dst [offset] [,start[/time],end[/time]]]. */
+static int tz_footer(tzone *z, const char *s, const char *e)
+{
+    int32_t std, dst;
+    if (s == e) return 0; /* empty: no rule */
+    if (!(s = tz_abbr(s, e)) || !(s = tz_hms(s, e, 167, &std))) return -1;
+    z->footer = 1;
+    z->std_off = -std; /* POSIX offsets count west of Greenwich */
+    if (s == e) return 0;
+    if (!(s = tz_abbr(s, e))) return -1;
+    z->dst = 1;
+    dst = std - 3600;
+    if (s < e && *s != ',' && !(s = tz_hms(s, e, 167, &dst))) return -1;
+    z->dst_off = -dst;
+    if (s == e) {
+        /* POSIX leaves a missing rule to the implementation; this is
+         * glibc's (US rules), though tzdata always writes one. */
+        z->start = (tz_rule){.kind = 'M', .m = 3, .w = 2, .d = 0, .time = 7200};
+        z->end = (tz_rule){.kind = 'M', .m = 11, .w = 1, .d = 0, .time = 7200};
+        return 0;
+    }
+    if (*s != ',' || !(s = tz_date(s + 1, e, &z->start)) || s == e ||
+        *s != ',' || !(s = tz_date(s + 1, e, &z->end)) || s != e)
+        return -1;
+    return 0;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+           b[3];
+}
+
+static int64_t sbe32(const unsigned char *b)
+{
+    uint32_t u = be32(b);
+    return u < 0x80000000u ? (int64_t)u : (int64_t)u - 4294967296;
+}
+
+static int64_t sbe64(const unsigned char *b)
+{
+    uint64_t u = (uint64_t)be32(b) << 32 | be32(b + 4);
+    return u < UINT64_C(0x8000000000000000)
+               ? (int64_t)u
+               : -(int64_t)(~u) - 1; /* two's complement without overflow */
+}
+
+/* Parses a whole TZif file.  0 with *out, or -2 with why. */
+static int tz_parse(const unsigned char *b, size_t n, tzone **out, char *why,
+                    size_t whysz)
+{
+    /* header counts: isutcnt isstdcnt leapcnt timecnt typecnt charcnt */
+    uint32_t c[6];
+    size_t pos = 0;
+    int tsize = 4;
+    tzone *z = NULL;
+    const char *what = "not a valid TZif file";
+    if (n < 44) goto bad;
+    for (int i = 0; i < 6; i++) c[i] = be32(b + 20 + 4 * i);
+    if (b[4] >= '2') {
+        /* Skip the 32-bit (version 1) data to the 64-bit header and data. */
+        uint64_t v1 = (uint64_t)c[3] * 5 + (uint64_t)c[4] * 6 + c[5] +
+                      (uint64_t)c[2] * 8 + c[1] + c[0];
+        if (v1 > n || 88 + v1 > n) goto bad;
+        pos = 44 + (size_t)v1;
+        if (memcmp(b + pos, "TZif", 4) != 0) goto bad;
+        for (int i = 0; i < 6; i++) c[i] = be32(b + pos + 20 + 4 * i);
+        tsize = 8;
+    }
+    pos += 44;
+    uint32_t isut = c[0], isstd = c[1], nleap = c[2], ntrans = c[3],
+             ntypes = c[4], nchars = c[5];
+    if (ntypes == 0 || ntypes > 256 || (isstd && isstd != ntypes) ||
+        (isut && isut != ntypes))
+        goto bad;
+    if (nleap) {
+        what = "zones with leap seconds are not supported";
+        goto bad;
+    }
+    uint64_t need = (uint64_t)ntrans * (unsigned)(tsize + 1) +
+                    (uint64_t)ntypes * 6 + nchars + isstd + isut;
+    if (need > n - pos) goto bad;
+    const unsigned char *tt = b + pos, *ti = tt + (size_t)ntrans * tsize,
+                        *ty = ti + ntrans;
+    int32_t uto[256];
+    for (uint32_t k = 0; k < ntypes; k++) {
+        int64_t v = sbe32(ty + 6 * k);
+        if (v < TZ_OFF_MIN || v > TZ_OFF_MAX || ty[6 * k + 4] > 1) goto bad;
+        uto[k] = (int32_t)v;
+    }
+    z = tl_xcalloc(1, sizeof *z + (size_t)ntrans * (sizeof(int64_t) +
+                                                    sizeof(int32_t)));
+    z->ntrans = ntrans;
+    z->off0 = uto[0];
+    int64_t *at = z->data;
+    int32_t *off = (int32_t *)(z->data + ntrans);
+    for (uint32_t k = 0; k < ntrans; k++) {
+        at[k] = tsize == 8 ? sbe64(tt + 8 * (size_t)k)
+                           : sbe32(tt + 4 * (size_t)k);
+        if ((k && at[k] <= at[k - 1]) || ti[k] >= ntypes) goto bad;
+        off[k] = uto[ti[k]];
+    }
+    pos += (size_t)need;
+    if (tsize == 8) {
+        /* "\n" POSIX-TZ-string "\n" */
+        const unsigned char *nl;
+        if (pos >= n || b[pos] != '\n' ||
+            !(nl = memchr(b + pos + 1, '\n', n - pos - 1)))
+            goto bad;
+        if (tz_footer(z, (const char *)b + pos + 1, (const char *)nl) != 0) {
+            what = "its POSIX TZ rule cannot be read";
+            goto bad;
+        }
+    }
+    *out = z;
+    return 0;
+bad:
+    free(z);
+    snprintf(why, whysz, "%s", what);
+    return -2;
+}
+
+/* Names as in the tz database: components of letters, digits, '_', '+',
+ * '-' and '.', not starting with '.', so no name leaves the directory. */
+static int tz_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 255) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int start = i == 0 || s[i - 1] == '/';
+        if (start && (c == '.' || c == '/')) return 0;
+        if (!tz_alpha(c) && !tz_digit(c) && c != '_' && c != '+' && c != '-' &&
+            c != '.' && c != '/')
+            return 0;
+    }
+    return s[n - 1] != '/';
+}
+
+/*
+ * Loads zone `name` (n bytes).  0 with *out (owned by the caller); -1 when
+ * there is no such zone (a bad name, no file, or a file that is not TZif,
+ * such as zone.tab); -2 with why when the zone's file cannot be used.
+ */
+static int tz_load(const char *name, size_t n, tzone **out, char *why,
+                   size_t whysz)
+{
+    /* Built in, so that UTC works without tzdata. */
+    if (n == 3 && memcmp(name, "UTC", 3) == 0) {
+        *out = tl_xcalloc(1, sizeof **out);
+        return 0;
+    }
+    if (!tz_name_ok(name, n)) return -1;
+    const char *dir = getenv("TZDIR");
+    if (!dir || !*dir) dir = "/usr/share/zoneinfo";
+    size_t plen = strlen(dir) + n + 2;
+    char *path = tl_xmalloc(plen);
+    snprintf(path, plen, "%s/%.*s", dir, (int)n, name);
+    FILE *f = fopen(path, "rb");
+    free(path);
+    if (!f) {
+        if (errno == ENOENT || errno == ENOTDIR) return -1;
+        snprintf(why, whysz, "%s", strerror(errno));
+        return -2;
+    }
+    struct stat st;
+    int r = -1; /* a directory or an empty file: not a zone */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 4) {
+        fclose(f);
+        return r;
+    }
+    if ((uintmax_t)st.st_size > TZ_FILE_MAX) {
+        fclose(f);
+        snprintf(why, whysz, "its file is over %u bytes", TZ_FILE_MAX);
+        return -2;
+    }
+    size_t want = (size_t)st.st_size;
+    unsigned char *buf = tl_xmalloc(want);
+    size_t len = fread(buf, 1, want, f);
+    fclose(f);
+    if (len >= 4 && memcmp(buf, "TZif", 4) == 0)
+        r = tz_parse(buf, len, out, why, whysz);
+    free(buf);
+    return r;
+}
+
 /* ---- parser and type checker ------------------------------------------- */
 
 static node *new_node(parser *p, node_kind kind, tl_type type, size_t extra)
@@ -410,6 +865,33 @@ static int is_null_lit(const node *n)
 static int num_ok(tl_type t) { return t == TL_T_NUM || t == TL_T_NULL; }
 static int bool_ok(tl_type t) { return t == TL_T_BOOL || t == TL_T_NULL; }
 
+static int str_ok(tl_type t) { return t == TL_T_STR || t == TL_T_NULL; }
+static int is_list(tl_type t)
+{
+    return t == TL_T_LIST_NUM || t == TL_T_LIST_STR;
+}
+static tl_type elem_type(tl_type list)
+{
+    return list == TL_T_LIST_NUM ? TL_T_NUM : TL_T_STR;
+}
+static tl_type list_of(tl_type elem)
+{
+    return elem == TL_T_STR ? TL_T_LIST_STR : TL_T_LIST_NUM;
+}
+
+/* A type as what a message says is needed: "a number", "a list<string>". */
+static const char *a_type(tl_type t)
+{
+    switch (t) {
+    case TL_T_BOOL: return "a bool";
+    case TL_T_NUM: return "a number";
+    case TL_T_STR: return "a string";
+    case TL_T_LIST_NUM: return "a list<number>";
+    case TL_T_LIST_STR: return "a list<string>";
+    default: return "null";
+    }
+}
+
 static void add_var(tl_expr *e, node *v)
 {
     for (size_t i = 0; i < e->nvars; i++) {
@@ -432,7 +914,20 @@ static int try_resolve(const parser *p, const char *name, const char *key,
                        uint32_t *id, tl_type *type)
 {
     if (!p->scope || !p->scope->resolve) return -1;
-    return p->scope->resolve(p->scope->ud, name, key, id, type);
+    int r = p->scope->resolve(p->scope->ud, name, key, id, type);
+    /* A resolver returning another type is a bug in the caller. */
+    if (r == 0) TL_ASSERT((unsigned)*type <= (unsigned)TL_T_LIST_STR);
+    return r;
+}
+
+/* A resolved variable (n made by the caller with room for its key). */
+static node *finish_var(parser *p, node *n, uint32_t id, tl_type type)
+{
+    n->type = type;
+    n->u.var.id = id;
+    p->nvarnodes++;
+    add_var(p->e, n);
+    return n;
 }
 
 static node *resolve_var(parser *p, const token *name, const token *key)
@@ -454,9 +949,12 @@ static node *resolve_var(parser *p, const token *name, const token *key)
         uint32_t id2;
         tl_type type2;
         char sh[SHOWSZ];
+        int plain = key ? try_resolve(p, nm, NULL, &id2, &type2) : -1;
         if (!key)
             fail(p, name->off, "unknown name '%s'", nm);
-        else if (try_resolve(p, nm, NULL, &id2, &type2) == 0)
+        else if (plain == 0 && is_list(type2))
+            fail(p, key->off, "list index must be a number, got string");
+        else if (plain == 0)
             fail(p, name->off, "'%s' cannot be indexed", nm);
         else
             fail(p, name->off, "unknown name '%s[%s]'", nm,
@@ -465,17 +963,208 @@ static node *resolve_var(parser *p, const token *name, const token *key)
         return NULL;
     }
     free(nm);
-    /* A resolver returning something else is a bug in the caller. */
-    TL_ASSERT((unsigned)type <= (unsigned)TL_T_STR);
-    n->type = type;
-    n->u.var.id = id;
-    add_var(p->e, n);
-    return n;
+    return finish_var(p, n, id, type);
 }
 
 static node *parse_or(parser *p);
+static node *parse_sum(parser *p);
+static void eval(const node *n, tl_expr_fetch fetch, void *ud, tl_value *out);
 
-/* IDENT or IDENT "[" STRING "]". */
+/* The rest of an index, from the token after "[" (at open) on: a number
+ * expression and "]". */
+static node *parse_index(parser *p, node *list, size_t open)
+{
+    char fb[FOUNDSZ];
+    if (enter(p, open)) return NULL;
+    size_t off = p->tok.off;
+    node *i = parse_or(p);
+    if (!i) return NULL;
+    if (!num_ok(i->type)) {
+        fail(p, off, "list index must be a number, got %s",
+             tl_type_name(i->type));
+        return NULL;
+    }
+    if (p->tok.kind != K_RBRACK) {
+        fail(p, p->tok.off, "expected ']' but found %s", found(p, fb));
+        return NULL;
+    }
+    p->depth--;
+    if (lex(p)) return NULL;
+    node *n = new_node(p, N_INDEX, elem_type(list->type), 0);
+    n->kids = list;
+    list->next = i;
+    return n;
+}
+
+/* ---- functions ---------------------------------------------------------- */
+
+static const struct fn_info {
+    const char *name;
+    unsigned min, max; /* arity; max 0: unbounded */
+} fns[] = {
+    [F_LEN] = {"len", 1, 1},
+    [F_CONTAINS] = {"contains", 2, 2},
+    [F_COALESCE] = {"coalesce", 2, 0},
+    [F_LOWER] = {"lower", 1, 1},
+    [F_DAYS_SINCE] = {"days_since", 1, 1},
+    [F_HOUR] = {"hour", 2, 2},
+    [F_WEEKDAY] = {"weekday", 2, 2},
+};
+
+/* Loads the zone a string literal names; the literal node owns it, so that
+ * it is freed with the tree however the compile ends. */
+static int load_zone(parser *p, node *a, size_t off)
+{
+    if (a->kind != N_LIT || a->type != TL_T_STR)
+        return fail(p, off, "time zone must be a string literal");
+    char why[128] = "", sh[SHOWSZ];
+    tzone *z = NULL;
+    const tl_value *v = &a->u.lit;
+    int r = tz_load(v->u.str.ptr, v->u.str.len, &z, why, sizeof why);
+    if (r == -1)
+        return fail(p, off, "unknown time zone '%s'",
+                    show(v->u.str.ptr, v->u.str.len, sh));
+    if (r != 0)
+        return fail(p, off, "cannot use time zone '%s': %s",
+                    show(v->u.str.ptr, v->u.str.len, sh), why);
+    a->own = z;
+    return 0;
+}
+
+/*
+ * Checks argument i (0-based) of a call to f as soon as it is parsed, so that
+ * errors come in source order.  *t1 is what earlier arguments fixed: the
+ * haystack's type for contains, the first non-null type for coalesce.
+ */
+static int check_arg(parser *p, int f, unsigned i, node *a, size_t off,
+                     tl_type *t1)
+{
+    tl_type t = a->type;
+    const char *want = NULL;
+    switch (f) {
+    case F_LEN:
+    case F_CONTAINS:
+        if (i == 0) {
+            if (!is_list(t) && !str_ok(t)) want = "a list or a string";
+            *t1 = t;
+        } else if (*t1 == TL_T_NULL) {
+            if (!num_ok(t) && !str_ok(t)) want = "a number or a string";
+        } else {
+            tl_type need = *t1 == TL_T_LIST_NUM ? TL_T_NUM : TL_T_STR;
+            if (t != need && t != TL_T_NULL) want = a_type(need);
+        }
+        break;
+    case F_COALESCE:
+        if (t == TL_T_NULL) break;
+        if (*t1 == TL_T_NULL) *t1 = t;
+        else if (t != *t1) want = a_type(*t1);
+        break;
+    case F_LOWER:
+        if (!str_ok(t)) want = "a string";
+        break;
+    case F_DAYS_SINCE:
+        if (!num_ok(t)) want = "a number";
+        break;
+    default: /* hour, weekday */
+        if (i == 1) return load_zone(p, a, off);
+        if (!num_ok(t)) want = "a number";
+        break;
+    }
+    if (want)
+        return fail(p, off, "argument %u of '%s' must be %s, got %s", i + 1,
+                    fns[f].name, want, tl_type_name(t));
+    return 0;
+}
+
+/* IDENT "(" args ")", at the IDENT. */
+static node *parse_call(parser *p)
+{
+    token name = p->tok;
+    char fb[FOUNDSZ];
+    int f = -1;
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        if (strlen(fns[i].name) == name.len &&
+            memcmp(fns[i].name, p->src + name.off, name.len) == 0)
+            f = (int)i;
+    if (f < 0) {
+        char *nm = tl_xstrndup(p->src + name.off, name.len);
+        fail(p, name.off, "unknown function '%s'", nm);
+        free(nm);
+        return NULL;
+    }
+    const struct fn_info *fi = &fns[f];
+    /* days_since's "now" is the event's time, read like any variable: ask
+     * for it before the arguments, so that a scope without it is reported
+     * at the function's name. */
+    uint32_t ts_id = 0;
+    tl_type ts_type = TL_T_NULL;
+    if (f == F_DAYS_SINCE) {
+        if (try_resolve(p, "ts", NULL, &ts_id, &ts_type) != 0) {
+            fail(p, name.off,
+                 "function 'days_since' needs the event time 'ts', which is "
+                 "not a name here");
+            return NULL;
+        }
+        if (ts_type != TL_T_NUM) {
+            fail(p, name.off,
+                 "function 'days_since' needs the event time 'ts' to be a "
+                 "number, got %s",
+                 tl_type_name(ts_type));
+            return NULL;
+        }
+    }
+    if (lex(p)) return NULL; /* "(" */
+    if (enter(p, p->tok.off) || lex(p)) return NULL;
+    node *first = NULL, *last = NULL;
+    unsigned nargs = 0;
+    tl_type t1 = TL_T_NULL;
+    while (p->tok.kind != K_RPAREN || nargs > 0) {
+        size_t off = p->tok.off;
+        /* A trailing comma is reported below as a missing value. */
+        if (fi->max && nargs == fi->max && p->tok.kind != K_RPAREN) {
+            fail(p, off, "function '%s' takes only %u argument%s", fi->name,
+                 fi->max, fi->max == 1 ? "" : "s");
+            return NULL;
+        }
+        node *a = parse_or(p);
+        if (!a || check_arg(p, f, nargs, a, off, &t1)) return NULL;
+        if (last) last->next = a;
+        else first = a;
+        last = a;
+        nargs++;
+        if (p->tok.kind == K_RPAREN) break;
+        if (p->tok.kind != K_COMMA) {
+            fail(p, p->tok.off, "expected ',' or ')' but found %s",
+                 found(p, fb));
+            return NULL;
+        }
+        if (lex(p)) return NULL;
+    }
+    if (nargs < fi->min) {
+        fail(p, p->tok.off, "function '%s' takes %s%u argument%s, got %u",
+             fi->name, fi->max ? "" : "at least ", fi->min,
+             fi->min == 1 ? "" : "s", nargs);
+        return NULL;
+    }
+    p->depth--;
+    tl_type rt = TL_T_NUM;
+    if (f == F_CONTAINS) rt = TL_T_BOOL;
+    else if (f == F_COALESCE) rt = t1;
+    else if (f == F_LOWER) rt = TL_T_STR;
+    node *n = new_node(p, N_CALL, rt, f == F_LOWER ? LOWER_MAX : 0);
+    n->op = (unsigned char)f;
+    n->kids = first;
+    if (f == F_LOWER) n->u.buf = n->text;
+    if (f == F_HOUR || f == F_WEEKDAY) n->u.tz = first->next->own;
+    if (f == F_DAYS_SINCE)
+        last->next = finish_var(p, new_node(p, N_VAR, TL_T_NUM, 0), ts_id,
+                                TL_T_NUM);
+    if (lex(p)) return NULL; /* past ")" */
+    return n;
+}
+
+/* IDENT, IDENT "[" STRING "]" (a name resolved with a key), IDENT "[" expr
+ * "]" (an element of a list variable) or IDENT "(" args ")". */
 static node *parse_name(parser *p)
 {
     token name = p->tok;
@@ -484,15 +1173,30 @@ static node *parse_name(parser *p)
      * source order: an unknown plain name is reported before whatever bad
      * token follows it. */
     size_t k = skip_space(p, name.off + name.len);
+    if (k < p->len && p->src[k] == '(') return parse_call(p);
     if (k >= p->len || p->src[k] != '[') {
         node *n = resolve_var(p, &name, NULL);
         if (!n || lex(p)) return NULL;
         return n;
     }
-    if (lex(p) || lex(p)) return NULL; /* "[" then the key */
+    if (lex(p)) return NULL; /* "[" */
+    size_t open = p->tok.off;
+    if (lex(p)) return NULL; /* the key, or the index's first token */
     if (p->tok.kind != K_STR) {
-        fail(p, p->tok.off, "expected a string key but found %s", found(p, fb));
-        return NULL;
+        /* Not a key: the name must be a list, indexed by a number. */
+        char *nm = tl_xstrndup(p->src + name.off, name.len);
+        uint32_t id;
+        tl_type type;
+        int r = try_resolve(p, nm, NULL, &id, &type);
+        if (r != 0)
+            fail(p, p->tok.off, "expected a string key but found %s",
+                 found(p, fb));
+        else if (!is_list(type))
+            fail(p, name.off, "'%s' cannot be indexed", nm);
+        free(nm);
+        if (p->failed) return NULL;
+        node *list = finish_var(p, new_node(p, N_VAR, type, 0), id, type);
+        return parse_index(p, list, open);
     }
     token key = p->tok;
     node *n = resolve_var(p, &name, &key);
@@ -502,6 +1206,90 @@ static node *parse_name(parser *p)
         return NULL;
     }
     if (lex(p)) return NULL;
+    return n;
+}
+
+/* "[" expr ("," expr)* "]" of constants of one type, at the "[".  The
+ * elements are evaluated now and stored in the view's layout, so that the
+ * literal is a value like any other. */
+static node *parse_list(parser *p)
+{
+    size_t open = p->tok.off;
+    char fb[FOUNDSZ];
+    if (enter(p, open) || lex(p)) return NULL;
+    if (p->tok.kind == K_RBRACK) {
+        /* Its element type would be unknown; after `in` it is not needed. */
+        fail(p, open, "an empty list [] is allowed only after 'in'");
+        return NULL;
+    }
+    node *first = NULL, *last = NULL;
+    size_t count = 0, maxlen = 0;
+    tl_type et = TL_T_NULL;
+    for (;;) {
+        size_t off = p->tok.off;
+        unsigned long vars = p->nvarnodes;
+        node *el = parse_or(p);
+        if (!el) return NULL;
+        tl_value v;
+        if (p->nvarnodes != vars) {
+            fail(p, off, "list elements must be constants");
+            return NULL;
+        }
+        if (el->type != TL_T_NUM && el->type != TL_T_STR) {
+            fail(p, off, "list elements must be numbers or strings, got %s",
+                 tl_type_name(el->type));
+            return NULL;
+        }
+        if (count && el->type != et) {
+            fail(p, off, "list elements must all have one type, got %s and %s",
+                 tl_type_name(et), tl_type_name(el->type));
+            return NULL;
+        }
+        et = el->type;
+        eval(el, NULL, NULL, &v);
+        if (v.type != et) { /* 1 / 0 */
+            fail(p, off, "list element is null");
+            return NULL;
+        }
+        if (et == TL_T_STR && v.u.str.len > maxlen) maxlen = v.u.str.len;
+        if (last) last->next = el;
+        else first = el;
+        last = el;
+        count++;
+        if (p->tok.kind == K_RBRACK) break;
+        if (p->tok.kind != K_COMMA) {
+            fail(p, p->tok.off, "expected ',' or ']' but found %s",
+                 found(p, fb));
+            return NULL;
+        }
+        if (lex(p)) return NULL;
+    }
+    p->depth--;
+    size_t stride = et == TL_T_NUM ? sizeof(double) : sizeof(uint32_t) + maxlen;
+    if (stride > LIST_LIT_MAX || count > LIST_LIT_MAX / stride) {
+        fail(p, open, "list literal too large (over %u bytes stored)",
+             LIST_LIT_MAX);
+        return NULL;
+    }
+    node *n = new_node(p, N_LIT, list_of(et), 0);
+    unsigned char *buf = tl_xcalloc(count, stride), *w = buf;
+    n->own = buf;
+    for (node *el = first; el; el = el->next, w += stride) {
+        tl_value v;
+        eval(el, NULL, NULL, &v);
+        if (et == TL_T_NUM) {
+            memcpy(w, &v.u.num, sizeof v.u.num);
+        } else {
+            uint32_t len = (uint32_t)v.u.str.len;
+            memcpy(w, &len, sizeof len);
+            if (len) memcpy(w + sizeof len, v.u.str.ptr, len);
+        }
+    }
+    n->u.lit.type = n->type;
+    n->u.lit.u.list.base = buf;
+    n->u.lit.u.list.n = (uint32_t)count;
+    n->u.lit.u.list.stride = (uint32_t)stride;
+    if (lex(p)) return NULL; /* past "]" */
     return n;
 }
 
@@ -534,6 +1322,8 @@ static node *parse_primary(parser *p)
         break;
     case K_IDENT:
         return parse_name(p);
+    case K_LBRACK:
+        return parse_list(p);
     case K_LPAREN:
         if (enter(p, t.off) || lex(p)) return NULL;
         n = parse_or(p);
@@ -552,9 +1342,27 @@ static node *parse_primary(parser *p)
     return n;
 }
 
+/* primary ("[" expr "]")*: elements of lists that are not plain names
+ * (those are parse_name's), e.g. coalesce(a, b)[0]. */
+static node *parse_postfix(parser *p)
+{
+    node *n = parse_primary(p);
+    while (n && p->tok.kind == K_LBRACK) {
+        size_t open = p->tok.off;
+        if (!is_list(n->type)) {
+            fail(p, open, "only a list can be indexed, got %s",
+                 tl_type_name(n->type));
+            return NULL;
+        }
+        if (lex(p)) return NULL;
+        n = parse_index(p, n, open);
+    }
+    return n;
+}
+
 static node *parse_unary(parser *p)
 {
-    if (p->tok.kind != K_MINUS) return parse_primary(p);
+    if (p->tok.kind != K_MINUS) return parse_postfix(p);
     size_t off = p->tok.off;
     if (enter(p, off) || lex(p)) return NULL;
     node *c = parse_unary(p);
@@ -631,10 +1439,67 @@ static int cmp_op(tok_kind k)
     }
 }
 
+/* At `in`, or at `not` directly followed by the word `in`.  Raw source again:
+ * `not` elsewhere after a value is an error reported by the caller. */
+static int at_in(const parser *p)
+{
+    if (p->tok.kind == K_IN) return 1;
+    if (p->tok.kind != K_NOT) return 0;
+    size_t k = skip_space(p, p->tok.off + p->tok.len);
+    return k + 2 <= p->len && memcmp(p->src + k, "in", 2) == 0 &&
+           (k + 2 == p->len || !is_ident_char((unsigned char)p->src[k + 2]));
+}
+
+/* l ["not"] "in" list, at the "in" or "not". */
+static node *parse_in(parser *p, node *l)
+{
+    token ot = p->tok;
+    int neg = ot.kind == K_NOT;
+    const char *op = neg ? "not in" : "in";
+    if (neg && lex(p)) return NULL; /* to "in" */
+    if (l->type != TL_T_NUM && l->type != TL_T_STR && l->type != TL_T_NULL) {
+        fail(p, ot.off, "operator '%s' needs a number or a string on its left, "
+                        "got %s", op, tl_type_name(l->type));
+        return NULL;
+    }
+    if (lex(p)) return NULL;
+    node *r;
+    size_t k = skip_space(p, p->tok.off + 1);
+    if (p->tok.kind == K_LBRACK && k < p->len && p->src[k] == ']') {
+        /* [] holds nothing, so it takes whatever type the left side needs. */
+        r = new_node(p, N_LIT, list_of(l->type), 0);
+        r->u.lit.type = r->type;
+        if (lex(p) || lex(p)) return NULL;
+    } else {
+        r = parse_sum(p);
+        if (!r) return NULL;
+        int ok = r->type == TL_T_NULL ||
+                 (is_list(r->type) &&
+                  (l->type == TL_T_NULL || elem_type(r->type) == l->type));
+        if (!ok) {
+            fail(p, ot.off, "operator '%s' needs %s on its right, got %s", op,
+                 l->type == TL_T_NULL ? "a list" : a_type(list_of(l->type)),
+                 tl_type_name(r->type));
+            return NULL;
+        }
+    }
+    node *n = new_node(p, N_IN, TL_T_BOOL, 0);
+    n->op = (unsigned char)neg;
+    n->kids = l;
+    l->next = r;
+    return n;
+}
+
 static node *parse_cmp(parser *p)
 {
     node *l = parse_sum(p);
     if (!l) return NULL;
+    node *n;
+    if (at_in(p)) {
+        n = parse_in(p, l);
+        if (!n) return NULL;
+        goto chained;
+    }
     int o = cmp_op(p->tok.kind);
     if (o < 0) return l;
     token ot = p->tok;
@@ -644,7 +1509,6 @@ static node *parse_cmp(parser *p)
     node *r = parse_sum(p);
     if (!r) return NULL;
     int ordering = o != OP_EQ && o != OP_NE;
-    node *n;
     if (is_null_lit(l) || is_null_lit(r)) {
         if (!ordering) {
             n = new_node(p, N_NULLTEST, TL_T_BOOL, 0);
@@ -670,7 +1534,7 @@ static node *parse_cmp(parser *p)
     l->next = r;
     n->op = (unsigned char)o;
 chained:
-    if (cmp_op(p->tok.kind) >= 0) {
+    if (cmp_op(p->tok.kind) >= 0 || at_in(p)) {
         fail(p, p->tok.off,
              "comparisons cannot be chained; use 'and' or parentheses");
         return NULL;
@@ -781,6 +1645,7 @@ void tl_expr_free(tl_expr *e)
     node *n = e->all;
     while (n) {
         node *next = n->all;
+        free(n->own);
         free(n);
         n = next;
     }
@@ -812,6 +1677,157 @@ static int order(int op, int c)
     }
 }
 
+static int same_str(const char *a, size_t la, const char *b, size_t lb)
+{
+    return la == lb && (la == 0 || memcmp(a, b, la) == 0);
+}
+
+/* Whether list l holds x (of its element type). */
+static int list_has(const tl_value *l, const tl_value *x)
+{
+    uint32_t n = l->u.list.n;
+    if (l->type == TL_T_LIST_NUM && x->type == TL_T_NUM) {
+        for (uint32_t i = 0; i < n; i++)
+            if (tl_list_num(l, i) == x->u.num) return 1;
+    } else if (l->type == TL_T_LIST_STR && x->type == TL_T_STR) {
+        for (uint32_t i = 0; i < n; i++) {
+            size_t len;
+            const char *e = tl_list_str(l, i, &len);
+            if (same_str(e, len, x->u.str.ptr, x->u.str.len)) return 1;
+        }
+    }
+    return 0;
+}
+
+static int lists_equal(const tl_value *a, const tl_value *b)
+{
+    if (a->u.list.n != b->u.list.n) return 0;
+    for (uint32_t i = 0; i < a->u.list.n; i++) {
+        if (a->type == TL_T_LIST_NUM) {
+            if (tl_list_num(a, i) != tl_list_num(b, i)) return 0;
+        } else {
+            size_t la, lb;
+            const char *ea = tl_list_str(a, i, &la);
+            const char *eb = tl_list_str(b, i, &lb);
+            if (!same_str(ea, la, eb, lb)) return 0;
+        }
+    }
+    return 1;
+}
+
+static void list_elem(const tl_value *l, uint32_t i, tl_value *out)
+{
+    if (l->type == TL_T_LIST_NUM) {
+        out->type = TL_T_NUM;
+        out->u.num = tl_list_num(l, i);
+    } else {
+        out->type = TL_T_STR;
+        out->u.str.ptr = tl_list_str(l, i, &out->u.str.len);
+    }
+}
+
+/* Naive search: haystacks are event fields and feature values, short. */
+static int has_sub(const tl_value *s, const tl_value *sub)
+{
+    size_t n = s->u.str.len, m = sub->u.str.len;
+    if (m == 0) return 1;
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (memcmp(s->u.str.ptr + i, sub->u.str.ptr, m) == 0) return 1;
+    return 0;
+}
+
+/* Characters of UTF-8 text: bytes that do not continue a sequence. */
+static size_t utf8_len(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return c;
+}
+
+/* lower(): the input cut to LOWER_MAX bytes on a character boundary, with
+ * A-Z lowered into buf, or the input itself when it has no capital. */
+static void lower(const tl_value *s, char *buf, tl_value *out)
+{
+    const char *in = s->u.str.ptr;
+    size_t n = s->u.str.len;
+    if (n > LOWER_MAX) {
+        n = LOWER_MAX;
+        /* Back off a cut multibyte sequence (at most 3 continuation bytes,
+         * so that bytes that are not UTF-8 cannot empty the result). */
+        for (int k = 0; k < 3 && ((unsigned char)in[n] & 0xc0) == 0x80; k++)
+            n--;
+    }
+    out->type = TL_T_STR;
+    out->u.str.ptr = in;
+    out->u.str.len = n;
+    size_t i = 0;
+    while (i < n && !(in[i] >= 'A' && in[i] <= 'Z')) i++;
+    if (i == n) return;
+    for (i = 0; i < n; i++)
+        buf[i] = in[i] >= 'A' && in[i] <= 'Z' ? (char)(in[i] - 'A' + 'a')
+                                              : in[i];
+    out->u.str.ptr = buf;
+}
+
+static void set_num(tl_value *out, double v)
+{
+    out->type = TL_T_NUM;
+    out->u.num = v;
+}
+
+static void eval_call(const node *n, tl_expr_fetch fetch, void *ud,
+                      tl_value *out)
+{
+    const node *a = n->kids;
+    tl_value v, w;
+    eval(a, fetch, ud, &v);
+    switch ((enum fn_id)n->op) {
+    case F_LEN:
+        if (is_list(v.type))
+            set_num(out, v.u.list.n);
+        else if (v.type == TL_T_STR)
+            set_num(out, (double)utf8_len(v.u.str.ptr, v.u.str.len));
+        else
+            break;
+        return;
+    case F_CONTAINS:
+        out->type = TL_T_BOOL;
+        out->u.b = 0;
+        if (v.type == TL_T_NULL) return;
+        eval(a->next, fetch, ud, &w);
+        if (v.type == TL_T_STR)
+            out->u.b = w.type == TL_T_STR && has_sub(&v, &w);
+        else
+            out->u.b = list_has(&v, &w);
+        return;
+    case F_COALESCE:
+        for (a = a->next; v.type == TL_T_NULL && a; a = a->next)
+            eval(a, fetch, ud, &v);
+        *out = v;
+        return;
+    case F_LOWER:
+        if (v.type != TL_T_STR) break;
+        lower(&v, n->u.buf, out);
+        return;
+    case F_DAYS_SINCE:
+        eval(a->next, fetch, ud, &w); /* "ts": now */
+        if (v.type != TL_T_NUM || w.type != TL_T_NUM) break;
+        set_num(out, (w.u.num - v.u.num) / 86400000.0);
+        return;
+    case F_HOUR:
+    case F_WEEKDAY: {
+        int64_t t;
+        if (v.type != TL_T_NUM || !local_secs(n->u.tz, v.u.num, &t)) break;
+        if (n->op == F_HOUR)
+            set_num(out, (double)(floor_mod(t, 86400) / 3600));
+        else /* 1970-01-01 was a Thursday, ISO day 4 */
+            set_num(out, (double)(floor_mod(floor_div(t, 86400) + 3, 7) + 1));
+        return;
+    }
+    }
+    *out = TL_VALUE_NULL;
+}
+
 static int compare(int op, const tl_value *a, const tl_value *b)
 {
     /* Types can differ at run time only through null, which compares false. */
@@ -835,6 +1851,11 @@ static int compare(int op, const tl_value *a, const tl_value *b)
     }
     case TL_T_BOOL:
         return order(op, (a->u.b != 0) - (b->u.b != 0));
+    case TL_T_LIST_NUM:
+    case TL_T_LIST_STR:
+        /* Only == and != type-check for lists. */
+        if (op == OP_EQ) return lists_equal(a, b);
+        return op == OP_NE && !lists_equal(a, b);
     default:
         return 0;
     }
@@ -853,6 +1874,8 @@ static void eval(const node *n, tl_expr_fetch fetch, void *ud, tl_value *out)
          * through the wrong union member: treat it as absent instead. */
         if (out->type != n->type) *out = TL_VALUE_NULL;
         else if (out->type == TL_T_BOOL) out->u.b = out->u.b != 0;
+        else if (is_list(out->type) && out->u.list.n && !out->u.list.base)
+            *out = TL_VALUE_NULL;
         return;
     case N_NEG:
         eval(n->kids, fetch, ud, out);
@@ -920,6 +1943,35 @@ static void eval(const node *n, tl_expr_fetch fetch, void *ud, tl_value *out)
         out->u.b = (v.type == TL_T_NULL) == (n->op == OP_EQ);
         return;
     }
+    case N_INDEX: {
+        tl_value l, i;
+        eval(n->kids, fetch, ud, &l);
+        if (!is_list(l.type)) break;
+        eval(n->kids->next, fetch, ud, &i);
+        /* Written so that NaN fails too. */
+        if (i.type != TL_T_NUM || !(i.u.num >= 0 && i.u.num < l.u.list.n))
+            break;
+        uint32_t k = (uint32_t)i.u.num;
+        if ((double)k != i.u.num) break; /* not a whole number */
+        list_elem(&l, k, out);
+        return;
+    }
+    case N_IN: {
+        tl_value x, l;
+        int r = 0;
+        eval(n->kids, fetch, ud, &x);
+        if (x.type != TL_T_NULL) {
+            eval(n->kids->next, fetch, ud, &l);
+            /* null on either side: false for `in` and `not in` alike */
+            if (is_list(l.type)) r = list_has(&l, &x) != n->op;
+        }
+        out->type = TL_T_BOOL;
+        out->u.b = r;
+        return;
+    }
+    case N_CALL:
+        eval_call(n, fetch, ud, out);
+        return;
     }
 null:
     *out = TL_VALUE_NULL;
@@ -938,31 +1990,52 @@ int tl_expr_true(const tl_expr *e, tl_expr_fetch fetch, void *ud)
     return v.type == TL_T_BOOL && v.u.b;
 }
 
-size_t tl_value_format(const tl_value *v, char *buf, size_t size)
+/* snprintf-like output: counts everything, stores what fits. */
+typedef struct sink {
+    char *buf;
+    size_t size, n;
+} sink;
+
+static void put(sink *o, const char *s, size_t n)
+{
+    if (o->size > o->n + 1 && n) {
+        size_t room = o->size - 1 - o->n;
+        memcpy(o->buf + o->n, s, n < room ? n : room);
+    }
+    o->n += n;
+}
+
+static void put_scalar(sink *o, const tl_value *v)
 {
     char num[TL_NUMBUF];
-    const char *s = "";
-    size_t n = 0;
-    switch (v ? v->type : TL_T_NULL) {
+    switch (v->type) {
     case TL_T_BOOL:
-        s = v->u.b ? "true" : "false";
-        n = strlen(s);
+        put(o, v->u.b ? "true" : "false", v->u.b ? 4 : 5);
         break;
     case TL_T_NUM:
-        n = (size_t)tl_fmt_number(num, v->u.num);
-        s = num;
+        put(o, num, (size_t)tl_fmt_number(num, v->u.num));
         break;
     case TL_T_STR:
-        s = v->u.str.ptr;
-        n = v->u.str.len;
+        put(o, v->u.str.ptr, v->u.str.len);
         break;
     default:
         break;
     }
-    if (size > 0) {
-        size_t c = n < size - 1 ? n : size - 1;
-        if (c) memcpy(buf, s, c);
-        buf[c] = '\0';
+}
+
+size_t tl_value_format(const tl_value *v, char *buf, size_t size)
+{
+    sink o = {buf, size, 0};
+    if (v && is_list(v->type)) {
+        for (uint32_t i = 0; i < v->u.list.n; i++) {
+            tl_value e;
+            if (i) put(&o, ",", 1);
+            list_elem(v, i, &e);
+            put_scalar(&o, &e);
+        }
+    } else if (v) {
+        put_scalar(&o, v);
     }
-    return n;
+    if (size > 0) buf[o.n < size - 1 ? o.n : size - 1] = '\0';
+    return o.n;
 }
