@@ -313,38 +313,47 @@ fail:
  *   KEYS[1]  the customer hash
  *   ARGV[1]  ttl_ms (PEXPIRE after the write when > 0)
  *   ARGV[2]  nwm, the number of watermark triples that follow
- *   ARGV[3..2+3*nwm]  field, expected, next  (per watermark)
+ *   ARGV[3]  ndel, the number of fields to delete that follow the triples
+ *   ARGV[4..3+3*nwm]  field, expected, next  (per watermark)
+ *   then     ndel field names (HDEL together: values that expired)
  *   then     field, value, field, value, ...  (HSET together)
  *
  * Each watermark field must hold `expected` (this writer's previous flush)
  * or `next` (this very write, applied by an attempt whose reply was lost);
  * an absent field counts as "-1".  Anything else means another writer has
  * moved the watermark: return 0 and write nothing (zombie fencing).
- * Otherwise HSET the pairs, then the watermarks to `next` (so they win over
- * a pair naming the same field), PEXPIRE, and return 1.
+ * Otherwise HDEL the deletions, HSET the pairs, then the watermarks to
+ * `next` (so they win over a pair naming the same field), PEXPIRE, and
+ * return 1.
  *
  * Watermarks are compared as decimal strings, never as numbers: Lua numbers
  * are doubles, exact only up to 2^53, while Kafka offsets are 64-bit.  Both
  * sides are written by tl_store_flush with PRId64, so equal offsets are
  * equal strings.
  *
- * HSET goes in chunks of 1000 arguments because unpack() is limited by the
- * Lua C stack (LUAI_MAXCSTACK, 8000 slots); 1000 is even, so no pair splits.
+ * HDEL and HSET go in chunks of 1000 arguments because unpack() is limited
+ * by the Lua C stack (LUAI_MAXCSTACK, 8000 slots); 1000 is even, so no pair
+ * splits.
  */
 static const char flush_script[] =
     "local key = KEYS[1]\n"
     "local nwm = tonumber(ARGV[2])\n"
+    "local ndel = tonumber(ARGV[3])\n"
     "for i = 0, nwm - 1 do\n"
-    "  local cur = redis.call('HGET', key, ARGV[3 + 3 * i]) or '-1'\n"
-    "  if cur ~= ARGV[4 + 3 * i] and cur ~= ARGV[5 + 3 * i] then\n"
+    "  local cur = redis.call('HGET', key, ARGV[4 + 3 * i]) or '-1'\n"
+    "  if cur ~= ARGV[5 + 3 * i] and cur ~= ARGV[6 + 3 * i] then\n"
     "    return 0\n"
     "  end\n"
     "end\n"
-    "for i = 3 + 3 * nwm, #ARGV, 1000 do\n"
+    "local d = 4 + 3 * nwm\n"
+    "for i = d, d + ndel - 1, 1000 do\n"
+    "  redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, d + ndel - 1)))\n"
+    "end\n"
+    "for i = d + ndel, #ARGV, 1000 do\n"
     "  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))\n"
     "end\n"
     "for i = 0, nwm - 1 do\n"
-    "  redis.call('HSET', key, ARGV[3 + 3 * i], ARGV[5 + 3 * i])\n"
+    "  redis.call('HSET', key, ARGV[4 + 3 * i], ARGV[6 + 3 * i])\n"
     "end\n"
     "if tonumber(ARGV[1]) > 0 then\n"
     "  redis.call('PEXPIRE', key, ARGV[1])\n"
@@ -826,7 +835,7 @@ out:
 
 static size_t write_argc(const tl_store_write *w)
 {
-    return 6 + 3 * w->nwm + 2 * w->nfields;
+    return 7 + 3 * w->nwm + w->ndels + 2 * w->nfields;
 }
 
 static void put_num(tl_store *s, size_t k, char **p, int64_t v)
@@ -842,7 +851,7 @@ static int append_write(tl_store *s, const tl_store_write *w)
 {
     size_t argc = write_argc(w);
     grow_argv(s, argc);
-    grow_nums(s, (2 + 2 * w->nwm) * I64_TEXT);
+    grow_nums(s, (3 + 2 * w->nwm) * I64_TEXT);
     const char **a = s->argv;
     size_t *l = s->argvlen;
     char *p = s->nums;
@@ -853,11 +862,14 @@ static int append_write(tl_store *s, const tl_store_write *w)
     a[k] = w->key, l[k++] = w->keylen;
     put_num(s, k++, &p, w->ttl_ms);
     put_num(s, k++, &p, (int64_t)w->nwm);
+    put_num(s, k++, &p, (int64_t)w->ndels);
     for (size_t j = 0; j < w->nwm; j++) {
         a[k] = w->wm[j].field, l[k++] = w->wm[j].flen;
         put_num(s, k++, &p, w->wm[j].expected);
         put_num(s, k++, &p, w->wm[j].next);
     }
+    for (size_t j = 0; j < w->ndels; j++)
+        a[k] = w->dels[j], l[k++] = w->dlens[j];
     for (size_t j = 0; j < w->nfields; j++) {
         a[k] = w->fields[j], l[k++] = w->flens[j];
         a[k] = w->vals[j], l[k++] = w->vlens[j];

@@ -82,6 +82,9 @@ typedef struct tl_store_write {
     const char *const *vals;
     const size_t *vlens;
     size_t nfields;
+    const char *const *dels;   /* ndels field names to HDEL first */
+    const size_t *dlens;
+    size_t ndels;
     int64_t ttl_ms;            /* PEXPIRE after the write; 0: no expiry */
     int result;                /* out: TL_OK, TL_ERR_FENCED; TL_ERR when the
                                   server rejected it (e.g. WRONGTYPE), or
