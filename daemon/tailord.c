@@ -129,7 +129,10 @@ int main(int argc, char **argv)
             " dead letters, %.1f s from first poll to last commit (%.0f "
             "events/s)",
             s->events, s->applied, s->duplicates, s->triggers,
-            s->dead_letters[1] + s->dead_letters[2], secs,
+            s->dead_letters[TL_REJECT_DECODE] +
+                s->dead_letters[TL_REJECT_MISSING_CUSTOMER] +
+                s->dead_letters[TL_REJECT_LATE],
+            secs,
             secs > 0 ? (double)s->events / secs : 0.0);
     tl_pipeline_free(p);
     tl_kafka_mock_free(mock);

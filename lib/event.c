@@ -40,6 +40,8 @@ const char *tl_reject_name(tl_reject r)
     case TL_REJECT_NONE: return "none";
     case TL_REJECT_DECODE: return "decode";
     case TL_REJECT_MISSING_CUSTOMER: return "missing_customer";
+    case TL_REJECT_LATE: return "late";
+    case TL_REJECT__COUNT: break;
     }
     return "decode";
 }

@@ -63,8 +63,10 @@ typedef enum tl_reject {
     TL_REJECT_NONE = 0,
     TL_REJECT_DECODE,           /* bytes are not a valid event */
     TL_REJECT_MISSING_CUSTOMER, /* customer_id is empty */
+    TL_REJECT_LATE,             /* older than events.max_lateness allows */
+    TL_REJECT__COUNT
 } tl_reject;
-/* "decode", "missing_customer" — the value of the dead-letter reason header. */
+/* "decode", "missing_customer", "late" — the dead-letter reason header. */
 const char *tl_reject_name(tl_reject r);
 
 typedef struct tl_event_decoder tl_event_decoder;

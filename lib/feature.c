@@ -6,34 +6,57 @@
 #include "common.h"
 
 /*
- * Slice layout.  Every kind starts with a header so that "never set" and the
- * time of the last change are uniform; what follows depends on the kind:
- *   count, sum, last (number/bool)  double value
- *   last (string)                   char text[max_len + 1]
- *   last_seen                       nothing (the value is `updated`)
- *   window_count                    int64 head bucket, double ring[nbuckets]
- * Window buckets are a ring indexed by (bucket number mod nbuckets); `head`
- * is the newest bucket number seen, so bucket k is live iff
- * head - nbuckets < k <= head.
+ * Slice layouts.  Every kind but `since` starts with a header so that "never
+ * set", ttl and the time of the last change are uniform:
+ *   count, sum, min, max, last (number/bool)   hdr, double value
+ *   avg                                        hdr, double sum, double n
+ *   last (string)                              hdr, char text[max_len + 1]
+ *   first_seen                                 hdr, int64 first
+ *   last_seen                                  hdr (the value is `updated`)
+ *   window_count, window_sum                   hdr, int64 head, double ring[nb]
+ *   decayed_count, decayed_sum                 hdr, double value, int64 ref
+ *   top_k                                      hdr, int64 ref, entry[capacity]
+ *                                              entry = u32 len, bytes, double count
+ *   distinct                                   hdr, u64 hash[] | u8 register[]
+ *   last_n                                     hdr, entry[n]
+ *                                              entry = (u32 len, bytes | double), i64 ts
+ *   since                                      nothing: it reads `of`
+ * hdr.len is the string length (last), the entries used (top_k, last_n) or
+ * the exact hashes held (distinct; DISTINCT_HLL once it became a sketch).
+ * Window buckets are a ring indexed by (bucket number mod nb); `head` is the
+ * newest bucket number seen, so bucket k is live iff head - nb < k <= head.
  */
 typedef struct hdr {
-    int64_t updated; /* event time of the last change */
-    uint32_t set;    /* 1 once any event changed the feature */
-    uint32_t len;    /* string length for `last` on strings */
+    int64_t updated; /* event time of the newest matching event */
+    uint32_t set;    /* 1 once any event matched */
+    uint32_t len;
 } hdr;
 
-typedef struct win {
-    hdr h;
-    int64_t head;
-    double ring[];
-} win;
+#define HDR ((size_t)sizeof(hdr))
+#define DISTINCT_HLL UINT32_MAX
+#define DEFAULT_EXACT_UP_TO 100
+#define DEFAULT_PRECISION 10
 
 static const tl_feature_kind_info kinds[TL_FK__COUNT] = {
-    [TL_FK_COUNT] = {"count", 0, TL_T_NULL, 0},
-    [TL_FK_SUM] = {"sum", 1, TL_T_NUM, 0},
-    [TL_FK_LAST] = {"last", 1, TL_T_NULL, 0},
-    [TL_FK_LAST_SEEN] = {"last_seen", 0, TL_T_NULL, 0},
-    [TL_FK_WINDOW_COUNT] = {"window_count", 0, TL_T_NULL, 1},
+    /* name, field, field type, window, half_life, k, n, bounds, of */
+    [TL_FK_COUNT] = {"count", 0, TL_T_NULL, 0, 0, 0, 0, 0, 0},
+    [TL_FK_SUM] = {"sum", 1, TL_T_NUM, 0, 0, 0, 0, 0, 0},
+    [TL_FK_LAST] = {"last", 1, TL_T_NULL, 0, 0, 0, 0, 0, 0},
+    [TL_FK_LAST_SEEN] = {"last_seen", 0, TL_T_NULL, 0, 0, 0, 0, 0, 0},
+    [TL_FK_WINDOW_COUNT] = {"window_count", 0, TL_T_NULL, 1, 0, 0, 0, 0, 0},
+    [TL_FK_MIN] = {"min", 1, TL_T_NUM, 0, 0, 0, 0, 0, 0},
+    [TL_FK_MAX] = {"max", 1, TL_T_NUM, 0, 0, 0, 0, 0, 0},
+    [TL_FK_AVG] = {"avg", 1, TL_T_NUM, 0, 0, 0, 0, 0, 0},
+    [TL_FK_FIRST_SEEN] = {"first_seen", 0, TL_T_NULL, 0, 0, 0, 0, 0, 0},
+    [TL_FK_WINDOW_SUM] = {"window_sum", 1, TL_T_NUM, 1, 0, 0, 0, 0, 0},
+    [TL_FK_DECAYED_COUNT] = {"decayed_count", 0, TL_T_NULL, 0, TL_OPT_MUST, 0,
+                             0, 0, 0},
+    [TL_FK_DECAYED_SUM] = {"decayed_sum", 1, TL_T_NUM, 0, TL_OPT_MUST, 0, 0, 0,
+                           0},
+    [TL_FK_TOP_K] = {"top_k", 1, TL_T_STR, 0, TL_OPT_MAY, TL_OPT_MUST, 0, 0, 0},
+    [TL_FK_DISTINCT] = {"distinct", 1, TL_T_NULL, 0, 0, 0, 0, TL_OPT_MAY, 0},
+    [TL_FK_LAST_N] = {"last_n", 1, TL_T_NULL, 0, 0, 0, TL_OPT_MUST, 0, 0},
+    [TL_FK_SINCE] = {"since", 0, TL_T_NULL, 0, 0, 0, 0, 0, TL_OPT_MUST},
 };
 
 const tl_feature_kind_info *tl_feature_kind_get(tl_feature_kind k)
@@ -53,15 +76,26 @@ int tl_feature_kind_parse(const char *name, tl_feature_kind *out)
 
 const char *tl_feature_kind_list(void)
 {
-    return "count, sum, last, last_seen, window_count";
+    return "count, sum, min, max, avg, last, first_seen, last_seen, "
+           "window_count, window_sum, decayed_count, decayed_sum, top_k, "
+           "distinct, last_n, since";
 }
 
-static int is_string_last(const tl_feature *f)
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Entry sizes of the list kinds: a u32 length and the bytes, padded, then
+ * the count (top_k) or the ts (last_n). */
+static size_t str_entry(const tl_feature *f) { return align8(4 + f->max_len) + 8; }
+static int strings(const tl_feature *f) { return f->field && tl_expr_type(f->field) == TL_T_STR; }
+
+static size_t distinct_bytes(const tl_feature *f)
 {
-    return f->kind == TL_FK_LAST && f->type == TL_T_STR;
+    size_t a = (size_t)f->exact_up_to * 8, b = (size_t)1 << f->precision;
+    return align8(a > b ? a : b);
 }
 
-int tl_feature_finish(tl_feature *f, char *err, size_t errsz)
+int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
+                      size_t errsz)
 {
     const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
     if (!ki) return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
@@ -75,43 +109,79 @@ int tl_feature_finish(tl_feature *f, char *err, size_t errsz)
     if (!ki->needs_window && (f->window_ms || f->resolution_ms))
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "kind %s takes no 'window' or 'resolution'", ki->name);
-    switch (f->kind) {
-    case TL_FK_COUNT:
-    case TL_FK_SUM:
-    case TL_FK_WINDOW_COUNT:
-    case TL_FK_LAST_SEEN:
-        f->type = TL_T_NUM;
-        break;
-    case TL_FK_LAST:
-        f->type = tl_expr_type(f->field);
-        if (f->type == TL_T_NULL)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "field of kind last must be a number, string or "
-                           "bool, not always null");
-        break;
-    default:
-        break;
-    }
+    if (!ki->half_life && f->half_life_ms)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s takes no 'half_life'", ki->name);
+    if (ki->half_life == TL_OPT_MUST && f->half_life_ms <= 0)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s needs a 'half_life' above 0", ki->name);
+    if (!ki->k && (f->k || f->capacity))
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s takes no 'k' or 'capacity'", ki->name);
+    if (!ki->n && f->n)
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "kind %s takes no 'n'",
+                       ki->name);
+    if (!ki->bounds && (f->exact_up_to || f->precision))
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s takes no 'exact_up_to' or 'precision'",
+                       ki->name);
+    if (!ki->of && f->of_feature)
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "kind %s takes no 'of'",
+                       ki->name);
+    if (f->ttl_ms < 0)
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "ttl must not be negative");
     if (ki->needs_field && ki->field_type != TL_T_NULL &&
         tl_expr_type(f->field) != ki->field_type)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "field of kind %s must be a %s, got %s", ki->name,
                        tl_type_name(ki->field_type),
                        tl_type_name(tl_expr_type(f->field)));
-    if (f->max_len && !is_string_last(f))
+    tl_type ft = f->field ? tl_expr_type(f->field) : TL_T_NULL;
+    if (ki->needs_field && ki->field_type == TL_T_NULL &&
+        ft != TL_T_NUM && ft != TL_T_STR &&
+        !(ft == TL_T_BOOL && f->kind != TL_FK_LAST_N))
         return tl_errf(err, errsz, TL_ERR_CONFIG,
-                       "'max_length' applies only to kind last on a string "
-                       "field");
-    if (!f->max_len) f->max_len = TL_FEATURE_DEFAULT_MAX_LEN;
+                       "field of kind %s must be a number or a string%s, got %s",
+                       ki->name, f->kind == TL_FK_LAST_N ? "" : " or a bool",
+                       tl_type_name(ft));
+    int takes_len = strings(f) && (f->kind == TL_FK_LAST ||
+                                   f->kind == TL_FK_LAST_N ||
+                                   f->kind == TL_FK_TOP_K);
+    if (f->max_len && !takes_len)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "'max_length' applies only to kinds last, last_n and "
+                       "top_k on a string field");
+    if (!f->max_len && takes_len) f->max_len = TL_FEATURE_DEFAULT_MAX_LEN;
     if (f->max_len > 4096)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "max_length %u is above the limit 4096", f->max_len);
 
-    size_t size = sizeof(hdr);
-    if (f->kind == TL_FK_WINDOW_COUNT) {
+    f->type = TL_T_NUM;
+    size_t size = HDR + sizeof(double);
+    switch (f->kind) {
+    case TL_FK_COUNT:
+    case TL_FK_SUM:
+    case TL_FK_MIN:
+    case TL_FK_MAX:
+        break;
+    case TL_FK_AVG:
+        size = HDR + 2 * sizeof(double);
+        break;
+    case TL_FK_LAST:
+        f->type = ft;
+        if (ft == TL_T_STR) size = HDR + f->max_len + 1;
+        break;
+    case TL_FK_FIRST_SEEN:
+        size = HDR + sizeof(int64_t);
+        break;
+    case TL_FK_LAST_SEEN:
+        size = HDR;
+        break;
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM: {
         if (f->window_ms <= 0)
             return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "kind window_count needs a 'window' above 0");
+                           "kind %s needs a 'window' above 0", ki->name);
         if (!f->resolution_ms) {
             /* Default: 30 buckets, but never finer than a millisecond. */
             f->resolution_ms = f->window_ms / 30 ? f->window_ms / 30 : 1;
@@ -130,19 +200,70 @@ int tl_feature_finish(tl_feature *f, char *err, size_t errsz)
                            "%d: use a coarser resolution",
                            (long long)nb, TL_FEATURE_MAX_BUCKETS);
         f->nbuckets = (uint32_t)nb;
-        size = sizeof(win) + sizeof(double) * f->nbuckets;
-    } else if (is_string_last(f)) {
-        size += f->max_len + 1;
-    } else if (f->kind != TL_FK_LAST_SEEN) {
-        size += sizeof(double);
+        size = HDR + sizeof(int64_t) + sizeof(double) * f->nbuckets;
+        break;
     }
-    f->size = (size + 7) & ~(size_t)7;
+    case TL_FK_DECAYED_COUNT:
+    case TL_FK_DECAYED_SUM:
+        size = HDR + sizeof(double) + sizeof(int64_t);
+        break;
+    case TL_FK_TOP_K:
+        if (f->k < 1 || f->k > 100)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "k must be from 1 to 100, got %u", f->k);
+        if (!f->capacity) f->capacity = f->k * 3 > 10 ? f->k * 3 : 10;
+        if (f->capacity < f->k || f->capacity > 10000)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "capacity must be from k (%u) to 10000, got %u",
+                           f->k, f->capacity);
+        f->type = TL_T_LIST_STR;
+        size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
+        break;
+    case TL_FK_DISTINCT:
+        if (!f->exact_up_to) f->exact_up_to = DEFAULT_EXACT_UP_TO;
+        if (!f->precision) f->precision = DEFAULT_PRECISION;
+        if (f->exact_up_to > 100000)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "exact_up_to must be at most 100000, got %u",
+                           f->exact_up_to);
+        if (f->precision < 4 || f->precision > 16)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "precision must be from 4 to 16, got %u",
+                           f->precision);
+        size = HDR + distinct_bytes(f);
+        break;
+    case TL_FK_LAST_N:
+        if (f->n < 1 || f->n > 100)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "n must be from 1 to 100, got %u", f->n);
+        f->type = ft == TL_T_STR ? TL_T_LIST_STR : TL_T_LIST_NUM;
+        size = HDR + f->n * (ft == TL_T_STR ? str_entry(f) : 16);
+        break;
+    case TL_FK_SINCE: {
+        const tl_feature *of = all && f->of >= 0 ? &all[f->of] : NULL;
+        if (!of)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "kind since needs 'of' (a first_seen or last_seen "
+                           "feature)");
+        if (of->kind != TL_FK_FIRST_SEEN && of->kind != TL_FK_LAST_SEEN)
+            return tl_errf(err, errsz, TL_ERR_CONFIG,
+                           "'of' must name a first_seen or last_seen feature; "
+                           "'%s' is a %s",
+                           of->name, kinds[of->kind].name);
+        f->of_feature = of;
+        size = 0;
+        break;
+    }
+    default:
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
+    }
+    f->size = align8(size);
     return TL_OK;
 }
 
 size_t tl_features_layout(tl_feature *fs, size_t n, size_t base)
 {
-    size_t off = (base + 7) & ~(size_t)7;
+    size_t off = align8(base);
     for (size_t i = 0; i < n; i++) {
         fs[i].offset = off;
         off += fs[i].size;
@@ -155,8 +276,30 @@ void tl_feature_reset(const tl_feature *f, unsigned char *block)
     memset(block + f->offset, 0, f->size);
 }
 
-static double *num_slot(unsigned char *s) { return (double *)(s + sizeof(hdr)); }
-static char *str_slot(unsigned char *s) { return (char *)(s + sizeof(hdr)); }
+int tl_feature_has_state(const tl_feature *f) { return f->kind != TL_FK_SINCE; }
+
+/* Unaligned-safe access to the slice's numbers. */
+static double getd(const unsigned char *p)
+{
+    double d;
+    memcpy(&d, p, sizeof d);
+    return d;
+}
+static void putd(unsigned char *p, double d) { memcpy(p, &d, sizeof d); }
+static int64_t geti(const unsigned char *p)
+{
+    int64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static void puti(unsigned char *p, int64_t v) { memcpy(p, &v, sizeof v); }
+static uint32_t getu(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static void putu(unsigned char *p, uint32_t v) { memcpy(p, &v, sizeof v); }
 
 /* Bucket number of ts: floor division so that times before 1970 still map
  * to consecutive buckets. */
@@ -182,42 +325,326 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
     return n;
 }
 
-static int window_add(const tl_feature *f, win *w, int64_t ts, double v)
+static int expired(const tl_feature *f, const hdr *h, int64_t now)
 {
-    int64_t b = bucket_of(ts, f->resolution_ms);
+    return f->ttl_ms && now - h->updated > f->ttl_ms;
+}
+
+int tl_feature_live(const tl_feature *f, const unsigned char *block,
+                    int64_t now)
+{
+    if (f->kind == TL_FK_SINCE) return tl_feature_live(f->of_feature, block, now);
+    const hdr *h = (const hdr *)(block + f->offset);
+    return h->set && !expired(f, h, now);
+}
+
+/* ---- windows --------------------------------------------------------------- */
+
+static int window_add(const tl_feature *f, unsigned char *s, int set,
+                      int64_t ts, double v)
+{
+    unsigned char *ring = s + HDR + 8;
+    int64_t b = bucket_of(ts, f->resolution_ms), head = geti(s + HDR);
     uint32_t n = f->nbuckets;
-    if (!w->h.set) {
-        w->head = b;
-    } else if (b > w->head) {
-        int64_t adv = b - w->head;
-        if (adv >= n)
-            memset(w->ring, 0, sizeof(double) * n);
+    if (!set) {
+        head = b;
+    } else if (b > head) {
+        if (b - head >= n)
+            memset(ring, 0, sizeof(double) * n);
         else
-            for (int64_t k = w->head + 1; k <= b; k++)
-                w->ring[ring_index(k, n)] = 0;
-        w->head = b;
-    } else if (b <= w->head - (int64_t)n) {
+            for (int64_t k = head + 1; k <= b; k++)
+                putd(ring + 8 * ring_index(k, n), 0);
+        head = b;
+    } else if (b <= head - (int64_t)n) {
         return 0; /* older than the whole window: cannot matter any more */
     }
-    w->ring[ring_index(b, n)] += v;
+    puti(s + HDR, head);
+    unsigned char *slot = ring + 8 * ring_index(b, n);
+    putd(slot, getd(slot) + v);
     return 1;
 }
 
-static double window_read(const tl_feature *f, const win *w, int64_t now)
+static double window_read(const tl_feature *f, const unsigned char *s,
+                          int64_t now)
 {
-    int64_t nb = bucket_of(now, f->resolution_ms);
-    int64_t n = f->nbuckets;
-    int64_t lo = nb - n + 1, hi = nb;
-    if (w->head - n + 1 > lo) lo = w->head - n + 1;
-    if (w->head < hi) hi = w->head;
+    const unsigned char *ring = s + HDR + 8;
+    int64_t head = geti(s + HDR), nb = bucket_of(now, f->resolution_ms);
+    int64_t n = f->nbuckets, lo = nb - n + 1, hi = nb;
+    if (head - n + 1 > lo) lo = head - n + 1;
+    if (head < hi) hi = head;
     double sum = 0;
-    for (int64_t k = lo; k <= hi; k++) sum += w->ring[ring_index(k, f->nbuckets)];
+    for (int64_t k = lo; k <= hi; k++)
+        sum += getd(ring + 8 * ring_index(k, f->nbuckets));
     return sum;
 }
+
+/* ---- exponential decay ----------------------------------------------------- */
+
+/* Value and reference time (value as of ref).  Adding x at ts: an event newer
+ * than ref moves ref forward, decaying what was there; an older one adds its
+ * decayed weight.  Up to rounding this is independent of arrival order. */
+static void decay_add(const tl_feature *f, unsigned char *s, int set,
+                      int64_t ts, double x)
+{
+    double v = getd(s + HDR);
+    int64_t ref = geti(s + HDR + 8);
+    double hl = (double)f->half_life_ms;
+    if (!set) {
+        v = x;
+        ref = ts;
+    } else if (ts >= ref) {
+        v = v * exp2(-(double)(ts - ref) / hl) + x;
+        ref = ts;
+    } else {
+        v += x * exp2(-(double)(ref - ts) / hl);
+    }
+    putd(s + HDR, v);
+    puti(s + HDR + 8, ref);
+}
+
+static double decay_read(const tl_feature *f, const unsigned char *s,
+                         int64_t now)
+{
+    return getd(s + HDR) *
+           exp2(-(double)(now - geti(s + HDR + 8)) / (double)f->half_life_ms);
+}
+
+/* ---- top_k: Space-Saving with (optionally decayed) counts ------------------ */
+
+static unsigned char *tk_entry(const tl_feature *f, unsigned char *s, uint32_t i)
+{
+    return s + HDR + 8 + (size_t)i * str_entry(f);
+}
+static size_t tk_count_off(const tl_feature *f) { return align8(4 + f->max_len); }
+
+/* Order: higher count first; counts equal within rounding (decay makes
+ * order-dependent last bits) compare by value bytes, so the order does not
+ * depend on the order events arrived in. */
+static int tk_before(const tl_feature *f, const unsigned char *a,
+                     const unsigned char *b)
+{
+    double ca = getd(a + tk_count_off(f)), cb = getd(b + tk_count_off(f));
+    double tol = 1e-9 * fmax(fabs(ca), fabs(cb));
+    if (fabs(ca - cb) > tol) return ca > cb;
+    uint32_t la = getu(a), lb = getu(b);
+    int c = memcmp(a + 4, b + 4, la < lb ? la : lb);
+    return c ? c < 0 : la < lb;
+}
+
+static void tk_swap(const tl_feature *f, unsigned char *a, unsigned char *b)
+{
+    unsigned char tmp[4 + 4096 + 16];
+    size_t n = str_entry(f);
+    memcpy(tmp, a, n);
+    memcpy(a, b, n);
+    memcpy(b, tmp, n);
+}
+
+static void tk_add(const tl_feature *f, unsigned char *s, int set, int64_t ts,
+                   const char *v, size_t len)
+{
+    hdr *h = (hdr *)s;
+    double w = 1;
+    if (f->half_life_ms) {
+        int64_t ref = geti(s + HDR);
+        double hl = (double)f->half_life_ms;
+        if (!set) {
+            puti(s + HDR, ts);
+        } else if (ts > ref) {
+            double factor = exp2(-(double)(ts - ref) / hl);
+            for (uint32_t i = 0; i < h->len; i++) {
+                unsigned char *c = tk_entry(f, s, i) + tk_count_off(f);
+                putd(c, getd(c) * factor);
+            }
+            puti(s + HDR, ts);
+        } else {
+            w = exp2(-(double)(ref - ts) / hl);
+        }
+    }
+    len = utf8_cut(v, len, f->max_len);
+    uint32_t i = 0;
+    for (; i < h->len; i++) {
+        unsigned char *e = tk_entry(f, s, i);
+        if (getu(e) == len && memcmp(e + 4, v, len) == 0) break;
+    }
+    unsigned char *e;
+    if (i < h->len) {
+        e = tk_entry(f, s, i);
+        putd(e + tk_count_off(f), getd(e + tk_count_off(f)) + w);
+    } else {
+        double base = 0;
+        if (h->len < f->capacity) {
+            i = h->len++;
+        } else {
+            /* Space-Saving: the least frequent counter is taken over and
+             * keeps its count as the newcomer's possible overestimate. */
+            i = h->len - 1;
+            base = getd(tk_entry(f, s, i) + tk_count_off(f));
+        }
+        e = tk_entry(f, s, i);
+        memset(e, 0, str_entry(f));
+        putu(e, (uint32_t)len);
+        memcpy(e + 4, v, len);
+        putd(e + tk_count_off(f), base + w);
+    }
+    /* Only this entry's count grew: move it up to its place. */
+    while (i > 0 && tk_before(f, tk_entry(f, s, i), tk_entry(f, s, i - 1))) {
+        tk_swap(f, tk_entry(f, s, i), tk_entry(f, s, i - 1));
+        i--;
+    }
+}
+
+/* ---- distinct: exact hash set, then HyperLogLog ------------------------------ */
+
+static uint64_t mix64(uint64_t x)
+{
+    /* splitmix64's finalizer: FNV alone leaves high bits too regular for
+     * HyperLogLog's register index. */
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    x ^= x >> 31;
+    return x;
+}
+
+static void hll_add(const tl_feature *f, unsigned char *regs, uint64_t h)
+{
+    unsigned p = f->precision;
+    size_t idx = (size_t)(h >> (64 - p));
+    uint64_t w = h << p;
+    unsigned rho = w ? (unsigned)__builtin_clzll(w) + 1 : 64 - p + 1;
+    if (rho > 64 - p + 1) rho = 64 - p + 1;
+    if (regs[idx] < rho) regs[idx] = (unsigned char)rho;
+}
+
+static double hll_estimate(const tl_feature *f, const unsigned char *regs)
+{
+    size_t m = (size_t)1 << f->precision, zeros = 0;
+    double sum = 0;
+    for (size_t i = 0; i < m; i++) {
+        sum += ldexp(1.0, -(int)regs[i]);
+        zeros += regs[i] == 0;
+    }
+    double alpha = m == 16 ? 0.673 : m == 32 ? 0.697 : m == 64 ? 0.709
+                                                 : 0.7213 / (1 + 1.079 / (double)m);
+    double e = alpha * (double)m * (double)m / sum;
+    if (e <= 2.5 * (double)m && zeros)
+        e = (double)m * log((double)m / (double)zeros); /* linear counting */
+    return e;
+}
+
+static int distinct_add(const tl_feature *f, unsigned char *s, uint64_t h)
+{
+    hdr *hd = (hdr *)s;
+    unsigned char *data = s + HDR;
+    if (hd->len == DISTINCT_HLL) {
+        hll_add(f, data, h);
+        return 1;
+    }
+    /* Sorted array of hashes: binary search for h. */
+    uint32_t lo = 0, hi = hd->len;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        uint64_t m;
+        memcpy(&m, data + 8 * (size_t)mid, 8);
+        if (m < h) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < hd->len) {
+        uint64_t m;
+        memcpy(&m, data + 8 * (size_t)lo, 8);
+        if (m == h) return 1;
+    }
+    if (hd->len < f->exact_up_to) {
+        memmove(data + 8 * ((size_t)lo + 1), data + 8 * (size_t)lo,
+                8 * (size_t)(hd->len - lo));
+        memcpy(data + 8 * (size_t)lo, &h, 8);
+        hd->len++;
+        return 1;
+    }
+    /* Past the exact bound: the set becomes a sketch, once per customer.
+     * The hashes and the registers share the slice, so the hashes are copied
+     * out first (the one allocation this feature ever makes). */
+    size_t nh = hd->len;
+    uint64_t *tmp = tl_xmalloc(nh * 8);
+    memcpy(tmp, data, nh * 8);
+    memset(data, 0, distinct_bytes(f));
+    for (size_t i = 0; i < nh; i++) hll_add(f, data, tmp[i]);
+    free(tmp);
+    hll_add(f, data, h);
+    hd->len = DISTINCT_HLL;
+    return 1;
+}
+
+static uint64_t value_hash(const tl_value *v)
+{
+    char num[TL_NUMBUF];
+    const char *p = num;
+    size_t n;
+    if (v->type == TL_T_STR) {
+        p = v->u.str.ptr;
+        n = v->u.str.len;
+    } else if (v->type == TL_T_BOOL) {
+        p = v->u.b ? "true" : "false";
+        n = strlen(p);
+    } else {
+        n = (size_t)tl_fmt_double(num, v->u.num);
+    }
+    return mix64(tl_fnv1a(TL_FNV_OFFSET, p, n));
+}
+
+static double distinct_read(const tl_feature *f, const unsigned char *s)
+{
+    const hdr *h = (const hdr *)s;
+    if (h->len != DISTINCT_HLL) return h->len;
+    return round(hll_estimate(f, s + HDR));
+}
+
+/* ---- last_n ------------------------------------------------------------------ */
+
+static size_t ln_entry_size(const tl_feature *f)
+{
+    return f->type == TL_T_LIST_STR ? str_entry(f) : 16;
+}
+static size_t ln_ts_off(const tl_feature *f)
+{
+    return f->type == TL_T_LIST_STR ? align8(4 + f->max_len) : 8;
+}
+
+static int last_n_add(const tl_feature *f, unsigned char *s, int64_t ts,
+                      const tl_value *v)
+{
+    hdr *h = (hdr *)s;
+    size_t es = ln_entry_size(f), to = ln_ts_off(f);
+    unsigned char *base = s + HDR;
+    /* Most recent first; an equal ts goes before the entries already there
+     * (the later arrival counts as more recent). */
+    uint32_t i = 0;
+    while (i < h->len && geti(base + i * es + to) > ts) i++;
+    if (i >= f->n) return 0;
+    uint32_t keep = h->len < f->n ? h->len : f->n - 1;
+    memmove(base + (i + 1) * es, base + i * es, (keep - i) * es);
+    unsigned char *e = base + i * es;
+    memset(e, 0, es);
+    if (f->type == TL_T_LIST_STR) {
+        size_t n = utf8_cut(v->u.str.ptr, v->u.str.len, f->max_len);
+        putu(e, (uint32_t)n);
+        memcpy(e + 4, v->u.str.ptr, n);
+    } else {
+        putd(e, v->type == TL_T_BOOL ? v->u.b : v->u.num);
+    }
+    puti(e + to, ts);
+    h->len = keep + 1;
+    return 1;
+}
+
+/* ---- apply / read ------------------------------------------------------------ */
 
 int tl_feature_apply(const tl_feature *f, unsigned char *block,
                      const tl_event *ev, tl_expr_fetch fetch, void *ud)
 {
+    if (f->kind == TL_FK_SINCE) return 0;
     unsigned char *s = block + f->offset;
     hdr *h = (hdr *)s;
     if (f->where && !tl_expr_true(f->where, fetch, ud)) return 0;
@@ -227,35 +654,72 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         /* An event without the value does not count for this feature. */
         if (v.type == TL_T_NULL) return 0;
     }
+    int64_t ts = ev->ts;
+    /* ttl with teeth: state older than ttl is gone, not continued. */
+    if (h->set && expired(f, h, ts)) tl_feature_reset(f, block);
+    int set = (int)h->set;
+    double x = v.type == TL_T_BOOL ? v.u.b : v.u.num;
     switch (f->kind) {
     case TL_FK_COUNT:
-        *num_slot(s) += 1;
+        putd(s + HDR, getd(s + HDR) + 1);
         break;
     case TL_FK_SUM:
-        *num_slot(s) += v.u.num;
+        putd(s + HDR, getd(s + HDR) + x);
+        break;
+    case TL_FK_MIN:
+        if (!set || x < getd(s + HDR)) putd(s + HDR, x);
+        break;
+    case TL_FK_MAX:
+        if (!set || x > getd(s + HDR)) putd(s + HDR, x);
+        break;
+    case TL_FK_AVG:
+        putd(s + HDR, getd(s + HDR) + x);
+        putd(s + HDR + 8, getd(s + HDR + 8) + 1);
         break;
     case TL_FK_LAST:
         /* Latest by event time; a tie goes to the later arrival. */
-        if (h->set && ev->ts < h->updated) return 0;
+        if (set && ts < h->updated) return 0;
         if (v.type == TL_T_STR) {
             size_t n = utf8_cut(v.u.str.ptr, v.u.str.len, f->max_len);
-            memcpy(str_slot(s), v.u.str.ptr, n);
-            str_slot(s)[n] = '\0';
+            /* The rest is zeroed so that equal values are equal bytes. */
+            memset(s + HDR, 0, f->max_len + 1);
+            memcpy(s + HDR, v.u.str.ptr, n);
             h->len = (uint32_t)n;
         } else {
-            *num_slot(s) = v.type == TL_T_BOOL ? v.u.b : v.u.num;
+            putd(s + HDR, x);
         }
         break;
+    case TL_FK_FIRST_SEEN:
+        if (!set || ts < geti(s + HDR)) puti(s + HDR, ts);
+        break;
     case TL_FK_LAST_SEEN:
-        if (h->set && ev->ts <= h->updated) return 0;
+        if (set && ts <= h->updated) return 0;
         break;
     case TL_FK_WINDOW_COUNT:
-        if (!window_add(f, (win *)s, ev->ts, 1)) return 0;
+        if (!window_add(f, s, set, ts, 1)) return 0;
+        break;
+    case TL_FK_WINDOW_SUM:
+        if (!window_add(f, s, set, ts, x)) return 0;
+        break;
+    case TL_FK_DECAYED_COUNT:
+        decay_add(f, s, set, ts, 1);
+        break;
+    case TL_FK_DECAYED_SUM:
+        decay_add(f, s, set, ts, x);
+        break;
+    case TL_FK_TOP_K:
+        tk_add(f, s, set, ts, v.u.str.ptr, v.u.str.len);
+        break;
+    case TL_FK_DISTINCT:
+        distinct_add(f, s, value_hash(&v));
+        break;
+    case TL_FK_LAST_N:
+        if (!last_n_add(f, s, ts, &v)) return 0;
         break;
     default:
         return 0;
     }
-    if (!h->set || ev->ts > h->updated) h->updated = ev->ts;
+    if (!set || ts > h->updated) h->updated = ts;
     h->set = 1;
     return 1;
 }
@@ -263,108 +727,416 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
 void tl_feature_read(const tl_feature *f, const unsigned char *block,
                      int64_t now, tl_value *out)
 {
+    *out = TL_VALUE_NULL;
+    if (!tl_feature_live(f, block, now)) {
+        /* Expired by ttl reads as missing, whatever the kind; but nothing
+         * counted yet is a count of zero, not an unknown. */
+        if (f->kind == TL_FK_SINCE ||
+            ((const hdr *)(block + f->offset))->set)
+            return;
+        switch (f->kind) {
+        case TL_FK_COUNT:
+        case TL_FK_SUM:
+        case TL_FK_WINDOW_COUNT:
+        case TL_FK_WINDOW_SUM:
+        case TL_FK_DECAYED_COUNT:
+        case TL_FK_DECAYED_SUM:
+        case TL_FK_DISTINCT:
+            out->type = TL_T_NUM;
+            out->u.num = 0;
+            break;
+        default:
+            break;
+        }
+        return;
+    }
     const unsigned char *s = block + f->offset;
     const hdr *h = (const hdr *)s;
+    out->type = TL_T_NUM;
     switch (f->kind) {
     case TL_FK_COUNT:
     case TL_FK_SUM:
-        /* Nothing counted yet is a count of zero, not an unknown. */
-        out->type = TL_T_NUM;
-        out->u.num = h->set ? *(const double *)(s + sizeof(hdr)) : 0;
+    case TL_FK_MIN:
+    case TL_FK_MAX:
+        out->u.num = getd(s + HDR);
         return;
-    case TL_FK_WINDOW_COUNT:
-        out->type = TL_T_NUM;
-        out->u.num = h->set ? window_read(f, (const win *)s, now) : 0;
-        return;
-    case TL_FK_LAST_SEEN:
-        if (!h->set) break;
-        out->type = TL_T_NUM;
-        out->u.num = (double)h->updated;
+    case TL_FK_AVG:
+        out->u.num = getd(s + HDR) / getd(s + HDR + 8);
         return;
     case TL_FK_LAST:
-        if (!h->set) break;
         out->type = f->type;
         if (f->type == TL_T_STR) {
-            out->u.str.ptr = (const char *)(s + sizeof(hdr));
+            out->u.str.ptr = (const char *)(s + HDR);
             out->u.str.len = h->len;
         } else if (f->type == TL_T_BOOL) {
-            out->u.b = *(const double *)(s + sizeof(hdr)) != 0;
+            out->u.b = getd(s + HDR) != 0;
         } else {
-            out->u.num = *(const double *)(s + sizeof(hdr));
+            out->u.num = getd(s + HDR);
         }
         return;
-    default:
-        break;
+    case TL_FK_FIRST_SEEN:
+        out->u.num = (double)geti(s + HDR);
+        return;
+    case TL_FK_LAST_SEEN:
+        out->u.num = (double)h->updated;
+        return;
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM:
+        out->u.num = window_read(f, s, now);
+        return;
+    case TL_FK_DECAYED_COUNT:
+    case TL_FK_DECAYED_SUM:
+        out->u.num = decay_read(f, s, now);
+        return;
+    case TL_FK_TOP_K:
+        out->type = TL_T_LIST_STR;
+        out->u.list.base = s + HDR + 8;
+        out->u.list.n = h->len < f->k ? h->len : f->k;
+        out->u.list.stride = (uint32_t)str_entry(f);
+        return;
+    case TL_FK_DISTINCT:
+        out->u.num = distinct_read(f, s);
+        return;
+    case TL_FK_LAST_N:
+        out->type = f->type;
+        out->u.list.base = s + HDR;
+        out->u.list.n = h->len;
+        out->u.list.stride = (uint32_t)ln_entry_size(f);
+        return;
+    case TL_FK_SINCE: {
+        tl_value t;
+        tl_feature_read(f->of_feature, block, now, &t);
+        out->u.num = (now - (double)t.u.num) / 1000.0;
+        return;
     }
-    *out = TL_VALUE_NULL;
+    default:
+        *out = TL_VALUE_NULL;
+    }
 }
 
 int tl_feature_format(const tl_feature *f, const unsigned char *block,
-                      char *buf, size_t size)
+                      int64_t now, char *buf, size_t size)
 {
-    const hdr *h = (const hdr *)(block + f->offset);
-    if (!h->set) return -1;
+    if (!tl_feature_live(f, block, now)) return -1;
     tl_value v;
-    tl_feature_read(f, block, h->updated, &v);
+    tl_feature_read(f, block, now, &v);
     return (int)tl_value_format(&v, buf, size);
 }
 
+/* ---- save / load --------------------------------------------------------------- */
+
 size_t tl_feature_save_size(const tl_feature *f)
 {
-    /* updated ";" value, or for windows updated ";" head ";" n numbers */
-    size_t n = 2 * TL_NUMBUF + 2;
-    if (f->kind == TL_FK_WINDOW_COUNT) n += (size_t)f->nbuckets * (TL_NUMBUF + 1);
-    if (is_string_last(f)) n += f->max_len;
+    size_t n = 3 * (TL_NUMBUF + 1);
+    switch (f->kind) {
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM:
+        n += (size_t)f->nbuckets * (TL_NUMBUF + 1);
+        break;
+    case TL_FK_LAST:
+        n += f->max_len;
+        break;
+    case TL_FK_TOP_K:
+        n += (size_t)f->capacity * (2 * TL_NUMBUF + f->max_len);
+        break;
+    case TL_FK_DISTINCT:
+        n += 2 * distinct_bytes(f) + 16;
+        break;
+    case TL_FK_LAST_N:
+        n += (size_t)f->n * (2 * TL_NUMBUF + f->max_len);
+        break;
+    default:
+        break;
+    }
     return n + 1;
 }
+
+static size_t put_num(char *buf, double v) { return (size_t)tl_fmt_double(buf, v); }
+static size_t put_int(char *buf, int64_t v) { return (size_t)sprintf(buf, "%lld", (long long)v); }
+
+static const char hexd[] = "0123456789abcdef";
 
 size_t tl_feature_save(const tl_feature *f, const unsigned char *block,
                        char *buf)
 {
     const unsigned char *s = block + f->offset;
     const hdr *h = (const hdr *)s;
-    size_t n = (size_t)sprintf(buf, "%lld", (long long)h->updated);
+    size_t n = 0;
+    if (f->kind == TL_FK_SINCE) {
+        buf[0] = '\0';
+        return 0;
+    }
+    n += put_int(buf + n, h->updated);
     switch (f->kind) {
     case TL_FK_LAST_SEEN:
         break;
-    case TL_FK_WINDOW_COUNT: {
-        const win *w = (const win *)s;
-        n += (size_t)sprintf(buf + n, ";%lld;", (long long)w->head);
+    case TL_FK_FIRST_SEEN:
+        buf[n++] = ';';
+        n += put_int(buf + n, geti(s + HDR));
+        break;
+    case TL_FK_AVG:
+        buf[n++] = ';';
+        n += put_num(buf + n, getd(s + HDR));
+        buf[n++] = ';';
+        n += put_num(buf + n, getd(s + HDR + 8));
+        break;
+    case TL_FK_DECAYED_COUNT:
+    case TL_FK_DECAYED_SUM:
+        buf[n++] = ';';
+        n += put_num(buf + n, getd(s + HDR));
+        buf[n++] = ';';
+        n += put_int(buf + n, geti(s + HDR + 8));
+        break;
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM: {
+        int64_t head = geti(s + HDR);
+        const unsigned char *ring = s + HDR + 8;
+        buf[n++] = ';';
+        n += put_int(buf + n, head);
+        buf[n++] = ';';
         /* Newest bucket first; trailing zero buckets are implied. */
         uint32_t last = 0;
         for (uint32_t k = 0; k < f->nbuckets; k++)
-            if (w->ring[ring_index(w->head - k, f->nbuckets)] != 0) last = k + 1;
+            if (getd(ring + 8 * ring_index(head - k, f->nbuckets)) != 0)
+                last = k + 1;
         for (uint32_t k = 0; k < last; k++) {
             if (k) buf[n++] = ',';
-            n += (size_t)tl_fmt_double(
-                buf + n, w->ring[ring_index(w->head - k, f->nbuckets)]);
+            n += put_num(buf + n, getd(ring + 8 * ring_index(head - k, f->nbuckets)));
         }
         break;
     }
-    default:
+    case TL_FK_TOP_K:
         buf[n++] = ';';
-        if (is_string_last(f)) {
-            memcpy(buf + n, s + sizeof(hdr), h->len);
+        n += put_int(buf + n, geti(s + HDR));
+        buf[n++] = ';';
+        /* count "," length ":" bytes, per entry, in order: the length makes
+         * any byte in a value safe. */
+        for (uint32_t i = 0; i < h->len; i++) {
+            const unsigned char *e = tk_entry(f, (unsigned char *)s, i);
+            n += put_num(buf + n, getd(e + tk_count_off(f)));
+            n += (size_t)sprintf(buf + n, ",%u:", getu(e));
+            memcpy(buf + n, e + 4, getu(e));
+            n += getu(e);
+        }
+        break;
+    case TL_FK_DISTINCT: {
+        buf[n++] = ';';
+        int hll = h->len == DISTINCT_HLL;
+        buf[n++] = hll ? 'H' : 'E';
+        buf[n++] = ';';
+        size_t bytes = hll ? (size_t)1 << f->precision : (size_t)h->len * 8;
+        const unsigned char *d = s + HDR;
+        for (size_t i = 0; i < bytes; i++) {
+            /* Hashes as big-endian hex, registers one byte each. */
+            unsigned char c = hll ? d[i] : d[(i / 8) * 8 + 7 - i % 8];
+            buf[n++] = hexd[c >> 4];
+            buf[n++] = hexd[c & 15];
+        }
+        break;
+    }
+    case TL_FK_LAST_N: {
+        buf[n++] = ';';
+        size_t es = ln_entry_size(f), to = ln_ts_off(f);
+        for (uint32_t i = 0; i < h->len; i++) {
+            const unsigned char *e = s + HDR + i * es;
+            n += put_int(buf + n, geti(e + to));
+            buf[n++] = ',';
+            if (f->type == TL_T_LIST_STR) {
+                n += (size_t)sprintf(buf + n, "%u:", getu(e));
+                memcpy(buf + n, e + 4, getu(e));
+                n += getu(e);
+            } else {
+                n += put_num(buf + n, getd(e));
+                buf[n++] = ';';
+            }
+        }
+        break;
+    }
+    case TL_FK_LAST:
+        buf[n++] = ';';
+        if (f->type == TL_T_STR) {
+            memcpy(buf + n, s + HDR, h->len);
             n += h->len;
         } else {
-            n += (size_t)tl_fmt_double(buf + n, *(const double *)(s + sizeof(hdr)));
+            n += put_num(buf + n, getd(s + HDR));
         }
+        break;
+    default: /* count, sum, min, max */
+        buf[n++] = ';';
+        n += put_num(buf + n, getd(s + HDR));
+        break;
     }
     buf[n] = '\0';
     return n;
 }
 
-/* Splits off the text up to the next ';' (or the end). */
-static int next_part(const char **p, const char *end, const char **part,
-                     size_t *len)
+/* A cursor over saved text. */
+typedef struct cur {
+    const char *p, *end;
+} cur;
+
+/* Reads up to (not including) `stop` (or the end when stop is 0). */
+static int take(cur *c, char stop, const char **part, size_t *len)
 {
-    if (*p > end) return -1;
-    const char *q = memchr(*p, ';', (size_t)(end - *p));
-    if (!q) q = end;
-    *part = *p;
-    *len = (size_t)(q - *p);
-    *p = q + 1;
+    const char *q = stop ? memchr(c->p, stop, (size_t)(c->end - c->p)) : NULL;
+    if (stop && !q) return -1;
+    if (!q) q = c->end;
+    *part = c->p;
+    *len = (size_t)(q - c->p);
+    c->p = q + (stop ? 1 : 0);
     return 0;
+}
+
+static int take_i64(cur *c, char stop, int64_t *v)
+{
+    const char *p;
+    size_t n;
+    return take(c, stop, &p, &n) || tl_parse_i64(p, n, v) ? -1 : 0;
+}
+
+static int take_num(cur *c, char stop, double *v)
+{
+    const char *p;
+    size_t n;
+    return take(c, stop, &p, &n) || tl_parse_double(p, n, v) ? -1 : 0;
+}
+
+/* "<len>:<bytes>" */
+static int take_str(cur *c, uint32_t max, const char **s, uint32_t *len)
+{
+    int64_t n;
+    if (take_i64(c, ':', &n) || n < 0 || n > max || n > c->end - c->p) return -1;
+    *s = c->p;
+    *len = (uint32_t)n;
+    c->p += n;
+    return 0;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    return -1;
+}
+
+static int load_body(const tl_feature *f, unsigned char *s, cur *c)
+{
+    hdr *h = (hdr *)s;
+    int64_t i64;
+    double d;
+    switch (f->kind) {
+    case TL_FK_LAST_SEEN:
+        return c->p == c->end ? 0 : -1;
+    case TL_FK_FIRST_SEEN:
+        if (take_i64(c, 0, &i64)) return -1;
+        puti(s + HDR, i64);
+        return 0;
+    case TL_FK_AVG:
+        if (take_num(c, ';', &d)) return -1;
+        putd(s + HDR, d);
+        if (take_num(c, 0, &d) || d < 1) return -1;
+        putd(s + HDR + 8, d);
+        return 0;
+    case TL_FK_DECAYED_COUNT:
+    case TL_FK_DECAYED_SUM:
+        if (take_num(c, ';', &d) || take_i64(c, 0, &i64)) return -1;
+        putd(s + HDR, d);
+        puti(s + HDR + 8, i64);
+        return 0;
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM: {
+        int64_t head;
+        if (take_i64(c, ';', &head)) return -1;
+        puti(s + HDR, head);
+        for (uint32_t k = 0; c->p < c->end; k++) {
+            const char *comma = memchr(c->p, ',', (size_t)(c->end - c->p));
+            if (k >= f->nbuckets || take_num(c, comma ? ',' : 0, &d)) return -1;
+            putd(s + HDR + 8 + 8 * ring_index(head - k, f->nbuckets), d);
+            if (comma && c->p == c->end) return -1; /* trailing comma */
+        }
+        return 0;
+    }
+    case TL_FK_TOP_K: {
+        if (take_i64(c, ';', &i64)) return -1;
+        puti(s + HDR, i64);
+        while (c->p < c->end) {
+            const char *v;
+            uint32_t len;
+            if (h->len >= f->capacity || take_num(c, ',', &d) ||
+                take_str(c, f->max_len, &v, &len))
+                return -1;
+            unsigned char *e = tk_entry(f, s, h->len++);
+            putu(e, len);
+            memcpy(e + 4, v, len);
+            putd(e + tk_count_off(f), d);
+        }
+        return 0;
+    }
+    case TL_FK_DISTINCT: {
+        if (c->end - c->p < 2 || (c->p[0] != 'E' && c->p[0] != 'H') ||
+            c->p[1] != ';')
+            return -1;
+        int hll = c->p[0] == 'H';
+        c->p += 2;
+        size_t hex = (size_t)(c->end - c->p);
+        size_t bytes = hex / 2;
+        if (hex % 2 || (hll ? bytes != ((size_t)1 << f->precision)
+                            : bytes % 8 || bytes / 8 > f->exact_up_to))
+            return -1;
+        unsigned char *dst = s + HDR;
+        for (size_t i = 0; i < bytes; i++) {
+            int hi = hexval(c->p[2 * i]), lo = hexval(c->p[2 * i + 1]);
+            if (hi < 0 || lo < 0) return -1;
+            dst[hll ? i : (i / 8) * 8 + 7 - i % 8] = (unsigned char)(hi << 4 | lo);
+        }
+        h->len = hll ? DISTINCT_HLL : (uint32_t)(bytes / 8);
+        for (uint32_t i = 1; !hll && i < h->len; i++) {
+            uint64_t a, b;
+            memcpy(&a, dst + 8 * (size_t)(i - 1), 8);
+            memcpy(&b, dst + 8 * (size_t)i, 8);
+            if (a >= b) return -1; /* must be strictly sorted */
+        }
+        c->p = c->end;
+        return 0;
+    }
+    case TL_FK_LAST_N: {
+        size_t es = ln_entry_size(f), to = ln_ts_off(f);
+        while (c->p < c->end) {
+            if (h->len >= f->n || take_i64(c, ',', &i64)) return -1;
+            unsigned char *e = s + HDR + h->len * es;
+            if (f->type == TL_T_LIST_STR) {
+                const char *v;
+                uint32_t len;
+                if (take_str(c, f->max_len, &v, &len)) return -1;
+                putu(e, len);
+                memcpy(e + 4, v, len);
+            } else {
+                if (take_num(c, ';', &d)) return -1;
+                putd(e, d);
+            }
+            puti(e + to, i64);
+            h->len++;
+        }
+        return 0;
+    }
+    case TL_FK_LAST:
+        if (f->type == TL_T_STR) {
+            /* The rest is the raw string, which may itself contain ';'. */
+            size_t n = utf8_cut(c->p, (size_t)(c->end - c->p), f->max_len);
+            memcpy(s + HDR, c->p, n);
+            s[HDR + n] = '\0';
+            h->len = (uint32_t)n;
+            c->p = c->end;
+            return 0;
+        }
+        if (take_num(c, 0, &d)) return -1;
+        putd(s + HDR, d);
+        return 0;
+    default:
+        if (take_num(c, 0, &d)) return -1;
+        putd(s + HDR, d);
+        return 0;
+    }
 }
 
 int tl_feature_load(const tl_feature *f, unsigned char *block,
@@ -372,59 +1144,21 @@ int tl_feature_load(const tl_feature *f, unsigned char *block,
 {
     unsigned char *s = block + f->offset;
     hdr *h = (hdr *)s;
-    const char *p = text, *end = text + len, *part;
-    size_t plen;
-    tl_feature_reset(f, block);
+    cur c = {text, text + len};
     int64_t upd;
-    if (next_part(&p, end, &part, &plen) || tl_parse_i64(part, plen, &upd))
-        goto bad;
+    tl_feature_reset(f, block);
+    if (f->kind == TL_FK_SINCE) return TL_OK;
+    int has_body = f->kind != TL_FK_LAST_SEEN;
+    if (take_i64(&c, has_body ? ';' : 0, &upd) || load_body(f, s, &c) ||
+        c.p != c.end) {
+        tl_feature_reset(f, block);
+        return tl_errf(err, errsz, TL_ERR_DECODE,
+                       "feature %s: malformed stored state '%.*s'", f->name,
+                       (int)(len > 80 ? 80 : len), text);
+    }
     h->updated = upd;
     h->set = 1;
-    switch (f->kind) {
-    case TL_FK_LAST_SEEN:
-        if (p <= end) goto bad;
-        return TL_OK;
-    case TL_FK_WINDOW_COUNT: {
-        win *w = (win *)s;
-        if (next_part(&p, end, &part, &plen) ||
-            tl_parse_i64(part, plen, &w->head) || p > end + 1)
-            goto bad;
-        /* The remaining text is a comma list, newest bucket first. */
-        const char *q = part + plen + 1;
-        uint32_t k = 0;
-        while (q < end) {
-            const char *c = memchr(q, ',', (size_t)(end - q));
-            if (!c) c = end;
-            double v;
-            if (k >= f->nbuckets || tl_parse_double(q, (size_t)(c - q), &v))
-                goto bad;
-            w->ring[ring_index(w->head - k, f->nbuckets)] = v;
-            k++;
-            q = c + 1;
-        }
-        return TL_OK;
-    }
-    default:
-        if (p > end) goto bad;
-        if (is_string_last(f)) {
-            /* The rest is the raw string, which may itself contain ';'. */
-            size_t n = (size_t)(end - p);
-            if (n > f->max_len) n = utf8_cut(p, n, f->max_len);
-            memcpy(s + sizeof(hdr), p, n);
-            ((char *)(s + sizeof(hdr)))[n] = '\0';
-            h->len = (uint32_t)n;
-            return TL_OK;
-        }
-        if (next_part(&p, end, &part, &plen) ||
-            tl_parse_double(part, plen, num_slot(s)) || p <= end)
-            goto bad;
-        return TL_OK;
-    }
-bad:
-    tl_feature_reset(f, block);
-    return tl_errf(err, errsz, TL_ERR_DECODE,
-                   "feature %s: malformed stored state '%.*s'", f->name,
-                   (int)(len > 80 ? 80 : len), text);
+    return TL_OK;
 }
 
 void tl_feature_clear(tl_feature *f)

@@ -201,6 +201,7 @@ static int flush_dirty(tl_pipeline *p)
         p->writes = tl_xrealloc(p->writes, p->writes_cap * sizeof *p->writes);
     }
     size_t maxf = tl_vec_max_fields(&p->layout);
+    size_t maxd = tl_vec_max_dels(&p->layout) + 1;
     for (size_t i = 0; i < p->ndirty; i++) {
         tl_vec *v = p->dirty[i];
         tl_store_write *w = &p->writes[i];
@@ -224,13 +225,17 @@ static int flush_dirty(tl_pipeline *p)
         const char **vals = tl_arena_alloc(&p->arena, maxf * sizeof *vals);
         size_t *flens = tl_arena_alloc(&p->arena, maxf * sizeof *flens);
         size_t *vlens = tl_arena_alloc(&p->arena, maxf * sizeof *vlens);
+        const char **dels = tl_arena_alloc(&p->arena, maxd * sizeof *dels);
+        size_t *dlens = tl_arena_alloc(&p->arena, maxd * sizeof *dlens);
         w->nfields = tl_vec_encode(v, &p->layout, &p->arena, fields, flens,
-                                   vals, vlens);
+                                   vals, vlens, dels, dlens, &w->ndels);
         w->fields = fields;
         w->flens = flens;
         w->vals = vals;
         w->vlens = vlens;
-        w->ttl_ms = p->cfg->redis_ttl_ms;
+        w->dels = dels;
+        w->dlens = dlens;
+        w->ttl_ms = p->cfg->key_ttl_ms;
     }
     int backoff = 100;
     char refused[TL_ERRSZ] = "";
@@ -278,6 +283,26 @@ static int flush_dirty(tl_pipeline *p)
     }
     p->ndirty = 0;
     return TL_OK;
+}
+
+/* Features, then rules on the updated vector; triggers are produced. */
+static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
+                        const rd_kafka_message_t *m)
+{
+    for (size_t k = 0; k < p->layout.nfeatures; k++)
+        tl_feature_apply(&p->layout.features[k], v->block, ev, tl_event_fetch,
+                         (void *)ev);
+    if (!v->has_newest || ev->ts > v->newest) v->newest = ev->ts;
+    v->has_newest = 1;
+    tl_eval_ctx ctx = {ev, p->layout.features, v->block};
+    for (size_t k = 0; k < p->layout.nrules; k++)
+        if (tl_rule_eval(&p->layout.rules[k], v->block, ev, tl_eval_fetch,
+                         &ctx) &&
+            emit(p, &p->layout.rules[k], ev, m, &ctx)) {
+            p->failed = 1;
+            return;
+        }
+    p->stats.applied++;
 }
 
 /* Everything after polling: the delivery contract, in order. */
@@ -330,21 +355,27 @@ static int process_batch(tl_pipeline *p)
             continue;
         }
         const tl_event *ev = &it->ev;
-        for (size_t k = 0; k < p->layout.nfeatures; k++)
-            tl_feature_apply(&p->layout.features[k], v->block, ev,
-                             tl_event_fetch, (void *)ev);
-        tl_eval_ctx ctx = {ev, p->layout.features, v->block};
-        for (size_t k = 0; k < p->layout.nrules; k++)
-            if (tl_rule_eval(&p->layout.rules[k], v->block, ev, tl_eval_fetch,
-                             &ctx) &&
-                emit(p, &p->layout.rules[k], ev, m, &ctx))
-                goto fail;
+        if (v->has_newest && ev->ts < v->newest - p->cfg->max_lateness_ms) {
+            /* Too late to be placed exactly: it would rewrite history that
+             * rules already acted on. It goes to the dead-letter topic, and
+             * its offset counts as handled. */
+            char why[192];
+            snprintf(why, sizeof why,
+                     "event time %lld ms is %lld ms before the customer's "
+                     "newest event; events.max_lateness is %lld ms",
+                     (long long)ev->ts, (long long)(v->newest - ev->ts),
+                     (long long)p->cfg->max_lateness_ms);
+            dead_letter(p, m, TL_REJECT_LATE, why);
+            p->stats.late++;
+        } else {
+            apply_event(p, v, ev, m);
+            if (p->failed) goto fail;
+        }
         wm->applied = m->offset;
         if (!v->dirty) {
             v->dirty = 1;
             p->dirty[p->ndirty++] = v;
         }
-        p->stats.applied++;
     }
 
     char err[TL_ERRSZ];
@@ -409,6 +440,13 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     return p;
 }
 
+static uint64_t dead_letters(const tl_stats *s)
+{
+    uint64_t n = 0;
+    for (int i = 1; i < TL_REJECT__COUNT; i++) n += s->dead_letters[i];
+    return n;
+}
+
 static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
 {
     int64_t now = tl_now_mono_ms();
@@ -419,7 +457,7 @@ static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
             "%" PRIu64 " events (%.0f/s), %" PRIu64 " triggers, %" PRIu64
             " dead letters, %zu customers cached",
             s->events, rate, s->triggers,
-            s->dead_letters[1] + s->dead_letters[2], tl_cache_size(p->cache));
+            dead_letters(s), tl_cache_size(p->cache));
     *last_ms = now;
     *last_n = s->events;
 }

@@ -27,7 +27,8 @@ typedef struct tl_stats {
     uint64_t events;          /* messages consumed */
     uint64_t applied;         /* events applied to a vector */
     uint64_t duplicates;      /* events at or below the watermark: no-ops */
-    uint64_t dead_letters[3]; /* by tl_reject */
+    uint64_t late;            /* older than events.max_lateness allows */
+    uint64_t dead_letters[TL_REJECT__COUNT]; /* by tl_reject */
     uint64_t triggers;        /* triggers produced */
     uint64_t batches;
     uint64_t flushed;         /* vectors written to Redis */

@@ -37,6 +37,8 @@ void tl_vec_reset(tl_vec *v, const tl_layout *l)
     memset(v->block, 0, l->block_size);
     free_wms(v);
     v->dirty = 0;
+    v->has_newest = 0;
+    v->newest = 0;
 }
 
 static int name_is(const char *name, const char *s, size_t len)
@@ -48,6 +50,14 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
                       size_t flen, const char *val, size_t vlen, char *err,
                       size_t errsz)
 {
+    if (flen == 3 && memcmp(field, "_ts", 3) == 0) {
+        if (tl_parse_i64(val, vlen, &v->newest))
+            return tl_errf(err, errsz, TL_ERR_DECODE,
+                           "malformed newest-event field _ts = '%.*s'",
+                           (int)(vlen > 40 ? 40 : vlen), val);
+        v->has_newest = 1;
+        return TL_OK;
+    }
     if (flen < 3 || field[0] != '_' || field[2] != ':') return TL_OK;
     const char *name = field + 3;
     size_t nlen = flen - 3;
@@ -90,8 +100,10 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
 
 size_t tl_vec_max_fields(const tl_layout *l)
 {
-    return 2 * l->nfeatures + l->nrules;
+    return 2 * l->nfeatures + l->nrules + 1;
 }
+
+size_t tl_vec_max_dels(const tl_layout *l) { return 2 * l->nfeatures; }
 
 static const char *cat(tl_arena *a, const char *pre, const char *name,
                        size_t *len)
@@ -106,23 +118,36 @@ static const char *cat(tl_arena *a, const char *pre, const char *name,
 
 size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
                      const char **fields, size_t *flens, const char **vals,
-                     size_t *vlens)
+                     size_t *vlens, const char **dels, size_t *dlens,
+                     size_t *ndels)
 {
-    size_t n = 0;
+    size_t n = 0, nd = 0;
+    int64_t now = v->newest;
     for (size_t i = 0; i < l->nfeatures; i++) {
         const tl_feature *f = &l->features[i];
-        char num[TL_NUMBUF];
-        /* Readable first: most values fit the small buffer, long strings are
-         * formatted again at their full length. */
-        int rl = tl_feature_format(f, v->block, num, sizeof num);
-        if (rl < 0) continue; /* never set: no fields at all */
+        int state = tl_feature_has_state(f);
+        if (!v->has_newest || !tl_feature_live(f, v->block, now)) {
+            /* Never set (nothing to delete, but HDEL of an absent field is
+             * free) or expired by ttl: its fields must go. */
+            dels[nd] = f->name;
+            dlens[nd++] = strlen(f->name);
+            if (state) dels[nd] = cat(arena, "_f:", f->name, &dlens[nd]), nd++;
+            continue;
+        }
+        char small[TL_NUMBUF];
+        /* Most values fit the small buffer; long ones are formatted again at
+         * their full length. */
+        int rl = tl_feature_format(f, v->block, now, small, sizeof small);
         char *r = tl_arena_alloc(arena, (size_t)rl + 1);
-        tl_feature_format(f, v->block, r, (size_t)rl + 1);
+        if ((size_t)rl < sizeof small)
+            memcpy(r, small, (size_t)rl + 1);
+        else
+            tl_feature_format(f, v->block, now, r, (size_t)rl + 1);
         fields[n] = f->name;
         flens[n] = strlen(f->name);
         vals[n] = r;
         vlens[n++] = (size_t)rl;
-
+        if (!state) continue;
         char *s = tl_arena_alloc(arena, tl_feature_save_size(f));
         vlens[n] = tl_feature_save(f, v->block, s);
         vals[n] = s;
@@ -141,6 +166,14 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
         fields[n] = cat(arena, "_r:", r->name, &flens[n]);
         n++;
     }
+    if (v->has_newest) {
+        char *t = tl_arena_alloc(arena, TL_NUMBUF);
+        vlens[n] = (size_t)snprintf(t, TL_NUMBUF, "%lld", (long long)v->newest);
+        vals[n] = t;
+        fields[n] = "_ts";
+        flens[n++] = 3;
+    }
+    *ndels = nd;
     return n;
 }
 

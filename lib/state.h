@@ -8,6 +8,9 @@
  *   _f:<feature>              feature state, exact (tl_feature_save)
  *   _r:<rule>                 rule state (cooldown clock, edge/once memory)
  *   _o:<topic>:<partition>    offset watermark: the last input offset applied
+ *   _ts                       the customer's newest event time (lateness)
+ * Readable values are as of the customer's newest event; a feature with no
+ * value then (never set, or expired by its ttl) has its fields deleted.
  *
  * Ownership: the cache owns its vectors (created by tl_cache_put, freed on
  * eviction or tl_cache_free).  A vector pointer stays valid until it is
@@ -45,6 +48,8 @@ typedef struct tl_vec {
     unsigned char *block;
     tl_wm *wm;
     size_t nwm;
+    int64_t newest;     /* newest event ts applied (valid when has_newest) */
+    int has_newest;
     int dirty;          /* changed since the last flush */
     /* cache bookkeeping */
     uint64_t hash;
@@ -71,14 +76,17 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
 
 /*
  * Serializes the vector's fields (all but watermarks, which the store's
- * compare-and-set writes) into arena-allocated strings, appending to the
- * arrays (fields/flens/vals/vlens, each with room for tl_vec_max_fields).
- * Returns the number of fields written.
+ * compare-and-set writes) into arena-allocated strings: fields/flens/vals/
+ * vlens get the fields to set (room for tl_vec_max_fields), dels/dlens the
+ * fields to delete (room for tl_vec_max_dels), *ndels their number.
+ * Returns the number of fields to set.
  */
 size_t tl_vec_max_fields(const tl_layout *l);
+size_t tl_vec_max_dels(const tl_layout *l);
 size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
                      const char **fields, size_t *flens, const char **vals,
-                     size_t *vlens);
+                     size_t *vlens, const char **dels, size_t *dlens,
+                     size_t *ndels);
 
 /* Redis key of a customer: <prefix>cx:{<customer_id>} into the arena. */
 char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,

@@ -62,6 +62,19 @@ static const char *config_text =
     "  - { name: purchases_7d, kind: window_count, window: 7d, resolution: 1d,"
     " where: 'type == \"purchase\"' }\n"
     "  - { name: coupons, kind: count, where: 'type == \"coupon_redemption\"' }\n"
+    "  - { name: min_amount, kind: min, field: amount }\n"
+    "  - { name: max_amount, kind: max, field: amount }\n"
+    "  - { name: avg_amount, kind: avg, field: amount }\n"
+    "  - { name: first_seen_any, kind: first_seen }\n"
+    "  - { name: spend_7d, kind: window_sum, field: amount, window: 7d, resolution: 1d }\n"
+    "  - { name: heat, kind: decayed_count, half_life: 7d }\n"
+    "  - { name: heat_spend, kind: decayed_sum, field: amount, half_life: 7d }\n"
+    "  - { name: usual_dept, kind: top_k, field: 'attrs[\"department\"]', k: 3, capacity: 64 }\n"
+    "  - { name: stores, kind: distinct, field: store }\n"
+    "  - { name: recent_items, kind: last_n, field: item, n: 3 }\n"
+    "  - { name: last_coupon, kind: last_seen, where: 'type == \"coupon_redemption\"' }\n"
+    "  - { name: since_coupon, kind: since, of: last_coupon }\n"
+    "  - { name: recent_spend, kind: sum, field: amount, ttl: 14d }\n"
     "triggers:\n"
     "  - name: r_every\n"
     "    when: 'type == \"purchase\" and amount >= 10'\n"
@@ -79,10 +92,10 @@ static const char *config_text =
     "  - name: r_edge\n"
     "    if: 'spend >= 100'\n"
     "    mode: edge\n"
-    "    emit: { message: 'spend passed 100 at {{last_item}}' }\n";
+    "    emit: { message: 'spend passed 100 at {{last_item}}, mostly {{usual_dept[0]}}' }\n";
 
 typedef struct ev {
-    char *event_id, *customer_id, *type, *item;
+    char *event_id, *customer_id, *type, *item, *store, *dept;
     int64_t ts;
     double amount;
     int has_amount;
@@ -102,6 +115,9 @@ typedef struct cust {
     /* purchase days, for the 7-day window */
     int64_t *days;
     size_t ndays;
+    /* every event in file order, for the kinds of issue 3 */
+    const ev **evs;
+    size_t nevs;
 } cust;
 
 static ev *events;
@@ -185,6 +201,8 @@ static void recompute(const ev *e)
     }
     if (coupon) c->coupons++;
     c->last_seen = e->ts;
+    c->evs = realloc(c->evs, (c->nevs + 1) * sizeof *c->evs);
+    c->evs[c->nevs++] = e;
 
     if (purchase && e->has_amount && e->amount >= 10) {
         want(e, "r_every");
@@ -445,6 +463,8 @@ static int load_slice(void)
         e->customer_id = dup_or_null(json_object_get(o, "customer_id"));
         e->type = dup_or_null(json_object_get(o, "type"));
         e->item = dup_or_null(json_object_get(o, "item"));
+        e->store = dup_or_null(json_object_get(o, "store"));
+        e->dept = dup_or_null(json_object_get(json_object_get(o, "attrs"), "department"));
         e->ts = json_integer_value(json_object_get(o, "ts"));
         json_t *a = json_object_get(o, "amount");
         e->has_amount = json_is_number(a);
@@ -496,10 +516,12 @@ static int suite_clean(void)
     for (size_t i = 0; i < nevents; i++) {
         free(events[i].event_id), free(events[i].customer_id);
         free(events[i].type), free(events[i].item);
+        free(events[i].store), free(events[i].dept);
     }
     free(events);
     for (size_t i = 0; i < ncusts; i++) {
         free(custs[i].id), free(custs[i].last_item), free(custs[i].days);
+        free(custs[i].evs);
     }
     free(custs);
     for (size_t i = 0; i < nwant; i++) free(want_ids[i]);
@@ -571,6 +593,17 @@ static void test_produce_and_process(void)
                     (char *)brokers, "-t", IN_TOPIC, SLICE, NULL};
     CU_ASSERT_EQUAL_FATAL(run_tool(argv), 0);
     free(argv[0]);
+
+    /* A late event: two days before its customer's newest, beyond the
+     * default max_lateness of 1h. */
+    const ev *lastev = &events[nevents - 1];
+    tl_event late = {.event_id = "late-1", .customer_id = lastev->customer_id,
+                     .customer_id_len = strlen(lastev->customer_id),
+                     .ts = lastev->ts - 2 * DAY_MS, .channel = TL_CH_STORE,
+                     .type = "purchase", .item = "late-item", .amount = 1000,
+                     .has_amount = 1};
+    CU_ASSERT_FATAL(tl_event_encode(enc, &late, &buf, &len, err, sizeof err) == 0);
+    produce_raw(lastev->customer_id, buf, len);
 
     char log[600];
     snprintf(log, sizeof log, "%s/tailord-1.log", tmp);
@@ -646,41 +679,149 @@ static void test_expected_from_json(void)
     CU_ASSERT(nwant > 100);
 }
 
+/* The kinds of issue 3, recomputed from one customer's events in file order
+ * (which is event-time order here), as of the customer's newest event. */
+typedef struct expect {
+    const char *field;
+    char want[256];
+    int present;
+    int approx; /* decayed: compare as numbers within 1e-9 relative */
+} expect;
+
+static int cmp_dept(const void *a, const void *b)
+{
+    const struct { const char *v; int n; } *x = a, *y = b;
+    if (x->n != y->n) return y->n - x->n;
+    return strcmp(x->v, y->v);
+}
+
+static size_t expectations(const cust *u, expect *f)
+{
+    size_t n = 0;
+    int64_t now = u->last_seen; /* newest event */
+#define EXPECT(name, present_, ...)                                            \
+    do {                                                                       \
+        f[n].field = name;                                                     \
+        f[n].present = (present_);                                             \
+        f[n].approx = 0;                                                       \
+        snprintf(f[n].want, sizeof f[n].want, __VA_ARGS__);                    \
+        n++;                                                                   \
+    } while (0)
+    char num[64];
+    fmt_num(num, u->purchases);
+    EXPECT("purchases", u->purchases > 0, "%s", num);
+    fmt_num(num, u->spend);
+    EXPECT("spend", u->has_spend_event, "%s", num);
+    EXPECT("last_item", u->last_item != NULL, "%s", u->last_item ? u->last_item : "");
+    EXPECT("last_seen_any", 1, "%" PRId64, u->last_seen);
+    fmt_num(num, window_7d(u, now));
+    EXPECT("purchases_7d", u->ndays > 0, "%s", num);
+    fmt_num(num, u->coupons);
+    EXPECT("coupons", u->coupons > 0, "%s", num);
+
+    double lo = 0, hi = 0, sum = 0, cnt = 0, w7 = 0, heat = 0, heat_spend = 0;
+    double recent = 0;
+    int64_t recent_upd = 0, first = INT64_MAX, last_coupon = -1;
+    int have_recent = 0;
+    struct { const char *v; int n; } depts[64];
+    int ndept = 0;
+    const char *stores[64];
+    int nstores = 0;
+    const char *items3[3] = {0};
+    int nitems = 0;
+    for (size_t i = 0; i < u->nevs; i++) {
+        const ev *e = u->evs[i];
+        if (e->ts < first) first = e->ts;
+        heat += exp2(-(double)(now - e->ts) / (7.0 * DAY_MS));
+        if (strcmp(e->type, "coupon_redemption") == 0) last_coupon = e->ts;
+        if (e->has_amount) {
+            if (!cnt || e->amount < lo) lo = e->amount;
+            if (!cnt || e->amount > hi) hi = e->amount;
+            sum += e->amount;
+            cnt++;
+            if (e->ts / DAY_MS > now / DAY_MS - 7) w7 += e->amount;
+            heat_spend += e->amount * exp2(-(double)(now - e->ts) / (7.0 * DAY_MS));
+            /* ttl 14d: a gap longer than that starts the sum over */
+            if (have_recent && e->ts - recent_upd > 14 * DAY_MS) recent = 0;
+            recent += e->amount;
+            recent_upd = e->ts;
+            have_recent = 1;
+        }
+        if (e->dept) {
+            int k = 0;
+            while (k < ndept && strcmp(depts[k].v, e->dept)) k++;
+            if (k == ndept) depts[ndept].v = e->dept, depts[ndept++].n = 0;
+            depts[k].n++;
+        }
+        if (e->store) {
+            int k = 0;
+            while (k < nstores && strcmp(stores[k], e->store)) k++;
+            if (k == nstores) stores[nstores++] = e->store;
+        }
+        if (e->item) {
+            /* most recent first; equal times: the later line first */
+            items3[2] = items3[1];
+            items3[1] = items3[0];
+            items3[0] = e->item;
+            if (nitems < 3) nitems++;
+        }
+    }
+    fmt_num(num, lo);
+    EXPECT("min_amount", cnt > 0, "%s", num);
+    fmt_num(num, hi);
+    EXPECT("max_amount", cnt > 0, "%s", num);
+    fmt_num(num, cnt ? sum / cnt : 0);
+    EXPECT("avg_amount", cnt > 0, "%s", num);
+    EXPECT("first_seen_any", 1, "%" PRId64, first);
+    fmt_num(num, w7);
+    EXPECT("spend_7d", cnt > 0, "%s", num);
+    EXPECT("heat", 1, "%.17g", heat);
+    f[n - 1].approx = 1;
+    EXPECT("heat_spend", cnt > 0, "%.17g", heat_spend);
+    f[n - 1].approx = 1;
+    qsort(depts, (size_t)ndept, sizeof depts[0], cmp_dept);
+    char list[256] = "";
+    for (int k = 0; k < ndept && k < 3; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 k ? "," : "", depts[k].v);
+    EXPECT("usual_dept", ndept > 0, "%s", list);
+    EXPECT("stores", nstores > 0, "%d", nstores);
+    list[0] = 0;
+    for (int k = 0; k < nitems; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 k ? "," : "", items3[k]);
+    EXPECT("recent_items", nitems > 0, "%s", list);
+    EXPECT("last_coupon", last_coupon >= 0, "%" PRId64, last_coupon);
+    fmt_num(num, (double)(now - last_coupon) / 1000.0);
+    EXPECT("since_coupon", last_coupon >= 0, "%s", num);
+    fmt_num(num, recent);
+    EXPECT("recent_spend", have_recent && now - recent_upd <= 14 * DAY_MS, "%s", num);
+#undef EXPECT
+    return n;
+}
+
 static void test_vectors_equal_recomputation(void)
 {
     redisContext *c = redis_connect();
-    size_t checked = 0, mismatches = 0;
+    size_t checked = 0, mismatches = 0, absent_checked = 0;
     for (size_t i = 0; i < ncusts; i++) {
         const cust *u = &custs[i];
         char key[128];
         snprintf(key, sizeof key, "e2e:cx:{%s}", u->id);
-        struct {
-            const char *field;
-            char want[128];
-            int present;
-        } f[6];
-        int n = 0;
-        f[n].field = "purchases";
-        f[n].present = u->purchases > 0;
-        fmt_num(f[n++].want, u->purchases);
-        f[n].field = "spend";
-        f[n].present = u->has_spend_event;
-        fmt_num(f[n++].want, u->spend);
-        f[n].field = "last_item";
-        f[n].present = u->last_item != NULL;
-        snprintf(f[n++].want, 128, "%s", u->last_item ? u->last_item : "");
-        f[n].field = "last_seen_any";
-        f[n].present = 1;
-        snprintf(f[n++].want, 128, "%" PRId64, u->last_seen);
-        f[n].field = "purchases_7d";
-        f[n].present = u->ndays > 0;
-        fmt_num(f[n++].want, u->ndays ? window_7d(u, u->last_purchase_ts) : 0);
-        f[n].field = "coupons";
-        f[n].present = u->coupons > 0;
-        fmt_num(f[n++].want, u->coupons);
-        for (int k = 0; k < n; k++) {
+        expect f[40];
+        size_t n = expectations(u, f);
+        for (size_t k = 0; k < n; k++) {
             char *got = hget(c, key, f[k].field);
-            int same = f[k].present ? got && strcmp(got, f[k].want) == 0 : !got;
+            int same;
+            if (!f[k].present) {
+                same = !got;
+                absent_checked++;
+            } else if (f[k].approx) {
+                double w = strtod(f[k].want, NULL), g = got ? strtod(got, NULL) : NAN;
+                same = got && fabs(g - w) <= 1e-9 * fabs(w);
+            } else {
+                same = got && strcmp(got, f[k].want) == 0;
+            }
             if (!same && mismatches++ < 10)
                 fprintf(stderr, "customer %s %s: want %s, got %s\n", u->id,
                         f[k].field, f[k].present ? f[k].want : "(absent)",
@@ -695,8 +836,65 @@ static void test_vectors_equal_recomputation(void)
         freeReplyObject(r);
     }
     CU_ASSERT_EQUAL(mismatches, 0);
-    CU_ASSERT(checked == ncusts * 6);
+    CU_ASSERT_EQUAL(checked, ncusts * 19);
+    CU_ASSERT(absent_checked > 0);
     redisFree(c);
+}
+
+/* tailorctl show -c decodes the exact state: as of the newest event it says
+ * what the readable fields say; 15 days later the ttl has struck. */
+static json_t *show_json(const char *id, const char *at)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/show.json", tmp);
+    char *argv[] = {strdup(tl_test_bin("tailorctl")), "show", "-c", cfg_path,
+                    "--json", (char *)id, at ? "--at" : NULL, (char *)at, NULL};
+    pid_t pid = tl_test_spawn(argv, out, NULL);
+    free(argv[0]);
+    if (tl_test_wait(pid, 30000) != 0) return NULL;
+    json_error_t je;
+    return json_load_file(out, 0, &je);
+}
+
+static void test_show_reads_exact_state(void)
+{
+    size_t shown = 0;
+    for (size_t i = 0; i < ncusts; i += 97) {
+        const cust *u = &custs[i];
+        json_t *j = show_json(u->id, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        json_t *feat = json_object_get(j, "features");
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "as_of")), u->last_seen);
+        expect f[40];
+        size_t n = expectations(u, f);
+        for (size_t k = 0; k < n; k++) {
+            json_t *v = json_object_get(feat, f[k].field);
+            int same;
+            if (!f[k].present) /* never set: null, or 0 for counts */
+                same = json_is_null(v) ||
+                       (json_is_string(v) && strcmp(json_string_value(v), "0") == 0);
+            else if (f[k].approx)
+                same = json_is_string(v) &&
+                       fabs(strtod(json_string_value(v), NULL) - strtod(f[k].want, NULL)) <=
+                           1e-9 * fabs(strtod(f[k].want, NULL));
+            else
+                same = json_is_string(v) && strcmp(json_string_value(v), f[k].want) == 0;
+            if (!same)
+                fprintf(stderr, "show %s %s: want %s\n", u->id, f[k].field, f[k].want);
+            CU_ASSERT(same);
+        }
+        json_decref(j);
+        char later[32];
+        snprintf(later, sizeof later, "%lld", (long long)(u->last_seen + 15 * DAY_MS));
+        j = show_json(u->id, later);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        feat = json_object_get(j, "features");
+        CU_ASSERT(json_is_null(json_object_get(feat, "recent_spend")));
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(feat, "purchases_7d")), "0");
+        json_decref(j);
+        shown++;
+    }
+    CU_ASSERT(shown >= 5);
 }
 
 typedef struct trig_seen {
@@ -784,7 +982,7 @@ static void test_trigger_ids_equal_expected(void)
 }
 
 typedef struct dlq_seen {
-    int garbage, missing, other;
+    int garbage, missing, late, other;
 } dlq_seen;
 
 static const char *header(const rd_kafka_message_t *m, const char *name,
@@ -808,6 +1006,8 @@ static void collect_dlq(void *ud, const rd_kafka_message_t *m)
         d->garbage++;
     else if (reason && rl == 16 && memcmp(reason, "missing_customer", 16) == 0)
         d->missing++;
+    else if (reason && rl == 4 && memcmp(reason, "late", 4) == 0)
+        d->late++;
     else
         d->other++;
 }
@@ -818,6 +1018,7 @@ static void test_dead_letters(void)
     consume_all(DLQ_TOPIC, collect_dlq, &d);
     CU_ASSERT_EQUAL(d.garbage, 1);
     CU_ASSERT_EQUAL(d.missing, 1);
+    CU_ASSERT_EQUAL(d.late, 1);
     CU_ASSERT_EQUAL(d.other, 0);
 }
 
@@ -909,6 +1110,7 @@ int main(void)
     CU_add_test(s, "produce the slice and poison, tailord drains it", test_produce_and_process);
     CU_add_test(s, "recompute expectations from the JSON lines", test_expected_from_json);
     CU_add_test(s, "every vector equals the recomputation", test_vectors_equal_recomputation);
+    CU_add_test(s, "tailorctl show -c reads the exact state", test_show_reads_exact_state);
     CU_add_test(s, "trigger ids equal the expected set", test_trigger_ids_equal_expected);
     CU_add_test(s, "poison goes to the dead-letter topic", test_dead_letters);
     CU_add_test(s, "a replay from offset 0 changes nothing", test_replay_changes_nothing);

@@ -18,13 +18,17 @@ static tl_expr *ev_expr(const char *src, tl_type want)
     return e;
 }
 
-/* A finished feature laid out alone at offset 0. */
-static tl_feature make(tl_feature_kind kind, const char *where,
-                       const char *field, int64_t window, int64_t res,
-                       uint32_t max_len)
+/* A finished feature laid out alone at offset 0; `o` carries the options
+ * of the newer kinds (k, n, half_life, ttl, ...). */
+static tl_feature make_opts(tl_feature_kind kind, const char *where,
+                            const char *field, int64_t window, int64_t res,
+                            uint32_t max_len, const tl_feature *o)
 {
     tl_feature f;
-    memset(&f, 0, sizeof f);
+    if (o)
+        f = *o;
+    else
+        memset(&f, 0, sizeof f);
     f.name = strdup("f");
     f.kind = kind;
     f.where = where ? ev_expr(where, TL_T_BOOL) : NULL;
@@ -33,11 +37,18 @@ static tl_feature make(tl_feature_kind kind, const char *where,
     f.resolution_ms = res;
     f.max_len = max_len;
     char err[256];
-    int rc = tl_feature_finish(&f, err, sizeof err);
+    int rc = tl_feature_finish(&f, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "finish: %s\n", err);
     CU_ASSERT_EQUAL_FATAL(rc, TL_OK);
     tl_features_layout(&f, 1, 0);
     return f;
+}
+
+static tl_feature make(tl_feature_kind kind, const char *where,
+                       const char *field, int64_t window, int64_t res,
+                       uint32_t max_len)
+{
+    return make_opts(kind, where, field, window, res, max_len, NULL);
 }
 
 static tl_event event(int64_t ts, const char *type, const char *item,
@@ -72,8 +83,11 @@ static double num(const tl_feature *f, const unsigned char *b, int64_t now)
 
 static void fmt_is(const tl_feature *f, const unsigned char *b, const char *want)
 {
-    char buf[128];
-    int n = tl_feature_format(f, b, buf, sizeof buf);
+    char buf[256];
+    const unsigned char *h = b + f->offset;
+    int64_t now;
+    memcpy(&now, h, sizeof now); /* as of the feature's own newest event */
+    int n = tl_feature_format(f, b, now, buf, sizeof buf);
     if (!want) {
         CU_ASSERT_EQUAL(n, -1);
         return;
@@ -251,7 +265,7 @@ static void finish_fails(tl_feature_kind k, const char *field, int64_t win,
     f.resolution_ms = res;
     f.max_len = max_len;
     char err[256] = "";
-    CU_ASSERT_EQUAL(tl_feature_finish(&f, err, sizeof err), TL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(tl_feature_finish(&f, NULL, err, sizeof err), TL_ERR_CONFIG);
     if (strcmp(err, want) != 0) fprintf(stderr, "got: %s\n", err);
     CU_ASSERT_STRING_EQUAL(err, want);
     tl_feature_clear(&f);
@@ -275,10 +289,11 @@ static void test_finish_errors(void)
                  "window/resolution gives 31536000 buckets, more than 4096: "
                  "use a coarser resolution");
     finish_fails(TL_FK_LAST, "amount", 0, 0, 10,
-                 "'max_length' applies only to kind last on a string field");
+                 "'max_length' applies only to kinds last, last_n and top_k "
+                 "on a string field");
     finish_fails(TL_FK_LAST, "null", 0, 0, 0,
-                 "field of kind last must be a number, string or bool, not "
-                 "always null");
+                 "field of kind last must be a number or a string or a bool, "
+                 "got null");
 }
 
 static void test_load_rejects_malformed(void)
@@ -328,6 +343,358 @@ static void test_layout_and_kinds(void)
     tl_feature_clear(&fs[1]);
 }
 
+
+/* ---- the kinds of issue 3 ---------------------------------------------------- */
+
+static void list_is(const tl_feature *f, const unsigned char *b, int64_t now,
+                    const char *const *want, uint32_t n)
+{
+    tl_value v;
+    tl_feature_read(f, b, now, &v);
+    CU_ASSERT_EQUAL_FATAL(v.type, TL_T_LIST_STR);
+    CU_ASSERT_EQUAL(v.u.list.n, n);
+    for (uint32_t i = 0; i < n && i < v.u.list.n; i++) {
+        size_t len;
+        const char *e = tl_list_str(&v, i, &len);
+        if (len != strlen(want[i]) || memcmp(e, want[i], len) != 0)
+            fprintf(stderr, "element %u: want %s, got %.*s\n", i, want[i],
+                    (int)len, e);
+        CU_ASSERT(len == strlen(want[i]) && memcmp(e, want[i], len) == 0);
+    }
+}
+
+static void test_min_max_avg(void)
+{
+    tl_feature mn = make(TL_FK_MIN, NULL, "amount", 0, 0, 0);
+    tl_feature mx = make(TL_FK_MAX, NULL, "amount", 0, 0, 0);
+    tl_feature av = make(TL_FK_AVG, NULL, "amount", 0, 0, 0);
+    tl_feature *fs[] = {&mn, &mx, &av};
+    unsigned char *b[3];
+    double amounts[] = {5, 2, 9};
+    for (int k = 0; k < 3; k++) {
+        b[k] = calloc(1, fs[k]->size);
+        for (int i = 0; i < 3; i++) apply(fs[k], b[k], event(10 - i, "p", "x", amounts[i], 1));
+        apply(fs[k], b[k], event(20, "p", "x", 0, 0)); /* null amount: no effect */
+    }
+    CU_ASSERT_EQUAL(num(&mn, b[0], 20), 2);
+    CU_ASSERT_EQUAL(num(&mx, b[1], 20), 9);
+    CU_ASSERT_DOUBLE_EQUAL(num(&av, b[2], 20), 16.0 / 3, 1e-12);
+    fmt_is(&av, b[2], "5.33333333333333");
+    for (int k = 0; k < 3; k++) {
+        roundtrip(fs[k], b[k]);
+        free(b[k]);
+        tl_feature_clear(fs[k]);
+    }
+}
+
+static void test_first_seen(void)
+{
+    tl_feature f = make(TL_FK_FIRST_SEEN, NULL, NULL, 0, 0, 0);
+    unsigned char *b = calloc(1, f.size);
+    apply(&f, b, event(5000, "v", NULL, 0, 0));
+    apply(&f, b, event(3000, "v", NULL, 0, 0)); /* out of order: earlier */
+    apply(&f, b, event(9000, "v", NULL, 0, 0));
+    CU_ASSERT_EQUAL(num(&f, b, 9000), 3000);
+    roundtrip(&f, b);
+    free(b);
+    tl_feature_clear(&f);
+}
+
+static void test_window_sum(void)
+{
+    tl_feature f = make(TL_FK_WINDOW_SUM, NULL, "amount", 2 * DAY, DAY, 0);
+    unsigned char *b = calloc(1, f.size);
+    int64_t t0 = 100 * DAY;
+    apply(&f, b, event(t0, "p", "x", 1.25, 1));
+    apply(&f, b, event(t0 + DAY, "p", "x", 2.5, 1));
+    apply(&f, b, event(t0 + DAY + 1, "p", "x", 0.25, 1));
+    CU_ASSERT_EQUAL(num(&f, b, t0 + DAY), 4);
+    CU_ASSERT_EQUAL(num(&f, b, t0 + 2 * DAY), 2.75);
+    roundtrip(&f, b);
+    free(b);
+    tl_feature_clear(&f);
+}
+
+static void test_decayed(void)
+{
+    tl_feature o = {.half_life_ms = DAY};
+    tl_feature c = make_opts(TL_FK_DECAYED_COUNT, NULL, NULL, 0, 0, 0, &o);
+    tl_feature s = make_opts(TL_FK_DECAYED_SUM, NULL, "amount", 0, 0, 0, &o);
+    unsigned char *b1 = calloc(1, c.size), *b2 = calloc(1, c.size);
+    /* A half-life apart: 1 * 0.5 + 1, whatever the arrival order. */
+    apply(&c, b1, event(0, "v", NULL, 0, 0));
+    apply(&c, b1, event(DAY, "v", NULL, 0, 0));
+    apply(&c, b2, event(DAY, "v", NULL, 0, 0));
+    apply(&c, b2, event(0, "v", NULL, 0, 0));
+    CU_ASSERT_EQUAL(num(&c, b1, DAY), 1.5);
+    CU_ASSERT_EQUAL(num(&c, b2, DAY), 1.5);
+    CU_ASSERT_EQUAL(num(&c, b1, 3 * DAY), 0.375);
+    fmt_is(&c, b1, "1.5");
+    roundtrip(&c, b1);
+    unsigned char *b3 = calloc(1, s.size);
+    apply(&s, b3, event(0, "p", "x", 8, 1));
+    apply(&s, b3, event(2 * DAY, "p", "x", 1, 1));
+    CU_ASSERT_EQUAL(num(&s, b3, 2 * DAY), 3);
+    roundtrip(&s, b3);
+    free(b1), free(b2), free(b3);
+    tl_feature_clear(&c);
+    tl_feature_clear(&s);
+}
+
+static void test_top_k(void)
+{
+    tl_feature o = {.k = 2, .capacity = 3};
+    tl_feature f = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 0, &o);
+    CU_ASSERT_EQUAL(f.type, TL_T_LIST_STR);
+    unsigned char *b = calloc(1, f.size);
+    const char *seq[] = {"a", "b", "a", "c"};
+    for (int i = 0; i < 4; i++) apply(&f, b, event(i + 1, "p", seq[i], 0, 0));
+    const char *w1[] = {"a", "b"}; /* a:2, b:1, c:1 - the tie goes by value */
+    list_is(&f, b, 4, w1, 2);
+    /* Full: d takes over the least counter (c, 1) and counts 1 + 1. */
+    apply(&f, b, event(5, "p", "d", 0, 0));
+    const char *w2[] = {"a", "d"};
+    list_is(&f, b, 5, w2, 2);
+    fmt_is(&f, b, "a,d");
+    roundtrip(&f, b);
+    free(b);
+    tl_feature_clear(&f);
+
+    tl_feature od = {.k = 3, .half_life_ms = DAY};
+    tl_feature g = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 0, &od);
+    CU_ASSERT_EQUAL(g.capacity, 10);
+    b = calloc(1, g.size);
+    apply(&g, b, event(0, "p", "tea", 0, 0));
+    apply(&g, b, event(0, "p", "tea", 0, 0));
+    apply(&g, b, event(2 * DAY, "p", "milk", 0, 0)); /* tea decayed to 0.5 */
+    const char *w3[] = {"milk", "tea"};
+    list_is(&g, b, 2 * DAY, w3, 2);
+    apply(&g, b, event(DAY, "p", "tea", 0, 0)); /* late: weight 0.5, ties milk */
+    const char *w4[] = {"milk", "tea"};        /* 1 vs 1: by value */
+    list_is(&g, b, 2 * DAY, w4, 2);
+    apply(&g, b, event(2 * DAY, "p", "tea", 0, 0));
+    const char *w5[] = {"tea", "milk"};
+    list_is(&g, b, 2 * DAY, w5, 2);
+    roundtrip(&g, b);
+    free(b);
+    tl_feature_clear(&g);
+}
+
+static void test_distinct(void)
+{
+    tl_feature o = {.exact_up_to = 3, .precision = 10};
+    tl_feature f = make_opts(TL_FK_DISTINCT, NULL, "item", 0, 0, 0, &o);
+    unsigned char *b = calloc(1, f.size), *c = calloc(1, f.size);
+    const char *vals[] = {"x", "y", "x", "z", "y"};
+    for (int i = 0; i < 5; i++) apply(&f, b, event(i, "p", vals[i], 0, 0));
+    CU_ASSERT_EQUAL(num(&f, b, 5), 3);
+    fmt_is(&f, b, "3");
+    roundtrip(&f, b);
+    /* Past the bound it becomes a sketch: 1000 values within 3 sigma. */
+    char item[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(item, sizeof item, "item-%d", i);
+        apply(&f, b, event(10 + i, "p", item, 0, 0));
+        snprintf(item, sizeof item, "item-%d", 999 - i);
+        apply(&f, c, event(10 + i, "p", item, 0, 0));
+    }
+    for (int i = 0; i < 5; i++) apply(&f, c, event(2000 + i, "p", vals[i], 0, 0));
+    double est = num(&f, b, 2000);
+    CU_ASSERT(est > 1003 * (1 - 3 * 1.04 / 32) && est < 1003 * (1 + 3 * 1.04 / 32));
+    /* The sketch does not depend on the order values came in. */
+    CU_ASSERT(memcmp((char *)b + 16, (char *)c + 16, f.size - 16) == 0);
+    roundtrip(&f, b);
+    /* Numbers count by value. */
+    tl_feature g = make(TL_FK_DISTINCT, NULL, "amount", 0, 0, 0);
+    unsigned char *d = calloc(1, g.size);
+    apply(&g, d, event(1, "p", NULL, 1.5, 1));
+    apply(&g, d, event(2, "p", NULL, 1.5, 1));
+    apply(&g, d, event(3, "p", NULL, 2, 1));
+    CU_ASSERT_EQUAL(num(&g, d, 3), 2);
+    free(b), free(c), free(d);
+    tl_feature_clear(&f);
+    tl_feature_clear(&g);
+}
+
+static void test_last_n(void)
+{
+    tl_feature o = {.n = 3};
+    tl_feature f = make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &o);
+    CU_ASSERT_EQUAL(f.type, TL_T_LIST_STR);
+    unsigned char *b = calloc(1, f.size);
+    apply(&f, b, event(1, "p", "a", 0, 0));
+    apply(&f, b, event(3, "p", "b", 0, 0));
+    apply(&f, b, event(2, "p", "c", 0, 0)); /* out of order */
+    apply(&f, b, event(4, "p", "d", 0, 0));
+    const char *w1[] = {"d", "b", "c"};
+    list_is(&f, b, 4, w1, 3);
+    apply(&f, b, event(4, "p", "e", 0, 0)); /* tie: the later arrival first */
+    const char *w2[] = {"e", "d", "b"};
+    list_is(&f, b, 4, w2, 3);
+    CU_ASSERT_EQUAL(apply(&f, b, event(0, "p", "old", 0, 0)), 0);
+    fmt_is(&f, b, "e,d,b");
+    roundtrip(&f, b);
+    free(b);
+    tl_feature_clear(&f);
+
+    tl_feature g = make_opts(TL_FK_LAST_N, NULL, "amount", 0, 0, 0, &o);
+    CU_ASSERT_EQUAL(g.type, TL_T_LIST_NUM);
+    b = calloc(1, g.size);
+    apply(&g, b, event(1, "p", NULL, 1.5, 1));
+    apply(&g, b, event(2, "p", NULL, -2, 1));
+    tl_value v;
+    tl_feature_read(&g, b, 2, &v);
+    CU_ASSERT_EQUAL(v.u.list.n, 2);
+    CU_ASSERT_EQUAL(tl_list_num(&v, 0), -2);
+    CU_ASSERT_EQUAL(tl_list_num(&v, 1), 1.5);
+    roundtrip(&g, b);
+    free(b);
+    tl_feature_clear(&g);
+}
+
+static void test_since(void)
+{
+    tl_feature fs[2];
+    memset(fs, 0, sizeof fs);
+    fs[0].name = strdup("last_visit");
+    fs[0].kind = TL_FK_LAST_SEEN;
+    fs[1].name = strdup("since_visit");
+    fs[1].kind = TL_FK_SINCE;
+    fs[1].of = 0;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(tl_feature_finish(&fs[0], fs, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL_FATAL(tl_feature_finish(&fs[1], fs, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(fs[1].size, 0);
+    CU_ASSERT(!tl_feature_has_state(&fs[1]));
+    size_t size = tl_features_layout(fs, 2, 0);
+    unsigned char *b = calloc(1, size);
+    tl_value v;
+    tl_feature_read(&fs[1], b, 5000, &v);
+    CU_ASSERT_EQUAL(v.type, TL_T_NULL);
+    tl_event e = event(1000, "visit", NULL, 0, 0);
+    tl_feature_apply(&fs[0], b, &e, tl_event_fetch, &e);
+    tl_feature_read(&fs[1], b, 61000, &v);
+    CU_ASSERT_EQUAL(v.type, TL_T_NUM);
+    CU_ASSERT_EQUAL(v.u.num, 60);
+    char buf[32];
+    CU_ASSERT_EQUAL(tl_feature_format(&fs[1], b, 91000, buf, sizeof buf), 2);
+    CU_ASSERT_STRING_EQUAL(buf, "90");
+    /* since of a count is refused */
+    fs[0].kind = TL_FK_COUNT;
+    CU_ASSERT_EQUAL(tl_feature_finish(&fs[1], fs, err, sizeof err), TL_ERR_CONFIG);
+    if (strstr(err, "is a count") == NULL) fprintf(stderr, "since: %s\n", err);
+    CU_ASSERT_STRING_EQUAL(err, "'of' must name a first_seen or last_seen "
+                                "feature; 'last_visit' is a count");
+    free(b);
+    tl_feature_clear(&fs[0]);
+    tl_feature_clear(&fs[1]);
+}
+
+static void test_ttl(void)
+{
+    tl_feature o = {.ttl_ms = DAY};
+    tl_feature f = make_opts(TL_FK_COUNT, NULL, NULL, 0, 0, 0, &o);
+    unsigned char *b = calloc(1, f.size);
+    char buf[32];
+    apply(&f, b, event(0, "v", NULL, 0, 0));
+    apply(&f, b, event(10, "v", NULL, 0, 0));
+    CU_ASSERT_EQUAL(num(&f, b, DAY + 10), 2);          /* exactly ttl old: live */
+    CU_ASSERT(tl_feature_live(&f, b, DAY + 10));
+    CU_ASSERT(!tl_feature_live(&f, b, DAY + 11));       /* older: missing */
+    tl_value gone;
+    tl_feature_read(&f, b, DAY + 11, &gone);
+    CU_ASSERT_EQUAL(gone.type, TL_T_NULL);              /* not 0: missing */
+    CU_ASSERT_EQUAL(tl_feature_format(&f, b, DAY + 11, buf, sizeof buf), -1);
+    /* An event after expiry starts over instead of continuing. */
+    apply(&f, b, event(3 * DAY, "v", NULL, 0, 0));
+    CU_ASSERT_EQUAL(num(&f, b, 3 * DAY), 1);
+    free(b);
+    tl_feature_clear(&f);
+
+    tl_feature l = make_opts(TL_FK_LAST, NULL, "item", 0, 0, 0, &o);
+    b = calloc(1, l.size);
+    apply(&l, b, event(0, "p", "tea", 0, 0));
+    tl_value v;
+    tl_feature_read(&l, b, 2 * DAY, &v);
+    CU_ASSERT_EQUAL(v.type, TL_T_NULL);
+    free(b);
+    tl_feature_clear(&l);
+}
+
+static void test_new_finish_errors(void)
+{
+    tl_feature o;
+    char err[256];
+    struct {
+        tl_feature_kind kind;
+        const char *field;
+        tl_feature opts;
+        const char *want;
+    } cases[] = {
+        {TL_FK_DECAYED_COUNT, NULL, {.k = 0},
+         "kind decayed_count needs a 'half_life' above 0"},
+        {TL_FK_COUNT, NULL, {.half_life_ms = DAY}, "kind count takes no 'half_life'"},
+        {TL_FK_TOP_K, "item", {.k = 0}, "k must be from 1 to 100, got 0"},
+        {TL_FK_TOP_K, "item", {.k = 5, .capacity = 3},
+         "capacity must be from k (5) to 10000, got 3"},
+        {TL_FK_TOP_K, "amount", {.k = 1}, "field of kind top_k must be a string, got number"},
+        {TL_FK_SUM, "amount", {.k = 1}, "kind sum takes no 'k' or 'capacity'"},
+        {TL_FK_LAST_N, "item", {.n = 0}, "n must be from 1 to 100, got 0"},
+        {TL_FK_COUNT, NULL, {.n = 2}, "kind count takes no 'n'"},
+        {TL_FK_DISTINCT, "item", {.precision = 3}, "precision must be from 4 to 16, got 3"},
+        {TL_FK_COUNT, NULL, {.exact_up_to = 3},
+         "kind count takes no 'exact_up_to' or 'precision'"},
+        {TL_FK_SINCE, NULL, {.of = -1},
+         "kind since needs 'of' (a first_seen or last_seen feature)"},
+        {TL_FK_COUNT, NULL, {.ttl_ms = -1}, "ttl must not be negative"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        o = cases[i].opts;
+        o.name = strdup("f");
+        o.kind = cases[i].kind;
+        o.field = cases[i].field ? ev_expr(cases[i].field, TL_T_NULL) : NULL;
+        err[0] = 0;
+        CU_ASSERT_EQUAL(tl_feature_finish(&o, NULL, err, sizeof err), TL_ERR_CONFIG);
+        if (strcmp(err, cases[i].want) != 0)
+            fprintf(stderr, "case %zu: got '%s'\n", i, err);
+        CU_ASSERT_STRING_EQUAL(err, cases[i].want);
+        tl_feature_clear(&o);
+    }
+}
+
+static void test_new_load_rejects_malformed(void)
+{
+    tl_feature o = {.k = 2, .capacity = 2};
+    tl_feature tk = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 0, &o);
+    tl_feature on = {.n = 2};
+    tl_feature ln = make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &on);
+    tl_feature ob = {.exact_up_to = 2};
+    tl_feature ds = make_opts(TL_FK_DISTINCT, NULL, "item", 0, 0, 0, &ob);
+    unsigned char *b = calloc(1, 8192);
+    char err[256];
+    const char *bad_tk[] = {"1;0;1,2:a", "1;0;1,1:a2,1:b1,1:c", "1;0;x,1:a", "1;0"};
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(tl_feature_load(&tk, b, bad_tk[i], strlen(bad_tk[i]), err, sizeof err),
+                        TL_ERR_DECODE);
+    const char *good_tk = "1;0;2,1:a1,3:b;c";
+    CU_ASSERT_EQUAL(tl_feature_load(&tk, b, good_tk, strlen(good_tk), err, sizeof err), TL_OK);
+    const char *w[] = {"a", "b;c"};
+    list_is(&tk, b, 1, w, 2);
+    const char *bad_ln[] = {"1;5,2:a", "1;5,1:a6,1:b7,1:c", "1;x,1:a"};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(tl_feature_load(&ln, b, bad_ln[i], strlen(bad_ln[i]), err, sizeof err),
+                        TL_ERR_DECODE);
+    const char *bad_ds[] = {"1;E;0a", "1;X;", "1;E;00000000000000020000000000000001",
+                            "1;H;00"};
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(tl_feature_load(&ds, b, bad_ds[i], strlen(bad_ds[i]), err, sizeof err),
+                        TL_ERR_DECODE);
+    free(b);
+    tl_feature_clear(&tk);
+    tl_feature_clear(&ln);
+    tl_feature_clear(&ds);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -344,5 +711,16 @@ int main(void)
     CU_add_test(s, "finish errors", test_finish_errors);
     CU_add_test(s, "load rejects malformed state", test_load_rejects_malformed);
     CU_add_test(s, "layout and kind names", test_layout_and_kinds);
+    CU_add_test(s, "min, max, avg", test_min_max_avg);
+    CU_add_test(s, "first_seen", test_first_seen);
+    CU_add_test(s, "window_sum", test_window_sum);
+    CU_add_test(s, "decayed_count, decayed_sum", test_decayed);
+    CU_add_test(s, "top_k", test_top_k);
+    CU_add_test(s, "distinct", test_distinct);
+    CU_add_test(s, "last_n", test_last_n);
+    CU_add_test(s, "since", test_since);
+    CU_add_test(s, "ttl", test_ttl);
+    CU_add_test(s, "option errors of the newer kinds", test_new_finish_errors);
+    CU_add_test(s, "newer kinds reject malformed state", test_new_load_rejects_malformed);
     return tl_test_run();
 }

@@ -45,8 +45,8 @@ static int suite_init(void)
     tl_expr_scope sc = {tl_event_resolve, NULL};
     size_t off;
     feats[1].field = tl_expr_compile("item", 4, &sc, TL_T_NULL, &off, err, sizeof err);
-    if (!feats[1].field || tl_feature_finish(&feats[0], err, sizeof err) ||
-        tl_feature_finish(&feats[1], err, sizeof err))
+    if (!feats[1].field || tl_feature_finish(&feats[0], NULL, err, sizeof err) ||
+        tl_feature_finish(&feats[1], NULL, err, sizeof err))
         return 1;
     block_size = tl_features_layout(feats, 2, 0);
     return 0;

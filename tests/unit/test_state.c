@@ -30,7 +30,7 @@ static int suite_init(void)
     feats[2] = (tl_feature){.name = strdup("week"), .kind = TL_FK_WINDOW_COUNT,
                             .window_ms = 7 * DAY, .resolution_ms = DAY};
     for (int i = 0; i < 3; i++)
-        if (tl_feature_finish(&feats[i], err, sizeof err)) return 1;
+        if (tl_feature_finish(&feats[i], NULL, err, sizeof err)) return 1;
     size_t end = tl_features_layout(feats, 3, 0);
     tl_names names = {feats, 3};
     tl_expr_scope ns = TL_NAMES_SCOPE(&names);
@@ -58,6 +58,8 @@ static void feed(tl_vec *v, int64_t ts, const char *item)
     e.type = "visit";
     e.item = item;
     for (int i = 0; i < 3; i++) tl_feature_apply(&feats[i], v->block, &e, tl_event_fetch, &e);
+    if (!v->has_newest || ts > v->newest) v->newest = ts;
+    v->has_newest = 1;
     tl_eval_ctx ctx = {&e, feats, v->block};
     tl_rule_eval(&rules[0], v->block, &e, tl_eval_fetch, &ctx);
 }
@@ -86,18 +88,20 @@ static void test_encode_load_roundtrip(void)
     tl_arena a;
     tl_arena_init(&a, 1024);
     size_t maxf = tl_vec_max_fields(&layout);
-    CU_ASSERT_EQUAL(maxf, 7);
-    const char *f[7], *val[7];
-    size_t fl[7], vl[7];
-    size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl);
-    CU_ASSERT_EQUAL(n, 7);
+    CU_ASSERT_EQUAL(maxf, 8);
+    CU_ASSERT_EQUAL(tl_vec_max_dels(&layout), 6);
+    const char *f[8], *val[8], *del[6];
+    size_t fl[8], vl[8], dl[6], nd = 99;
+    size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
+    CU_ASSERT_EQUAL(n, 8);
+    CU_ASSERT_EQUAL(nd, 0);
     const char *want[][2] = {
         {"visits", "3"},          {"_f:visits", "1036800000;3"},
         {"last_item", "milk;2%"}, {"_f:last_item", "950400000;milk;2%"},
         {"week", "3"},            {"_f:week", "1036800000;12;1,1,1"},
-        {"_r:hello", "1;1036800000;1"},
+        {"_r:hello", "1;1036800000;1"}, {"_ts", "1036800000"},
     };
-    for (size_t i = 0; i < n && i < 7; i++) {
+    for (size_t i = 0; i < n && i < 8; i++) {
         CU_ASSERT_STRING_EQUAL(f[i], want[i][0]);
         CU_ASSERT_EQUAL(fl[i], strlen(want[i][0]));
         CU_ASSERT_STRING_EQUAL(val[i], want[i][1]);
@@ -111,6 +115,7 @@ static void test_encode_load_roundtrip(void)
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:interactions:3", 17, "41", 2, err, sizeof err), TL_OK);
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_f:removed_feature", 18, "1;1", 3, err, sizeof err), TL_OK);
     CU_ASSERT(memcmp(u->block, v->block, layout.block_size) == 0);
+    CU_ASSERT(u->has_newest && u->newest == v->newest);
     const tl_wm *uw = tl_vec_wm_find(u, "interactions", 3);
     CU_ASSERT_PTR_NOT_NULL_FATAL(uw);
     CU_ASSERT_EQUAL(uw->applied, 41);
@@ -129,9 +134,14 @@ static void test_never_seen_encodes_nothing(void)
     tl_vec *v = tl_cache_put(c, "c1", 2);
     tl_arena a;
     tl_arena_init(&a, 1024);
-    const char *f[7], *val[7];
-    size_t fl[7], vl[7];
-    CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &a, f, fl, val, vl), 0);
+    const char *f[8], *val[8], *del[6];
+    size_t fl[8], vl[8], dl[6], nd = 0;
+    CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd), 0);
+    /* Nothing to set; the feature fields are deleted (HDEL of absent fields
+     * is harmless, and this is how expired values leave Redis). */
+    CU_ASSERT_EQUAL(nd, 6);
+    CU_ASSERT_STRING_EQUAL(del[0], "visits");
+    CU_ASSERT_STRING_EQUAL(del[1], "_f:visits");
     tl_arena_free(&a);
     tl_cache_free(c);
 }
