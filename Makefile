@@ -17,7 +17,7 @@ PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib
 # Debian 12 package names for PKGS, CUnit, the test servers and tools.
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
             libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
-            redis-tools valgrind
+            redis-tools valgrind tzdata
 
 # Lazily expanded: pkg-config runs only once deps are installed.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) cunit 2>/dev/null)

@@ -21,6 +21,12 @@
 #define MAX_LENGTH_LIMIT 4096
 #define MAX_KEYS 16
 #define TIMEOUT_MAX INT64_C(3600000) /* 1h */
+#define K_MAX 100               /* top_k: k */
+#define CAPACITY_MAX 10000      /* top_k: capacity */
+#define N_MAX 100               /* last_n: n */
+#define EXACT_UP_TO_MAX 100000  /* distinct: exact_up_to */
+#define PRECISION_MIN 4         /* distinct: precision */
+#define PRECISION_MAX 16
 
 /* tl_expr keeps no source text, so the summary needs its own copy. */
 typedef struct feat_text {
@@ -42,6 +48,8 @@ typedef struct loader {
     yaml_document_t doc;
     tl_config *c;
     yaml_node_t **fname; /* name nodes of features, for duplicates */
+    yaml_node_t **fnode; /* mappings of features, for tl_feature_finish errors */
+    yaml_node_t **fof;   /* `of` values of features, or NULL */
     yaml_node_t **rname; /* name nodes of triggers */
     char *err;
     size_t errsz;
@@ -658,12 +666,14 @@ static int get_duration(loader *L, const yaml_node_t *n, const char *path,
 
 /*
  * Checks mapping `map` against the allowed `keys` (unknown and duplicate keys
- * are errors) and sets vals[i] to the value of keys[i] or NULL.  `where`
- * names the mapping in messages ("kafka", "features[2]"); NULL for the top
- * level, whose keys are sections.
+ * are errors) and sets vals[i] to the value of keys[i] or NULL, and kout[i]
+ * (if kout is not NULL) to the key node.  `where` names the mapping in
+ * messages ("kafka", "features[2]"); NULL for the top level, whose keys are
+ * sections.
  */
-static int read_map(loader *L, yaml_node_t *map, const char *where,
-                    const char *const *keys, size_t nkeys, yaml_node_t **vals)
+static int read_map_keys(loader *L, yaml_node_t *map, const char *where,
+                         const char *const *keys, size_t nkeys,
+                         yaml_node_t **vals, yaml_node_t **kout)
 {
     yaml_node_t *knodes[MAX_KEYS] = {0};
     TL_ASSERT(nkeys <= MAX_KEYS);
@@ -699,7 +709,14 @@ static int read_map(loader *L, yaml_node_t *map, const char *where,
         knodes[i] = k;
         vals[i] = v;
     }
+    if (kout) memcpy(kout, knodes, nkeys * sizeof *kout);
     return TL_OK;
+}
+
+static int read_map(loader *L, yaml_node_t *map, const char *where,
+                    const char *const *keys, size_t nkeys, yaml_node_t **vals)
+{
+    return read_map_keys(L, map, where, keys, nkeys, vals, NULL);
 }
 
 /* A section or list item that must be a mapping; null counts as absent. */
@@ -727,7 +744,7 @@ static int bad_choice(loader *L, const yaml_node_t *n, const char *at,
 }
 
 static const char *const keywords[] = {"and", "or", "not", "true", "false",
-                                       "null"};
+                                       "null", "in"};
 
 /* Feature and trigger names: [a-z][a-z0-9_]*, at most 64 characters. */
 static int check_name(loader *L, const yaml_node_t *n, const char *path,
@@ -947,13 +964,14 @@ static int read_schema(loader *L, yaml_node_t *n, const char *path,
 
 static int load_events(loader *L, yaml_node_t *n)
 {
-    static const char *const keys[] = {"format", "schema", "writer_schema"};
-    yaml_node_t *v[3];
+    static const char *const keys[] = {"format", "schema", "writer_schema",
+                                       "max_lateness"};
+    yaml_node_t *v[4];
     tl_config *c = L->c;
     char got[96];
     int rc;
     if ((rc = want_map(L, n, "events", "a mapping")) ||
-        (rc = read_map(L, n, "events", keys, 3, v)))
+        (rc = read_map(L, n, "events", keys, 4, v)))
         return rc;
     if (v[0]) {
         const char *s = v[0]->type == YAML_SCALAR_NODE ? scalar(v[0]) : "";
@@ -970,6 +988,9 @@ static int load_events(loader *L, yaml_node_t *n)
         return rc;
     if (v[2] && (rc = read_schema(L, v[2], "events.writer_schema",
                                   &c->writer_schema_json)))
+        return rc;
+    if (v[3] && (rc = get_duration(L, v[3], "events.max_lateness", 0, 0,
+                                   &c->max_lateness_ms)))
         return rc;
     return TL_OK;
 }
@@ -1011,20 +1032,27 @@ static int load_log(loader *L, yaml_node_t *n)
 
 static int load_feature(loader *L, yaml_node_t *n, size_t idx)
 {
-    static const char *const keys[] = {"name", "kind", "where", "field",
-                                       "window", "resolution", "max_length"};
-    enum { K_NAME, K_KIND, K_WHERE, K_FIELD, K_WINDOW, K_RES, K_MAXLEN };
-    yaml_node_t *v[7];
+    static const char *const keys[] = {
+        "name", "kind", "where", "field", "window", "resolution",
+        "max_length", "half_life", "ttl", "k", "capacity", "n",
+        "exact_up_to", "precision", "of"};
+    enum {
+        K_NAME, K_KIND, K_WHERE, K_FIELD, K_WINDOW, K_RES, K_MAXLEN,
+        K_HALF_LIFE, K_TTL, K_K, K_CAPACITY, K_N, K_EXACT, K_PRECISION, K_OF,
+        K__N
+    };
+    yaml_node_t *v[K__N], *kn[K__N];
     tl_feature *f = &L->c->features[idx];
     feat_text *txt = &L->c->text->features[idx];
     tl_expr_scope ev_scope = {tl_event_resolve, NULL};
-    char at[32], path[64], msg[TL_ERRSZ];
+    char at[32], path[64];
     int rc;
     snprintf(at, sizeof at, "features[%zu]", idx);
     if ((rc = want_map(L, n, at,
                        "a mapping with name, kind and the kind's keys")) ||
-        (rc = read_map(L, n, at, keys, 7, v)))
+        (rc = read_map_keys(L, n, at, keys, K__N, v, kn)))
         return rc;
+    L->fnode[idx] = n;
 
     if (!v[K_NAME])
         return fail_node(L, n, "%s: missing required key 'name'", at);
@@ -1096,8 +1124,8 @@ static int load_feature(loader *L, yaml_node_t *n, size_t idx)
                          "over a sliding window, e.g. window: 30d)",
                          at, ki->name);
 
+    int64_t x;
     if (v[K_MAXLEN]) {
-        int64_t x;
         snprintf(path, sizeof path, "%s.max_length", at);
         if (!f->field || tl_expr_type(f->field) != TL_T_STR)
             return fail_node(L, v[K_MAXLEN],
@@ -1109,15 +1137,78 @@ static int load_feature(loader *L, yaml_node_t *n, size_t idx)
         f->max_len = (uint32_t)x;
     }
 
-    if (tl_feature_finish(f, msg, sizeof msg) != TL_OK)
-        return fail_node(L, n, "%s (%s): %s", at, f->name, msg);
+    /* The kind's options (TL_OPT_*): one it does not take is an error at
+     * its key, a required one missing an error at the feature.  capacity
+     * goes with k, precision with exact_up_to; ttl suits every kind. */
+    const int allow[K__N] = {
+        [K_HALF_LIFE] = ki->half_life, [K_TTL] = TL_OPT_MAY, [K_K] = ki->k,
+        [K_CAPACITY] = ki->k ? TL_OPT_MAY : TL_OPT_NO, [K_N] = ki->n,
+        [K_EXACT] = ki->bounds,
+        [K_PRECISION] = ki->bounds ? TL_OPT_MAY : TL_OPT_NO, [K_OF] = ki->of};
+    for (int k = K_HALF_LIFE; k < K__N; k++)
+        if (v[k] && allow[k] == TL_OPT_NO)
+            return fail_node(L, kn[k], "%s: kind %s takes no '%s'", at,
+                             ki->name, keys[k]);
+    for (int k = K_HALF_LIFE; k < K__N; k++)
+        if (!v[k] && allow[k] == TL_OPT_MUST)
+            return fail_node(L, n, "%s: kind %s needs '%s'", at, ki->name,
+                             keys[k]);
+    if (v[K_CAPACITY] && !v[K_K])
+        return fail_node(L, kn[K_CAPACITY], "%s: 'capacity' needs 'k'", at);
+
+    if (v[K_HALF_LIFE]) {
+        snprintf(path, sizeof path, "%s.half_life", at);
+        if ((rc = get_duration(L, v[K_HALF_LIFE], path, 1, 0,
+                               &f->half_life_ms)))
+            return rc;
+    }
+    if (v[K_TTL]) {
+        snprintf(path, sizeof path, "%s.ttl", at);
+        if ((rc = get_duration(L, v[K_TTL], path, 0, 0, &f->ttl_ms)))
+            return rc;
+    }
+    /* Integer options: key, bounds, destination. */
+    const struct {
+        int key;
+        int64_t min, max;
+        uint32_t *out;
+    } ints[] = {
+        {K_K, 1, K_MAX, &f->k},
+        {K_CAPACITY, 0, CAPACITY_MAX, &f->capacity}, /* min: k, below */
+        {K_N, 1, N_MAX, &f->n},
+        {K_EXACT, 1, EXACT_UP_TO_MAX, &f->exact_up_to},
+        {K_PRECISION, PRECISION_MIN, PRECISION_MAX, &f->precision},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        yaml_node_t *val = v[ints[i].key];
+        if (!val) continue;
+        int64_t min = ints[i].key == K_CAPACITY ? (int64_t)f->k : ints[i].min;
+        snprintf(path, sizeof path, "%s.%s", at, keys[ints[i].key]);
+        if ((rc = get_int(L, val, path, min, ints[i].max, &x))) return rc;
+        *ints[i].out = (uint32_t)x;
+    }
+    if (v[K_OF]) {
+        /* A name for now; load_features resolves it once every feature is
+         * known (it may name a later one). */
+        char *name = NULL;
+        snprintf(path, sizeof path, "%s.of", at);
+        if ((rc = get_str(L, v[K_OF], path, 0, &name))) return rc;
+        free(name);
+        L->fof[idx] = v[K_OF];
+    }
     return TL_OK;
+}
+
+/* First/last-seen kinds: what `of` must name. */
+static int is_time_feature(const tl_feature *f)
+{
+    return f->kind == TL_FK_FIRST_SEEN || f->kind == TL_FK_LAST_SEEN;
 }
 
 static int load_features(loader *L, yaml_node_t *n)
 {
     tl_config *c = L->c;
-    char got[96];
+    char got[96], msg[TL_ERRSZ];
     if (n->type != YAML_SEQUENCE_NODE)
         return fail_node(L, n, "features: expected a list of features, got %s",
                          describe(n, got, sizeof got));
@@ -1125,12 +1216,42 @@ static int load_features(loader *L, yaml_node_t *n)
     c->features = tl_xcalloc(cnt ? cnt : 1, sizeof *c->features);
     c->text->features = tl_xcalloc(cnt ? cnt : 1, sizeof *c->text->features);
     L->fname = tl_xcalloc(cnt ? cnt : 1, sizeof *L->fname);
+    L->fnode = tl_xcalloc(cnt ? cnt : 1, sizeof *L->fnode);
+    L->fof = tl_xcalloc(cnt ? cnt : 1, sizeof *L->fof);
     for (size_t i = 0; i < cnt; i++) {
         /* Counted first so that tl_config_free clears a half-built one. */
         c->nfeatures = i + 1;
         int rc = load_feature(L, seq_item(L, n, i), i);
         if (rc) return rc;
     }
+    /* `of` names any feature of the list, earlier or later. */
+    for (size_t i = 0; i < cnt; i++) {
+        if (!L->fof[i]) continue;
+        const char *name = scalar(L->fof[i]);
+        size_t j = 0;
+        while (j < cnt && strcmp(c->features[j].name, name)) j++;
+        if (j == cnt)
+            return fail_node(L, L->fof[i], "features[%zu]: unknown feature %s "
+                             "in of", i, describe(L->fof[i], got, sizeof got));
+        c->features[i].of = (int)j;
+    }
+    /* Features that read another one (since) last, so that the one they
+     * read is finished. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < cnt; i++) {
+            tl_feature *f = &c->features[i];
+            if ((tl_feature_kind_get(f->kind)->of != TL_OPT_NO) != pass)
+                continue;
+            if (tl_feature_finish(f, c->features, msg, sizeof msg) == TL_OK)
+                continue;
+            /* Most likely `of` names a feature of the wrong kind: point at
+             * it then. */
+            yaml_node_t *where = L->fnode[i];
+            if (L->fof[i] && !is_time_feature(&c->features[f->of]))
+                where = L->fof[i];
+            return fail_node(L, where, "features[%zu] (%s): %s", i, f->name,
+                             msg);
+        }
     return TL_OK;
 }
 
@@ -1276,6 +1397,11 @@ static int load_root(loader *L, yaml_node_t *root)
         if (v[i] && !is_null(v[i])) rc = loaders[i](L, v[i]);
     if (rc) return rc;
     tl_config *c = L->c;
+    /* Each customer key lives as long as its longest-lived value. */
+    c->key_ttl_ms = c->redis_ttl_ms;
+    for (size_t i = 0; c->key_ttl_ms && i < c->nfeatures; i++)
+        if (c->features[i].ttl_ms > c->key_ttl_ms)
+            c->key_ttl_ms = c->features[i].ttl_ms;
     size_t end = tl_features_layout(c->features, c->nfeatures, 0);
     c->block_size = tl_rules_layout(c->rules, c->nrules, end);
     return TL_OK;
@@ -1323,6 +1449,7 @@ static tl_config *new_config(const char *path)
     c->redis_timeout_ms = 2000;
     c->format = TL_FMT_AVRO;
     c->schema_json = tl_xstrdup(tl_schema_interaction_event);
+    c->max_lateness_ms = 3600000;
     c->cache_size = 100000;
     c->log_level = TL_LOG_INFO;
     c->text = tl_xcalloc(1, sizeof *c->text);
@@ -1391,6 +1518,8 @@ static tl_config *load(const char *text, size_t len, const char *name,
 done:
     if (have_doc) yaml_document_delete(&L.doc);
     free(L.fname);
+    free(L.fnode);
+    free(L.fof);
     free(L.rname);
     if (rc != TL_OK) {
         tl_config_free(L.c);
@@ -1551,6 +1680,9 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
             c->redis_ttl_ms ? fmt_duration(c->redis_ttl_ms, d1, sizeof d1)
                             : "none (keys never expire)",
             fmt_duration(c->redis_timeout_ms, d2, sizeof d2));
+    if (c->key_ttl_ms != c->redis_ttl_ms)
+        fprintf(out, "  key ttl        %s (the longest feature ttl)\n",
+                fmt_duration(c->key_ttl_ms, d1, sizeof d1));
     fprintf(out, "events\n  format         %s\n  schema         %s\n",
             c->format == TL_FMT_JSON ? "json" : "avro",
             c->schema_json &&
@@ -1559,6 +1691,8 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
                 : "from events.schema");
     if (c->writer_schema_json)
         fputs("  writer schema  from events.writer_schema\n", out);
+    fprintf(out, "  max lateness   %s\n",
+            fmt_duration(c->max_lateness_ms, d1, sizeof d1));
     fprintf(out, "state\n  cache          %zu customers, %zu bytes each\n",
             c->cache_size, c->block_size);
     fprintf(out, "log\n  level          %s\n", tl_log_level_name(c->log_level));
@@ -1569,12 +1703,26 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
         const feat_text *t =
             c->text && c->text->features ? &c->text->features[i] : NULL;
         const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
-        fprintf(out, "  %-20s %-12s", f->name, ki ? ki->name : "?");
+        fprintf(out, "  %-20s %-13s", f->name, ki ? ki->name : "?");
         if (t && t->field) fprintf(out, " field %s", t->field);
         if (f->window_ms)
             fprintf(out, " window %s by %s",
                     fmt_duration(f->window_ms, d1, sizeof d1),
                     fmt_duration(f->resolution_ms, d2, sizeof d2));
+        if (f->k) fprintf(out, " k %u", (unsigned)f->k);
+        if (f->capacity) fprintf(out, " capacity %u", (unsigned)f->capacity);
+        if (f->n) fprintf(out, " n %u", (unsigned)f->n);
+        if (f->exact_up_to)
+            fprintf(out, " exact_up_to %u", (unsigned)f->exact_up_to);
+        if (f->precision) fprintf(out, " precision %u", (unsigned)f->precision);
+        if (f->half_life_ms)
+            fprintf(out, " half_life %s",
+                    fmt_duration(f->half_life_ms, d1, sizeof d1));
+        if (ki && ki->of != TL_OPT_NO && f->of >= 0 &&
+            (size_t)f->of < c->nfeatures)
+            fprintf(out, " of %s", c->features[f->of].name);
+        if (f->ttl_ms)
+            fprintf(out, " ttl %s", fmt_duration(f->ttl_ms, d1, sizeof d1));
         if (t && t->where) fprintf(out, " where %s", t->where);
         fputc('\n', out);
     }

@@ -47,12 +47,18 @@ typedef struct tl_config {
     char *redis_url;        /* default "redis://127.0.0.1:6379/0" */
     char *redis_prefix;     /* default "tailor:" */
     int64_t redis_ttl_ms;   /* default 400d; 0: keys never expire */
+    int64_t key_ttl_ms;     /* what each customer key gets: the longest of
+                             * redis_ttl_ms and every feature's ttl_ms; 0
+                             * (never expire) when redis_ttl_ms is 0 */
     int64_t redis_timeout_ms; /* default 2000 */
 
     /* events: */
     tl_event_format format; /* default avro */
     char *schema_json;      /* reader schema text: events.schema, or built-in */
     char *writer_schema_json; /* events.writer_schema text, or NULL (= reader) */
+    int64_t max_lateness_ms;  /* events.max_lateness, default 1h: an event
+                               * older than the customer's newest event by
+                               * more than this is late (dead-lettered) */
 
     /* state: */
     size_t cache_size;      /* max customers cached in memory, default 100000 */

@@ -19,6 +19,11 @@
 
 #define FIXTURES "tests/data/config/"
 #define DAY INT64_C(86400000)
+#define HOUR INT64_C(3600000)
+/* tl_feature_kind_list(), as messages show it. */
+#define KINDS                                                                  \
+    "count, sum, min, max, avg, last, first_seen, last_seen, window_count, "  \
+    "window_sum, decayed_count, decayed_sum, top_k, distinct, last_n, since"
 
 /* Tests must not see the developer's or CI's environment. */
 static void clear_env(void)
@@ -127,17 +132,43 @@ static void test_example(void)
     CU_ASSERT_EQUAL(c->cache_size, 100000);
     CU_ASSERT_EQUAL(c->log_level, TL_LOG_INFO);
 
-    CU_ASSERT_EQUAL_FATAL(c->nfeatures, 6);
-    const char *names[] = {"purchases_30d", "spend_total",  "last_item",
-                           "last_purchase", "coupon_uses", "returns_90d"};
-    tl_feature_kind kinds[] = {TL_FK_WINDOW_COUNT, TL_FK_SUM,
-                               TL_FK_LAST,         TL_FK_LAST_SEEN,
-                               TL_FK_COUNT,        TL_FK_WINDOW_COUNT};
-    for (size_t i = 0; i < 6; i++) {
-        CU_ASSERT_STRING_EQUAL(c->features[i].name, names[i]);
-        CU_ASSERT_EQUAL(c->features[i].kind, kinds[i]);
-        CU_ASSERT_PTR_NOT_NULL(c->features[i].where);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, HOUR);
+    CU_ASSERT_EQUAL(c->key_ttl_ms, 400 * DAY); /* no feature ttl is longer */
+
+    /* An example of every kind. */
+    static const struct {
+        const char *name;
+        tl_feature_kind kind;
+        int where;
+    } want[] = {
+        {"purchases_30d", TL_FK_WINDOW_COUNT, 1},
+        {"spend_total", TL_FK_SUM, 1},
+        {"last_item", TL_FK_LAST, 1},
+        {"last_purchase", TL_FK_LAST_SEEN, 1},
+        {"coupon_uses", TL_FK_COUNT, 1},
+        {"returns_90d", TL_FK_WINDOW_COUNT, 1},
+        {"usual_order", TL_FK_TOP_K, 1},
+        {"stores_visited", TL_FK_DISTINCT, 0},
+        {"recent_items", TL_FK_LAST_N, 1},
+        {"spend_90d", TL_FK_WINDOW_SUM, 1},
+        {"engagement", TL_FK_DECAYED_COUNT, 0},
+        {"spend_decay", TL_FK_DECAYED_SUM, 1},
+        {"min_line", TL_FK_MIN, 1},
+        {"max_line", TL_FK_MAX, 1},
+        {"avg_line", TL_FK_AVG, 1},
+        {"first_purchase", TL_FK_FIRST_SEEN, 1},
+        {"since_last_purchase", TL_FK_SINCE, 0},
+    };
+    size_t nwant = sizeof want / sizeof want[0];
+    CU_ASSERT_EQUAL_FATAL(c->nfeatures, nwant);
+    int seen[TL_FK__COUNT] = {0};
+    for (size_t i = 0; i < nwant; i++) {
+        CU_ASSERT_STRING_EQUAL(c->features[i].name, want[i].name);
+        CU_ASSERT_EQUAL(c->features[i].kind, want[i].kind);
+        CU_ASSERT_EQUAL(c->features[i].where != NULL, want[i].where);
+        seen[c->features[i].kind] = 1;
     }
+    for (int k = 0; k < TL_FK__COUNT; k++) CU_ASSERT(seen[k]);
     const tl_feature *f = feature(c, "purchases_30d");
     CU_ASSERT_EQUAL(f->window_ms, 30 * DAY);
     CU_ASSERT_EQUAL(f->resolution_ms, DAY);
@@ -152,6 +183,31 @@ static void test_example(void)
     CU_ASSERT_EQUAL(f->type, TL_T_STR);
     CU_ASSERT_EQUAL(f->max_len, 64);
     CU_ASSERT_PTR_NULL(feature(c, "last_purchase")->field);
+    f = feature(c, "usual_order");
+    CU_ASSERT_EQUAL(f->k, 3);
+    CU_ASSERT_EQUAL(f->max_len, 16);
+    CU_ASSERT_EQUAL(f->half_life_ms, 60 * DAY);
+    CU_ASSERT_EQUAL(f->type, TL_T_LIST_STR);
+    f = feature(c, "stores_visited");
+    CU_ASSERT_EQUAL(f->exact_up_to, 100);
+    CU_ASSERT_EQUAL(f->precision, 10);
+    CU_ASSERT_EQUAL(f->type, TL_T_NUM);
+    f = feature(c, "recent_items");
+    CU_ASSERT_EQUAL(f->n, 5);
+    CU_ASSERT_EQUAL(f->max_len, 16);
+    CU_ASSERT_EQUAL(f->ttl_ms, 180 * DAY);
+    CU_ASSERT_EQUAL(f->type, TL_T_LIST_STR);
+    f = feature(c, "spend_90d");
+    CU_ASSERT_EQUAL(f->window_ms, 90 * DAY);
+    CU_ASSERT_EQUAL(f->nbuckets, 30);
+    CU_ASSERT_EQUAL(feature(c, "engagement")->half_life_ms, 7 * DAY);
+    CU_ASSERT_EQUAL(feature(c, "spend_decay")->half_life_ms, 30 * DAY);
+    f = feature(c, "since_last_purchase");
+    CU_ASSERT_EQUAL(f->of, 3); /* last_purchase */
+    CU_ASSERT_EQUAL(f->type, TL_T_NUM);
+    for (size_t i = 0; i < c->nfeatures; i++)
+        if (strcmp(c->features[i].name, "recent_items"))
+            CU_ASSERT_EQUAL(c->features[i].ttl_ms, 0);
 
     CU_ASSERT_EQUAL_FATAL(c->nrules, 3);
     const tl_rule *r = rule(c, "greet_regular");
@@ -383,6 +439,251 @@ static void test_parse_duration(void)
     CU_ASSERT_NOT_EQUAL(tl_parse_duration(NULL, &ms), 0);
 }
 
+/* Issue 3's options, at their bounds; `of` resolved to an index wherever
+ * the feature it names is. */
+static void test_feature_options(void)
+{
+    clear_env();
+    tl_config *c = load_ok(FIXTURES "valid_feature_options.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->nfeatures, 9);
+    const tl_feature *f = feature(c, "age");
+    CU_ASSERT_EQUAL(f->kind, TL_FK_SINCE);
+    CU_ASSERT_EQUAL(f->of, 8);
+    CU_ASSERT_EQUAL(f->ttl_ms, 0);
+    CU_ASSERT_EQUAL(f->type, TL_T_NUM);
+    f = feature(c, "usual");
+    CU_ASSERT_EQUAL(f->k, 100);
+    CU_ASSERT_EQUAL(f->capacity, 10000);
+    CU_ASSERT_EQUAL(f->half_life_ms, 1);
+    CU_ASSERT_EQUAL(f->max_len, 4096);
+    CU_ASSERT_EQUAL(f->type, TL_T_LIST_STR);
+    f = feature(c, "usual_small");
+    CU_ASSERT_EQUAL(f->k, 1);
+    CU_ASSERT_EQUAL(f->capacity, 1); /* capacity may equal k */
+    CU_ASSERT_EQUAL(f->half_life_ms, 0); /* no decay */
+    f = feature(c, "stores");
+    CU_ASSERT_EQUAL(f->exact_up_to, 100000);
+    CU_ASSERT_EQUAL(f->precision, 16);
+    CU_ASSERT_EQUAL(f->type, TL_T_NUM);
+    f = feature(c, "quantities"); /* distinct takes numbers too */
+    CU_ASSERT_EQUAL(f->exact_up_to, 1);
+    CU_ASSERT_EQUAL(f->precision, 4);
+    f = feature(c, "recent");
+    CU_ASSERT_EQUAL(f->n, 100);
+    CU_ASSERT_EQUAL(f->ttl_ms, 45 * DAY);
+    CU_ASSERT_EQUAL(f->type, TL_T_LIST_NUM);
+    f = feature(c, "recent_one");
+    CU_ASSERT_EQUAL(f->n, 1);
+    CU_ASSERT_EQUAL(f->max_len, 1);
+    CU_ASSERT_EQUAL(f->type, TL_T_LIST_STR);
+    CU_ASSERT_EQUAL(feature(c, "engaged")->half_life_ms, 520 * 7 * DAY);
+    /* A feature ttl (45d) longer than redis.ttl (30d) keeps the key. */
+    CU_ASSERT_EQUAL(c->redis_ttl_ms, 30 * DAY);
+    CU_ASSERT_EQUAL(c->key_ttl_ms, 45 * DAY);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, 0);
+    tl_config_free(c);
+
+    /* `of` an earlier feature; several since features of one feature. */
+    c = load_str_ok("features:\n"
+                    "  - {name: seen, kind: last_seen}\n"
+                    "  - {name: a, kind: since, of: seen}\n"
+                    "  - {name: b, kind: since, of: seen, where: 'type == "
+                    "\"return\"'}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->features[1].of, 0);
+    CU_ASSERT_EQUAL(c->features[2].of, 0);
+    tl_config_free(c);
+}
+
+/* What each kind takes, from tl_feature_kind_get: a valid feature of every
+ * kind with the options it requires, with ttl; an option it does not take
+ * is an error at the key, a required one missing an error at the feature. */
+typedef struct opt_case {
+    const char *key, *val;
+} opt_case;
+
+static const opt_case opt_cases[] = {
+    {"half_life", "2d"}, {"k", "4"},         {"capacity", "12"},
+    {"n", "3"},          {"exact_up_to", "50"}, {"precision", "12"},
+    {"of", "fs"},
+};
+
+static int opt_flag(const tl_feature_kind_info *ki, const char *key)
+{
+    if (!strcmp(key, "half_life")) return ki->half_life;
+    if (!strcmp(key, "k")) return ki->k;
+    if (!strcmp(key, "capacity")) return ki->k ? TL_OPT_MAY : TL_OPT_NO;
+    if (!strcmp(key, "n")) return ki->n;
+    if (!strcmp(key, "exact_up_to")) return ki->bounds;
+    if (!strcmp(key, "precision")) return ki->bounds ? TL_OPT_MAY : TL_OPT_NO;
+    return ki->of;
+}
+
+/* features[1] of kind ki with its required options (but `omit`), then
+ * `extra`; features[0] is a first_seen for `of`. */
+static void kind_text(char *buf, size_t size, const tl_feature_kind_info *ki,
+                      const char *omit, const char *extra)
+{
+    size_t o = (size_t)snprintf(buf, size,
+                                "features: [{name: fs, kind: first_seen}, "
+                                "{name: f, kind: %s",
+                                ki->name);
+    if (ki->needs_field)
+        o += (size_t)snprintf(buf + o, size - o, ", field: %s",
+                              ki->field_type == TL_T_NUM ? "amount" : "item");
+    if (ki->needs_window)
+        o += (size_t)snprintf(buf + o, size - o, ", window: 1d");
+    for (size_t i = 0; i < sizeof opt_cases / sizeof opt_cases[0]; i++)
+        if (opt_flag(ki, opt_cases[i].key) == TL_OPT_MUST &&
+            (!omit || strcmp(omit, opt_cases[i].key)))
+            o += (size_t)snprintf(buf + o, size - o, ", %s: %s",
+                                  opt_cases[i].key, opt_cases[i].val);
+    snprintf(buf + o, size - o, "%s}]\n", extra);
+}
+
+static void test_kind_options(void)
+{
+    clear_env();
+    char text[512], want[512], extra[64];
+    int nno = 0, nmust = 0;
+    for (int k = 0; k < TL_FK__COUNT; k++) {
+        const tl_feature_kind_info *ki = tl_feature_kind_get((tl_feature_kind)k);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ki);
+        /* Every kind, with what it requires, and with ttl. */
+        kind_text(text, sizeof text, ki, NULL, ", ttl: 3d");
+        tl_config *c = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL(c);
+        if (c) {
+            CU_ASSERT_EQUAL(c->features[1].kind, (tl_feature_kind)k);
+            CU_ASSERT_EQUAL(c->features[1].ttl_ms, 3 * DAY);
+            tl_config_free(c);
+        }
+        for (size_t i = 0; i < sizeof opt_cases / sizeof opt_cases[0]; i++) {
+            const opt_case *oc = &opt_cases[i];
+            int flag = opt_flag(ki, oc->key);
+            snprintf(extra, sizeof extra, ", %s: %s", oc->key, oc->val);
+            if (flag == TL_OPT_NO) {
+                /* Not taken: an error at the key. */
+                kind_text(text, sizeof text, ki, NULL, extra);
+                const char *at = strstr(text, extra);
+                snprintf(want, sizeof want,
+                         "t.yaml:1:%zu: features[1]: kind %s takes no '%s'",
+                         (size_t)(at - text) + 3, ki->name, oc->key);
+                check_error("t.yaml", text, want, __LINE__);
+                nno++;
+            } else if (flag == TL_OPT_MUST) {
+                /* Required: missing, an error at the feature. */
+                kind_text(text, sizeof text, ki, oc->key, "");
+                snprintf(want, sizeof want,
+                         "t.yaml:1:42: features[1]: kind %s needs '%s'",
+                         ki->name, oc->key);
+                check_error("t.yaml", text, want, __LINE__);
+                nmust++;
+            } else if (!strcmp(oc->key, "capacity") && ki->k == TL_OPT_MAY) {
+                /* capacity goes with k. */
+                kind_text(text, sizeof text, ki, NULL, extra);
+                snprintf(want, sizeof want,
+                         "t.yaml:1:%zu: features[1]: 'capacity' needs 'k'",
+                         (size_t)(strstr(text, extra) - text) + 3);
+                check_error("t.yaml", text, want, __LINE__);
+            } else if (strcmp(oc->key, "capacity") ||
+                       ki->k == TL_OPT_MUST) {
+                /* Optional and given: loads. */
+                kind_text(text, sizeof text, ki, NULL, extra);
+                tl_config *c2 = load_str_ok(text);
+                CU_ASSERT_PTR_NOT_NULL(c2);
+                tl_config_free(c2);
+            }
+        }
+    }
+    /* The kinds of issue 3 use each flag both ways. */
+    CU_ASSERT(nno >= 50);
+    CU_ASSERT(nmust >= 5);
+}
+
+static void test_max_lateness(void)
+{
+    clear_env();
+    tl_config *c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, HOUR);
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  max lateness   1h\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events: {max_lateness: 90s}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, 90000);
+    s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  max lateness   90s\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events: {format: json, max_lateness: 0}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, 0); /* strictly in order */
+    tl_config_free(c);
+
+    c = load_str_ok("events: {max_lateness: 2w}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->max_lateness_ms, 14 * DAY);
+    tl_config_free(c);
+}
+
+/* key_ttl_ms: the longest of redis.ttl and the features' ttl; 0 with
+ * redis.ttl 0. */
+static void test_key_ttl(void)
+{
+    static const struct {
+        const char *text;
+        int64_t want;
+    } cases[] = {
+        {"{}", 400 * DAY},
+        {"redis: {ttl: 10d}\n", 10 * DAY},
+        {"redis: {ttl: 10d}\n"
+         "features: [{name: a, kind: count, ttl: 5d}]\n",
+         10 * DAY},
+        {"redis: {ttl: 10d}\n"
+         "features: [{name: a, kind: count, ttl: 5d},\n"
+         "           {name: b, kind: count, ttl: 30d},\n"
+         "           {name: c, kind: count, ttl: 20d},\n"
+         "           {name: d, kind: count}]\n",
+         30 * DAY},
+        {"features: [{name: a, kind: last_seen, ttl: 401d}]\n", 401 * DAY},
+        {"features: [{name: a, kind: last_seen, ttl: 400d}]\n", 400 * DAY},
+        {"redis: {ttl: 0}\n"
+         "features: [{name: a, kind: count, ttl: 30d}]\n",
+         0},
+        {"redis: {ttl: 1h}\n"
+         "features: [{name: a, kind: count, ttl: 0}]\n",
+         HOUR},
+    };
+    clear_env();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tl_config *c = load_str_ok(cases[i].text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->key_ttl_ms, cases[i].want);
+        if (c->key_ttl_ms != cases[i].want)
+            fprintf(stderr, "\n  key ttl case %zu: %lld\n", i,
+                    (long long)c->key_ttl_ms);
+        tl_config_free(c);
+    }
+    /* The summary tells when a feature lengthens the keys' life. */
+    tl_config *c = load_str_ok("redis: {ttl: 10d}\n"
+                               "features: [{name: a, kind: count, ttl: 4w}]\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  ttl            10d\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "  key ttl        4w (the longest feature ttl)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  a                    count         "
+                                     "ttl 4w\n"));
+    free(s);
+    tl_config_free(c);
+}
+
 static void test_summary(void)
 {
     clear_env();
@@ -412,7 +713,35 @@ static void test_summary(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "window 30d by 1d"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "where type == \"purchase\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "ttl            400d"));
+    CU_ASSERT_PTR_NULL(strstr(s, "key ttl")); /* the same as redis.ttl */
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "cooldown 12h"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  max lateness   1h\n"));
+    /* Issue 3's options, per feature. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  usual_order          top_k         "
+                                     "field item k 3 "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, " half_life 60d where type == "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  stores_visited       distinct      "
+                                     "field store exact_up_to 100 "
+                                     "precision 10\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "field item n 5 ttl 180d where"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "window 90d by 3d where"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  engagement           decayed_count "
+                                     "half_life 1w\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  since_last_purchase  since         "
+                                     "of last_purchase\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_ok(FIXTURES "valid_feature_options.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  age                  since         "
+                                     "of first_purchase\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, " k 100 capacity 10000 half_life 1ms\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, " n 100 ttl 45d\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  max lateness   0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  key ttl        45d (the longest "
+                                     "feature ttl)\n"));
     free(s);
     tl_config_free(c);
 
@@ -500,7 +829,7 @@ static void test_err_unknown_key(void)
                 "ttl, timeout)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
-                "schema, writer_schema)");
+                "schema, writer_schema, max_lateness)");
     EXPECT_FILE("invalid_key_state.yaml",
                 "2:3: unknown key 'cache' in state (expected one of: "
                 "cache_size)");
@@ -508,7 +837,8 @@ static void test_err_unknown_key(void)
                 "2:3: unknown key 'lvl' in log (expected one of: level)");
     EXPECT_FILE("invalid_key_feature.yaml",
                 "4:5: unknown key 'wher' in features[0] (expected one of: name, "
-                "kind, where, field, window, resolution, max_length)");
+                "kind, where, field, window, resolution, max_length, "
+                "half_life, ttl, k, capacity, n, exact_up_to, precision, of)");
     EXPECT_FILE("invalid_key_trigger.yaml",
                 "3:5: unknown key 'iff' in triggers[0] (expected one of: name, "
                 "when, if, mode, cooldown, emit)");
@@ -678,8 +1008,8 @@ static void test_err_missing(void)
     EXPECT_FILE("invalid_missing_name.yaml",
                 "2:5: features[0]: missing required key 'name'");
     EXPECT_FILE("invalid_missing_kind.yaml",
-                "2:5: features[0]: missing required key 'kind' (one of: count, "
-                "sum, last, last_seen, window_count)");
+                "2:5: features[0]: missing required key 'kind' (one of: " KINDS
+                ")");
     EXPECT_FILE("invalid_missing_field.yaml",
                 "2:5: features[0]: missing required key 'field' (kind sum "
                 "needs the event value it uses)");
@@ -700,7 +1030,7 @@ static void test_err_kind_channel_mode(void)
 {
     EXPECT_FILE("invalid_unknown_kind.yaml",
                 "3:11: features[0].kind: unknown kind 'counter' (expected one "
-                "of: count, sum, last, last_seen, window_count)");
+                "of: " KINDS ")");
     EXPECT_FILE("invalid_unknown_channel.yaml",
                 "3:22: triggers[0].emit.channel: unknown channel 'sms' "
                 "(expected one of: web, app, store, call_center, email, chat, "
@@ -712,8 +1042,8 @@ static void test_err_kind_channel_mode(void)
                "1:28: triggers[0].mode: expected one of: every, edge, once, "
                "got nothing");
     EXPECT_STR("features: [{name: t, kind: [count]}]\n",
-               "1:28: features[0].kind: expected one of: count, sum, last, "
-               "last_seen, window_count, got a list");
+               "1:28: features[0].kind: expected one of: " KINDS ", got a "
+               "list");
     EXPECT_FILE("invalid_field_not_allowed.yaml",
                 "2:36: features[0].field: kind count takes no field");
     EXPECT_FILE("invalid_field_type.yaml",
@@ -726,8 +1056,182 @@ static void test_err_kind_channel_mode(void)
                "1:61: features[0].max_length: applies only to a feature that "
                "keeps a string field (e.g. kind last)");
     EXPECT_STR("features: [{name: s, kind: last, field: 'null'}]\n",
-               "1:12: features[0] (s): field of kind last must be a number, "
-               "string or bool, not always null");
+               "1:12: features[0] (s): field of kind last must be a number or "
+               "a string or a bool, got null");
+}
+
+/* Issue 3's options: not taken, missing, out of range, wrong type, bad
+ * durations, `of` naming nothing or the wrong kind. */
+static void test_err_feature_options(void)
+{
+    /* Not taken by the kind: at the key. */
+    EXPECT_FILE("invalid_option_not_allowed.yaml",
+                "6:5: features[0]: kind count takes no 'k'");
+    EXPECT_STR("features: [{name: s, kind: count, k: 3}]\n",
+               "1:35: features[0]: kind count takes no 'k'");
+    EXPECT_STR("features: [{name: s, kind: sum, field: amount,\n"
+               "             half_life: 7d}]\n",
+               "2:14: features[0]: kind sum takes no 'half_life'");
+    EXPECT_STR("features: [{name: s, kind: last_n, field: item, n: 2, "
+               "capacity: 5}]\n",
+               "1:55: features[0]: kind last_n takes no 'capacity'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 2, n: 5}]\n",
+               "1:54: features[0]: kind top_k takes no 'n'");
+    EXPECT_STR("features: [{name: s, kind: count, exact_up_to: 5}]\n",
+               "1:35: features[0]: kind count takes no 'exact_up_to'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 2, "
+               "precision: 5}]\n",
+               "1:54: features[0]: kind top_k takes no 'precision'");
+    EXPECT_STR("features: [{name: s, kind: last_seen, of: s}]\n",
+               "1:39: features[0]: kind last_seen takes no 'of'");
+    /* ... even when its value is wrong too. */
+    EXPECT_STR("features: [{name: s, kind: count, half_life: [x]}]\n",
+               "1:35: features[0]: kind count takes no 'half_life'");
+
+    /* Required and missing: at the feature. */
+    EXPECT_FILE("invalid_missing_k.yaml",
+                "6:5: features[3]: kind top_k needs 'k'");
+    EXPECT_STR("features: [{name: s, kind: decayed_count}]\n",
+               "1:12: features[0]: kind decayed_count needs 'half_life'");
+    EXPECT_STR("features: [{name: s, kind: decayed_sum, field: amount}]\n",
+               "1:12: features[0]: kind decayed_sum needs 'half_life'");
+    EXPECT_STR("features: [{name: s, kind: last_n, field: item}]\n",
+               "1:12: features[0]: kind last_n needs 'n'");
+    EXPECT_STR("features:\n  - name: s\n    kind: since\n    ttl: 1d\n",
+               "2:5: features[0]: kind since needs 'of'");
+    /* The field comes first. */
+    EXPECT_STR("features: [{name: s, kind: top_k}]\n",
+               "1:12: features[0]: missing required key 'field' (kind top_k "
+               "needs the event value it uses)");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: amount, k: 3}]\n",
+               "1:42: features[0].field: kind top_k needs a string field, but "
+               "this is a number");
+
+    /* Out of range. */
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 0}]\n",
+               "1:51: features[0].k: expected an integer from 1 to 100, got "
+               "'0'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 101}]\n",
+               "1:51: features[0].k: expected an integer from 1 to 100, got "
+               "'101'");
+    EXPECT_FILE("invalid_capacity.yaml",
+                "6:15: features[0].capacity: expected an integer from 20 to "
+                "10000, got '10'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 3, "
+               "capacity: 10001}]\n",
+               "1:64: features[0].capacity: expected an integer from 3 to "
+               "10000, got '10001'");
+    EXPECT_STR("features: [{name: s, kind: last_n, field: item, n: 0}]\n",
+               "1:52: features[0].n: expected an integer from 1 to 100, got "
+               "'0'");
+    EXPECT_STR("features: [{name: s, kind: last_n, field: item, n: 101}]\n",
+               "1:52: features[0].n: expected an integer from 1 to 100, got "
+               "'101'");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "exact_up_to: 0}]\n",
+               "1:64: features[0].exact_up_to: expected an integer from 1 to "
+               "100000, got '0'");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "exact_up_to: 100001}]\n",
+               "1:64: features[0].exact_up_to: expected an integer from 1 to "
+               "100000, got '100001'");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "precision: 3}]\n",
+               "1:62: features[0].precision: expected an integer from 4 to 16, "
+               "got '3'");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "precision: 17}]\n",
+               "1:62: features[0].precision: expected an integer from 4 to 16, "
+               "got '17'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: -3}]\n",
+               "1:51: features[0].k: expected an integer from 1 to 100, got "
+               "'-3'");
+
+    /* Wrong types. */
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: three}]\n",
+               "1:51: features[0].k: expected an integer from 1 to 100, got "
+               "'three'");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 2.5}]\n",
+               "1:51: features[0].k: expected an integer from 1 to 100, got "
+               "'2.5'");
+    EXPECT_STR("features: [{name: s, kind: last_n, field: item, n: [5]}]\n",
+               "1:52: features[0].n: expected an integer from 1 to 100, got a "
+               "list");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "precision: }]\n",
+               "1:62: features[0].precision: expected an integer from 4 to 16, "
+               "got nothing");
+    EXPECT_STR("features: [{name: s, kind: since, of: [a]}]\n",
+               "1:39: features[0].of: expected a non-empty string, got a list");
+    EXPECT_STR("features: [{name: s, kind: since, of: ''}]\n",
+               "1:39: features[0].of: expected a non-empty string, got ''");
+    EXPECT_STR("features: [{name: s, kind: since, of: ~}]\n",
+               "1:39: features[0].of: expected a non-empty string, got null");
+
+    /* Durations. */
+    EXPECT_FILE("invalid_half_life.yaml",
+                "4:16: features[0].half_life: expected a duration above 0, got "
+                "'0'");
+    EXPECT_STR("features: [{name: s, kind: decayed_count, half_life: 7days}]\n",
+               "1:54: features[0].half_life: bad duration '7days' (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 1, "
+               "half_life: {d: 1}}]\n",
+               "1:65: features[0].half_life: bad duration a mapping (expected "
+               "a number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("features: [{name: s, kind: count, ttl: -1d}]\n",
+               "1:40: features[0].ttl: bad duration '-1d' (expected a number "
+               "and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("features: [{name: s, kind: count, ttl: 30}]\n",
+               "1:40: features[0].ttl: bad duration '30' (expected a number "
+               "and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("features: [{name: s, kind: count, ttl: 99999999999999999w}]\n",
+               "1:40: features[0].ttl: duration '99999999999999999w' is too "
+               "large");
+    EXPECT_FILE("invalid_max_lateness.yaml",
+                "2:17: events.max_lateness: bad duration '1 hour' (expected a "
+                "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("events: {max_lateness: [1h]}\n",
+               "1:24: events.max_lateness: bad duration a list (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+
+    /* of: a name of the list, resolved after all of them are read. */
+    EXPECT_FILE("invalid_unknown_of.yaml",
+                "6:9: features[1]: unknown feature 'last_purchse' in of");
+    EXPECT_STR("features: [{name: s, kind: since, of: nope},\n"
+               "           {name: t, kind: top_k, field: item}]\n",
+               "2:12: features[1]: kind top_k needs 'k'");
+    EXPECT_STR("features: [{name: s, kind: since, of: \"S\"}]\n",
+               "1:39: features[0]: unknown feature 'S' in of");
+    EXPECT_STR("features: [{name: s, kind: since, of: nope}]\n"
+               "triggers: [{name: t, emit: {message: x}}]\n",
+               "1:39: features[0]: unknown feature 'nope' in of");
+    /* tl_feature_finish checks what `of` names; the message is reported at
+     * the `of` value. */
+    EXPECT_FILE("invalid_of_kind.yaml",
+                "5:9: features[0] (since_visits): 'of' must name a first_seen "
+                "or last_seen feature; 'visits' is a count");
+    EXPECT_STR("features: [{name: s, kind: since, of: s}]\n",
+               "1:39: features[0] (s): 'of' must name a first_seen or "
+               "last_seen feature; 's' is a since");
+    EXPECT_STR("features: [{name: s, kind: since, of: t},\n"
+               "           {name: t, kind: since, of: u},\n"
+               "           {name: u, kind: first_seen}]\n",
+               "1:39: features[0] (s): 'of' must name a first_seen or "
+               "last_seen feature; 't' is a since");
+    /* max_length: the loader wants a string field, tl_feature_finish a
+     * kind that keeps its values. */
+    EXPECT_STR("features: [{name: s, kind: last_n, field: amount, n: 2, "
+               "max_length: 8}]\n",
+               "1:69: features[0].max_length: applies only to a feature that "
+               "keeps a string field (e.g. kind last)");
+    EXPECT_STR("features: [{name: s, kind: distinct, field: item, "
+               "max_length: 8}]\n",
+               "1:12: features[0] (s): 'max_length' applies only to kinds "
+               "last, last_n and top_k on a string field");
+    /* Duplicate keys are duplicate keys. */
+    EXPECT_STR("features: [{name: s, kind: top_k, field: item, k: 1, k: 2}]\n",
+               "1:54: duplicate key 'k' in features[0] (first at 1:48)");
 }
 
 /* Expression errors point at the offending character inside the scalar,
@@ -869,6 +1373,10 @@ int main(void)
     CU_add_test(s, "flow style, every key", test_flow_style);
     CU_add_test(s, "environment overrides", test_env_overrides);
     CU_add_test(s, "durations", test_parse_duration);
+    CU_add_test(s, "feature options of issue 3", test_feature_options);
+    CU_add_test(s, "options each kind takes", test_kind_options);
+    CU_add_test(s, "events.max_lateness", test_max_lateness);
+    CU_add_test(s, "key ttl", test_key_ttl);
     CU_add_test(s, "summary and password masking", test_summary);
     s = CU_add_suite("config_errors", NULL, NULL);
     CU_add_test(s, "YAML syntax, empty, not a mapping", test_err_yaml);
@@ -880,6 +1388,7 @@ int main(void)
     CU_add_test(s, "names", test_err_names);
     CU_add_test(s, "missing required keys", test_err_missing);
     CU_add_test(s, "kind, channel, mode, field", test_err_kind_channel_mode);
+    CU_add_test(s, "feature options", test_err_feature_options);
     CU_add_test(s, "expression positions", test_err_expr_position);
     CU_add_test(s, "type errors in conditions", test_err_if_type);
     CU_add_test(s, "templates", test_err_template);
