@@ -14,8 +14,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common.h"
+#include "config.h"
 #include "event.h"
 #include "schemas.h"
+#include "state.h"
 #include "store.h"
 #include "trigger.h"
 
@@ -33,8 +35,12 @@ static void usage(FILE *out)
         "  tail -b BROKERS -t TOPIC [-n N] [--timeout SEC]\n"
         "      Print triggers from the beginning of TOPIC as JSON lines; stop\n"
         "      after N, or after SEC seconds without a new one.\n"
-        "  show -r REDIS_URL [--prefix P] [--json] [--all] CUSTOMER_ID\n"
-        "      Print a customer's vector (--all: internal fields too).\n"
+        "  show [-c CONFIG] [-r REDIS_URL] [--prefix P] [--json] [--all]\n"
+        "       [--at MS | --now] CUSTOMER_ID\n"
+        "      Print a customer's vector: the readable fields; with -c, every\n"
+        "      feature computed from its exact state as of the customer's newest\n"
+        "      event (or --at epoch ms, or --now), ttl applied (--all: internal\n"
+        "      fields too).\n"
         "  lag -b BROKERS -g GROUP -t TOPIC\n"
         "      Print committed offset, end offset and lag per partition; the\n"
         "      last line is 'lag TOTAL'.\n"
@@ -342,76 +348,164 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const field *)a)->name, ((const field *)b)->name);
 }
 
+static void add_field(fields *fs, const char *name, const char *val)
+{
+    collect(fs, 0, name, strlen(name), val, strlen(val));
+}
+
+/*
+ * With a config, the vector is decoded from its exact internal state and
+ * every feature read at `at`: ttl, windows and decay then mean what they mean
+ * in rules, even where Redis still holds an older readable value.
+ */
+static int computed_fields(const tl_config *cfg, const char *id,
+                           const fields *raw, int at_set, int64_t at,
+                           int use_now, fields *out, char *err, size_t errsz)
+{
+    tl_layout layout = {cfg->features, cfg->nfeatures, cfg->rules,
+                        cfg->nrules, cfg->block_size};
+    tl_cache *cache = tl_cache_new(&layout, 1);
+    tl_vec *v = tl_cache_put(cache, id, strlen(id));
+    int rc = TL_OK;
+    for (size_t i = 0; i < raw->n && rc == TL_OK; i++)
+        rc = tl_vec_load_field(v, &layout, raw->f[i].name,
+                               strlen(raw->f[i].name), raw->f[i].val,
+                               strlen(raw->f[i].val), err, errsz);
+    int64_t now = use_now ? tl_now_wall_ms() : at_set ? at : v->newest;
+    if (rc == TL_OK && !use_now && !at_set && !v->has_newest)
+        rc = tl_errf(err, errsz, TL_ERR_DECODE,
+                     "the vector has no _ts field (written by an older "
+                     "tailord?): give --at MS or --now");
+    char t[32];
+    snprintf(t, sizeof t, "%lld", (long long)now);
+    if (rc == TL_OK) add_field(out, "(as of)", t);
+    for (size_t i = 0; rc == TL_OK && i < cfg->nfeatures; i++) {
+        const tl_feature *f = &cfg->features[i];
+        /* What a rule would read: counts of nothing are 0, others null. */
+        tl_value val;
+        tl_feature_read(f, v->block, now, &val);
+        if (val.type == TL_T_NULL) {
+            add_field(out, f->name, "(missing)");
+            continue;
+        }
+        size_t n = tl_value_format(&val, NULL, 0);
+        char *buf = tl_xmalloc(n + 1);
+        tl_value_format(&val, buf, n + 1);
+        add_field(out, f->name, buf);
+        free(buf);
+    }
+    tl_cache_free(cache);
+    return rc;
+}
+
 static int cmd_show(int argc, char **argv)
 {
-    const char *url = NULL, *prefix = "tailor:";
-    int json = 0, all = 0;
+    const char *url = NULL, *prefix = NULL, *config = NULL;
+    int json = 0, all = 0, use_now = 0, at_set = 0;
+    int64_t at = 0;
     static const struct option opts[] = {
         {"redis", required_argument, NULL, 'r'},
         {"prefix", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},
+        {"at", required_argument, NULL, 'A'},
+        {"now", no_argument, NULL, 'N'},
         {"json", no_argument, NULL, 'j'},
         {"all", no_argument, NULL, 'a'},
         {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "r:p:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "r:p:c:", opts, NULL)) != -1) {
         if (o == 'r') url = optarg;
         else if (o == 'p') prefix = optarg;
+        else if (o == 'c') config = optarg;
+        else if (o == 'A') {
+            if (tl_parse_i64(optarg, strlen(optarg), &at)) {
+                fprintf(stderr, "tailorctl show: --at takes epoch milliseconds\n");
+                return 1;
+            }
+            at_set = 1;
+        } else if (o == 'N') use_now = 1;
         else if (o == 'j') json = 1;
         else if (o == 'a') all = 1;
         else return usage(stderr), 1;
     }
+    char err[TL_ERRSZ];
+    tl_config *cfg = NULL;
+    if (config && !(cfg = tl_config_load(config, err, sizeof err))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     url = env_or(url, "TAILOR_REDIS_URL");
+    if (!url && cfg) url = cfg->redis_url;
+    if (!prefix) prefix = cfg ? cfg->redis_prefix : "tailor:";
     if (!url || optind + 1 != argc) {
-        fprintf(stderr, "tailorctl show: needs -r REDIS_URL and one CUSTOMER_ID\n");
+        fprintf(stderr, "tailorctl show: needs -r REDIS_URL (or -c CONFIG) "
+                        "and one CUSTOMER_ID\n");
+        tl_config_free(cfg);
         return 1;
     }
     const char *id = argv[optind];
-    char err[TL_ERRSZ];
     tl_store *st = tl_store_new(url, 5000, err, sizeof err);
     if (!st) {
         fprintf(stderr, "tailorctl: %s\n", err);
+        tl_config_free(cfg);
         return 1;
     }
     size_t klen = strlen(prefix) + strlen(id) + 6;
     char *key = tl_xmalloc(klen);
     klen = (size_t)snprintf(key, klen, "%scx:{%s}", prefix, id);
-    fields fs = {NULL, 0};
+    fields raw = {NULL, 0}, shown = {NULL, 0};
     const char *keys[1] = {key};
-    int rc = tl_store_load(st, keys, &klen, 1, collect, &fs, err, sizeof err);
+    int rc = tl_store_load(st, keys, &klen, 1, collect, &raw, err, sizeof err);
     if (rc) {
         fprintf(stderr, "tailorctl: %s\n", err);
-    } else if (!fs.n) {
+    } else if (!raw.n) {
         fprintf(stderr, "tailorctl: no vector for customer %s (key %s)\n", id,
                 key);
         rc = 1;
+    } else if (cfg && computed_fields(cfg, id, &raw, at_set, at, use_now,
+                                      &shown, err, sizeof err)) {
+        fprintf(stderr, "tailorctl: customer %s: %s\n", id, err);
+        rc = 1;
     } else {
-        qsort(fs.f, fs.n, sizeof *fs.f, by_name);
+        qsort(raw.f, raw.n, sizeof *raw.f, by_name);
+        for (size_t i = 0; i < raw.n; i++)
+            if ((!cfg && raw.f[i].name[0] != '_') || all)
+                add_field(&shown, raw.f[i].name, raw.f[i].val);
         if (json) {
             json_t *obj = json_object(), *feat = json_object();
             json_object_set_new(obj, "customer_id", json_string(id));
-            for (size_t i = 0; i < fs.n; i++)
-                if (all || fs.f[i].name[0] != '_')
-                    json_object_set_new(feat, fs.f[i].name,
-                                        json_string(fs.f[i].val));
+            for (size_t i = 0; i < shown.n; i++) {
+                if (strcmp(shown.f[i].name, "(as of)") == 0) {
+                    json_object_set_new(obj, "as_of",
+                                        json_integer(strtoll(shown.f[i].val, NULL, 10)));
+                    continue;
+                }
+                json_object_set_new(feat, shown.f[i].name,
+                                    strcmp(shown.f[i].val, "(missing)") == 0
+                                        ? json_null()
+                                        : json_string(shown.f[i].val));
+            }
             json_object_set_new(obj, "features", feat);
-            char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            printf("%s\n", s);
-            free(s);
+            char *js = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            printf("%s\n", js);
+            free(js);
             json_decref(obj);
         } else {
             size_t w = 0;
-            for (size_t i = 0; i < fs.n; i++)
-                if (strlen(fs.f[i].name) > w) w = strlen(fs.f[i].name);
+            for (size_t i = 0; i < shown.n; i++)
+                if (strlen(shown.f[i].name) > w) w = strlen(shown.f[i].name);
             printf("customer %s (%s)\n", id, key);
-            for (size_t i = 0; i < fs.n; i++)
-                if (all || fs.f[i].name[0] != '_')
-                    printf("  %-*s  %s\n", (int)w, fs.f[i].name, fs.f[i].val);
+            for (size_t i = 0; i < shown.n; i++)
+                printf("  %-*s  %s\n", (int)w, shown.f[i].name, shown.f[i].val);
         }
     }
-    for (size_t i = 0; i < fs.n; i++) free(fs.f[i].name), free(fs.f[i].val);
-    free(fs.f);
+    for (size_t i = 0; i < raw.n; i++) free(raw.f[i].name), free(raw.f[i].val);
+    for (size_t i = 0; i < shown.n; i++) free(shown.f[i].name), free(shown.f[i].val);
+    free(raw.f);
+    free(shown.f);
     free(key);
     tl_store_free(st);
+    tl_config_free(cfg);
     return rc ? 1 : 0;
 }
 

@@ -63,7 +63,7 @@ done
 
 cust=$(head -n 1 "$tmp/triggers.jsonl" | sed 's/.*"customer_id":"\([^"]*\)".*/\1/')
 echo "== the vector of customer $cust"
-"$bin/tailorctl" show -r "$TAILOR_REDIS_URL" "$cust"
+"$bin/tailorctl" show -c config/demo.yaml "$cust"
 
 echo "== stopping tailord (SIGTERM)"
 kill -TERM "$tailord_pid"
