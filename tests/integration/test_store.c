@@ -689,6 +689,39 @@ static void test_flush_fields_and_ttl(void)
     CU_ASSERT_EQUAL(tl_store_round_trips(st), rt);
 }
 
+/* Expired values leave Redis in the same script that writes the rest, and
+ * a fenced write deletes nothing. */
+static void test_flush_deletes(void)
+{
+    fixture f;
+    fx(&f, "f:cx:{del}", 0);
+    fx_wm(&f, "_o:in:0", -1, 1);
+    FX_SET(&f, "a", "1");
+    FX_SET(&f, "_f:a", "5;1");
+    FX_SET(&f, "b", "2");
+    CU_ASSERT_EQUAL(flush1(&f), TL_OK);
+    const char *dels[] = {"a", "_f:a", "never_there"};
+    size_t dlens[] = {1, 4, 11};
+    fx(&f, "f:cx:{del}", 0);
+    fx_wm(&f, "_o:in:0", 5, 6); /* stale: fenced */
+    f.w.dels = dels;
+    f.w.dlens = dlens;
+    f.w.ndels = 3;
+    CU_ASSERT_EQUAL(flush1(&f), TL_ERR_FENCED);
+    ASSERT_HGET("f:cx:{del}", "a", "1");
+    fx(&f, "f:cx:{del}", 0);
+    fx_wm(&f, "_o:in:0", 1, 2);
+    f.w.dels = dels;
+    f.w.dlens = dlens;
+    f.w.ndels = 3;
+    FX_SET(&f, "b", "3");
+    CU_ASSERT_EQUAL(flush1(&f), TL_OK);
+    CU_ASSERT_EQUAL(adm_int("HEXISTS f:cx:{del} a"), 0);
+    CU_ASSERT_EQUAL(adm_int("HEXISTS f:cx:{del} _f:a"), 0);
+    ASSERT_HGET("f:cx:{del}", "b", "3");
+    ASSERT_HGET("f:cx:{del}", "_o:in:0", "2");
+}
+
 static void test_flush_watermark_cas(void)
 {
     const char *k = "f:cx:{cas}";
@@ -1143,6 +1176,7 @@ int main(void)
     CU_pSuite flush = CU_add_suite("store_flush", shared_init, shared_clean);
     CU_add_test(flush, "fields and TTL", test_flush_fields_and_ttl);
     CU_add_test(flush, "watermark CAS", test_flush_watermark_cas);
+    CU_add_test(flush, "deletions", test_flush_deletes);
     CU_add_test(flush, "64-bit watermarks", test_flush_watermark_64bit);
     CU_add_test(flush, "mixed batch", test_flush_mixed_batch);
     CU_add_test(flush, "NOSCRIPT recovers", test_flush_noscript_recovers);
