@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../support/kafka_util.h"
 #include "../support/redis_server.h"
 #include "../support/testutil.h"
 #include "event.h"
@@ -233,132 +234,27 @@ static void recompute(const ev *e)
 
 /* ---- Kafka helpers --------------------------------------------------------- */
 
-static rd_kafka_t *consumer(const char *group)
+static size_t consume_all(const char *topic, tl_test_msg_fn fn, void *ud)
 {
-    char e[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e);
-    rd_kafka_conf_set(conf, "group.id", group, e, sizeof e);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", e, sizeof e);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", e, sizeof e);
-    return rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
-}
-
-static int partitions_of(rd_kafka_t *rk, const char *topic)
-{
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md;
-    int n = -1;
-    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
-        n = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
-    return n;
-}
-
-typedef void (*msg_fn)(void *ud, const rd_kafka_message_t *m);
-
-/* Reads a whole topic (up to the end offsets at the time of the call). */
-static size_t consume_all(const char *topic, msg_fn fn, void *ud)
-{
-    rd_kafka_t *rk = consumer("e2e-reader");
-    int np = partitions_of(rk, topic);
-    CU_ASSERT_FATAL(np > 0);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-    int64_t *hi = calloc((size_t)np, sizeof *hi);
-    int remaining = 0;
-    for (int p = 0; p < np; p++) {
-        int64_t lo;
-        rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], 10000);
-        if (hi[p] > lo) {
-            rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                RD_KAFKA_OFFSET_BEGINNING;
-            remaining++;
-        }
-    }
-    rd_kafka_assign(rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    size_t n = 0;
-    int64_t deadline = tl_now_mono_ms() + 60000;
-    while (remaining > 0 && tl_now_mono_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m) continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            remaining--;
-        } else if (!m->err) {
-            fn(ud, m);
-            n++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    CU_ASSERT(remaining == 0);
-    free(hi);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return n;
-}
-
-/* True once the group has committed the end offset of every partition. */
-static int drained(const char *group)
-{
-    rd_kafka_t *rk = consumer(group);
-    int np = partitions_of(rk, IN_TOPIC), ok = np > 0;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-    for (int p = 0; p < np; p++) rd_kafka_topic_partition_list_add(l, IN_TOPIC, p);
-    if (ok && rd_kafka_committed(rk, l, 10000)) ok = 0;
-    for (int p = 0; ok && p < np; p++) {
-        int64_t lo, hi;
-        rd_kafka_query_watermark_offsets(rk, IN_TOPIC, p, &lo, &hi, 10000);
-        if (hi > lo && l->elems[p].offset != hi) ok = 0;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(rk);
-    return ok;
+    return tl_test_consume_all(brokers, topic, fn, ud);
 }
 
 static void produce_raw(const char *key, const void *val, size_t len)
 {
-    char e[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    CU_ASSERT_FATAL(rk != NULL);
-    CU_ASSERT(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(IN_TOPIC),
-                                RD_KAFKA_V_KEY((void *)key, strlen(key)),
-                                RD_KAFKA_V_VALUE((void *)val, len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_END) == 0);
-    CU_ASSERT(rd_kafka_flush(rk, 10000) == 0);
-    rd_kafka_destroy(rk);
+    CU_ASSERT(tl_test_produce(brokers, IN_TOPIC, key, val, len) == 0);
 }
-
-/* ---- processes ------------------------------------------------------------- */
 
 static pid_t start_tailord(const char *config, const char *log)
 {
-    char *argv[] = {(char *)tl_test_bin("tailord"), "-c", (char *)config, NULL};
-    argv[0] = strdup(argv[0]);
-    pid_t pid = tl_test_spawn(argv, NULL, log);
-    free(argv[0]);
-    return pid;
+    return tl_test_start_tailord(config, log);
 }
 
 static int wait_drained(const char *group, int timeout_ms)
 {
-    int64_t deadline = tl_now_mono_ms() + timeout_ms;
-    while (tl_now_mono_ms() < deadline) {
-        if (drained(group)) return 1;
-        usleep(300000);
-    }
-    return 0;
+    return tl_test_wait_drained(brokers, group, IN_TOPIC, timeout_ms);
 }
 
-static int run_tool(char *const argv[])
-{
-    pid_t pid = tl_test_spawn(argv, NULL, NULL);
-    return pid > 0 ? tl_test_wait(pid, 120000) : -1;
-}
+static int run_tool(char *const argv[]) { return tl_test_run_tool(argv); }
 
 /* ---- Redis snapshot -------------------------------------------------------- */
 
@@ -476,25 +372,16 @@ static int load_slice(void)
     return 0;
 }
 
+static tl_test_world world;
+
 static int suite_init(void)
 {
-    char err[1024];
-    tmp = tl_test_tmpdir();
-    redis = tl_redis_server_start(NULL, err, sizeof err);
-    if (!redis) {
-        fprintf(stderr, "%s\n", err);
+    if (tl_test_world_start(&world, 4, IN_TOPIC, OUT_TOPIC, DLQ_TOPIC))
         return 1;
-    }
-    mock = tl_kafka_mock_new(NULL, 1, 4, err, sizeof err);
-    if (!mock || tl_kafka_mock_topic(mock, IN_TOPIC, 4, err, sizeof err) ||
-        tl_kafka_mock_topic(mock, OUT_TOPIC, 4, err, sizeof err) ||
-        tl_kafka_mock_topic(mock, DLQ_TOPIC, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    brokers = tl_kafka_mock_bootstraps(mock);
-    setenv("TAILOR_KAFKA_BROKERS", brokers, 1);
-    setenv("TAILOR_REDIS_URL", redis->url, 1);
+    tmp = world.tmp;
+    redis = world.redis;
+    mock = world.mock;
+    brokers = world.brokers;
     const char *groups[2] = {"tailord-e2e", "tailord-e2e-replay"};
     char *paths[2] = {cfg_path, replay_cfg_path};
     for (int i = 0; i < 2; i++) {
@@ -509,10 +396,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    tl_kafka_mock_free(mock);
-    tl_redis_server_stop(redis);
-    tl_test_rmdir(tmp);
-    free(tmp);
+    tl_test_world_stop(&world);
     for (size_t i = 0; i < nevents; i++) {
         free(events[i].event_id), free(events[i].customer_id);
         free(events[i].type), free(events[i].item);

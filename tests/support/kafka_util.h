@@ -1,0 +1,54 @@
+/*
+ * kafka_util — what the end-to-end suites do with a broker: read a whole
+ * topic, wait until a consumer group has committed everything, produce a raw
+ * message, start tailord and run tools.  The broker address is passed in
+ * (usually a mock cluster the test hosts with tl_kafka_mock_new).
+ */
+#ifndef TL_KAFKA_UTIL_H
+#define TL_KAFKA_UTIL_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tl_redis_server;
+struct tl_kafka_mock;
+
+/* A private world for an end-to-end suite: a temporary directory, a
+ * redis-server and a mock cluster with the input and output topics
+ * (`partitions` each) and a one-partition dead-letter topic;
+ * TAILOR_KAFKA_BROKERS and TAILOR_REDIS_URL point at them.  Start returns 0,
+ * or -1 having printed why; stop releases everything (by pid). */
+typedef struct tl_test_world {
+    char *tmp;
+    struct tl_redis_server *redis;
+    struct tl_kafka_mock *mock;
+    const char *brokers;
+} tl_test_world;
+int tl_test_world_start(tl_test_world *w, int partitions, const char *in,
+                        const char *out, const char *dlq);
+void tl_test_world_stop(tl_test_world *w);
+
+typedef void (*tl_test_msg_fn)(void *ud, const rd_kafka_message_t *m);
+
+/* Calls fn for every message of topic up to the end offsets at the time of
+ * the call (bounded: 60 s); returns how many. */
+size_t tl_test_consume_all(const char *brokers, const char *topic,
+                           tl_test_msg_fn fn, void *ud);
+
+/* 1 once `group` has committed the end offset of every partition of topic,
+ * waiting up to timeout_ms. */
+int tl_test_wait_drained(const char *brokers, const char *group,
+                         const char *topic, int timeout_ms);
+
+/* Produces one message (key may be ""), waiting for delivery; 0 on success. */
+int tl_test_produce(const char *brokers, const char *topic, const char *key,
+                    const void *val, size_t len);
+
+/* Starts `tailord -c config` with stderr to log_path; the pid. */
+pid_t tl_test_start_tailord(const char *config, const char *log_path);
+
+/* Runs a command to completion (bounded: 120 s); its exit code. */
+int tl_test_run_tool(char *const argv[]);
+
+#endif
