@@ -129,7 +129,8 @@ enum fn_id {
     F_WEEKDAY,
 };
 
-typedef struct tzone tzone;
+/* The zone type is public as tl_tz (expr.h); its layout stays private. */
+typedef struct tl_tz tzone;
 
 typedef struct node node;
 struct node {
@@ -446,7 +447,7 @@ typedef struct tz_rule {
     int32_t time; /* seconds after local midnight; may be < 0 or > 24h */
 } tz_rule;
 
-struct tzone {
+struct tl_tz {
     uint32_t ntrans;
     int32_t off0;             /* UTC offset before the first transition */
     int footer;               /* a POSIX rule governs after the table */
@@ -835,6 +836,34 @@ static int tz_load(const char *name, size_t n, tzone **out, char *why,
     return r;
 }
 
+/* ---- public zone API ---------------------------------------------------- */
+
+tl_tz *tl_tz_load(const char *name, size_t len, char *err, size_t errsz)
+{
+    char why[128] = "", sh[SHOWSZ];
+    tzone *z = NULL;
+    int r = tz_load(name, len, &z, why, sizeof why);
+    if (r == 0) return z;
+    if (r == -1)
+        tl_errf(err, errsz, TL_ERR_CONFIG, "unknown time zone '%s'",
+                show(name, len, sh));
+    else
+        tl_errf(err, errsz, TL_ERR_CONFIG, "cannot use time zone '%s': %s",
+                show(name, len, sh), why);
+    return NULL;
+}
+
+int tl_tz_local_minutes(const tl_tz *z, int64_t ms, int *minute_of_day)
+{
+    int64_t t;
+    /* The same conversion as hour(): seconds from the local epoch. */
+    if (!local_secs(z, (double)ms, &t)) return -1;
+    *minute_of_day = (int)(floor_mod(t, 86400) / 60);
+    return 0;
+}
+
+void tl_tz_free(tl_tz *z) { free(z); }
+
 /* ---- parser and type checker ------------------------------------------- */
 
 static node *new_node(parser *p, node_kind kind, tl_type type, size_t extra)
@@ -1017,16 +1046,10 @@ static int load_zone(parser *p, node *a, size_t off)
 {
     if (a->kind != N_LIT || a->type != TL_T_STR)
         return fail(p, off, "time zone must be a string literal");
-    char why[128] = "", sh[SHOWSZ];
-    tzone *z = NULL;
+    char msg[TL_ERRSZ];
     const tl_value *v = &a->u.lit;
-    int r = tz_load(v->u.str.ptr, v->u.str.len, &z, why, sizeof why);
-    if (r == -1)
-        return fail(p, off, "unknown time zone '%s'",
-                    show(v->u.str.ptr, v->u.str.len, sh));
-    if (r != 0)
-        return fail(p, off, "cannot use time zone '%s': %s",
-                    show(v->u.str.ptr, v->u.str.len, sh), why);
+    tl_tz *z = tl_tz_load(v->u.str.ptr, v->u.str.len, msg, sizeof msg);
+    if (!z) return fail(p, off, "%s", msg);
     a->own = z;
     return 0;
 }

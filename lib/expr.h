@@ -200,6 +200,21 @@ int tl_expr_true(const tl_expr *e, tl_expr_fetch fetch, void *ud);
 
 void tl_expr_free(tl_expr *e);
 
+/*
+ * Time zones, as hour() and weekday() read them (see "Time zones" above),
+ * for other modules (quiet hours).  tl_tz_load loads zone `name` (len
+ * bytes, not necessarily NUL-terminated; "UTC" is built in) and returns it
+ * (owned by the caller, tl_tz_free), or NULL with "unknown time zone 'X'"
+ * or "cannot use time zone 'X': why" in err.  It reads a file: load once,
+ * not per event.  tl_tz_local_minutes sets *minute_of_day (0..1439) to the
+ * local time of ms (epoch ms) in z and returns 0, or returns -1 for ms
+ * outside +-8.64e15; it allocates nothing and reads no file.
+ */
+typedef struct tl_tz tl_tz;
+tl_tz *tl_tz_load(const char *name, size_t len, char *err, size_t errsz);
+int tl_tz_local_minutes(const tl_tz *z, int64_t ms, int *minute_of_day);
+void tl_tz_free(tl_tz *z);
+
 /* Writes a value as text for people: numbers via tl_fmt_number (at most 15
  * significant digits), bools true/false, null as "" (empty), strings
  * verbatim, lists as their elements joined with "," ("big_mac,fries,water";

@@ -15,73 +15,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../support/alloc_count.h"
 #include "../support/testutil.h"
 #include "common.h"
 #include "expr.h"
 
-/* ---- allocation counting -------------------------------------------------
- * glibc no longer has __malloc_hook, and byte totals (mallinfo2) do not move
- * when an allocation is freed again, so calls are counted instead.  Under
- * AddressSanitizer its own allocator hooks do that; elsewhere this program
- * defines malloc/calloc/realloc/free itself, which the dynamic linker prefers
- * over libc's, and forwards to glibc's real entry points. */
-static int counting;
-static unsigned long nallocs;
-
-#if defined(__SANITIZE_ADDRESS__)
-int __sanitizer_install_malloc_and_free_hooks(
-    void (*malloc_hook)(const volatile void *, size_t),
-    void (*free_hook)(const volatile void *));
-
-static void count_malloc(const volatile void *ptr, size_t size)
-{
-    (void)ptr;
-    (void)size;
-    if (counting) nallocs++;
-}
-
-static void count_free(const volatile void *ptr) { (void)ptr; }
-
-static void counter_install(void)
-{
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, count_free);
-}
-#else
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-void *malloc(size_t n)
-{
-    if (counting) nallocs++;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    if (counting) nallocs++;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    if (counting) nallocs++;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p) { __libc_free(p); }
-
-static void counter_install(void) {}
-#endif
-
-/* Valgrind replaces malloc in the executable too, so the counter above never
- * runs there; it is recognised by its preloaded libraries. */
-static int under_valgrind(void)
-{
-    const char *pre = getenv("LD_PRELOAD");
-    return pre && strstr(pre, "vgpreload") != NULL;
-}
 
 /* ---- test scope ------------------------------------------------------- */
 
@@ -1846,6 +1784,50 @@ static void test_tz_table(void)
     }
 }
 
+
+/* The public zone API (tl_tz_*) gives the hours of the table above, and
+ * minutes. */
+static void test_tz_public(void)
+{
+    size_t n = sizeof tz_cases / sizeof tz_cases[0];
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        const struct tzcase *c = &tz_cases[i];
+        tl_tz *z = tl_tz_load(c->zone, strlen(c->zone), err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL(z);
+        if (!z) continue;
+        int m = -1;
+        if (c->ms >= -8.64e15 && c->ms <= 8.64e15) {
+            CU_ASSERT_EQUAL(tl_tz_local_minutes(z, c->ms, &m), 0);
+            CU_ASSERT_EQUAL(m / 60, c->hour);
+        }
+        tl_tz_free(z);
+    }
+    /* Minutes: Kathmandu is UTC+5:45; before the epoch floors. */
+    tl_tz *k = tl_tz_load("Asia/Kathmandu", 14, err, sizeof err);
+    tl_tz *u = tl_tz_load("UTCX", 3, err, sizeof err); /* len 3: "UTC" */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    int m;
+    CU_ASSERT_EQUAL(tl_tz_local_minutes(k, 1705276800000LL, &m), 0);
+    CU_ASSERT_EQUAL(m, 5 * 60 + 45);
+    CU_ASSERT_EQUAL(tl_tz_local_minutes(u, 1705276800000LL + 61999, &m), 0);
+    CU_ASSERT_EQUAL(m, 1);
+    CU_ASSERT_EQUAL(tl_tz_local_minutes(u, -1, &m), 0);
+    CU_ASSERT_EQUAL(m, 1439);
+    CU_ASSERT_EQUAL(tl_tz_local_minutes(u, INT64_MAX, &m), -1);
+    CU_ASSERT_EQUAL(tl_tz_local_minutes(u, INT64_MIN, &m), -1);
+    tl_tz_free(k);
+    tl_tz_free(u);
+    tl_tz_free(NULL);
+    /* The messages of hour() and weekday(). */
+    CU_ASSERT_PTR_NULL(tl_tz_load("Europe/Madird", 13, err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(err, "unknown time zone 'Europe/Madird'");
+    CU_ASSERT_PTR_NULL(tl_tz_load("../etc/passwd", 13, err, sizeof err));
+    CU_ASSERT_STRING_EQUAL(err, "unknown time zone '../etc/passwd'");
+    CU_ASSERT_PTR_NULL(tl_tz_load("", 0, NULL, 0));
+}
+
 /*
  * The same answers as glibc's localtime_r (another independent TZif reader)
  * for many zones, at random times from 1900 to 2200 and densely through the
@@ -1864,7 +1846,7 @@ static void test_tz_glibc(void)
     const char *old = getenv("TZ");
     char *saved = old ? strdup(old) : NULL;
     uint64_t rng = 0x9e3779b97f4a7c15u;
-    int quick = under_valgrind();
+    int quick = tl_test_under_valgrind();
     long checked = 0, bad = 0;
     for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
         zexpr z;
@@ -2326,25 +2308,25 @@ static void test_eval_allocates_nothing(void)
     tl_expr *es[N];
 
     /* The counter must see allocations, or this test proves nothing. */
-    counter_install();
-    counting = 1;
-    nallocs = 0;
+    tl_alloc_counter_install();
+    tl_alloc_counting = 1;
+    tl_alloc_calls = 0;
     for (int i = 0; i < N; i++) es[i] = compile(srcs[i], ANY);
-    counting = 0;
+    tl_alloc_counting = 0;
     for (int i = 0; i < N; i++) CU_ASSERT_PTR_NOT_NULL_FATAL(es[i]);
-    if (nallocs == 0 && under_valgrind()) {
+    if (tl_alloc_calls == 0 && tl_test_under_valgrind()) {
         fprintf(stderr, "\n  note: allocations cannot be counted under "
                         "valgrind; the plain and ASan builds check them\n");
         for (int i = 0; i < N; i++) tl_expr_free(es[i]);
         return;
     }
-    CU_ASSERT(nallocs > 0);
+    CU_ASSERT(tl_alloc_calls > 0);
 
     env en = {0};
     tl_value v;
     double sink = 0;
-    counting = 1;
-    nallocs = 0;
+    tl_alloc_counting = 1;
+    tl_alloc_calls = 0;
     for (int round = 0; round < 10000; round++) {
         for (int i = 0; i < N; i++) {
             tl_expr_eval(es[i], test_fetch, &en, &v);
@@ -2352,8 +2334,8 @@ static void test_eval_allocates_nothing(void)
             sink += tl_expr_true(es[i], test_fetch, &en);
         }
     }
-    counting = 0;
-    CU_ASSERT_EQUAL(nallocs, 0);
+    tl_alloc_counting = 0;
+    CU_ASSERT_EQUAL(tl_alloc_calls, 0);
     CU_ASSERT(sink > 0);
     for (int i = 0; i < N; i++) tl_expr_free(es[i]);
 }
@@ -2379,6 +2361,7 @@ int main(void)
     CU_add_test(s, "eval allocates nothing", test_eval_allocates_nothing);
     s = CU_add_suite("expr_timezones", NULL, NULL);
     CU_add_test(s, "time zone table", test_tz_table);
+    CU_add_test(s, "public zone API", test_tz_public);
     CU_add_test(s, "agrees with glibc", test_tz_glibc);
     CU_add_test(s, "TZif files (TZDIR)", test_tzdir);
     return tl_test_run();
