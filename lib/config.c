@@ -27,6 +27,8 @@
 #define EXACT_UP_TO_MAX 100000  /* distinct: exact_up_to */
 #define PRECISION_MIN 4         /* distinct: precision */
 #define PRECISION_MAX 16
+#define CAP_MAX 1000            /* cap: max */
+#define PRIORITY_MAX 1000       /* priority: -1000 to 1000 */
 
 /* tl_expr keeps no source text, so the summary needs its own copy. */
 typedef struct feat_text {
@@ -34,6 +36,9 @@ typedef struct feat_text {
 } feat_text;
 typedef struct rule_text {
     char *when, *cond, *message;
+    char *tz;      /* quiet_hours.tz when it is an expression */
+    char **attrs;  /* emit.attrs templates, parallel to tl_rule.attrs */
+    size_t nattrs;
 } rule_text;
 struct tl_config_text {
     feat_text *features; /* parallel to tl_config.features */
@@ -44,6 +49,8 @@ typedef struct loader {
     const char *name;   /* file name for messages */
     const char *src;    /* raw text, for positions inside scalars */
     size_t srclen;
+    size_t *lines;      /* raw offset of the start of each line of src */
+    size_t nlines;
     const char *dir;    /* prefix for relative paths: "" or "dir/" */
     yaml_document_t doc;
     tl_config *c;
@@ -51,6 +58,7 @@ typedef struct loader {
     yaml_node_t **fnode; /* mappings of features, for tl_feature_finish errors */
     yaml_node_t **fof;   /* `of` values of features, or NULL */
     yaml_node_t **rname; /* name nodes of triggers */
+    yaml_node_t *triggers; /* the triggers list, for tl_ruleset_init errors */
     char *err;
     size_t errsz;
 } loader;
@@ -155,17 +163,35 @@ static size_t bom_len(const char *s, size_t n)
     return n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0;
 }
 
+/* The start of every line of the raw text (libyaml's line breaks), so that
+ * a mark's offset costs its column, not the whole text before it. */
+static void index_lines(loader *L)
+{
+    const char *s = L->src;
+    size_t n = L->srclen, p = bom_len(s, n), cap = 64;
+    L->lines = tl_xmalloc(cap * sizeof *L->lines);
+    L->lines[0] = p;
+    L->nlines = 1;
+    while (p < n) {
+        size_t b = brk(s, n, p);
+        if (!b) {
+            p += u8len(s, n, p);
+            continue;
+        }
+        p += b;
+        if (L->nlines == cap)
+            L->lines = tl_xrealloc(L->lines, (cap *= 2) * sizeof *L->lines);
+        L->lines[L->nlines++] = p;
+    }
+}
+
 /* Raw byte offset of a libyaml mark (line/column count characters). */
 static int mark_offset(const loader *L, yaml_mark_t m, size_t *out)
 {
     const char *s = L->src;
-    size_t n = L->srclen, p = bom_len(s, n), line = 0, col = 0;
-    while (line < m.line) {
-        if (p >= n) return -1;
-        size_t b = brk(s, n, p);
-        if (b) line++, p += b;
-        else p += u8len(s, n, p);
-    }
+    size_t n = L->srclen, col = 0;
+    if (!L->lines || m.line >= L->nlines) return -1;
+    size_t p = L->lines[m.line];
     while (col < m.column) {
         if (p >= n || brk(s, n, p)) return -1;
         p += u8len(s, n, p);
@@ -1255,25 +1281,388 @@ static int load_features(loader *L, yaml_node_t *n)
     return TL_OK;
 }
 
+/* ---- trigger options ----------------------------------------------------- */
+
+static int get_channel(loader *L, const yaml_node_t *n, const char *at,
+                       tl_channel *out)
+{
+    char list[160] = "";
+    for (int ch = 0; ch < TL_CH__COUNT; ch++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 ch ? ", " : "", tl_channel_name((tl_channel)ch));
+    if (n->type != YAML_SCALAR_NODE ||
+        tl_channel_parse(scalar(n), scalar_len(n), out) != 0)
+        return bad_choice(L, n, at, "channel", list);
+    return TL_OK;
+}
+
+/* cap: {max, per, channel}; a missing channel is the rule's emit.channel,
+ * which load_trigger fills in once emit is read (*chan: the channel node). */
+static int load_cap(loader *L, yaml_node_t *n, const char *at, tl_rule *r,
+                    yaml_node_t **chan)
+{
+    static const char *const keys[] = {"max", "per", "channel"};
+    yaml_node_t *v[3];
+    char path[64], sub[80];
+    int64_t x;
+    int rc;
+    snprintf(path, sizeof path, "%s.cap", at);
+    if ((rc = want_map(L, n, path,
+                       "a mapping with max, per and optional channel")) ||
+        (rc = read_map(L, n, path, keys, 3, v)))
+        return rc;
+    if (!v[0])
+        return fail_node(L, n,
+                         "%s: missing required key 'max' (the most triggers "
+                         "per period, e.g. max: 3)",
+                         path);
+    if (!v[1])
+        return fail_node(L, n,
+                         "%s: missing required key 'per' (the period, e.g. "
+                         "per: 7d)",
+                         path);
+    snprintf(sub, sizeof sub, "%s.max", path);
+    if ((rc = get_int(L, v[0], sub, 1, CAP_MAX, &x))) return rc;
+    r->cap.max = (uint32_t)x;
+    snprintf(sub, sizeof sub, "%s.per", path);
+    if ((rc = get_duration(L, v[1], sub, 1, 0, &r->cap.per_ms))) return rc;
+    if (v[2] && (rc = get_channel(L, v[2], path, &r->cap.channel))) return rc;
+    *chan = v[2];
+    r->has_cap = 1;
+    return TL_OK;
+}
+
+/* "HH:MM", 00:00 to 23:59: minutes after midnight. */
+static int get_time_of_day(loader *L, const yaml_node_t *n, const char *path,
+                           int *out)
+{
+    char got[96];
+    const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
+    int ok = n->type == YAML_SCALAR_NODE && scalar_len(n) == 5 && s[2] == ':';
+    for (int i = 0; ok && i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9')) ok = 0;
+    int h = ok ? (s[0] - '0') * 10 + (s[1] - '0') : 0;
+    int m = ok ? (s[3] - '0') * 10 + (s[4] - '0') : 0;
+    if (!ok || h > 23 || m > 59)
+        return fail_node(L, n,
+                         "%s: expected a time of day HH:MM from 00:00 to "
+                         "23:59, got %s",
+                         path, describe(n, got, sizeof got));
+    *out = h * 60 + m;
+    return TL_OK;
+}
+
+/* What a tz database zone name is made of ("Europe/Madrid", "Etc/GMT+1");
+ * anything else in quiet_hours.tz makes it an expression. */
+static int is_zone_name(const char *s, size_t len)
+{
+    if (!len) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '+' ||
+              ch == '-' || ch == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+/* quiet_hours: {from, to, tz}; *tz: the tz node (for tl_rule_finish's
+ * unknown-zone message), or NULL. */
+static int load_quiet(loader *L, yaml_node_t *n, const char *at, tl_rule *r,
+                      rule_text *txt, const tl_expr_scope *scope,
+                      yaml_node_t **tz)
+{
+    static const char *const keys[] = {"from", "to", "tz"};
+    yaml_node_t *v[3];
+    char path[64], sub[80], got[96];
+    int rc;
+    snprintf(path, sizeof path, "%s.quiet_hours", at);
+    if ((rc = want_map(L, n, path, "a mapping with from, to and optional tz")) ||
+        (rc = read_map(L, n, path, keys, 3, v)))
+        return rc;
+    if (!v[0])
+        return fail_node(L, n,
+                         "%s: missing required key 'from' (the start of the "
+                         "quiet time, e.g. from: \"22:00\")",
+                         path);
+    if (!v[1])
+        return fail_node(L, n,
+                         "%s: missing required key 'to' (the end of the quiet "
+                         "time, e.g. to: \"08:00\")",
+                         path);
+    snprintf(sub, sizeof sub, "%s.from", path);
+    if ((rc = get_time_of_day(L, v[0], sub, &r->quiet.from_min))) return rc;
+    snprintf(sub, sizeof sub, "%s.to", path);
+    if ((rc = get_time_of_day(L, v[1], sub, &r->quiet.to_min))) return rc;
+    if (r->quiet.to_min == r->quiet.from_min)
+        return fail_node(L, v[1],
+                         "%s: the same time as 'from' (the quiet time would "
+                         "be empty)",
+                         sub);
+    *tz = v[2];
+    if (!v[2]) {
+        r->quiet.tz_name = tl_xstrdup("UTC");
+    } else {
+        yaml_node_t *t = v[2];
+        snprintf(sub, sizeof sub, "%s.tz", path);
+        if (t->type != YAML_SCALAR_NODE || is_null(t) || !scalar_len(t))
+            return fail_node(L, t,
+                             "%s: expected a time zone name or a string "
+                             "expression, got %s",
+                             sub, describe(t, got, sizeof got));
+        if (is_zone_name(scalar(t), scalar_len(t)))
+            r->quiet.tz_name = tl_xstrndup(scalar(t), scalar_len(t));
+        else if ((rc = get_expr(L, t, sub, scope, TL_T_STR, &r->quiet.tz_expr,
+                                &txt->tz)))
+            return rc;
+    }
+    r->has_quiet = 1;
+    return TL_OK;
+}
+
+/* Group names: [a-z_][a-z0-9_]*, at most 64 characters. */
+static int check_group(loader *L, const yaml_node_t *n, const char *path,
+                       const char *s)
+{
+    char got[96];
+    size_t len = strlen(s);
+    int ok = len > 0 && ((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_');
+    for (size_t i = 1; ok && i < len; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+             s[i] == '_';
+    if (!ok)
+        return fail_node(L, n,
+                         "%s: bad group name %s (expected lowercase letters, "
+                         "digits and '_', not starting with a digit)",
+                         path, describe(n, got, sizeof got));
+    if (len > NAME_MAX_LEN)
+        return fail_node(L, n, "%s: name is %zu characters long (at most %d)",
+                         path, len, NAME_MAX_LEN);
+    return TL_OK;
+}
+
+/* holdout: "10%" (0% to 100%) or a number from 0 to 1, as a share.  Both are
+ * decimals without sign or exponent; "12.5%" is read as 12.5e-2, so that it
+ * is exactly the double 0.125 would be. */
+static int get_share(loader *L, const yaml_node_t *n, const char *path,
+                     double *out)
+{
+    char got[96], buf[64];
+    int scal = n->type == YAML_SCALAR_NODE;
+    const char *s = scal ? scalar(n) : "";
+    size_t len = scal ? scalar_len(n) : 0;
+    int pct = len > 0 && s[len - 1] == '%';
+    size_t nlen = len - (size_t)pct, digits = 0, dots = 0;
+    int ok = nlen > 0 && nlen + 4 <= sizeof buf;
+    for (size_t i = 0; ok && i < nlen; i++) {
+        if (s[i] >= '0' && s[i] <= '9') digits++;
+        else if (s[i] == '.' && !dots) dots++;
+        else ok = 0;
+    }
+    double v = 0;
+    if (ok && digits) {
+        memcpy(buf, s, nlen);
+        buf[nlen] = '\0';
+        if (pct) memcpy(buf + nlen, "e-2", 4);
+        ok = tl_parse_double(buf, strlen(buf), &v) == 0 && v >= 0 && v <= 1;
+    } else {
+        ok = 0;
+    }
+    if (!ok)
+        return fail_node(L, n,
+                         "%s: expected a share: a percentage from 0%% to 100%% "
+                         "(e.g. 10%%) or a number from 0 to 1, got %s",
+                         path, describe(n, got, sizeof got));
+    *out = v;
+    return TL_OK;
+}
+
+/* emit.attrs: attribute name -> template, in file order. */
+static int load_attrs(loader *L, yaml_node_t *n, const char *at, tl_rule *r,
+                      rule_text *txt, const tl_expr_scope *scope)
+{
+    char path[64], kpath[80], vpath[160], got[96], msg[TL_ERRSZ];
+    int rc;
+    snprintf(path, sizeof path, "%s.emit.attrs", at);
+    if (is_null(n)) return TL_OK;
+    if ((rc = want_map(L, n, path,
+                       "a mapping of attribute names to templates")))
+        return rc;
+    size_t cnt = (size_t)(n->data.mapping.pairs.top -
+                          n->data.mapping.pairs.start);
+    r->attrs = tl_xcalloc(cnt ? cnt : 1, sizeof *r->attrs);
+    txt->attrs = tl_xcalloc(cnt ? cnt : 1, sizeof *txt->attrs);
+    snprintf(kpath, sizeof kpath, "%s: key", path);
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_pair_t *pr = &n->data.mapping.pairs.start[i];
+        yaml_node_t *k = yaml_document_get_node(&L->doc, pr->key);
+        yaml_node_t *val = yaml_document_get_node(&L->doc, pr->value);
+        char *key = NULL;
+        if ((rc = get_str(L, k, kpath, 0, &key))) return rc;
+        /* Counted at once, so that tl_rule_clear frees it. */
+        tl_rule_attr *a = &r->attrs[r->nattrs++];
+        a->key = key;
+        txt->nattrs = r->nattrs;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(r->attrs[j].key, key)) {
+                yaml_node_t *first = yaml_document_get_node(
+                    &L->doc, n->data.mapping.pairs.start[j].key);
+                return fail_node(L, k,
+                                 "duplicate key '%s' in %s (first at %zu:%zu)",
+                                 key, path, first->start_mark.line + 1,
+                                 first->start_mark.column + 1);
+            }
+        snprintf(vpath, sizeof vpath, "%s.%s", path, key);
+        if (val->type != YAML_SCALAR_NODE || is_null(val))
+            return fail_node(L, val, "%s: expected a template, got %s", vpath,
+                             describe(val, got, sizeof got));
+        size_t off = 0;
+        if (tl_template_compile(&a->value, scalar(val), scalar_len(val), scope,
+                                &off, msg, sizeof msg) != TL_OK) {
+            size_t line, col;
+            scalar_pos(L, val, off, &line, &col);
+            return fail_at(L, line, col, "%s: %s", vpath, msg);
+        }
+        txt->attrs[i] = tl_xstrndup(scalar(val), scalar_len(val));
+    }
+    return TL_OK;
+}
+
+/* ---- rule version -------------------------------------------------------- */
+
+static int mark_before(yaml_mark_t a, yaml_mark_t b)
+{
+    return a.line < b.line || (a.line == b.line && a.column < b.column);
+}
+
+/* Nodes walked for a rule's version: seen (by node index) and the nodes
+ * written outside the text being walked (alias targets), each hashed as a
+ * text of its own. */
+typedef struct vwalk {
+    unsigned char *seen;
+    yaml_node_t **todo;
+    size_t ntodo, cap;
+} vwalk;
+
+static void vwalk_push(vwalk *w, yaml_node_t *n)
+{
+    if (w->ntodo == w->cap) {
+        w->cap = w->cap * 2 + 4;
+        w->todo = tl_xrealloc(w->todo, w->cap * sizeof *w->todo);
+    }
+    w->todo[w->ntodo++] = n;
+}
+
+/*
+ * Where node n's own text ends.  libyaml ends a block mapping or sequence
+ * at the token that follows it, past the comments and blank lines before
+ * the next rule; the rule's text ends with its last scalar or flow
+ * collection instead.  A child that starts before n (an alias of a node
+ * written elsewhere) is queued to be hashed on its own.  Called on a rule
+ * the loader has accepted, so the nesting is shallow.
+ */
+static yaml_mark_t node_end(loader *L, vwalk *w, yaml_node_t *n)
+{
+    w->seen[n - L->doc.nodes.start] = 1;
+    int block = (n->type == YAML_MAPPING_NODE &&
+                 n->data.mapping.style != YAML_FLOW_MAPPING_STYLE) ||
+                (n->type == YAML_SEQUENCE_NODE &&
+                 n->data.sequence.style != YAML_FLOW_SEQUENCE_STYLE);
+    if (!block) return n->end_mark;
+    yaml_node_item_t *ids = NULL;
+    size_t nids = 0;
+    yaml_node_item_t pair_ids[2];
+    yaml_mark_t end = n->start_mark;
+    size_t count = n->type == YAML_MAPPING_NODE
+                       ? (size_t)(n->data.mapping.pairs.top -
+                                  n->data.mapping.pairs.start)
+                       : seq_len(n);
+    for (size_t i = 0; i < count; i++) {
+        if (n->type == YAML_MAPPING_NODE) {
+            pair_ids[0] = n->data.mapping.pairs.start[i].key;
+            pair_ids[1] = n->data.mapping.pairs.start[i].value;
+            ids = pair_ids;
+            nids = 2;
+        } else {
+            ids = &n->data.sequence.items.start[i];
+            nids = 1;
+        }
+        for (size_t j = 0; j < nids; j++) {
+            yaml_node_t *c = yaml_document_get_node(&L->doc, ids[j]);
+            if (!c || w->seen[c - L->doc.nodes.start]) continue;
+            if (mark_before(c->start_mark, n->start_mark)) {
+                w->seen[c - L->doc.nodes.start] = 1;
+                vwalk_push(w, c);
+                continue;
+            }
+            yaml_mark_t e = node_end(L, w, c);
+            if (mark_before(end, e)) end = e;
+        }
+    }
+    return end;
+}
+
+/*
+ * rule_version: FNV-1a 64 of the rule's source text, from its start to the
+ * end of its last value (trailing blanks and line breaks, comments after it
+ * and the blank lines before the next rule do not count), followed by the
+ * text of every node it reaches through an alias but that is written
+ * elsewhere.  Editing a rule changes its version; editing another does not.
+ */
+static void rule_version(loader *L, yaml_node_t *n, char out[17])
+{
+    size_t nnodes = (size_t)(L->doc.nodes.top - L->doc.nodes.start);
+    vwalk w = {.seen = tl_xcalloc(nnodes ? nnodes : 1, 1)};
+    uint64_t h = TL_FNV_OFFSET;
+    vwalk_push(&w, n);
+    for (size_t i = 0; i < w.ntodo; i++) {
+        yaml_node_t *x = w.todo[i];
+        yaml_mark_t end = node_end(L, &w, x);
+        size_t from, to;
+        if (i) h = tl_fnv1a(h, "", 1);
+        if (mark_offset(L, x->start_mark, &from) != 0 ||
+            mark_offset(L, end, &to) != 0 || to < from) {
+            /* Not expected: the marks come from this text. */
+            from = to = 0;
+        }
+        while (to > from && (L->src[to - 1] == ' ' || L->src[to - 1] == '\t' ||
+                             L->src[to - 1] == '\n' || L->src[to - 1] == '\r'))
+            to--;
+        h = tl_fnv1a(h, L->src + from, to - from);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    free(w.seen);
+    free(w.todo);
+}
+
+/* ---- triggers ------------------------------------------------------------ */
+
 static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
                         const tl_names *names)
 {
-    static const char *const keys[] = {"name", "when", "if",
-                                       "mode", "cooldown", "emit"};
-    static const char *const ekeys[] = {"channel", "message"};
-    enum { K_NAME, K_WHEN, K_IF, K_MODE, K_COOLDOWN, K_EMIT };
-    yaml_node_t *v[6], *e[2];
+    static const char *const keys[] = {
+        "name", "when", "if", "mode", "cooldown", "cap", "quiet_hours",
+        "priority", "group", "holdout", "emit"};
+    static const char *const ekeys[] = {"channel", "message", "attrs"};
+    enum {
+        K_NAME, K_WHEN, K_IF, K_MODE, K_COOLDOWN, K_CAP, K_QUIET, K_PRIORITY,
+        K_GROUP, K_HOLDOUT, K_EMIT, K__N
+    };
+    yaml_node_t *v[K__N], *e[3], *cap_channel = NULL, *tz = NULL;
     tl_rule *r = &L->c->rules[idx];
     rule_text *txt = &L->c->text->rules[idx];
     tl_expr_scope ev_scope = {tl_event_resolve, NULL};
     tl_expr_scope nm_scope = TL_NAMES_SCOPE(names);
     char at[32], path[64], got[96], msg[TL_ERRSZ];
+    int64_t x;
     int rc;
     snprintf(at, sizeof at, "triggers[%zu]", idx);
     if ((rc = want_map(L, n, at,
                        "a mapping with name, emit and optional when, if, "
-                       "mode, cooldown")) ||
-        (rc = read_map(L, n, at, keys, 6, v)))
+                       "mode, cooldown, cap, quiet_hours, priority, group, "
+                       "holdout")) ||
+        (rc = read_map(L, n, at, keys, K__N, v)))
         return rc;
 
     if (!v[K_NAME])
@@ -1311,6 +1700,28 @@ static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
         if ((rc = get_duration(L, v[K_COOLDOWN], path, 0, 0, &r->cooldown_ms)))
             return rc;
     }
+    if (v[K_CAP] && (rc = load_cap(L, v[K_CAP], at, r, &cap_channel)))
+        return rc;
+    if (v[K_QUIET] &&
+        (rc = load_quiet(L, v[K_QUIET], at, r, txt, &nm_scope, &tz)))
+        return rc;
+    if (v[K_PRIORITY]) {
+        snprintf(path, sizeof path, "%s.priority", at);
+        if ((rc = get_int(L, v[K_PRIORITY], path, -PRIORITY_MAX, PRIORITY_MAX,
+                          &x)))
+            return rc;
+        r->priority = (int)x;
+    }
+    if (v[K_GROUP]) {
+        snprintf(path, sizeof path, "%s.group", at);
+        if ((rc = get_str(L, v[K_GROUP], path, 0, &r->group)) ||
+            (rc = check_group(L, v[K_GROUP], path, r->group)))
+            return rc;
+    }
+    if (v[K_HOLDOUT]) {
+        snprintf(path, sizeof path, "%s.holdout", at);
+        if ((rc = get_share(L, v[K_HOLDOUT], path, &r->holdout))) return rc;
+    }
 
     if (!v[K_EMIT])
         return fail_node(L, n,
@@ -1319,17 +1730,12 @@ static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
                          at);
     snprintf(path, sizeof path, "%s.emit", at);
     if ((rc = want_map(L, v[K_EMIT], path,
-                       "a mapping with message and optional channel")) ||
-        (rc = read_map(L, v[K_EMIT], path, ekeys, 2, e)))
+                       "a mapping with message and optional channel, "
+                       "attrs")) ||
+        (rc = read_map(L, v[K_EMIT], path, ekeys, 3, e)))
         return rc;
     if (e[0]) {
-        char list[160] = "";
-        for (int ch = 0; ch < TL_CH__COUNT; ch++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                     ch ? ", " : "", tl_channel_name((tl_channel)ch));
-        if (e[0]->type != YAML_SCALAR_NODE ||
-            tl_channel_parse(scalar(e[0]), scalar_len(e[0]), &r->channel) != 0)
-            return bad_choice(L, e[0], path, "channel", list);
+        if ((rc = get_channel(L, e[0], path, &r->channel))) return rc;
         r->has_channel = 1;
     }
     if (!e[1])
@@ -1350,9 +1756,29 @@ static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
         return fail_at(L, line, col, "%s: %s", path, msg);
     }
     txt->message = tl_xstrndup(scalar(m), scalar_len(m));
+    if (e[2] && (rc = load_attrs(L, e[2], at, r, txt, &nm_scope))) return rc;
 
-    if (tl_rule_finish(r, msg, sizeof msg) != TL_OK)
-        return fail_node(L, n, "%s (%s): %s", at, r->name, msg);
+    /* The cap counts the triggers of one channel: its own, or the one the
+     * rule emits on (the event's channel would differ from event to
+     * event). */
+    if (r->has_cap && !cap_channel) {
+        if (!r->has_channel)
+            return fail_node(L, v[K_CAP],
+                             "%s.cap: cap needs a channel (or emit.channel)",
+                             at);
+        r->cap.channel = r->channel;
+    }
+
+    rule_version(L, n, r->version);
+    if (tl_rule_finish(r, msg, sizeof msg) != TL_OK) {
+        /* An unknown zone in quiet_hours.tz: at the zone's name. */
+        yaml_node_t *where = n;
+        if (tz && r->quiet.tz_name &&
+            (!strncmp(msg, "quiet_hours.tz", 14) ||
+             strstr(msg, r->quiet.tz_name)))
+            where = tz;
+        return fail_node(L, where, "%s (%s): %s", at, r->name, msg);
+    }
     return TL_OK;
 }
 
@@ -1364,6 +1790,7 @@ static int load_triggers(loader *L, yaml_node_t *n)
         return fail_node(L, n, "triggers: expected a list of triggers, got %s",
                          describe(n, got, sizeof got));
     size_t cnt = seq_len(n);
+    L->triggers = n;
     c->rules = tl_xcalloc(cnt ? cnt : 1, sizeof *c->rules);
     c->text->rules = tl_xcalloc(cnt ? cnt : 1, sizeof *c->text->rules);
     L->rname = tl_xcalloc(cnt ? cnt : 1, sizeof *L->rname);
@@ -1384,7 +1811,7 @@ static int load_root(loader *L, yaml_node_t *root)
         load_kafka, load_redis, load_events, load_state,
         load_log, load_features, load_triggers};
     yaml_node_t *v[7];
-    char got[96];
+    char got[96], msg[TL_ERRSZ];
     if (root->type != YAML_MAPPING_NODE)
         return fail_node(L, root,
                          "expected a mapping of sections (kafka, redis, "
@@ -1402,8 +1829,13 @@ static int load_root(loader *L, yaml_node_t *root)
     for (size_t i = 0; c->key_ttl_ms && i < c->nfeatures; i++)
         if (c->features[i].ttl_ms > c->key_ttl_ms)
             c->key_ttl_ms = c->features[i].ttl_ms;
+    /* The block: features, then the rules' slices and the cap ledgers. */
     size_t end = tl_features_layout(c->features, c->nfeatures, 0);
-    c->block_size = tl_rules_layout(c->rules, c->nrules, end);
+    if (tl_ruleset_init(&c->ruleset, c->rules, c->nrules, end, msg,
+                        sizeof msg) != TL_OK)
+        return fail_node(L, L->triggers ? L->triggers : root, "triggers: %s",
+                         msg);
+    c->block_size = c->ruleset.end;
     return TL_OK;
 }
 
@@ -1485,6 +1917,7 @@ static tl_config *load(const char *text, size_t len, const char *name,
         goto done;
     }
     have_doc = 1;
+    index_lines(&L);
     yaml_node_t *root = yaml_document_get_root_node(&L.doc);
     if (!root) {
         rc = fail_at(&L, 1, 1,
@@ -1521,6 +1954,7 @@ done:
     free(L.fnode);
     free(L.fof);
     free(L.rname);
+    free(L.lines);
     if (rc != TL_OK) {
         tl_config_free(L.c);
         return NULL;
@@ -1603,6 +2037,7 @@ void tl_config_free(tl_config *c)
     free(c->writer_schema_json);
     for (size_t i = 0; i < c->nfeatures; i++) tl_feature_clear(&c->features[i]);
     free(c->features);
+    tl_ruleset_clear(&c->ruleset);
     for (size_t i = 0; i < c->nrules; i++) tl_rule_clear(&c->rules[i]);
     free(c->rules);
     if (c->text) {
@@ -1614,6 +2049,10 @@ void tl_config_free(tl_config *c)
             free(c->text->rules[i].when);
             free(c->text->rules[i].cond);
             free(c->text->rules[i].message);
+            free(c->text->rules[i].tz);
+            for (size_t j = 0; j < c->text->rules[i].nattrs; j++)
+                free(c->text->rules[i].attrs[j]);
+            free(c->text->rules[i].attrs);
         }
         free(c->text->features);
         free(c->text->rules);
@@ -1740,5 +2179,31 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
         if (t && t->when) fprintf(out, "    when     %s\n", t->when);
         if (t && t->cond) fprintf(out, "    if       %s\n", t->cond);
         if (t && t->message) fprintf(out, "    message  %s\n", t->message);
+        for (size_t j = 0; j < r->nattrs; j++)
+            fprintf(out, "    attr     %s = %s\n", r->attrs[j].key,
+                    t && j < t->nattrs && t->attrs[j] ? t->attrs[j] : "");
+        if (r->has_cap)
+            fprintf(out, "    cap      %u per %s on %s\n", (unsigned)r->cap.max,
+                    fmt_duration(r->cap.per_ms, d1, sizeof d1),
+                    tl_channel_name(r->cap.channel));
+        if (r->has_quiet) {
+            const tl_quiet *q = &r->quiet;
+            fprintf(out, "    quiet    %02d:%02d to %02d:%02d, ", q->from_min / 60,
+                    q->from_min % 60, q->to_min / 60, q->to_min % 60);
+            if (q->tz_name) fprintf(out, "tz %s\n", q->tz_name);
+            else fprintf(out, "tz from %s\n", t && t->tz ? t->tz : "?");
+        }
+        if (r->group)
+            fprintf(out, "    group    %s, priority %d\n", r->group,
+                    r->priority);
+        else if (r->priority)
+            fprintf(out, "    priority %d\n", r->priority);
+        if (r->holdout > 0) {
+            char num[TL_NUMBUF];
+            tl_fmt_number(num, r->holdout * 100);
+            fprintf(out, "    holdout  %s%% (control group, not acted on)\n",
+                    num);
+        }
+        fprintf(out, "    version  %s\n", r->version);
     }
 }

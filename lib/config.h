@@ -70,6 +70,8 @@ typedef struct tl_config {
     size_t nfeatures;
     tl_rule *rules;
     size_t nrules;
+    tl_ruleset ruleset;     /* the rules laid out after the features, with
+                             * the cap ledgers (tl_ruleset_init) */
     size_t block_size;      /* bytes of one customer's state block */
 
     /* Private to config.c: source text of expressions and templates, for

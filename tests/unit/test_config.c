@@ -158,6 +158,7 @@ static void test_example(void)
         {"avg_line", TL_FK_AVG, 1},
         {"first_purchase", TL_FK_FIRST_SEEN, 1},
         {"since_last_purchase", TL_FK_SINCE, 0},
+        {"failed_checkouts_1d", TL_FK_WINDOW_COUNT, 1},
     };
     size_t nwant = sizeof want / sizeof want[0];
     CU_ASSERT_EQUAL_FATAL(c->nfeatures, nwant);
@@ -209,7 +210,11 @@ static void test_example(void)
         if (strcmp(c->features[i].name, "recent_items"))
             CU_ASSERT_EQUAL(c->features[i].ttl_ms, 0);
 
-    CU_ASSERT_EQUAL_FATAL(c->nrules, 3);
+    f = feature(c, "failed_checkouts_1d");
+    CU_ASSERT_EQUAL(f->window_ms, DAY);
+    CU_ASSERT_EQUAL(f->resolution_ms, HOUR);
+
+    CU_ASSERT_EQUAL_FATAL(c->nrules, 8);
     const tl_rule *r = rule(c, "greet_regular");
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_PTR_NOT_NULL(r->when);
@@ -223,18 +228,90 @@ static void test_example(void)
     CU_ASSERT_EQUAL_FATAL(r->nexplain, 2);
     CU_ASSERT_EQUAL(r->explain[0], 0); /* purchases_30d */
     CU_ASSERT_EQUAL(r->explain[1], 2); /* last_item */
+    CU_ASSERT(!r->has_cap);
+    CU_ASSERT(!r->has_quiet);
+    CU_ASSERT_PTR_NULL(r->group);
+    CU_ASSERT_EQUAL(r->priority, 0);
+    CU_ASSERT_EQUAL(r->holdout, 0.0);
+    CU_ASSERT_EQUAL(r->nattrs, 0);
     r = rule(c, "returns_follow_up");
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_EQUAL(r->mode, TL_MODE_EDGE);
     CU_ASSERT_EQUAL(r->cooldown_ms, 30 * DAY);
     CU_ASSERT_EQUAL(r->channel, TL_CH_EMAIL);
+    CU_ASSERT(r->has_cap); /* channel: emit's */
+    CU_ASSERT_EQUAL(r->cap.max, 2);
+    CU_ASSERT_EQUAL(r->cap.per_ms, 7 * DAY);
+    CU_ASSERT_EQUAL(r->cap.channel, TL_CH_EMAIL);
     r = rule(c, "coupon_fan");
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_EQUAL(r->mode, TL_MODE_ONCE);
     CU_ASSERT_EQUAL(r->cooldown_ms, 0);
     CU_ASSERT(!r->has_channel);
 
-    /* Features first, then rules, contiguous and 8-byte aligned. */
+    /* The seed scenarios of issue 4, with an example of every option. */
+    r = rule(c, "usual_greeting"); /* "the usual" at store entry */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->channel, TL_CH_STORE);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->group);
+    CU_ASSERT_STRING_EQUAL(r->group, "store_greeting");
+    CU_ASSERT_EQUAL(r->priority, 10);
+    CU_ASSERT_EQUAL_FATAL(r->nattrs, 3);
+    CU_ASSERT_STRING_EQUAL(r->attrs[0].key, "offer");
+    CU_ASSERT_STRING_EQUAL(r->attrs[1].key, "usual");
+    CU_ASSERT_STRING_EQUAL(r->attrs[2].key, "store");
+    r = rule(c, "store_hello"); /* loses to usual_greeting */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->group);
+    CU_ASSERT_STRING_EQUAL(r->group, "store_greeting");
+    CU_ASSERT_EQUAL(r->priority, 0);
+    r = rule(c, "welcome_back"); /* 30 days away */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT(r->has_cap);
+    CU_ASSERT_EQUAL(r->cap.max, 2);
+    CU_ASSERT_EQUAL(r->cap.per_ms, 7 * DAY);
+    CU_ASSERT_EQUAL(r->cap.channel, TL_CH_EMAIL);
+    CU_ASSERT(r->has_quiet);
+    CU_ASSERT_EQUAL(r->quiet.from_min, 21 * 60);
+    CU_ASSERT_EQUAL(r->quiet.to_min, 9 * 60);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->quiet.tz_name);
+    CU_ASSERT_STRING_EQUAL(r->quiet.tz_name, "Europe/Madrid");
+    CU_ASSERT_EQUAL(r->holdout, 0.1);
+    CU_ASSERT_EQUAL(r->nattrs, 2);
+    r = rule(c, "gold_segment"); /* entering a segment */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->mode, TL_MODE_EDGE);
+    CU_ASSERT_PTR_NULL(r->when);
+    CU_ASSERT(r->has_quiet);
+    CU_ASSERT_EQUAL(r->quiet.from_min, 22 * 60);
+    CU_ASSERT_EQUAL(r->quiet.to_min, 8 * 60);
+    CU_ASSERT_PTR_NULL(r->quiet.tz_name);
+    CU_ASSERT_PTR_NOT_NULL(r->quiet.tz_expr); /* the customer's zone */
+    CU_ASSERT_EQUAL(r->holdout, 0.05);
+    r = rule(c, "agent_prompt"); /* two failed web checkouts */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->channel, TL_CH_CALL_CENTER);
+    CU_ASSERT_EQUAL(r->priority, 100);
+    CU_ASSERT_PTR_NULL(r->group);
+    CU_ASSERT_EQUAL_FATAL(r->nexplain, 1);
+    CU_ASSERT_STRING_EQUAL(c->features[r->explain[0]].name,
+                           "failed_checkouts_1d");
+    /* Every option appears somewhere. */
+    int has_cap = 0, has_quiet = 0, has_group = 0, has_holdout = 0,
+        has_attrs = 0, has_prio = 0;
+    for (size_t i = 0; i < c->nrules; i++) {
+        has_cap |= c->rules[i].has_cap;
+        has_quiet |= c->rules[i].has_quiet;
+        has_group |= c->rules[i].group != NULL;
+        has_holdout |= c->rules[i].holdout > 0;
+        has_attrs |= c->rules[i].nattrs > 0;
+        has_prio |= c->rules[i].priority != 0;
+    }
+    CU_ASSERT(has_cap && has_quiet && has_group && has_holdout && has_attrs &&
+              has_prio);
+
+    /* Features first, then rules, contiguous and 8-byte aligned; the cap
+     * ledgers after them (tl_ruleset_init). */
     size_t end = 0;
     for (size_t i = 0; i < c->nfeatures; i++) {
         CU_ASSERT_EQUAL(c->features[i].offset, end);
@@ -245,7 +322,10 @@ static void test_example(void)
         CU_ASSERT(c->rules[i].offset >= end);
         end = c->rules[i].offset + c->rules[i].size;
     }
-    CU_ASSERT_EQUAL(c->block_size, end);
+    CU_ASSERT_EQUAL(c->block_size, c->ruleset.end);
+    CU_ASSERT(c->block_size >= end);
+    CU_ASSERT_PTR_EQUAL(c->ruleset.rules, c->rules);
+    CU_ASSERT_EQUAL(c->ruleset.nrules, c->nrules);
     tl_config_free(c);
 }
 
@@ -729,6 +809,21 @@ static void test_summary(void)
                                      "half_life 1w\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "  since_last_purchase  since         "
                                      "of last_purchase\n"));
+    /* Issue 4's rule options. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    cap      2 per 1w on email\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "    quiet    21:00 to 09:00, tz Europe/Madrid\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    quiet    22:00 to 08:00, tz from "
+                                     "coalesce(attrs[\"tz\"], "
+                                     "\"Europe/Madrid\")\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    group    store_greeting, priority "
+                                     "10\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    priority 100\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    holdout  10% "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    holdout  5% "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    attr     offer = "
+                                     "{{usual_order[0]}}\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    version  "));
     free(s);
     tl_config_free(c);
 
@@ -841,10 +936,11 @@ static void test_err_unknown_key(void)
                 "half_life, ttl, k, capacity, n, exact_up_to, precision, of)");
     EXPECT_FILE("invalid_key_trigger.yaml",
                 "3:5: unknown key 'iff' in triggers[0] (expected one of: name, "
-                "when, if, mode, cooldown, emit)");
+                "when, if, mode, cooldown, cap, quiet_hours, priority, group, "
+                "holdout, emit)");
     EXPECT_FILE("invalid_key_emit.yaml",
                 "3:26: unknown key 'chanel' in triggers[0].emit (expected one "
-                "of: channel, message)");
+                "of: channel, message, attrs)");
 }
 
 static void test_err_duplicate_key(void)
@@ -907,7 +1003,7 @@ static void test_err_wrong_type(void)
                "kind's keys, got '1'");
     EXPECT_STR("triggers: [{name: t, emit: hi}]\n",
                "1:28: triggers[0].emit: expected a mapping with message and "
-               "optional channel, got 'hi'");
+               "optional channel, attrs, got 'hi'");
     EXPECT_STR("triggers: [{name: t, emit: {message: ''}}]\n",
                "1:38: triggers[0].emit.message: expected a non-empty message, "
                "got ''");
@@ -1332,6 +1428,738 @@ static void test_err_template(void)
                "of expression");
 }
 
+/* ---- rule options (issue 4) ----------------------------------------------- */
+
+static int is_version(const char *v)
+{
+    if (strlen(v) != 16) return 0;
+    for (size_t i = 0; i < 16; i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* The version a rule whose text is exactly `text` gets. */
+static void version_text(char out[17], const char *text)
+{
+    snprintf(out, 17, "%016llx",
+             (unsigned long long)tl_fnv1a(TL_FNV_OFFSET, text, strlen(text)));
+}
+
+static void test_rule_options(void)
+{
+    clear_env();
+    tl_config *c = load_ok(FIXTURES "valid_rule_options.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->nrules, 4);
+
+    const tl_rule *r = rule(c, "full");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT(r->has_cap);
+    CU_ASSERT_EQUAL(r->cap.max, 3);
+    CU_ASSERT_EQUAL(r->cap.per_ms, 7 * DAY);
+    CU_ASSERT_EQUAL(r->cap.channel, TL_CH_EMAIL); /* its own, not emit's */
+    CU_ASSERT_EQUAL(r->channel, TL_CH_APP);
+    CU_ASSERT(r->has_quiet);
+    CU_ASSERT_EQUAL(r->quiet.from_min, 22 * 60);
+    CU_ASSERT_EQUAL(r->quiet.to_min, 8 * 60);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->quiet.tz_name);
+    CU_ASSERT_STRING_EQUAL(r->quiet.tz_name, "Europe/Madrid");
+    CU_ASSERT_PTR_NULL(r->quiet.tz_expr);
+    CU_ASSERT_EQUAL(r->priority, -1000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->group);
+    CU_ASSERT_STRING_EQUAL(r->group, "_greeting_2");
+    CU_ASSERT_EQUAL(r->holdout, 0.125);
+    CU_ASSERT_EQUAL_FATAL(r->nattrs, 4);
+    static const char *const keys[] = {"offer", "spend", "plain", "empty"};
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(r->attrs[i].key, keys[i]);
+    /* Compiled like the message: literal and expression parts. */
+    CU_ASSERT_EQUAL(r->attrs[0].value.nparts, 2);
+    CU_ASSERT_STRING_EQUAL(r->attrs[0].value.parts[0].lit, "the usual ");
+    CU_ASSERT_PTR_NOT_NULL(r->attrs[0].value.parts[0].expr);
+    CU_ASSERT_PTR_NOT_NULL(r->attrs[1].value.parts[0].expr);
+    CU_ASSERT_EQUAL(r->attrs[2].value.nparts, 1);
+    CU_ASSERT_STRING_EQUAL(r->attrs[2].value.parts[0].lit, "WELCOME10");
+    CU_ASSERT_EQUAL(r->attrs[3].value.nparts, 1);
+    CU_ASSERT_EQUAL(r->attrs[3].value.parts[0].litlen, 0);
+    CU_ASSERT(is_version(r->version));
+
+    r = rule(c, "defaults");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT(r->has_cap);
+    CU_ASSERT_EQUAL(r->cap.max, 1000);
+    CU_ASSERT_EQUAL(r->cap.per_ms, 1);
+    CU_ASSERT_EQUAL(r->cap.channel, TL_CH_EMAIL); /* emit.channel */
+    CU_ASSERT(r->has_quiet);
+    CU_ASSERT_EQUAL(r->quiet.from_min, 0);
+    CU_ASSERT_EQUAL(r->quiet.to_min, 23 * 60 + 59);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->quiet.tz_name);
+    CU_ASSERT_STRING_EQUAL(r->quiet.tz_name, "UTC"); /* the default */
+    CU_ASSERT_EQUAL(r->priority, 1000);
+    CU_ASSERT_PTR_NULL(r->group);
+    CU_ASSERT_EQUAL(r->holdout, 1.0);
+    CU_ASSERT_EQUAL(r->nattrs, 0);
+
+    /* Not a zone name: a string expression over the rule's names. */
+    r = rule(c, "tz_expr");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT(!r->has_cap);
+    CU_ASSERT_EQUAL(r->quiet.from_min, 23 * 60 + 59);
+    CU_ASSERT_EQUAL(r->quiet.to_min, 0);
+    CU_ASSERT_PTR_NULL(r->quiet.tz_name);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->quiet.tz_expr);
+    CU_ASSERT_EQUAL(tl_expr_type(r->quiet.tz_expr), TL_T_STR);
+    CU_ASSERT_EQUAL(r->holdout, 0.0);
+    CU_ASSERT_EQUAL(r->priority, 0);
+    CU_ASSERT_EQUAL(r->nattrs, 0); /* attrs: with nothing */
+    r = rule(c, "tz_feature");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_PTR_NULL(r->quiet.tz_name);
+    CU_ASSERT_PTR_NOT_NULL(r->quiet.tz_expr);
+    CU_ASSERT_EQUAL(r->holdout, 0.25);
+    CU_ASSERT_EQUAL(r->nattrs, 0);
+
+    /* The options in the summary. */
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    cap      3 per 1w on email\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    cap      1000 per 1ms on email\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "    quiet    22:00 to 08:00, tz Europe/Madrid\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    quiet    00:00 to 23:59, tz UTC\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    quiet    23:59 to 00:00, tz from "
+                                     "coalesce(attrs[\"tz\"], \"UTC\")\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    group    _greeting_2, priority "
+                                     "-1000\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    priority 1000\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    holdout  12.5% "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    holdout  100% "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    holdout  25% "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    attr     offer = the usual "
+                                     "{{item}}\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "    attr     empty = \n"));
+    char line[64];
+    snprintf(line, sizeof line, "    version  %s\n", rule(c, "full")->version);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, line));
+    free(s);
+    tl_config_free(c);
+
+    /* Holdout spellings: a percentage is exactly the share it names. */
+    static const struct {
+        const char *text;
+        double share;
+    } shares[] = {
+        {"10%", 0.1},  {"0%", 0},        {"100%", 1},   {"12.5%", 0.125},
+        {"7%", 0.07},  {"33.3%", 0.333}, {"0.5%", 0.005}, {"'1.%'", 0.01},
+        {"0.1", 0.1},  {"0", 0},         {"1", 1},      {"1.0", 1},
+        {".5", 0.5},   {"0.333", 0.333}, {"\"0.07\"", 0.07}, {"000.2", 0.2},
+    };
+    for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, holdout: %s, emit: {message: x}}]\n",
+                 shares[i].text);
+        c = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->rules[0].holdout, shares[i].share);
+        if (c->rules[0].holdout != shares[i].share)
+            fprintf(stderr, "\n  holdout %s: %.17g\n", shares[i].text,
+                    c->rules[0].holdout);
+        tl_config_free(c);
+    }
+
+    /* Times of day, plain or quoted. */
+    static const struct {
+        const char *text;
+        int min;
+    } times[] = {{"00:00", 0}, {"'00:01'", 1}, {"\"09:30\"", 570},
+                 {"12:00", 720}, {"23:59", 1439}};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, quiet_hours: {from: %s, to: '12:34'}, "
+                 "emit: {message: x}}]\n",
+                 times[i].text);
+        c = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->rules[0].quiet.from_min, times[i].min);
+        CU_ASSERT_EQUAL(c->rules[0].quiet.to_min, 12 * 60 + 34);
+        tl_config_free(c);
+    }
+
+    /* Zone names: letters, digits and _ + - /; the rest is an expression. */
+    static const struct {
+        const char *tz;
+        int literal;
+    } zones[] = {
+        {"UTC", 1},           {"Etc/GMT+1", 1},        {"Etc/GMT-14", 1},
+        {"America/Port-au-Prince", 1}, {"America/Argentina/Buenos_Aires", 1},
+        {"'\"UTC\"'", 0},     {"'attrs[\"tz\"]'", 0},  {"'event.store'", 0},
+        {"'lower(\"UTC\")'", 0}, {"'coalesce(attrs[\"tz\"], \"UTC\")'", 0},
+    };
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, quiet_hours: {from: '22:00', to: "
+                 "'06:00', tz: %s}, emit: {message: x}}]\n",
+                 zones[i].tz);
+        c = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->rules[0].quiet.tz_name != NULL, zones[i].literal);
+        CU_ASSERT_EQUAL(c->rules[0].quiet.tz_expr != NULL, !zones[i].literal);
+        if (zones[i].literal && c->rules[0].quiet.tz_name)
+            CU_ASSERT_STRING_EQUAL(c->rules[0].quiet.tz_name, zones[i].tz);
+        tl_config_free(c);
+    }
+
+    /* A rule without the options has none of them. */
+    c = load_str_ok("triggers: [{name: t, emit: {message: x}}]\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    r = &c->rules[0];
+    CU_ASSERT(!r->has_cap);
+    CU_ASSERT(!r->has_quiet);
+    CU_ASSERT_PTR_NULL(r->quiet.tz_name);
+    CU_ASSERT_PTR_NULL(r->quiet.tz_expr);
+    CU_ASSERT_EQUAL(r->priority, 0);
+    CU_ASSERT_PTR_NULL(r->group);
+    CU_ASSERT_EQUAL(r->holdout, 0.0);
+    CU_ASSERT_EQUAL(r->nattrs, 0);
+    CU_ASSERT_PTR_NULL(r->attrs);
+    CU_ASSERT(is_version(r->version));
+    s = summary(c);
+    CU_ASSERT_PTR_NULL(strstr(s, "    cap "));
+    CU_ASSERT_PTR_NULL(strstr(s, "    quiet "));
+    CU_ASSERT_PTR_NULL(strstr(s, "    priority "));
+    CU_ASSERT_PTR_NULL(strstr(s, "    holdout "));
+    CU_ASSERT_PTR_NULL(strstr(s, "    attr "));
+    free(s);
+    tl_config_free(c);
+}
+
+/* The block holds the features, the rules' slices and the cap ledgers:
+ * tl_ruleset_init lays them out and block_size is its end. */
+static void test_ruleset_layout(void)
+{
+    clear_env();
+    tl_config *c = load_str_ok(
+        "features: [{name: a, kind: count}, {name: b, kind: last, field: item}]\n"
+        "triggers:\n"
+        "  - {name: t1, cap: {max: 3, per: 7d}, emit: {channel: email, "
+        "message: x}}\n"
+        "  - {name: t2, emit: {message: y}}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_EQUAL(c->ruleset.rules, c->rules);
+    CU_ASSERT_EQUAL(c->ruleset.nrules, 2);
+    CU_ASSERT_EQUAL(c->block_size, c->ruleset.end);
+    size_t end = c->features[1].offset + c->features[1].size;
+    for (size_t i = 0; i < c->nrules; i++) {
+        CU_ASSERT(c->rules[i].offset >= end);
+        CU_ASSERT(c->rules[i].size > 0);
+        end = c->rules[i].offset + c->rules[i].size;
+    }
+    CU_ASSERT(c->block_size >= end);
+    tl_config_free(c);
+
+    /* No rules, no features. */
+    c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->ruleset.nrules, 0);
+    CU_ASSERT_EQUAL(c->block_size, c->ruleset.end);
+    tl_config_free(c);
+}
+
+/* rule_version: a hash of the rule's text, from its first key to its last
+ * value: the same text, the same version, wherever it is; a change of the
+ * rule changes it, a change elsewhere does not. */
+static void test_rule_version(void)
+{
+    clear_env();
+    static const char base[] =
+        "features: [{name: n, kind: count}]\n"
+        "triggers:\n"
+        "  - name: a\n"
+        "    if: 'n > 1'\n"
+        "    emit: {message: x}\n"
+        "\n"
+        "  # about b\n"
+        "  - name: b\n"
+        "    cap: {max: 2, per: 1d}\n"
+        "    emit:\n"
+        "      channel: email\n"
+        "      message: y   # the end of b\n"
+        "  # after b\n";
+    char va[17], vb[17], want[17];
+    tl_config *c = load_str_ok(base);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    snprintf(va, sizeof va, "%s", rule(c, "a")->version);
+    snprintf(vb, sizeof vb, "%s", rule(c, "b")->version);
+    CU_ASSERT(is_version(va));
+    CU_ASSERT(is_version(vb));
+    CU_ASSERT_STRING_NOT_EQUAL(va, vb);
+    /* Exactly FNV-1a 64 of the rule's text: from its first key to the end
+     * of its last value. */
+    version_text(want, "name: a\n    if: 'n > 1'\n    emit: {message: x}");
+    CU_ASSERT_STRING_EQUAL(va, want);
+    version_text(want, "name: b\n    cap: {max: 2, per: 1d}\n    emit:\n"
+                       "      channel: email\n      message: y");
+    CU_ASSERT_STRING_EQUAL(vb, want);
+    tl_config_free(c);
+
+    /* The same text loads to the same versions, in a file too. */
+    c = load_str_ok(base);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(rule(c, "a")->version, va);
+    CU_ASSERT_STRING_EQUAL(rule(c, "b")->version, vb);
+    tl_config_free(c);
+
+    static const struct {
+        const char *what, *text;
+        int a_same, b_same;
+    } edits[] = {
+        {"b's message",
+         "features: [{name: n, kind: count}]\ntriggers:\n"
+         "  - name: a\n    if: 'n > 1'\n    emit: {message: x}\n"
+         "  - name: b\n    cap: {max: 2, per: 1d}\n    emit:\n"
+         "      channel: email\n      message: z\n",
+         1, 0},
+        {"b's cap",
+         "features: [{name: n, kind: count}]\ntriggers:\n"
+         "  - name: a\n    if: 'n > 1'\n    emit: {message: x}\n"
+         "  - name: b\n    cap: {max: 3, per: 1d}\n    emit:\n"
+         "      channel: email\n      message: y\n",
+         1, 0},
+        {"a's condition",
+         "features: [{name: n, kind: count}]\ntriggers:\n"
+         "  - name: a\n    if: 'n > 2'\n    emit: {message: x}\n"
+         "  - name: b\n    cap: {max: 2, per: 1d}\n    emit:\n"
+         "      channel: email\n      message: y\n",
+         0, 1},
+        {"a new key in a",
+         "features: [{name: n, kind: count}]\ntriggers:\n"
+         "  - name: a\n    if: 'n > 1'\n    emit: {message: x}\n"
+         "    priority: 0\n"
+         "  - name: b\n    cap: {max: 2, per: 1d}\n    emit:\n"
+         "      channel: email\n      message: y\n",
+         0, 1},
+        /* Comments and blank lines between and after rules, other
+         * sections, another feature, the rules' order: nothing. */
+        {"comments, sections, order",
+         "# a comment\nlog: {level: debug}\n"
+         "triggers:\n"
+         "  # first b now\n"
+         "  - name: b\n    cap: {max: 2, per: 1d}\n    emit:\n"
+         "      channel: email\n      message: y\n\n\n"
+         "  # then a\n"
+         "  - name: a\n    if: 'n > 1'\n    emit: {message: x}   # x!\n"
+         "features: [{name: m, kind: count}, {name: n, kind: count}]\n",
+         1, 1},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        c = load_str_ok(edits[i].text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        const tl_rule *ra = rule(c, "a"), *rb = rule(c, "b");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ra);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(rb);
+        int a_same = !strcmp(ra->version, va);
+        int b_same = !strcmp(rb->version, vb);
+        CU_ASSERT_EQUAL(a_same, edits[i].a_same);
+        CU_ASSERT_EQUAL(b_same, edits[i].b_same);
+        if (a_same != edits[i].a_same || b_same != edits[i].b_same)
+            fprintf(stderr, "\n  edit '%s': a %s, b %s\n", edits[i].what,
+                    a_same ? "same" : "changed", b_same ? "same" : "changed");
+        tl_config_free(c);
+    }
+
+    /* Flow style: the mapping from '{' to '}'. */
+    c = load_str_ok("triggers: [{name: a, emit: {message: x}},\n"
+                    "           {name: b, emit: {message: y}} ]\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    version_text(want, "{name: a, emit: {message: x}}");
+    CU_ASSERT_STRING_EQUAL(rule(c, "a")->version, want);
+    version_text(want, "{name: b, emit: {message: y}}");
+    CU_ASSERT_STRING_EQUAL(rule(c, "b")->version, want);
+    tl_config_free(c);
+
+    /* A block scalar last: its text without the line breaks after it. */
+    c = load_str_ok("triggers:\n  - name: a\n    emit:\n      message: |\n"
+                    "        hello\n\n\n  - name: b\n    emit: {message: y}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    version_text(want, "name: a\n    emit:\n      message: |\n        hello");
+    CU_ASSERT_STRING_EQUAL(rule(c, "a")->version, want);
+    tl_config_free(c);
+
+    /* An alias of a value written in another rule: that value is part of
+     * this rule too, so editing it changes both versions. */
+    static const char *const aliased[2] = {
+        "triggers:\n"
+        "  - name: a\n    when: &w 'amount > 1'\n    emit: {message: x}\n"
+        "  - name: b\n    when: *w\n    emit: {message: y}\n"
+        "  - name: c\n    emit: {message: z}\n",
+        "triggers:\n"
+        "  - name: a\n    when: &w 'amount > 2'\n    emit: {message: x}\n"
+        "  - name: b\n    when: *w\n    emit: {message: y}\n"
+        "  - name: c\n    emit: {message: z}\n",
+    };
+    tl_config *c1 = load_str_ok(aliased[0]), *c2 = load_str_ok(aliased[1]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    CU_ASSERT_STRING_NOT_EQUAL(rule(c1, "a")->version, rule(c2, "a")->version);
+    CU_ASSERT_STRING_NOT_EQUAL(rule(c1, "b")->version, rule(c2, "b")->version);
+    CU_ASSERT_STRING_EQUAL(rule(c1, "c")->version, rule(c2, "c")->version);
+    /* ... and b's own text is hashed first. */
+    CU_ASSERT_STRING_NOT_EQUAL(rule(c1, "b")->version,
+                               rule(c1, "a")->version);
+    tl_config_free(c1);
+    tl_config_free(c2);
+
+    /* The example: every rule has its own version. */
+    c = load_ok("config/tailord.yaml");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    for (size_t i = 0; i < c->nrules; i++) {
+        CU_ASSERT(is_version(c->rules[i].version));
+        for (size_t j = 0; j < i; j++)
+            CU_ASSERT_STRING_NOT_EQUAL(c->rules[i].version,
+                                       c->rules[j].version);
+    }
+    tl_config_free(c);
+}
+
+#define CHANNELS "web, app, store, call_center, email, chat, other"
+#define HHMM "expected a time of day HH:MM from 00:00 to 23:59, got "
+#define SHARE                                                                  \
+    "triggers[0].holdout: expected a share: a percentage from 0% to 100% "   \
+    "(e.g. 10%) or a number from 0 to 1, got "
+
+static void test_err_cap(void)
+{
+    EXPECT_FILE("invalid_cap_channel.yaml",
+                "3:10: triggers[0].cap: cap needs a channel (or "
+                "emit.channel)");
+    EXPECT_FILE("invalid_cap_key.yaml",
+                "5:7: unknown key 'period' in triggers[0].cap (expected one "
+                "of: max, per, channel)");
+    EXPECT_FILE("invalid_cap_max.yaml",
+                "3:17: triggers[0].cap.max: expected an integer from 1 to "
+                "1000, got '1001'");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 7d}, "
+               "emit: {message: x}}]\n",
+               "1:27: triggers[0].cap: cap needs a channel (or emit.channel)");
+    /* Wrong type, missing keys. */
+    EXPECT_STR("triggers: [{name: t, cap: 3, emit: {message: x}}]\n",
+               "1:27: triggers[0].cap: expected a mapping with max, per and "
+               "optional channel, got '3'");
+    EXPECT_STR("triggers: [{name: t, cap: , emit: {message: x}}]\n",
+               "1:27: triggers[0].cap: expected a mapping with max, per and "
+               "optional channel, got nothing");
+    EXPECT_STR("triggers: [{name: t, cap: {per: 7d}, "
+               "emit: {channel: email, message: x}}]\n",
+               "1:27: triggers[0].cap: missing required key 'max' (the most "
+               "triggers per period, e.g. max: 3)");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3}, "
+               "emit: {channel: email, message: x}}]\n",
+               "1:27: triggers[0].cap: missing required key 'per' (the "
+               "period, e.g. per: 7d)");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, max: 4, per: 7d}, "
+               "emit: {channel: email, message: x}}]\n",
+               "1:36: duplicate key 'max' in triggers[0].cap (first at 1:28)");
+    /* max: 1 to 1000. */
+    static const char *const maxes[][2] = {
+        {"0", "'0'"},     {"1001", "'1001'"}, {"-1", "'-1'"},
+        {"2.5", "'2.5'"}, {"three", "'three'"}, {"[3]", "a list"},
+        {"''", "''"},     {"~", "null"},
+    };
+    for (size_t i = 0; i < sizeof maxes / sizeof maxes[0]; i++) {
+        char text[160], want[200];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, cap: {max: %s, per: 7d, channel: "
+                 "email}, emit: {message: x}}]\n",
+                 maxes[i][0]);
+        snprintf(want, sizeof want,
+                 "t.yaml:1:33: triggers[0].cap.max: expected an integer from "
+                 "1 to 1000, got %s",
+                 maxes[i][1]);
+        check_error("t.yaml", text, want, __LINE__);
+    }
+    /* per: a duration above 0. */
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 0, channel: email}, "
+               "emit: {message: x}}]\n",
+               "1:41: triggers[0].cap.per: expected a duration above 0, got "
+               "'0'");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 0ms, channel: email}, "
+               "emit: {message: x}}]\n",
+               "1:41: triggers[0].cap.per: expected a duration above 0, got "
+               "'0'");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 7days, channel: "
+               "email}, emit: {message: x}}]\n",
+               "1:41: triggers[0].cap.per: bad duration '7days' (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: [7d], channel: "
+               "email}, emit: {message: x}}]\n",
+               "1:41: triggers[0].cap.per: bad duration a list (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    /* channel: one of the channels. */
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 7d, channel: sms}, "
+               "emit: {message: x}}]\n",
+               "1:54: triggers[0].cap.channel: unknown channel 'sms' "
+               "(expected one of: " CHANNELS ")");
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 7d, channel: }, "
+               "emit: {message: x}}]\n",
+               "1:54: triggers[0].cap.channel: expected one of: " CHANNELS
+               ", got nothing");
+    /* A bad emit.channel is reported as such, not as a missing cap
+     * channel. */
+    EXPECT_STR("triggers: [{name: t, cap: {max: 3, per: 7d}, "
+               "emit: {channel: sms, message: x}}]\n",
+               "1:62: triggers[0].emit.channel: unknown channel 'sms' "
+               "(expected one of: " CHANNELS ")");
+}
+
+static void test_err_quiet_hours(void)
+{
+    EXPECT_FILE("invalid_quiet_time.yaml",
+                "5:11: triggers[0].quiet_hours.to: " HHMM "'24:00'");
+    EXPECT_FILE("invalid_quiet_key.yaml",
+                "3:48: unknown key 'zone' in triggers[0].quiet_hours (expected "
+                "one of: from, to, tz)");
+    EXPECT_FILE("invalid_quiet_tz_expr.yaml",
+                "6:21: triggers[0].quiet_hours.tz: unknown name 'atrs[\"tz\"]'");
+    /* Wrong type, missing keys. */
+    EXPECT_STR("triggers: [{name: t, quiet_hours: \"22:00-08:00\", "
+               "emit: {message: x}}]\n",
+               "1:35: triggers[0].quiet_hours: expected a mapping with from, "
+               "to and optional tz, got '22:00-08:00'");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: [\"22:00\", \"08:00\"], "
+               "emit: {message: x}}]\n",
+               "1:35: triggers[0].quiet_hours: expected a mapping with from, "
+               "to and optional tz, got a list");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {to: \"08:00\"}, "
+               "emit: {message: x}}]\n",
+               "1:35: triggers[0].quiet_hours: missing required key 'from' "
+               "(the start of the quiet time, e.g. from: \"22:00\")");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\"}, "
+               "emit: {message: x}}]\n",
+               "1:35: triggers[0].quiet_hours: missing required key 'to' "
+               "(the end of the quiet time, e.g. to: \"08:00\")");
+    /* Bad "HH:MM". */
+    static const char *const bad[][2] = {
+        {"'24:00'", "'24:00'"},     {"'22:60'", "'22:60'"},
+        {"'7:00'", "'7:00'"},       {"'07:0'", "'07:0'"},
+        {"'2200'", "'2200'"},       {"'22:00:00'", "'22:00:00'"},
+        {"'22.00'", "'22.00'"},     {"'ab:cd'", "'ab:cd'"},
+        {"'-1:00'", "'-1:00'"},     {"' 7:00'", "' 7:00'"},
+        {"'22h'", "'22h'"},         {"1320", "'1320'"},
+        {"[22, 0]", "a list"},      {"{h: 22}", "a mapping"},
+        {"''", "''"},               {"~", "null"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[160], want[200];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, quiet_hours: {from: %s, to: '08:00'}, "
+                 "emit: {message: x}}]\n",
+                 bad[i][0]);
+        snprintf(want, sizeof want,
+                 "t.yaml:1:42: triggers[0].quiet_hours.from: " HHMM "%s",
+                 bad[i][1]);
+        check_error("t.yaml", text, want, __LINE__);
+    }
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: , to: '08:00'}, "
+               "emit: {message: x}}]\n",
+               "1:42: triggers[0].quiet_hours.from: " HHMM "nothing");
+    /* An empty quiet time. */
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"08:00\", to: "
+               "\"08:00\"}, emit: {message: x}}]\n",
+               "1:55: triggers[0].quiet_hours.to: the same time as 'from' "
+               "(the quiet time would be empty)");
+    /* tz: wrong type, empty. */
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: [UTC]}, emit: {message: x}}]\n",
+               "1:68: triggers[0].quiet_hours.tz: expected a time zone name "
+               "or a string expression, got a list");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: ''}, emit: {message: x}}]\n",
+               "1:68: triggers[0].quiet_hours.tz: expected a time zone name "
+               "or a string expression, got ''");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: }, emit: {message: x}}]\n",
+               "1:68: triggers[0].quiet_hours.tz: expected a time zone name "
+               "or a string expression, got nothing");
+    /* tz expressions: errors at their column inside the string. */
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: 'lower(zone)'}, emit: {message: x}}]\n",
+               "1:75: triggers[0].quiet_hours.tz: unknown name 'zone'");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: \"coalesce(attrs[\\\"tz\\\"], zon)\"}, "
+               "emit: {message: x}}]\n",
+               "1:93: triggers[0].quiet_hours.tz: unknown name 'zon'");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: 'amount * 2'}, emit: {message: x}}]\n",
+               "1:69: triggers[0].quiet_hours.tz: expression must be string, "
+               "got number");
+    EXPECT_STR("triggers: [{name: t, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: 'attrs[\"tz\"] =='}, emit: {message: x}}]\n",
+               "1:83: triggers[0].quiet_hours.tz: expected a value but found "
+               "end of expression");
+    EXPECT_STR("features: [{name: visits, kind: count}]\n"
+               "triggers:\n"
+               "  - name: t\n"
+               "    quiet_hours:\n"
+               "      from: '22:00'\n"
+               "      to: '08:00'\n"
+               "      tz: (visits)\n"
+               "    emit: {message: x}\n",
+               "7:11: triggers[0].quiet_hours.tz: expression must be string, "
+               "got number");
+    /* An unknown zone: tl_rule_finish's message, at the zone's name. */
+    EXPECT_FILE("invalid_quiet_tz_unknown.yaml",
+                "6:11: triggers[0] (quiet): quiet_hours.tz: unknown time zone "
+                "'Europe/Madird'");
+    EXPECT_STR("triggers: [{name: q, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: Nowhere}, emit: {message: x}}]\n",
+               "1:68: triggers[0] (q): quiet_hours.tz: unknown time zone "
+               "'Nowhere'");
+    /* A path is not a zone; with a '.' it is not even a name, but an
+     * expression. */
+    EXPECT_STR("triggers: [{name: q, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: /etc/localtime}, emit: {message: x}}]\n",
+               "1:68: triggers[0] (q): quiet_hours.tz: unknown time zone "
+               "'/etc/localtime'");
+    EXPECT_STR("triggers: [{name: q, quiet_hours: {from: \"22:00\", to: "
+               "\"08:00\", tz: ../zoneinfo/UTC}, emit: {message: x}}]\n",
+               "1:68: triggers[0].quiet_hours.tz: unexpected character '.'");
+}
+
+static void test_err_priority_group_holdout(void)
+{
+    EXPECT_FILE("invalid_priority.yaml",
+                "3:15: triggers[0].priority: expected an integer from -1000 to "
+                "1000, got 'high'");
+    EXPECT_FILE("invalid_group.yaml",
+                "3:12: triggers[0].group: bad group name 'Greetings' (expected "
+                "lowercase letters, digits and '_', not starting with a "
+                "digit)");
+    EXPECT_FILE("invalid_holdout.yaml", "3:14: " SHARE "'10 percent'");
+
+    static const char *const prios[][2] = {
+        {"1001", "'1001'"}, {"-1001", "'-1001'"}, {"1.5", "'1.5'"},
+        {"[1]", "a list"},  {"''", "''"},         {"~", "null"},
+        {"+5", "'+5'"},
+    };
+    for (size_t i = 0; i < sizeof prios / sizeof prios[0]; i++) {
+        char text[160], want[200];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, priority: %s, emit: {message: x}}]\n",
+                 prios[i][0]);
+        snprintf(want, sizeof want,
+                 "t.yaml:1:32: triggers[0].priority: expected an integer from "
+                 "-1000 to 1000, got %s",
+                 prios[i][1]);
+        check_error("t.yaml", text, want, __LINE__);
+    }
+
+    static const char *const groups[] = {"1st", "a-b", "Greeting", "'a b'",
+                                         "é"};
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        char text[160], want[200], shown[32];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, group: %s, emit: {message: x}}]\n",
+                 groups[i]);
+        snprintf(shown, sizeof shown, "%s", groups[i]);
+        if (shown[0] == '\'') {
+            memmove(shown, shown + 1, strlen(shown));
+            shown[strlen(shown) - 1] = '\0';
+        }
+        snprintf(want, sizeof want,
+                 "t.yaml:1:29: triggers[0].group: bad group name '%s' "
+                 "(expected lowercase letters, digits and '_', not starting "
+                 "with a digit)",
+                 shown);
+        check_error("t.yaml", text, want, __LINE__);
+    }
+    EXPECT_STR("triggers: [{name: t, group: '', emit: {message: x}}]\n",
+               "1:29: triggers[0].group: expected a non-empty string, got ''");
+    EXPECT_STR("triggers: [{name: t, group: [a], emit: {message: x}}]\n",
+               "1:29: triggers[0].group: expected a non-empty string, got a "
+               "list");
+    EXPECT_STR("triggers: [{name: t, group: , emit: {message: x}}]\n",
+               "1:29: triggers[0].group: expected a non-empty string, got "
+               "nothing");
+    EXPECT_STR("triggers: [{name: t, group: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, emit: {message: x}}]\n",
+               "1:29: triggers[0].group: name is 65 characters long (at most "
+               "64)");
+
+    static const char *const shares[][2] = {
+        {"150%", "'150%'"},   {"100.5%", "'100.5%'"}, {"-10%", "'-10%'"},
+        {"1.5", "'1.5'"},     {"2", "'2'"},           {"-0.1", "'-0.1'"},
+        {"ten", "'ten'"},     {"'%'", "'%'"},         {".", "'.'"},
+        {"'.%'", "'.%'"},     {"'10 %'", "'10 %'"},   {"1e-1", "'1e-1'"},
+        {"0x1", "'0x1'"},     {"inf", "'inf'"},       {"nan", "'nan'"},
+        {"'1..0'", "'1..0'"}, {"'10%%'", "'10%%'"},   {"'+10%'", "'+10%'"},
+        {"[10%]", "a list"},  {"{a: 1}", "a mapping"}, {"''", "''"},
+        {"~", "null"},
+    };
+    for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++) {
+        char text[160], want[240];
+        snprintf(text, sizeof text,
+                 "triggers: [{name: t, holdout: %s, emit: {message: x}}]\n",
+                 shares[i][0]);
+        snprintf(want, sizeof want, "t.yaml:1:31: %s%s", SHARE, shares[i][1]);
+        check_error("t.yaml", text, want, __LINE__);
+    }
+    EXPECT_STR("triggers: [{name: t, holdout: , emit: {message: x}}]\n",
+               "1:31: " SHARE "nothing");
+}
+
+static void test_err_attrs(void)
+{
+    EXPECT_FILE("invalid_attrs_template.yaml",
+                "9:31: triggers[0].emit.attrs.again: unknown name 'lastitem'");
+    EXPECT_FILE("invalid_attrs_type.yaml",
+                "5:14: triggers[0].emit.attrs: expected a mapping of attribute "
+                "names to templates, got a list");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: hi}}]\n",
+               "1:48: triggers[0].emit.attrs: expected a mapping of attribute "
+               "names to templates, got 'hi'");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {a: [x]}}}]\n",
+               "1:52: triggers[0].emit.attrs.a: expected a template, got a "
+               "list");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {a: ~}}}]\n",
+               "1:52: triggers[0].emit.attrs.a: expected a template, got "
+               "null");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {a: x, a: y}}}]"
+               "\n",
+               "1:55: duplicate key 'a' in triggers[0].emit.attrs (first at "
+               "1:49)");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {[k]: x}}}]\n",
+               "1:49: triggers[0].emit.attrs: key: expected a non-empty "
+               "string, got a list");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {'': x}}}]\n",
+               "1:49: triggers[0].emit.attrs: key: expected a non-empty "
+               "string, got ''");
+    /* Template errors at their column inside the value. */
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {a: 'x {{item "
+               "+ }}'}}}]\n",
+               "1:64: triggers[0].emit.attrs.a: expected a value but found "
+               "end of expression");
+    EXPECT_STR("triggers: [{name: t, emit: {message: x, attrs: {a: 'x {{item'"
+               "}}}]\n",
+               "1:55: triggers[0].emit.attrs.a: '{{' without a closing '}}'");
+    EXPECT_STR("triggers:\n"
+               "  - name: t\n"
+               "    emit:\n"
+               "      message: x\n"
+               "      attrs:\n"
+               "        ok: '{{item}}'\n"
+               "        bad: >\n"
+               "          one {{item}}\n"
+               "          two {{ visitz }}\n",
+               "9:18: triggers[0].emit.attrs.bad: unknown name 'visitz'");
+    /* The message is checked before the attrs. */
+    EXPECT_STR("triggers: [{name: t, emit: {message: '{{x}}', attrs: "
+               "{a: '{{y}}'}}}]\n",
+               "1:41: triggers[0].emit.message: unknown name 'x'");
+}
+
 /* Every fixture: valid_* load, invalid_* fail with a positioned message.
  * Under valgrind this is the leak check of every error path. */
 static void test_all_fixtures(void)
@@ -1378,6 +2206,9 @@ int main(void)
     CU_add_test(s, "events.max_lateness", test_max_lateness);
     CU_add_test(s, "key ttl", test_key_ttl);
     CU_add_test(s, "summary and password masking", test_summary);
+    CU_add_test(s, "rule options of issue 4", test_rule_options);
+    CU_add_test(s, "rule set layout", test_ruleset_layout);
+    CU_add_test(s, "rule_version", test_rule_version);
     s = CU_add_suite("config_errors", NULL, NULL);
     CU_add_test(s, "YAML syntax, empty, not a mapping", test_err_yaml);
     CU_add_test(s, "unknown keys", test_err_unknown_key);
@@ -1392,6 +2223,10 @@ int main(void)
     CU_add_test(s, "expression positions", test_err_expr_position);
     CU_add_test(s, "type errors in conditions", test_err_if_type);
     CU_add_test(s, "templates", test_err_template);
+    CU_add_test(s, "cap", test_err_cap);
+    CU_add_test(s, "quiet_hours", test_err_quiet_hours);
+    CU_add_test(s, "priority, group, holdout", test_err_priority_group_holdout);
+    CU_add_test(s, "emit.attrs", test_err_attrs);
     CU_add_test(s, "every fixture", test_all_fixtures);
     return tl_test_run();
 }
