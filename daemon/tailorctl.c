@@ -363,7 +363,7 @@ static int computed_fields(const tl_config *cfg, const char *id,
                            int use_now, fields *out, char *err, size_t errsz)
 {
     tl_layout layout = {cfg->features, cfg->nfeatures, cfg->rules,
-                        cfg->nrules, cfg->block_size};
+                        cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_cache *cache = tl_cache_new(&layout, 1);
     tl_vec *v = tl_cache_put(cache, id, strlen(id));
     int rc = TL_OK;

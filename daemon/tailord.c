@@ -134,6 +134,13 @@ int main(int argc, char **argv)
                 s->dead_letters[TL_REJECT_LATE],
             secs,
             secs > 0 ? (double)s->events / secs : 0.0);
+    tl_info("tailord",
+            "triggers: %" PRIu64 " produced (%" PRIu64 " holdout); suppressed: "
+            "cooldown %" PRIu64 ", quiet_hours %" PRIu64 ", cap %" PRIu64
+            ", group %" PRIu64,
+            s->triggers, s->holdouts, s->suppressed[TL_SUP_COOLDOWN],
+            s->suppressed[TL_SUP_QUIET_HOURS], s->suppressed[TL_SUP_CAP],
+            s->suppressed[TL_SUP_GROUP]);
     tl_pipeline_free(p);
     tl_kafka_mock_free(mock);
     tl_config_free(cfg);

@@ -1579,6 +1579,11 @@ int tl_event_resolve(void *ud, const char *name, const char *key,
     return -1;
 }
 
+const char *tl_event_var_name(uint32_t var)
+{
+    return var < V__COUNT ? vars[var].name : NULL;
+}
+
 static void str_value(tl_value *out, const char *s, size_t len)
 {
     if (!s) {

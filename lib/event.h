@@ -136,6 +136,10 @@ int tl_event_resolve(void *ud, const char *name, const char *key,
 void tl_event_fetch(void *ud, uint32_t var, const char *key, size_t keylen,
                     tl_value *out);
 
+/* The name of an event variable id from tl_event_resolve ("type", "attrs",
+ * ...), NULL for an id that is not one. */
+const char *tl_event_var_name(uint32_t var);
+
 /* Looks up an attribute (binary search); NULL when absent. */
 const tl_attr *tl_event_attr(const tl_event *ev, const char *key,
                              size_t keylen);

@@ -34,8 +34,8 @@ struct tl_pipeline {
     size_t nmiss, ndirty, vec_cap;
     tl_store_write *writes;
     size_t writes_cap;
-    char *msgbuf;
-    size_t msgcap;
+    tl_firing *firings; /* room for every rule */
+    tl_suppress *why;
 
     volatile sig_atomic_t *stop;
     int failed;
@@ -142,9 +142,56 @@ static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
              topic, m->partition, m->offset, reason, msg);
 }
 
-static int emit(tl_pipeline *p, const tl_rule *r, const tl_event *ev,
+/* A template rendered into the batch arena. */
+static const char *render(tl_pipeline *p, const tl_template *t,
+                          tl_eval_ctx *ctx)
+{
+    size_t n = tl_template_render(t, tl_eval_fetch, ctx, NULL, 0);
+    char *s = tl_arena_alloc(&p->arena, n + 1);
+    tl_template_render(t, tl_eval_fetch, ctx, s, n + 1);
+    return s;
+}
+
+/* The explanation of a trigger: every variable the rule's `if` read, named
+ * as written ("visits_30d", "type", "attrs[\"tier\"]") with its value. */
+typedef struct explainer {
+    tl_pipeline *p;
+    tl_eval_ctx *ctx;
+    tl_attr *out; /* NULL while counting */
+    size_t n;
+} explainer;
+
+static void explain_var(void *ud, uint32_t var, const char *key)
+{
+    explainer *x = ud;
+    if (!x->out) {
+        x->n++;
+        return;
+    }
+    tl_pipeline *p = x->p;
+    const char *name;
+    if (var >= TL_EVENT_VAR_LIMIT) {
+        name = p->layout.features[var - TL_EVENT_VAR_LIMIT].name;
+    } else if (key) {
+        size_t n = strlen(key) + 16;
+        char *s = tl_arena_alloc(&p->arena, n);
+        snprintf(s, n, "%s[\"%s\"]", tl_event_var_name(var), key);
+        name = s;
+    } else {
+        name = tl_event_var_name(var);
+    }
+    tl_value v;
+    tl_eval_fetch(x->ctx, var, key, key ? strlen(key) : 0, &v);
+    size_t n = tl_value_format(&v, NULL, 0);
+    char *s = tl_arena_alloc(&p->arena, n + 1);
+    tl_value_format(&v, s, n + 1);
+    x->out[x->n++] = (tl_attr){name, s, strlen(name), n};
+}
+
+static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
                 const rd_kafka_message_t *m, tl_eval_ctx *ctx)
 {
+    const tl_rule *r = fi->rule;
     tl_trigger t;
     memset(&t, 0, sizeof t);
     tl_trigger_make_id(t.id, rd_kafka_topic_name(m->rkt), m->partition,
@@ -153,43 +200,43 @@ static int emit(tl_pipeline *p, const tl_rule *r, const tl_event *ev,
     t.customer_id = ev->customer_id;
     t.ts = ev->ts;
     t.cause_event_id = ev->event_id;
-    t.channel = r->has_channel ? r->channel : ev->channel;
-    for (;;) {
-        size_t n = tl_template_render(&r->message, tl_eval_fetch, ctx,
-                                      p->msgbuf, p->msgcap);
-        if (n < p->msgcap) break;
-        p->msgcap = n + 256;
-        p->msgbuf = tl_xrealloc(p->msgbuf, p->msgcap);
-    }
-    t.message = p->msgbuf;
-    tl_attr *snap = NULL;
-    if (r->nexplain) {
-        snap = tl_arena_alloc(&p->arena, r->nexplain * sizeof *snap);
-        for (size_t i = 0; i < r->nexplain; i++) {
-            const tl_feature *f = &p->layout.features[r->explain[i]];
-            tl_value v;
-            tl_feature_read(f, ctx->block, ev->ts, &v);
-            size_t n = tl_value_format(&v, NULL, 0);
-            char *s = tl_arena_alloc(&p->arena, n + 1);
-            tl_value_format(&v, s, n + 1);
-            snap[i] = (tl_attr){f->name, s, strlen(f->name), n};
+    t.channel = fi->channel;
+    t.holdout = fi->holdout;
+    t.message = render(p, &r->message, ctx);
+    if (r->nattrs) {
+        tl_attr *a = tl_arena_alloc(&p->arena, r->nattrs * sizeof *a);
+        for (size_t i = 0; i < r->nattrs; i++) {
+            const char *v = render(p, &r->attrs[i].value, ctx);
+            a[i] = (tl_attr){r->attrs[i].key, v, strlen(r->attrs[i].key),
+                             strlen(v)};
         }
+        t.attrs = a;
+        t.nattrs = r->nattrs;
     }
-    t.features = snap;
-    t.nfeatures = r->nexplain;
+    if (r->cond) {
+        explainer x = {p, ctx, NULL, 0};
+        tl_expr_vars(r->cond, explain_var, &x);
+        x.out = tl_arena_alloc(&p->arena, (x.n ? x.n : 1) * sizeof *x.out);
+        x.n = 0;
+        tl_expr_vars(r->cond, explain_var, &x);
+        t.explain = x.out;
+        t.nexplain = x.n;
+    }
 
     const void *buf;
     size_t len;
     char err[TL_ERRSZ];
+    tl_header h = {"rule_version", r->version, strlen(r->version)};
     if (tl_trigger_encode(p->tcodec, &t, &buf, &len, err, sizeof err) ||
         tl_sink_produce(p->sink, p->cfg->output, ev->customer_id,
-                        ev->customer_id_len, buf, len, NULL, 0, err,
+                        ev->customer_id_len, buf, len, &h, 1, err,
                         sizeof err)) {
-        snprintf(p->fail_msg, sizeof p->fail_msg, "trigger %.64s: %.400s", r->name,
-                 err);
+        snprintf(p->fail_msg, sizeof p->fail_msg, "trigger %.64s: %.400s",
+                 r->name, err);
         return TL_ERR_IO;
     }
     p->stats.triggers++;
+    if (fi->holdout) p->stats.holdouts++;
     return TL_OK;
 }
 
@@ -295,10 +342,12 @@ static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
     if (!v->has_newest || ev->ts > v->newest) v->newest = ev->ts;
     v->has_newest = 1;
     tl_eval_ctx ctx = {ev, p->layout.features, v->block};
+    size_t n = tl_ruleset_eval(&p->cfg->ruleset, v->block, ev, tl_eval_fetch,
+                               &ctx, p->firings, p->why);
     for (size_t k = 0; k < p->layout.nrules; k++)
-        if (tl_rule_eval(&p->layout.rules[k], v->block, ev, tl_eval_fetch,
-                         &ctx) &&
-            emit(p, &p->layout.rules[k], ev, m, &ctx)) {
+        if (p->why[k] != TL_SUP_NONE) p->stats.suppressed[p->why[k]]++;
+    for (size_t k = 0; k < n; k++)
+        if (emit(p, &p->firings[k], ev, m, &ctx)) {
             p->failed = 1;
             return;
         }
@@ -421,7 +470,7 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->stop = &not_stopping;
     p->cfg = cfg;
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
-                            cfg->nrules, cfg->block_size};
+                            cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_arena_init(&p->arena, 1 << 20);
     if (!brokers) brokers = cfg->brokers;
     if (!(p->dec = tl_event_decoder_new(cfg->format, cfg->schema_json,
@@ -435,8 +484,8 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
         return NULL;
     }
     p->cache = tl_cache_new(&p->layout, cfg->cache_size);
-    p->msgcap = 256;
-    p->msgbuf = tl_xmalloc(p->msgcap);
+    p->firings = tl_xcalloc(cfg->nrules + 1, sizeof *p->firings);
+    p->why = tl_xcalloc(cfg->nrules + 1, sizeof *p->why);
     return p;
 }
 
@@ -505,6 +554,7 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->misses);
     free(p->dirty);
     free(p->writes);
-    free(p->msgbuf);
+    free(p->firings);
+    free(p->why);
     free(p);
 }

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "rule.h"
 
 typedef struct tl_stats {
     uint64_t events;          /* messages consumed */
@@ -29,7 +30,10 @@ typedef struct tl_stats {
     uint64_t duplicates;      /* events at or below the watermark: no-ops */
     uint64_t late;            /* older than events.max_lateness allows */
     uint64_t dead_letters[TL_REJECT__COUNT]; /* by tl_reject */
-    uint64_t triggers;        /* triggers produced */
+    uint64_t triggers;        /* triggers produced (holdouts included) */
+    uint64_t holdouts;        /* of which in a control group */
+    uint64_t suppressed[TL_SUP__COUNT]; /* rule candidates, by reason
+                                         * (index TL_SUP_NONE unused) */
     uint64_t batches;
     uint64_t flushed;         /* vectors written to Redis */
     uint64_t fenced;          /* vector writes refused by the watermark CAS */

@@ -74,6 +74,12 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
                 return tl_rule_load(&l->rules[i], v->block, val, vlen, err,
                                     errsz);
         return TL_OK;
+    case 'c': {
+        tl_channel ch;
+        if (!l->ruleset || tl_channel_parse(name, nlen, &ch)) return TL_OK;
+        return tl_ruleset_ledger_load(l->ruleset, ch, v->block, val, vlen, err,
+                                      errsz);
+    }
     case 'o': {
         /* _o:<topic>:<partition>; topic names cannot contain ':'. */
         const char *colon = memchr(name, ':', nlen);
@@ -100,7 +106,8 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
 
 size_t tl_vec_max_fields(const tl_layout *l)
 {
-    return 2 * l->nfeatures + l->nrules + 1;
+    return 2 * l->nfeatures + l->nrules + 1 +
+           (l->ruleset ? tl_ruleset_nledgers(l->ruleset) : 0);
 }
 
 size_t tl_vec_max_dels(const tl_layout *l) { return 2 * l->nfeatures; }
@@ -164,6 +171,16 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
         vlens[n] = tl_rule_save(r, v->block, t);
         vals[n] = t;
         fields[n] = cat(arena, "_r:", r->name, &flens[n]);
+        n++;
+    }
+    for (size_t i = 0; l->ruleset && i < tl_ruleset_nledgers(l->ruleset); i++) {
+        if (!tl_ruleset_ledger_used(l->ruleset, i, v->block)) continue;
+        char *t = tl_arena_alloc(arena, tl_ruleset_ledger_save_size(l->ruleset, i));
+        vlens[n] = tl_ruleset_ledger_save(l->ruleset, i, v->block, t);
+        vals[n] = t;
+        fields[n] = cat(arena, "_c:",
+                        tl_channel_name(tl_ruleset_ledger_channel(l->ruleset, i)),
+                        &flens[n]);
         n++;
     }
     if (v->has_newest) {

@@ -7,6 +7,7 @@
  *   <feature>                 readable value (decimal text, strings verbatim)
  *   _f:<feature>              feature state, exact (tl_feature_save)
  *   _r:<rule>                 rule state (cooldown clock, edge/once memory)
+ *   _c:<channel>              send ledger of a capped channel
  *   _o:<topic>:<partition>    offset watermark: the last input offset applied
  *   _ts                       the customer's newest event time (lateness)
  * Readable values are as of the customer's newest event; a feature with no
@@ -26,13 +27,15 @@
 #include "feature.h"
 #include "rule.h"
 
-/* What makes up a vector: the config's features and rules. */
+/* What makes up a vector: the config's features and rules (and the rule
+ * set's cap ledgers, when ruleset is not NULL). */
 typedef struct tl_layout {
     const tl_feature *features;
     size_t nfeatures;
     const tl_rule *rules;
     size_t nrules;
     size_t block_size;
+    const tl_ruleset *ruleset;
 } tl_layout;
 
 typedef struct tl_wm {

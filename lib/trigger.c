@@ -39,7 +39,8 @@ enum tfield {
     T_CHANNEL,
     T_MESSAGE,
     T_ATTRS,
-    T_FEATURES,
+    T_EXPLAIN,
+    T_HOLDOUT,
     T__COUNT
 };
 
@@ -56,7 +57,8 @@ static const struct {
     [T_CHANNEL] = {"channel", AVRO_ENUM, "enum"},
     [T_MESSAGE] = {"message", AVRO_STRING, "string"},
     [T_ATTRS] = {"attrs", AVRO_MAP, "map of string"},
-    [T_FEATURES] = {"features", AVRO_MAP, "map of string"},
+    [T_EXPLAIN] = {"explain", AVRO_MAP, "map of string"},
+    [T_HOLDOUT] = {"holdout", AVRO_BOOLEAN, "boolean"},
 };
 
 struct tl_trigger_codec {
@@ -190,7 +192,9 @@ int tl_trigger_encode(tl_trigger_codec *c, const tl_trigger *t,
         avro_value_get_by_index(&c->value, c->idx[T_CHANNEL], &v, NULL) ||
         avro_value_set_enum(&v, e) ||
         set_map(c, T_ATTRS, t->attrs, t->nattrs) ||
-        set_map(c, T_FEATURES, t->features, t->nfeatures))
+        set_map(c, T_EXPLAIN, t->explain, t->nexplain) ||
+        avro_value_get_by_index(&c->value, c->idx[T_HOLDOUT], &v, NULL) ||
+        avro_value_set_boolean(&v, t->holdout ? 1 : 0))
         return tl_errf(err, errsz, TL_ERR, "cannot build the trigger: %s",
                        avro_strerror());
     void *buf = c->buf;
@@ -274,7 +278,9 @@ int tl_trigger_decode(tl_trigger_codec *c, const void *buf, size_t len,
         avro_value_get_by_index(&c->value, c->idx[T_CHANNEL], &v, NULL) ||
         avro_value_get_enum(&v, &e) ||
         get_map(c, T_ATTRS, arena, &t->attrs, &t->nattrs) ||
-        get_map(c, T_FEATURES, arena, &t->features, &t->nfeatures))
+        get_map(c, T_EXPLAIN, arena, &t->explain, &t->nexplain) ||
+        avro_value_get_by_index(&c->value, c->idx[T_HOLDOUT], &v, NULL) ||
+        avro_value_get_boolean(&v, &t->holdout))
         return tl_errf(err, errsz, TL_ERR_DECODE,
                        "cannot read the trigger: %s", avro_strerror());
     snprintf(t->id, sizeof t->id, "%s", id);
@@ -380,7 +386,8 @@ char *tl_trigger_to_json(const tl_trigger *t)
         json_object_set_new(o, "channel", jstr(tl_channel_name(t->channel))) ||
         json_object_set_new(o, "message", jstr(t->message)) ||
         json_object_set_new(o, "attrs", jobj(t->attrs, t->nattrs)) ||
-        json_object_set_new(o, "features", jobj(t->features, t->nfeatures)))
+        json_object_set_new(o, "explain", jobj(t->explain, t->nexplain)) ||
+        json_object_set_new(o, "holdout", json_boolean(t->holdout)))
         goto fail;
     s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 fail:

@@ -31,8 +31,10 @@ typedef struct tl_trigger {
     const char *message;
     const tl_attr *attrs;      /* rendered emit attributes */
     size_t nattrs;
-    const tl_attr *features;   /* snapshot: feature name -> readable value */
-    size_t nfeatures;
+    const tl_attr *explain;    /* every feature and event field the rule's
+                                * `if` read -> its value as text */
+    size_t nexplain;
+    int holdout;               /* control group: record, do not act */
 } tl_trigger;
 
 void tl_trigger_make_id(char out[TL_TRIGGER_ID_LEN + 1], const char *topic,
@@ -51,7 +53,7 @@ int tl_trigger_decode(tl_trigger_codec *c, const void *buf, size_t len,
 
 /* One-line JSON object (malloc'd, caller frees):
  * {"trigger_id":..,"rule":..,"customer_id":..,"ts":..,"cause_event_id":..,
- *  "channel":..,"message":..,"attrs":{..},"features":{..}} */
+ *  "channel":..,"message":..,"attrs":{..},"explain":{..},"holdout":false} */
 char *tl_trigger_to_json(const tl_trigger *t);
 
 #endif

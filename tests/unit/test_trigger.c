@@ -86,8 +86,8 @@ static tl_trigger sample(tl_attr *attrs, size_t nattrs, tl_attr *features,
     t.message = "Welcome back! The usual 1075313?";
     t.attrs = attrs;
     t.nattrs = nattrs;
-    t.features = features;
-    t.nfeatures = nfeatures;
+    t.explain = features;
+    t.nexplain = nfeatures;
     return t;
 }
 
@@ -109,7 +109,8 @@ static int triggers_equal(const tl_trigger *a, const tl_trigger *b)
            !strcmp(a->cause_event_id, b->cause_event_id) &&
            a->channel == b->channel && !strcmp(a->message, b->message) &&
            attrs_equal(a->attrs, a->nattrs, b->attrs, b->nattrs) &&
-           attrs_equal(a->features, a->nfeatures, b->features, b->nfeatures);
+           attrs_equal(a->explain, a->nexplain, b->explain, b->nexplain) &&
+           a->holdout == b->holdout;
 }
 
 static void test_roundtrip(void)
@@ -133,10 +134,11 @@ static void test_roundtrip(void)
         tl_trigger_decode(c, buf, len, &a, &out, err, sizeof err), TL_OK);
     /* Map order on the wire is the order given. */
     CU_ASSERT(triggers_equal(&t, &out));
-    CU_ASSERT_STRING_EQUAL(out.features[1].key, "usual_order");
+    CU_ASSERT_STRING_EQUAL(out.explain[1].key, "usual_order");
 
     /* The codec is reused: a second trigger without maps has none. */
     tl_trigger t2 = sample(NULL, 0, NULL, 0);
+    t2.holdout = 1;
     t2.channel = TL_CH_CALL_CENTER;
     t2.message = "";
     t2.ts = -1;
@@ -146,7 +148,8 @@ static void test_roundtrip(void)
         tl_trigger_decode(c, buf, len, &a, &out, err, sizeof err), TL_OK);
     CU_ASSERT(triggers_equal(&t2, &out));
     CU_ASSERT_EQUAL(out.nattrs, 0);
-    CU_ASSERT_EQUAL(out.nfeatures, 0);
+    CU_ASSERT_EQUAL(out.nexplain, 0);
+    CU_ASSERT_EQUAL(out.holdout, 1);
     CU_ASSERT_EQUAL(out.channel, TL_CH_CALL_CENTER);
 
     /* A large trigger grows the output buffer. */
@@ -246,8 +249,9 @@ static void test_codec_schema(void)
         "{\"name\":\"message\",\"type\":\"string\"},"
         "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":"
         "\"string\"}},"
-        "{\"name\":\"features\",\"type\":{\"type\":\"map\",\"values\":"
-        "\"string\"}}]}",
+        "{\"name\":\"explain\",\"type\":{\"type\":\"map\",\"values\":"
+        "\"string\"}},"
+        "{\"name\":\"holdout\",\"type\":\"boolean\"}]}",
         err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     tl_trigger t = sample(NULL, 0, NULL, 0);
@@ -288,8 +292,8 @@ static void test_json(void)
         "\"cause_event_id\":\"cj-31198705046-6139\",\"channel\":\"store\","
         "\"message\":\"Welcome back! The usual 1075313?\","
         "\"attrs\":{\"offer\":\"usual_order\",\"note\":\"say \\\"hi\\\"\"},"
-        "\"features\":{\"visits_30d\":\"4\","
-        "\"usual_order\":\"1075313,850562\"}}");
+        "\"explain\":{\"visits_30d\":\"4\","
+        "\"usual_order\":\"1075313,850562\"},\"holdout\":false}");
     free(s);
 
     static const unsigned char bytes[] =
@@ -312,7 +316,7 @@ static void test_json(void)
            "\"ts\":-5,\"cause_event_id\":\"cj-31198705046-6139\","
            "\"channel\":\"email\","
            "\"message\":\"line1\\nline2 \xef\xbf\xbd\xc3\xa9\","
-           "\"attrs\":{},\"features\":{}}");
+           "\"attrs\":{},\"explain\":{},\"holdout\":false}");
     free(s);
 }
 
