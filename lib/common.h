@@ -22,6 +22,7 @@ enum tl_err {
     TL_ERR_IO = -4,     /* a server (Redis, Kafka) or file failed */
     TL_ERR_NOMEM = -5,  /* allocation failed */
     TL_ERR_FENCED = -6, /* compare-and-set lost: another writer owns the key */
+    TL_ERR_AUTH = -7,   /* a server refused our credentials or database */
 };
 
 #define TL_ERRSZ 512

@@ -578,8 +578,10 @@ static int connect_fail(tl_store *s, redisContext *c, char *err, size_t errsz)
  * Connects and runs the handshake in one round trip: [AUTH], [SELECT],
  * SCRIPT LOAD.  The replies come in order; the first failure is reported
  * (an AUTH failure also fails the others with NOAUTH, which says less).
- * Every failure is TL_ERR_IO: on a reconnect inside load or flush the caller
- * keeps its retry policy, and an operator may fix the server meanwhile.
+ * A refused AUTH or SELECT is TL_ERR_AUTH (a configuration problem, which
+ * tailord reports and stops on at start); every other failure is TL_ERR_IO.
+ * Callers retrying load or flush treat both alike, since an operator may fix
+ * the server meanwhile.
  */
 static int do_connect(tl_store *s, char *err, size_t errsz)
 {
@@ -603,7 +605,7 @@ static int do_connect(tl_store *s, char *err, size_t errsz)
     }
     s->c = c;
 
-    int nreplies = 0, rc = TL_OK;
+    int nreplies = 0, rc = TL_OK, refused = 0;
     int has_auth = s->url.password != NULL;
     char dbtext[I64_TEXT];
     if (has_auth) {
@@ -638,17 +640,20 @@ static int do_connect(tl_store *s, char *err, size_t errsz)
         if (rc != TL_OK) {
             /* Already failed: drain the rest to report the first cause. */
         } else if (r->type == REDIS_REPLY_ERROR && is_auth) {
+            refused = 1;
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: AUTH failed: %s (check the credentials in "
                          "redis.url or TAILOR_REDIS_URL)",
                          s->where, r->str);
         } else if (r->type == REDIS_REPLY_ERROR &&
                    strncmp(r->str, "NOAUTH", 6) == 0) {
+            refused = 1;
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: the server requires a password: %s (put it in "
                          "redis.url as redis://[[user]:password@]host...)",
                          s->where, r->str);
         } else if (r->type == REDIS_REPLY_ERROR && is_select) {
+            refused = 1;
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: SELECT %d failed: %s (check the /db part of "
                          "redis.url)",
@@ -660,7 +665,7 @@ static int do_connect(tl_store *s, char *err, size_t errsz)
     }
     if (rc != TL_OK) {
         drop(s);
-        rc = TL_ERR_IO;
+        rc = refused ? TL_ERR_AUTH : TL_ERR_IO;
     }
     return rc;
 
@@ -676,6 +681,22 @@ static int ensure_connected(tl_store *s, char *err, size_t errsz)
 tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
                        size_t errsz)
 {
+    tl_store *s = tl_store_new_lazy(url, timeout_ms, err, errsz);
+    if (!s) return NULL;
+    pipe_guard g;
+    guard_begin(&g);
+    int rc = do_connect(s, err, errsz);
+    guard_end(&g);
+    if (rc != TL_OK) {
+        tl_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
+                            size_t errsz)
+{
     tl_store *s = tl_xcalloc(1, sizeof *s);
     if (tl_redis_url_parse(url, &s->url, err, errsz) != TL_OK) goto fail;
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
@@ -688,11 +709,6 @@ tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
         snprintf(s->where, sizeof s->where, "redis %s:%d", s->url.host,
                  s->url.port);
 
-    pipe_guard g;
-    guard_begin(&g);
-    int rc = do_connect(s, err, errsz);
-    guard_end(&g);
-    if (rc != TL_OK) goto fail;
     return s;
 
 fail:

@@ -46,6 +46,13 @@ typedef struct tl_store tl_store;
  * each call, so the program need not ignore it. */
 tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
                        size_t errsz);
+
+/* The same without connecting: only the URL is checked (NULL with err when
+ * it is malformed).  The first call (tl_store_ping, say) connects; it returns
+ * TL_ERR_AUTH when the server refuses the credentials or database, TL_ERR_IO
+ * when it cannot be reached. */
+tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
+                            size_t errsz);
 void tl_store_free(tl_store *s);
 
 /* PING; TL_OK when the server answers. */
