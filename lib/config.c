@@ -74,6 +74,10 @@ static int fail_at(loader *L, size_t line, size_t col, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* One line whatever the file holds: control characters that reach a
+     * message (a line break in a quoted key or topic name) show as '?'. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return tl_errf(L->err, L->errsz, TL_ERR_CONFIG, "%s:%zu:%zu: %s", L->name,
                    line, col, msg);
 }
@@ -777,16 +781,16 @@ static int check_name(loader *L, const yaml_node_t *n, const char *path,
                       const char *s, int is_feature)
 {
     size_t len = strlen(s);
-    if (s[0] == '_')
+    char got[96];
+    if (s[0] == '_') /* describe: quoted, cut at 60 characters */
         return fail_node(L, n,
-                         "%s: name '%s' starts with '_', which is reserved for "
+                         "%s: name %s starts with '_', which is reserved for "
                          "internal Redis fields",
-                         path, s);
+                         path, describe(n, got, sizeof got));
     int ok = len > 0 && s[0] >= 'a' && s[0] <= 'z';
     for (size_t i = 1; ok && i < len; i++)
         ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
              s[i] == '_';
-    char got[96];
     if (!ok)
         return fail_node(L, n,
                          "%s: bad name %s (expected lowercase letters, digits "
@@ -1035,6 +1039,20 @@ static int load_state(loader *L, yaml_node_t *n)
             return rc;
         L->c->cache_size = (size_t)x;
     }
+    return TL_OK;
+}
+
+static int load_daemon(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"shutdown_timeout"};
+    yaml_node_t *v[1];
+    int rc;
+    if ((rc = want_map(L, n, "daemon", "a mapping")) ||
+        (rc = read_map(L, n, "daemon", keys, 1, v)))
+        return rc;
+    if (v[0] && (rc = get_duration(L, v[0], "daemon.shutdown_timeout", 1, 0,
+                                   &L->c->shutdown_timeout_ms)))
+        return rc;
     return TL_OK;
 }
 
@@ -1806,21 +1824,22 @@ static int load_triggers(loader *L, yaml_node_t *n)
 static int load_root(loader *L, yaml_node_t *root)
 {
     static const char *const keys[] = {"kafka", "redis", "events", "state",
-                                       "log", "features", "triggers"};
+                                       "daemon", "log", "features",
+                                       "triggers"};
     static int (*const loaders[])(loader *, yaml_node_t *) = {
         load_kafka, load_redis, load_events, load_state,
-        load_log, load_features, load_triggers};
-    yaml_node_t *v[7];
+        load_daemon, load_log, load_features, load_triggers};
+    yaml_node_t *v[8];
     char got[96], msg[TL_ERRSZ];
     if (root->type != YAML_MAPPING_NODE)
         return fail_node(L, root,
                          "expected a mapping of sections (kafka, redis, "
-                         "events, state, log, features, triggers) at the top "
+                         "events, state, daemon, log, features, triggers) at the top "
                          "level, got %s",
                          describe(root, got, sizeof got));
-    int rc = read_map(L, root, NULL, keys, 7, v);
+    int rc = read_map(L, root, NULL, keys, 8, v);
     /* Fixed order: triggers need every feature, wherever they are written. */
-    for (size_t i = 0; !rc && i < 7; i++)
+    for (size_t i = 0; !rc && i < 8; i++)
         if (v[i] && !is_null(v[i])) rc = loaders[i](L, v[i]);
     if (rc) return rc;
     tl_config *c = L->c;
@@ -1883,6 +1902,7 @@ static tl_config *new_config(const char *path)
     c->schema_json = tl_xstrdup(tl_schema_interaction_event);
     c->max_lateness_ms = 3600000;
     c->cache_size = 100000;
+    c->shutdown_timeout_ms = 10000;
     c->log_level = TL_LOG_INFO;
     c->text = tl_xcalloc(1, sizeof *c->text);
     return c;
@@ -1922,7 +1942,7 @@ static tl_config *load(const char *text, size_t len, const char *name,
     if (!root) {
         rc = fail_at(&L, 1, 1,
                      "empty configuration (expected a mapping of sections: "
-                     "kafka, redis, events, state, log, features, triggers)");
+                     "kafka, redis, events, state, daemon, log, features, triggers)");
         yaml_parser_delete(&parser);
         goto done;
     }
@@ -2134,6 +2154,8 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
             fmt_duration(c->max_lateness_ms, d1, sizeof d1));
     fprintf(out, "state\n  cache          %zu customers, %zu bytes each\n",
             c->cache_size, c->block_size);
+    fprintf(out, "daemon\n  shutdown       within %s\n",
+            fmt_duration(c->shutdown_timeout_ms, d1, sizeof d1));
     fprintf(out, "log\n  level          %s\n", tl_log_level_name(c->log_level));
 
     fprintf(out, "features (%zu)\n", c->nfeatures);

@@ -63,6 +63,10 @@ typedef struct tl_config {
     /* state: */
     size_t cache_size;      /* max customers cached in memory, default 100000 */
 
+    /* daemon: */
+    int64_t shutdown_timeout_ms; /* default 10s: how long SIGTERM may take to
+                                  * finish, flush and commit the batch */
+
     /* log: */
     tl_log_level log_level; /* default info */
 

@@ -38,6 +38,12 @@ struct tl_pipeline {
     tl_suppress *why;
 
     volatile sig_atomic_t *stop;
+    int64_t stop_deadline;  /* monotonic ms: shutdown_timeout after SIGTERM */
+    int in_batch;           /* inside process_batch (drain cannot run it) */
+    int abandon;            /* the batch's partitions were revoked mid-batch */
+    int paused;             /* partitions paused while redis is down */
+    tl_batch held;          /* messages that arrived while paused */
+    char *brokers;
     int failed;
     char fail_msg[TL_ERRSZ];
     int redis_down;
@@ -58,22 +64,65 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Redis outages are retried forever with capped backoff, logging one line
- * when Redis goes away and one when it is back, not one per attempt. */
+/* Whether to stop retrying: at once after a second signal or a revocation
+ * of the batch's partitions; after daemon.shutdown_timeout once stopping
+ * was asked for; otherwise never (outages are waited out). */
+static int give_up(void *ud)
+{
+    tl_pipeline *p = ud;
+    if (p->abandon || *p->stop >= 2) return 1;
+    if (*p->stop == 1) {
+        int64_t now = tl_now_mono_ms();
+        if (!p->stop_deadline)
+            p->stop_deadline = now + p->cfg->shutdown_timeout_ms;
+        return now >= p->stop_deadline;
+    }
+    return 0;
+}
+
+/* Waits ms while a batch cannot finish.  The partitions are paused, so no
+ * new input piles up in memory (backpressure), but the consumer keeps
+ * serving its group: a rebalance is answered instead of timing out. */
+static void wait_blocked(tl_pipeline *p, int ms)
+{
+    if (!p->src || !p->in_batch) {
+        sleep_ms(ms);
+        return;
+    }
+    if (!p->paused) {
+        tl_source_pause(p->src);
+        p->paused = 1;
+        tl_info("pipeline", "partitions paused until the batch can finish");
+    }
+    int64_t end = tl_now_mono_ms() + ms;
+    for (int64_t now = tl_now_mono_ms(); now < end && !p->abandon;
+         now = tl_now_mono_ms())
+        tl_source_idle(p->src, &p->held, (int)(end - now));
+}
+
+/* Redis outages are retried with capped backoff until give_up says
+ * otherwise, logging one line when Redis goes away and one when it is back,
+ * not one per attempt. */
 static int redis_retry(tl_pipeline *p, int rc, const char *what,
                        const char *msg, int *backoff)
 {
     if (rc == TL_OK) {
-        if (p->redis_down) tl_info("pipeline", "redis available again");
+        /* At the level of the line that said it was gone, so that whoever
+         * sees one sees the other. */
+        if (p->redis_down) tl_warn("pipeline", "redis available again");
         p->redis_down = 0;
+        if (p->paused) {
+            tl_source_resume(p->src);
+            p->paused = 0;
+        }
         return 0;
     }
     if (!p->redis_down)
-        tl_error("pipeline", "%s failed: %s; retrying until redis is back",
-                 what, msg);
+        tl_warn("pipeline", "%s failed: %s; retrying until redis is back",
+                what, msg);
     p->redis_down = 1;
-    if (*p->stop) return -1;
-    sleep_ms(*backoff);
+    if (give_up(p)) return -1;
+    wait_blocked(p, *backoff);
     if (*backoff < 5000) *backoff *= 2;
     return 1;
 }
@@ -135,8 +184,22 @@ static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
     };
     char err[TL_ERRSZ];
     if (tl_sink_produce(p->sink, p->cfg->dead_letter, m->key, m->key_len,
-                        m->payload, m->len, h, 5, err, sizeof err))
-        tl_error("pipeline", "dead letter: %s", err);
+                        m->payload, m->len, h, 5, err, sizeof err)) {
+        /* Usually too large for the dead-letter topic (an input message near
+         * Kafka's limit plus our headers): keep its head and say so, rather
+         * than lose the record of it. */
+        char size[24];
+        snprintf(size, sizeof size, "%zu", m->len);
+        tl_header h2[6];
+        memcpy(h2, h, sizeof h);
+        h2[5] = (tl_header){"tailor.truncated_from", size, strlen(size)};
+        size_t keep = m->len < 65536 ? m->len : 65536;
+        size_t klen = m->key_len < 4096 ? m->key_len : 4096;
+        if (tl_sink_produce(p->sink, p->cfg->dead_letter, m->key, klen,
+                            m->payload, keep, h2, 6, err, sizeof err))
+            tl_error("pipeline", "dead letter of %s [%" PRId32 "] @%" PRId64
+                     " lost: %s", topic, m->partition, m->offset, err);
+    }
     p->stats.dead_letters[why]++;
     tl_debug("pipeline", "dead letter %s [%" PRId32 "] @%" PRId64 ": %s: %s",
              topic, m->partition, m->offset, reason, msg);
@@ -361,6 +424,7 @@ static int process_batch(tl_pipeline *p)
     if (p->failed) return TL_ERR;
     if (!b->n) return TL_OK;
     if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
+    p->in_batch = 1;
     tl_arena_reset(&p->arena);
     if (b->n > p->items_cap) {
         p->items_cap = b->n * 2;
@@ -428,7 +492,7 @@ static int process_batch(tl_pipeline *p)
     }
 
     char err[TL_ERRSZ];
-    if (tl_sink_wait(p->sink, p->stop, err, sizeof err)) {
+    if (tl_sink_wait(p->sink, give_up, p, err, sizeof err)) {
         snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
         goto fail;
     }
@@ -442,21 +506,40 @@ static int process_batch(tl_pipeline *p)
     p->stats.last_commit_ms = tl_now_mono_ms();
     tl_batch_clear(b);
     tl_cache_trim(p->cache);
+    p->in_batch = 0;
     return TL_OK;
 fail:
     /* Vectors of this batch were changed in memory but not stored: forget
      * them all so that a later run starts from Redis again. */
-    p->failed = 1;
+    if (p->abandon) {
+        /* Not a failure: the partitions went to another owner, which reads
+         * the uncommitted events again (same trigger ids, no double
+         * counting thanks to the watermarks). */
+        tl_warn("pipeline", "batch of %zu events abandoned: its partitions "
+                "were revoked while it could not finish", b->n);
+        p->abandon = 0;
+        p->paused = 0;
+    } else {
+        p->failed = 1;
+    }
     for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
     tl_cache_clear(p->cache);
     p->ndirty = 0;
     tl_batch_clear(b);
+    p->in_batch = 0;
     return TL_ERR;
 }
 
 static void drain(void *ud)
 {
     tl_pipeline *p = ud;
+    if (p->in_batch) {
+        /* A revocation while the batch waits for Redis: it cannot be
+         * finished in time, so it is abandoned, with what was held. */
+        p->abandon = 1;
+        tl_batch_clear(&p->held);
+        return;
+    }
     if (process_batch(p) == TL_OK) tl_cache_clear(p->cache);
 }
 
@@ -473,13 +556,16 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
                             cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_arena_init(&p->arena, 1 << 20);
     if (!brokers) brokers = cfg->brokers;
+    p->brokers = tl_xstrdup(brokers);
+    /* Redis is connected, and the group joined, in tl_pipeline_run: an
+     * unreachable Redis at start is waited for, not fatal. */
     if (!(p->dec = tl_event_decoder_new(cfg->format, cfg->schema_json,
                                         cfg->writer_schema_json, err, errsz)) ||
         !(p->tcodec = tl_trigger_codec_new(NULL, err, errsz)) ||
-        !(p->store = tl_store_new(cfg->redis_url, (int)cfg->redis_timeout_ms,
-                                  err, errsz)) ||
-        !(p->sink = tl_sink_new(cfg, brokers, err, errsz)) ||
-        !(p->src = tl_source_new(cfg, brokers, drain, p, err, errsz))) {
+        !(p->store = tl_store_new_lazy(cfg->redis_url,
+                                       (int)cfg->redis_timeout_ms, err,
+                                       errsz)) ||
+        !(p->sink = tl_sink_new(cfg, brokers, err, errsz))) {
         tl_pipeline_free(p);
         return NULL;
     }
@@ -511,13 +597,48 @@ static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
     *last_n = s->events;
 }
 
+/* Redis before the group: joining and then not polling while Redis is down
+ * would only cause rebalances. Wrong credentials are fatal (TL_ERR_AUTH),
+ * an unreachable server is waited for. */
+static int start(tl_pipeline *p, char *err, size_t errsz)
+{
+    int backoff = 100, logged = 0;
+    for (;;) {
+        int rc = tl_store_ping(p->store, err, errsz);
+        if (rc == TL_OK) break;
+        if (rc == TL_ERR_AUTH) return rc;
+        if (!logged++)
+            tl_error("pipeline", "%s; waiting for redis (retrying with "
+                     "backoff up to 5 s)", err);
+        if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
+                                      "stopped while waiting for redis");
+        sleep_ms(backoff);
+        if (backoff < 5000) backoff *= 2;
+    }
+    if (logged) tl_info("pipeline", "redis available");
+    p->src = tl_source_new(p->cfg, p->brokers, drain, p, err, errsz);
+    return p->src ? TL_OK : TL_ERR_CONFIG;
+}
+
 int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
                     size_t errsz)
 {
     p->stop = stop;
+    int rc = start(p, err, errsz);
+    if (rc != TL_OK) return *stop && rc == TL_ERR_IO ? TL_OK : rc;
     int64_t last_ms = tl_now_mono_ms();
     uint64_t last_n = 0;
     while (!*stop && !p->failed) {
+        /* What arrived while paused comes first, in its order. */
+        for (size_t i = 0; i < p->held.n; i++) {
+            if (p->batch.n == p->batch.cap) {
+                p->batch.cap = p->batch.cap ? p->batch.cap * 2 : 1024;
+                p->batch.msgs = tl_xrealloc(p->batch.msgs,
+                                            p->batch.cap * sizeof *p->batch.msgs);
+            }
+            p->batch.msgs[p->batch.n++] = p->held.msgs[i];
+        }
+        p->held.n = 0;
         tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
                        (int)p->cfg->batch_timeout_ms, stop);
         if (*stop > 1) break;
@@ -544,6 +665,8 @@ void tl_pipeline_free(tl_pipeline *p)
     /* Closing the consumer revokes its partitions, which drains the batch. */
     tl_source_free(p->src);
     tl_batch_free(&p->batch);
+    tl_batch_free(&p->held);
+    free(p->brokers);
     tl_sink_free(p->sink);
     tl_store_free(p->store);
     tl_cache_free(p->cache);

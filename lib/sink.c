@@ -143,11 +143,14 @@ int tl_sink_produce(tl_sink *s, const char *topic, const void *key,
     }
     s->n++;
     int rc = send_one(s, s->n - 1, err, errsz);
+    /* Refused outright (too large, unknown topic...): it was never queued,
+     * so the batch does not wait for it; the caller decides what to do. */
+    if (rc) s->n--;
     rd_kafka_poll(s->rk, 0);
     return rc;
 }
 
-int tl_sink_wait(tl_sink *s, volatile sig_atomic_t *stop, char *err,
+int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
                  size_t errsz)
 {
     int backoff_ms = 100;
@@ -159,7 +162,7 @@ int tl_sink_wait(tl_sink *s, volatile sig_atomic_t *stop, char *err,
             if (rd_kafka_fatal_error(s->rk, fe, sizeof fe))
                 return tl_errf(err, errsz, TL_ERR_IO,
                                "kafka producer fatal error: %s", fe);
-            if (stop && *stop > 1)
+            if (give_up && give_up(ud))
                 return tl_errf(err, errsz, TL_ERR_IO,
                                "stopped while %zu messages were in flight",
                                s->inflight);
@@ -171,7 +174,7 @@ int tl_sink_wait(tl_sink *s, volatile sig_atomic_t *stop, char *err,
                 "in %d ms", failed, s->last_err, backoff_ms);
         struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
-        if (stop && *stop)
+        if (give_up && give_up(ud))
             return tl_errf(err, errsz, TL_ERR_IO,
                            "stopped with %zu undelivered messages: %s", failed,
                            s->last_err);

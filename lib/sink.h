@@ -45,9 +45,9 @@ int tl_sink_produce(tl_sink *s, const char *topic, const void *key,
                     size_t errsz);
 
 /* Waits until every message queued since the last successful wait is
- * delivered (see above).  Returns TL_OK, or TL_ERR_IO if *stop became set or
- * a fatal producer error occurred before that. */
-int tl_sink_wait(tl_sink *s, volatile sig_atomic_t *stop, char *err,
+ * delivered (see above).  Returns TL_OK, or TL_ERR_IO if give_up(ud) said
+ * so, or a fatal producer error occurred, before that. */
+int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
                  size_t errsz);
 
 /* Messages delivered and delivery retries since creation. */

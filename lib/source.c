@@ -169,6 +169,40 @@ int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
     return rc;
 }
 
+static void set_paused(tl_source *s, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(s->rk, &l) || !l) return;
+    if (l->cnt) {
+        rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(s->rk, l)
+                                      : rd_kafka_resume_partitions(s->rk, l);
+        if (e)
+            tl_warn("source", "%s partitions: %s", pause ? "pausing" : "resuming",
+                    rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void tl_source_pause(tl_source *s) { set_paused(s, 1); }
+void tl_source_resume(tl_source *s) { set_paused(s, 0); }
+
+void tl_source_idle(tl_source *s, tl_batch *held, int ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, ms);
+    if (!m) return;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            tl_warn("source", "consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (held->n == held->cap) {
+        held->cap = held->cap ? held->cap * 2 : 64;
+        held->msgs = tl_xrealloc(held->msgs, held->cap * sizeof *held->msgs);
+    }
+    held->msgs[held->n++] = m;
+}
+
 int tl_source_assigned(tl_source *s) { return s->assigned; }
 
 void tl_source_free(tl_source *s)

@@ -48,6 +48,15 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
  * harmless). */
 int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz);
 
+/* Backpressure while the batch cannot be finished (Redis down): pause
+ * every assigned partition, then keep serving the group (heartbeats,
+ * rebalances) with tl_source_idle, which polls for up to ms and appends any
+ * message that was already on its way to `held` (to be processed, in order,
+ * with the next batch).  tl_source_resume undoes the pause. */
+void tl_source_pause(tl_source *s);
+void tl_source_resume(tl_source *s);
+void tl_source_idle(tl_source *s, tl_batch *held, int ms);
+
 /* Number of partitions currently assigned. */
 int tl_source_assigned(tl_source *s);
 

@@ -878,15 +878,15 @@ static void test_err_yaml(void)
                 "(while parsing a flow sequence at 3:10)");
     EXPECT_FILE("invalid_empty.yaml",
                 "1:1: empty configuration (expected a mapping of sections: "
-                "kafka, redis, events, state, log, features, triggers)");
+                "kafka, redis, events, state, daemon, log, features, triggers)");
     EXPECT_FILE("invalid_not_mapping.yaml",
                 "1:1: expected a mapping of sections (kafka, redis, events, "
-                "state, log, features, triggers) at the top level, got a list");
+                "state, daemon, log, features, triggers) at the top level, got a list");
     EXPECT_FILE("invalid_two_documents.yaml",
                 "3:1: a second YAML document (expected the configuration to be "
                 "one document)");
     EXPECT_STR("", "1:1: empty configuration (expected a mapping of sections: "
-                   "kafka, redis, events, state, log, features, triggers)");
+                   "kafka, redis, events, state, daemon, log, features, triggers)");
     EXPECT_STR("x: 'unterminated\n",
                "2:1: YAML syntax error: found unexpected end of stream (while "
                "scanning a quoted scalar at 1:4)");
@@ -914,7 +914,7 @@ static void test_err_unknown_key(void)
 {
     EXPECT_FILE("invalid_section.yaml",
                 "2:1: unknown section 'kafak' (expected one of: kafka, redis, "
-                "events, state, log, features, triggers)");
+                "events, state, daemon, log, features, triggers)");
     EXPECT_FILE("invalid_key_kafka.yaml",
                 "3:3: unknown key 'brokerz' in kafka (expected one of: brokers, "
                 "group, input, output, dead_letter, properties, batch_size, "
@@ -1403,6 +1403,29 @@ static void test_err_expr_position(void)
     EXPECT_STR("features:\n  - name: v\n    kind: count\n    where: |2\n"
                "        type == \"a\" or chanel\n",
                "4:12: features[0].where: unknown name 'chanel'");
+}
+
+/* Inputs found by fuzz/fuzz_config.c, byte for byte. */
+static void test_err_fuzz_regressions(void)
+{
+    /* A folded scalar whose more-indented line puts a line break inside a
+     * string literal: the message showed the raw line break (two lines). */
+    EXPECT_STR("features:\n  - name: v\n    kind: count\n    where: >\n"
+               "     type\"\n      \"",
+               "5:10: features[0].where: expected end of expression but "
+               "found string \"? \"");
+    /* A name starting with '_' that holds a line break: it was printed
+     * whole and raw. */
+    EXPECT_STR("features:\n- {name: _\n\n\"}",
+               "2:10: features[0].name: name '_?\"' starts with '_', which "
+               "is reserved for internal Redis fields");
+    /* The same class of input elsewhere: quoted names with control
+     * characters in messages that quote them. */
+    EXPECT_STR("kafka: {input: [\"a\\nb\", \"a\\nb\"]}\n",
+               "1:25: kafka.input[1]: topic 'a?b' is listed twice");
+    EXPECT_STR("kafka: {properties: {\"x\\ty\": 1, \"x\\ty\": 2}}\n",
+               "1:33: duplicate key 'x?y' in kafka.properties (first at "
+               "1:22)");
 }
 
 static void test_err_if_type(void)
@@ -2228,5 +2251,6 @@ int main(void)
     CU_add_test(s, "priority, group, holdout", test_err_priority_group_holdout);
     CU_add_test(s, "emit.attrs", test_err_attrs);
     CU_add_test(s, "every fixture", test_all_fixtures);
+    CU_add_test(s, "fuzz regressions", test_err_fuzz_regressions);
     return tl_test_run();
 }
