@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "kafka.h"
@@ -15,14 +16,19 @@
 #include "pipeline.h"
 
 #define TAILOR_VERSION "0.1.0"
+/* Bound on reaching Kafka at start (tl_kafka_check). */
+#define KAFKA_CHECK_TIMEOUT_MS 10000
 
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    /* First signal: finish the batch and stop; second: stop at once. */
-    if (stop_requested < 2) stop_requested++;
+    /* First signal: finish the batch, flush, commit and stop (within
+     * daemon.shutdown_timeout); second: exit at once.  Nothing is lost by
+     * that: the uncommitted events are consumed again at the next start. */
+    if (stop_requested) _exit(2);
+    stop_requested = 1;
 }
 
 static void usage(FILE *out)
@@ -112,14 +118,23 @@ int main(int argc, char **argv)
         printf("embedded kafka: %s\n", brokers);
         fflush(stdout);
     }
+    /* librdkafka would retry an unreachable broker forever: say so and
+     * exit 1 instead. */
+    if (tl_kafka_check(cfg, brokers ? brokers : cfg->brokers,
+                       KAFKA_CHECK_TIMEOUT_MS, err, sizeof err))
+        goto fail;
     p = tl_pipeline_new(cfg, brokers, err, sizeof err);
     if (!p) goto fail;
     tl_info("tailord", "started: %zu features, %zu rules, group %s",
             cfg->nfeatures, cfg->nrules, cfg->group);
-    rc = tl_pipeline_run(p, &stop_requested, err, sizeof err) ? 2 : 0;
+    rc = tl_pipeline_run(p, &stop_requested, err, sizeof err);
+    /* Refused credentials are a configuration error, like a bad file. */
+    rc = rc == TL_ERR_AUTH || rc == TL_ERR_CONFIG ? 1 : rc ? 2 : 0;
     if (rc) tl_error("tailord", "%s", err);
 
     const tl_stats *s = tl_pipeline_stats(p);
+    uint64_t dead = 0;
+    for (int i = 1; i < TL_REJECT__COUNT; i++) dead += s->dead_letters[i];
     double secs = s->last_commit_ms > s->first_event_ms
                       ? (double)(s->last_commit_ms - s->first_event_ms) / 1000.0
                       : 0;
@@ -128,12 +143,16 @@ int main(int argc, char **argv)
             " already applied), %" PRIu64 " triggers, %" PRIu64
             " dead letters, %.1f s from first poll to last commit (%.0f "
             "events/s)",
-            s->events, s->applied, s->duplicates, s->triggers,
-            s->dead_letters[TL_REJECT_DECODE] +
-                s->dead_letters[TL_REJECT_MISSING_CUSTOMER] +
-                s->dead_letters[TL_REJECT_LATE],
-            secs,
+            s->events, s->applied, s->duplicates, s->triggers, dead, secs,
             secs > 0 ? (double)s->events / secs : 0.0);
+    char by_reason[256] = "";
+    for (int i = 1; i < TL_REJECT__COUNT; i++) {
+        size_t n = strlen(by_reason);
+        snprintf(by_reason + n, sizeof by_reason - n, "%s%s %" PRIu64,
+                 i > 1 ? ", " : "", tl_reject_name((tl_reject)i),
+                 s->dead_letters[i]);
+    }
+    tl_info("tailord", "dead letters by reason: %s", by_reason);
     tl_info("tailord",
             "triggers: %" PRIu64 " produced (%" PRIu64 " holdout); suppressed: "
             "cooldown %" PRIu64 ", quiet_hours %" PRIu64 ", cap %" PRIu64

@@ -41,6 +41,7 @@ const char *tl_reject_name(tl_reject r)
     case TL_REJECT_DECODE: return "decode";
     case TL_REJECT_MISSING_CUSTOMER: return "missing_customer";
     case TL_REJECT_LATE: return "late";
+    case TL_REJECT_BAD_TIMESTAMP: return "bad_timestamp";
     case TL_REJECT__COUNT: break;
     }
     return "decode";
@@ -326,7 +327,60 @@ typedef struct scan {
     size_t budget; /* array/map elements still allowed */
     char *err;
     size_t errsz;
+    /* Input events only (tl_avro_check leaves them 0): */
+    size_t max_map;    /* entries of one map; 0: no limit */
+    int check_text;    /* strings and map keys: valid UTF-8, no NUL */
+    const char *field; /* top-level field being walked, for messages */
 } scan;
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF.  1 when s[0..n) is valid. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            if (c == 0xe0) lo = 0xa0;      /* overlong */
+            else if (c == 0xed) hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            if (c == 0xf0) lo = 0x90;      /* overlong */
+            else if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return 0; /* continuation byte, 0xc0, 0xc1, 0xf5.. */
+        }
+        if (n - i <= k) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xc0) != 0x80) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* The n bytes at s->p as event text (check_text only). */
+static int scan_text(scan *s, size_t n, const char *what)
+{
+    const char *f = s->field ? s->field : "?";
+    if (!s->check_text) return TL_OK;
+    if (memchr(s->p, 0, n))
+        return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
+                       "field '%s'%s contains a NUL byte", f, what);
+    if (!utf8_valid(s->p, n))
+        return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
+                       "field '%s'%s is not valid UTF-8", f, what);
+    return TL_OK;
+}
 
 static int scan_short(scan *s)
 {
@@ -364,6 +418,7 @@ static int scan_value(scan *s, avro_schema_t sch, int depth);
 
 static int scan_blocks(scan *s, avro_schema_t items, int is_map, int depth)
 {
+    size_t entries = 0;
     for (;;) {
         int64_t count, size;
         int rc = scan_varint(s, 10, &count);
@@ -383,6 +438,12 @@ static int scan_blocks(scan *s, avro_schema_t items, int is_map, int depth)
          * a count beyond the message size is corrupt, never a real event. */
         if ((uint64_t)count > s->budget) return scan_short(s);
         s->budget -= (size_t)count;
+        /* Checked on the block counts, before any entry is looked at. */
+        entries += (size_t)count;
+        if (is_map && s->max_map && entries > s->max_map)
+            return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
+                           "field '%s' has more than %zu entries",
+                           s->field ? s->field : "?", s->max_map);
         for (int64_t i = 0; i < count; i++) {
             if (is_map) {
                 int64_t klen;
@@ -390,7 +451,11 @@ static int scan_blocks(scan *s, avro_schema_t items, int is_map, int depth)
                 if (klen < 0)
                     return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
                                    "negative Avro string length");
-                if ((rc = scan_take(s, (uint64_t)klen))) return rc;
+                if ((uint64_t)klen > (size_t)(s->end - s->p))
+                    return scan_short(s);
+                if ((rc = scan_text(s, (size_t)klen, " has a key that")))
+                    return rc;
+                s->p += klen;
             }
             if ((rc = scan_value(s, items, depth + 1))) return rc;
         }
@@ -418,7 +483,11 @@ static int scan_value(scan *s, avro_schema_t sch, int depth)
         if (v < 0)
             return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
                            "negative Avro string length");
-        return scan_take(s, (uint64_t)v);
+        if ((uint64_t)v > (size_t)(s->end - s->p)) return scan_short(s);
+        if (is_avro_string(sch) && (rc = scan_text(s, (size_t)v, "")))
+            return rc;
+        s->p += v;
+        return TL_OK;
     case AVRO_FIXED: return scan_take(s, (size_t)avro_schema_fixed_size(sch));
     case AVRO_ENUM:
         if ((rc = scan_varint(s, 10, &v))) return rc;
@@ -437,6 +506,8 @@ static int scan_value(scan *s, avro_schema_t sch, int depth)
         for (size_t i = 0; i < avro_schema_record_size(sch); i++) {
             avro_schema_t f =
                 avro_schema_record_field_get_by_index(sch, (int)i);
+            if (depth == 0)
+                s->field = avro_schema_record_field_name(sch, (int)i);
             if ((rc = scan_value(s, f, depth + 1))) return rc;
         }
         return TL_OK;
@@ -450,14 +521,22 @@ static int scan_value(scan *s, avro_schema_t sch, int depth)
     }
 }
 
-int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
-                  size_t *used, char *err, size_t errsz)
+static int avro_scan(avro_schema_t schema, const void *buf, size_t len,
+                     size_t max_map, int check_text, size_t *used, char *err,
+                     size_t errsz)
 {
-    scan s = {buf, (const unsigned char *)buf + len, len, err, errsz};
+    scan s = {buf, (const unsigned char *)buf + len, len, err, errsz,
+              max_map, check_text, NULL};
     int rc = scan_value(&s, schema, 0);
     if (rc) return rc;
     *used = (size_t)(s.p - (const unsigned char *)buf);
     return TL_OK;
+}
+
+int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
+                  size_t *used, char *err, size_t errsz)
+{
+    return avro_scan(schema, buf, len, 0, 0, used, err, errsz);
 }
 
 /* ------------------------------------------------------------------------
@@ -891,6 +970,38 @@ static int take_attrs(tl_event_decoder *d, tl_arena *arena, tl_event *ev)
     return 0;
 }
 
+/* The checks both formats share, once the fields are read: the decode
+ * limits first, then a missing customer, then the time. */
+static tl_reject check_event(const tl_event *ev, const char *no_customer,
+                             char *err, size_t errsz)
+{
+    if (ev->customer_id_len > TL_EVENT_MAX_CUSTOMER_ID) {
+        tl_errf(err, errsz, 0, "customer_id is %zu bytes, more than %d",
+                ev->customer_id_len, TL_EVENT_MAX_CUSTOMER_ID);
+        return TL_REJECT_DECODE;
+    }
+    if (ev->nattrs > TL_EVENT_MAX_ATTRS) {
+        tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
+                ev->nattrs, TL_EVENT_MAX_ATTRS);
+        return TL_REJECT_DECODE;
+    }
+    if (!ev->customer_id || ev->customer_id_len == 0) {
+        tl_errf(err, errsz, 0, "%s", no_customer);
+        return TL_REJECT_MISSING_CUSTOMER;
+    }
+    if (ev->ts < TL_EVENT_MIN_TS) {
+        tl_errf(err, errsz, 0, "ts %" PRId64 " is before "
+                "1970-01-01T00:00:00Z", ev->ts);
+        return TL_REJECT_BAD_TIMESTAMP;
+    }
+    if (ev->ts > TL_EVENT_MAX_TS) {
+        tl_errf(err, errsz, 0, "ts %" PRId64 " is after "
+                "2200-01-01T00:00:00Z", ev->ts);
+        return TL_REJECT_BAD_TIMESTAMP;
+    }
+    return TL_REJECT_NONE;
+}
+
 static tl_reject decode_avro(tl_event_decoder *d, const void *buf, size_t len,
                              tl_arena *arena, tl_event *ev, char *err,
                              size_t errsz)
@@ -902,7 +1013,10 @@ static tl_reject decode_avro(tl_event_decoder *d, const void *buf, size_t len,
         tl_errf(err, errsz, 0, "empty message");
         return TL_REJECT_DECODE;
     }
-    if (tl_avro_check(d->writer, buf, len, &used, err, errsz))
+    /* Text and the attrs count are checked here, on the bytes: Avro-C
+     * would copy invalid text as is and allocate for every entry. */
+    if (avro_scan(d->writer, buf, len, TL_EVENT_MAX_ATTRS, 1, &used, err,
+                  errsz))
         return TL_REJECT_DECODE;
     if (used != len) {
         tl_errf(err, errsz, 0, "%zu trailing bytes after the event",
@@ -961,11 +1075,7 @@ static tl_reject decode_avro(tl_event_decoder *d, const void *buf, size_t len,
     if (take_attrs(d, arena, ev)) goto bad;
     if (!ev->event_id) ev->event_id = "";
     if (!ev->type) ev->type = "";
-    if (!ev->customer_id || ev->customer_id_len == 0) {
-        tl_errf(err, errsz, 0, "customer_id is empty");
-        return TL_REJECT_MISSING_CUSTOMER;
-    }
-    return TL_REJECT_NONE;
+    return check_event(ev, "customer_id is empty", err, errsz);
 bad:
     tl_errf(err, errsz, 0, "cannot read field '%s' of the Avro event", what);
     return TL_REJECT_DECODE;
@@ -976,6 +1086,12 @@ tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
                           size_t errsz)
 {
     memset(ev, 0, sizeof *ev);
+    /* Before anything looks at the bytes. */
+    if (len > TL_EVENT_MAX_SIZE) {
+        tl_errf(err, errsz, 0, "message is %zu bytes, more than %zu", len,
+                TL_EVENT_MAX_SIZE);
+        return TL_REJECT_DECODE;
+    }
     if (d->fmt == TL_FMT_JSON)
         return tl_event_from_json(buf, len, arena, ev, err, errsz);
     return decode_avro(d, buf, len, arena, ev, err, errsz);
@@ -1144,6 +1260,11 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
     if (!obj || json_is_null(obj)) return TL_REJECT_NONE;
     if (!json_is_object(obj))
         return json_fail(err, errsz, "field '%s' must be an object", "attrs");
+    if (json_object_size(obj) > TL_EVENT_MAX_ATTRS) {
+        tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
+                json_object_size(obj), TL_EVENT_MAX_ATTRS);
+        return TL_REJECT_DECODE;
+    }
     tl_attr *a = tl_arena_alloc(arena, json_object_size(obj) * sizeof *a);
     json_object_foreach(obj, key, val)
     {
@@ -1232,12 +1353,9 @@ tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
                           errsz)) ||
         (r = json_attrs(root, arena, ev, err, errsz)))
         goto fail;
-    if (!ev->customer_id || ev->customer_id_len == 0) {
-        tl_errf(err, errsz, 0, "customer_id is missing or empty");
-        r = TL_REJECT_MISSING_CUSTOMER;
-        goto fail;
-    }
-    r = TL_REJECT_NONE;
+    /* jansson has checked the text: valid UTF-8, no NUL (\u0000 is refused
+     * without JSON_ALLOW_NUL). */
+    r = check_event(ev, "customer_id is missing or empty", err, errsz);
 fail:
     json_decref(root);
     return r;

@@ -64,10 +64,32 @@ typedef enum tl_reject {
     TL_REJECT_DECODE,           /* bytes are not a valid event */
     TL_REJECT_MISSING_CUSTOMER, /* customer_id is empty */
     TL_REJECT_LATE,             /* older than events.max_lateness allows */
+    TL_REJECT_BAD_TIMESTAMP,    /* ts before 1970 or after 2200 */
     TL_REJECT__COUNT
 } tl_reject;
-/* "decode", "missing_customer", "late" — the dead-letter reason header. */
+/* "decode", "missing_customer", "late", "bad_timestamp" — the dead-letter
+ * reason header. */
 const char *tl_reject_name(tl_reject r);
+
+/*
+ * What an input message may be.  Beyond these limits a message is hostile or
+ * broken, never a real interaction, and is rejected before it can cost much:
+ * the size before anything is parsed, the attrs count (Avro) before Avro-C
+ * reads a single entry.
+ *   - at most TL_EVENT_MAX_SIZE bytes (1 MiB, Kafka's default message size);
+ *   - every string valid UTF-8 without NUL bytes (TL_REJECT_DECODE, "field
+ *     'item' is not valid UTF-8");
+ *   - customer_id at most TL_EVENT_MAX_CUSTOMER_ID bytes;
+ *   - at most TL_EVENT_MAX_ATTRS attrs;
+ *   - ts in [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS] (1970-01-01 .. 2200-01-01,
+ *     UTC), else TL_REJECT_BAD_TIMESTAMP: one event from the year 3000 would
+ *     otherwise make every later event of its customer "late".
+ */
+#define TL_EVENT_MAX_SIZE ((size_t)1 << 20)
+#define TL_EVENT_MAX_CUSTOMER_ID 256
+#define TL_EVENT_MAX_ATTRS 10000
+#define TL_EVENT_MIN_TS INT64_C(0)
+#define TL_EVENT_MAX_TS INT64_C(7258118400000) /* 2200-01-01T00:00:00Z */
 
 typedef struct tl_event_decoder tl_event_decoder;
 
@@ -92,7 +114,9 @@ void tl_event_decoder_free(tl_event_decoder *d);
  * Decodes one message of `len` bytes into *ev, copying strings into `arena`.
  * Returns TL_REJECT_NONE, or the reason with a one-line detail in err
  * (e.g. "truncated Avro data", "3 trailing bytes after the event",
- * "field 'ts' must be an integer").
+ * "field 'ts' must be an integer", "field 'item' is not valid UTF-8",
+ * "ts 32503680000000 is after 2200-01-01T00:00:00Z").  The limits above are
+ * enforced for both formats.
  */
 tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
                           tl_arena *arena, tl_event *ev, char *err,

@@ -1,6 +1,7 @@
 #include "kafka.h"
 
 #include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -58,6 +59,69 @@ fail:
     tl_errf(err, errsz, TL_ERR_CONFIG, "kafka: %s", e);
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+/* What the check's handle reported; served by rd_kafka_poll on the calling
+ * thread only. */
+typedef struct check_state {
+    char first[512]; /* first error other than "all brokers down" */
+    char any[512];   /* the last error of any kind */
+} check_state;
+
+static void check_on_error(rd_kafka_t *rk, int err, const char *reason,
+                           void *ud)
+{
+    (void)rk;
+    check_state *st = ud;
+    snprintf(st->any, sizeof st->any, "%s", reason);
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !st->first[0])
+        snprintf(st->first, sizeof st->first, "%s", reason);
+}
+
+/* The check sums up its outcome in one line: librdkafka's own per-attempt
+ * lines only at debug. */
+static void check_on_log(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+    (void)rk;
+    (void)level;
+    tl_debug("kafka", "check: %s: %s", fac, buf);
+}
+
+int tl_kafka_check(const tl_config *cfg, const char *brokers, int timeout_ms,
+                   char *err, size_t errsz)
+{
+    char e[512];
+    check_state st = {"", ""};
+    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
+    if (!conf) return TL_ERR_CONFIG;
+    rd_kafka_conf_set_error_cb(conf, check_on_error);
+    rd_kafka_conf_set_log_cb(conf, check_on_log);
+    rd_kafka_conf_set_opaque(conf, &st);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "kafka: %s", e);
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t re = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    int rc = TL_OK;
+    if (re == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tl_debug("kafka", "reached %s: %d broker(s)", brokers,
+                 md->broker_cnt);
+        rd_kafka_metadata_destroy(md);
+    } else {
+        rd_kafka_poll(rk, 0); /* serves the error callbacks */
+        const char *why = st.first[0] ? st.first
+                          : st.any[0] ? st.any
+                                      : rd_kafka_err2str(re);
+        rc = tl_errf(err, errsz, TL_ERR_IO,
+                     "cannot reach Kafka at %s within %g s: %s (check "
+                     "kafka.brokers or TAILOR_KAFKA_BROKERS)",
+                     brokers, timeout_ms / 1000.0, why);
+    }
+    rd_kafka_destroy(rk);
+    return rc;
 }
 
 struct tl_kafka_mock {

@@ -18,6 +18,19 @@
 rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
                                char *err, size_t errsz);
 
+/*
+ * Start-up check: whether a client with the config's properties (security
+ * included) gets an answer to a metadata request from `brokers` within
+ * timeout_ms.  librdkafka itself retries an unreachable or unresolvable
+ * broker forever, which at start would turn a typo into a silent hang.
+ * TL_OK, or TL_ERR_IO with "cannot reach Kafka at BROKERS within N s:
+ * REASON", REASON being librdkafka's first error (e.g. "Failed to resolve
+ * 'kafka.example:9092': Name or service not known"); TL_ERR_CONFIG when a
+ * property is invalid.
+ */
+int tl_kafka_check(const tl_config *cfg, const char *brokers, int timeout_ms,
+                   char *err, size_t errsz);
+
 typedef struct tl_kafka_mock tl_kafka_mock;
 
 /* Starts an in-process mock cluster of nbrokers on loopback and creates the

@@ -3,6 +3,7 @@
  * JSON lines, the Avro encoder, expression names and tl_read_file.
  */
 #include <CUnit/Basic.h>
+#include <avro.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../support/alloc_count.h"
 #include "../support/testutil.h"
 #include "event.h"
 #include "schemas.h"
@@ -176,6 +178,9 @@ static void test_channel_names(void)
     CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_DECODE), "decode");
     CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_MISSING_CUSTOMER),
                            "missing_customer");
+    CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_LATE), "late");
+    CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_BAD_TIMESTAMP),
+                           "bad_timestamp");
 }
 
 /* ------------------------------------------------------------------------
@@ -454,7 +459,8 @@ static void test_avro_corrupt(void)
             tl_reject r =
                 tl_event_decode(d, m.b, m.n, &a, &ev, err, sizeof err);
             CU_ASSERT(r == TL_REJECT_NONE || r == TL_REJECT_DECODE ||
-                      r == TL_REJECT_MISSING_CUSTOMER);
+                      r == TL_REJECT_MISSING_CUSTOMER ||
+                      r == TL_REJECT_BAD_TIMESTAMP);
             tl_arena_reset(&a);
         }
     }
@@ -1241,6 +1247,491 @@ static void test_read_file(void)
     free(dir);
 }
 
+/* ------------------------------------------------------------------------
+ * Limits of an input event: text, sizes, counts, time
+ */
+
+/* A growable Avro buffer for messages beyond `bytes`. */
+typedef struct big {
+    unsigned char *b;
+    size_t n, cap;
+} big;
+
+static void big_reserve(big *o, size_t more)
+{
+    if (o->n + more <= o->cap) return;
+    while (o->n + more > o->cap) o->cap = o->cap ? o->cap * 2 : 4096;
+    o->b = realloc(o->b, o->cap);
+}
+
+static void big_long(big *o, int64_t v)
+{
+    big_reserve(o, 10);
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (z > 0x7f) {
+        o->b[o->n++] = (unsigned char)((z & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    o->b[o->n++] = (unsigned char)z;
+}
+
+static void big_strn(big *o, const char *s, size_t len)
+{
+    big_long(o, (int64_t)len);
+    big_reserve(o, len);
+    memcpy(o->b + o->n, s, len);
+    o->n += len;
+}
+
+static void big_str(big *o, const char *s) { big_strn(o, s, strlen(s)); }
+
+/* An event per schemas/interaction_event.avsc with the given fields (item
+ * and customer as raw bytes of a given length), attrs written by the
+ * caller (when `attrs_by_caller`) or as one empty map. */
+typedef struct spec {
+    const char *event_id, *customer, *type, *item, *store;
+    size_t customer_len, item_len;
+    int64_t ts;
+} spec;
+
+static void spec_event(big *o, const spec *sp, int attrs_by_caller)
+{
+    o->n = 0;
+    big_str(o, sp->event_id ? sp->event_id : "e-1");
+    if (sp->customer_len)
+        big_strn(o, sp->customer, sp->customer_len);
+    else
+        big_str(o, sp->customer ? sp->customer : "906");
+    big_long(o, sp->ts);
+    big_long(o, 2); /* store */
+    big_str(o, sp->type ? sp->type : "purchase");
+    big_long(o, 1); /* item: string */
+    if (sp->item_len)
+        big_strn(o, sp->item, sp->item_len);
+    else
+        big_str(o, sp->item ? sp->item : "1075313");
+    big_long(o, 0); /* quantity: null */
+    big_long(o, 0); /* amount: null */
+    if (sp->store) {
+        big_long(o, 1);
+        big_str(o, sp->store);
+    } else {
+        big_long(o, 0);
+    }
+    if (!attrs_by_caller) big_long(o, 0);
+}
+
+static tl_reject decode_big(tl_event_decoder *d, const big *o, tl_arena *a,
+                            tl_event *ev, char *err, size_t errsz)
+{
+    tl_arena_reset(a);
+    return tl_event_decode(d, o->b, o->n, a, ev, err, errsz);
+}
+
+static void test_avro_utf8(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    big o = {0};
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    static const struct {
+        const char *s;
+        size_t len;
+    } bad[] = {
+        {"\xff", 1},                 /* never in UTF-8 */
+        {"ab\x80", 3},               /* lone continuation byte */
+        {"\xc0\x80", 2},             /* overlong NUL */
+        {"\xc1\xbf", 2},             /* overlong */
+        {"\xe0\x80\xaf", 3},         /* overlong '/' */
+        {"\xed\xa0\x80", 3},         /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4},     /* U+110000 */
+        {"\xf8\x88\x80\x80\x80", 5}, /* 5-byte form */
+        {"caf\xc3", 4},              /* cut inside a character */
+        {"\xe2\x82", 2},             /* cut inside a character */
+        {"\xe2\x28\xa1", 3},         /* bad continuation */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        spec sp = {.item = bad[i].s, .item_len = bad[i].len,
+                   .ts = 1483273827000};
+        spec_event(&o, &sp, 0);
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                        TL_REJECT_DECODE);
+        CU_ASSERT_STRING_EQUAL(err, "field 'item' is not valid UTF-8");
+    }
+    /* Valid text of every length, up to U+10FFFF. */
+    static const char *const good[] = {"caf\xc3\xa9", "\xe2\x82\xac",
+                                       "\xf0\x9d\x84\x9e",
+                                       "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf",
+                                       "\xee\x80\x80", "\x7f"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        spec sp = {.item = good[i], .ts = 1483273827000};
+        spec_event(&o, &sp, 0);
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                        TL_REJECT_NONE);
+        CU_ASSERT_STRING_EQUAL(ev.item, good[i]);
+    }
+    /* A NUL inside a string would silently cut it short in C. */
+    spec sp = {.item = "a\0b", .item_len = 3, .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'item' contains a NUL byte");
+    /* Every string field is named. */
+    sp = (spec){.customer = "9\xff", .customer_len = 2, .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'customer_id' is not valid UTF-8");
+    sp = (spec){.event_id = "\xfe", .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'event_id' is not valid UTF-8");
+    sp = (spec){.type = "vis\xc3t", .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'type' is not valid UTF-8");
+    sp = (spec){.store = "\x80", .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'store' is not valid UTF-8");
+    /* attrs: a key, a value, a NUL in a key (Avro-C would cut the key). */
+    const char *kv[][2] = {{"k\xff", "v"}, {"k", "v\xff"}};
+    const char *want[] = {"field 'attrs' has a key that is not valid UTF-8",
+                          "field 'attrs' is not valid UTF-8"};
+    for (int i = 0; i < 2; i++) {
+        sp = (spec){.ts = 1483273827000};
+        spec_event(&o, &sp, 1);
+        big_long(&o, 2);
+        big_str(&o, "fine");
+        big_str(&o, "ok");
+        big_str(&o, kv[i][0]);
+        big_str(&o, kv[i][1]);
+        big_long(&o, 0);
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                        TL_REJECT_DECODE);
+        CU_ASSERT_STRING_EQUAL(err, want[i]);
+    }
+    sp = (spec){.ts = 1483273827000};
+    spec_event(&o, &sp, 1);
+    big_long(&o, 1);
+    big_strn(&o, "a\0b", 3);
+    big_str(&o, "v");
+    big_long(&o, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'attrs' has a key that contains a NUL "
+                                "byte");
+    /* tl_avro_check itself stays a bounds check only (triggers, tools). */
+    sp = (spec){.item = "\xff", .ts = 1483273827000};
+    spec_event(&o, &sp, 0);
+    size_t used = 0;
+    tl_event_decoder_free(d);
+    avro_schema_t sch;
+    CU_ASSERT_FATAL(avro_schema_from_json_length(
+                        tl_schema_interaction_event,
+                        strlen(tl_schema_interaction_event), &sch) == 0);
+    CU_ASSERT_EQUAL(tl_avro_check(sch, o.b, o.n, &used, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(used, o.n);
+    avro_schema_decref(sch);
+    free(o.b);
+    tl_arena_free(&a);
+}
+
+static void test_timestamps(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    big o = {0};
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    static const struct {
+        int64_t ts;
+        tl_reject r;
+        const char *msg;
+    } cases[] = {
+        {0, TL_REJECT_NONE, ""},
+        {1, TL_REJECT_NONE, ""},
+        {7258118400000, TL_REJECT_NONE, ""}, /* 2200-01-01T00:00:00Z */
+        {-1, TL_REJECT_BAD_TIMESTAMP, "ts -1 is before 1970-01-01T00:00:00Z"},
+        {-86400000, TL_REJECT_BAD_TIMESTAMP,
+         "ts -86400000 is before 1970-01-01T00:00:00Z"},
+        {INT64_MIN, TL_REJECT_BAD_TIMESTAMP,
+         "ts -9223372036854775808 is before 1970-01-01T00:00:00Z"},
+        {7258118400001, TL_REJECT_BAD_TIMESTAMP,
+         "ts 7258118400001 is after 2200-01-01T00:00:00Z"},
+        {32503680000000, TL_REJECT_BAD_TIMESTAMP, /* the year 3000 */
+         "ts 32503680000000 is after 2200-01-01T00:00:00Z"},
+        {INT64_MAX, TL_REJECT_BAD_TIMESTAMP,
+         "ts 9223372036854775807 is after 2200-01-01T00:00:00Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        spec sp = {.ts = cases[i].ts};
+        spec_event(&o, &sp, 0);
+        err[0] = 0;
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                        cases[i].r);
+        if (cases[i].r) CU_ASSERT_STRING_EQUAL(err, cases[i].msg);
+        if (!cases[i].r) CU_ASSERT_EQUAL(ev.ts, cases[i].ts);
+        /* The JSON decoder applies the same bounds. */
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":%lld,"
+                 "\"channel\":\"web\",\"type\":\"visit\"}",
+                 (long long)cases[i].ts);
+        tl_arena_reset(&a);
+        err[0] = 0;
+        CU_ASSERT_EQUAL(tl_event_from_json(line, strlen(line), &a, &ev, err,
+                                           sizeof err),
+                        cases[i].r);
+        if (cases[i].r) CU_ASSERT_STRING_EQUAL(err, cases[i].msg);
+    }
+    /* A missing customer is reported before a bad time. */
+    spec sp = {.customer = "", .ts = -5};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_MISSING_CUSTOMER);
+    tl_event_decoder_free(d);
+    free(o.b);
+    tl_arena_free(&a);
+}
+
+static void test_customer_id_length(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    big o = {0};
+    char id[1001];
+    memset(id, '7', sizeof id - 1);
+    id[sizeof id - 1] = 0;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    tl_event_decoder *j = tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    static const size_t lens[] = {1, 255, 256, 257, 1000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        spec sp = {.customer = id, .customer_len = lens[i], .ts = 1};
+        spec_event(&o, &sp, 0);
+        tl_reject want = lens[i] <= 256 ? TL_REJECT_NONE : TL_REJECT_DECODE;
+        char msg[128];
+        snprintf(msg, sizeof msg, "customer_id is %zu bytes, more than 256",
+                 lens[i]);
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err), want);
+        if (want) CU_ASSERT_STRING_EQUAL(err, msg);
+        if (!want) CU_ASSERT_EQUAL(ev.customer_id_len, lens[i]);
+        char line[1400];
+        snprintf(line, sizeof line,
+                 "{\"event_id\":\"e\",\"customer_id\":\"%.*s\",\"ts\":1,"
+                 "\"channel\":\"web\",\"type\":\"visit\"}",
+                 (int)lens[i], id);
+        tl_arena_reset(&a);
+        CU_ASSERT_EQUAL(
+            tl_event_decode(j, line, strlen(line), &a, &ev, err, sizeof err),
+            want);
+        if (want) CU_ASSERT_STRING_EQUAL(err, msg);
+    }
+    tl_event_decoder_free(j);
+    tl_event_decoder_free(d);
+    free(o.b);
+    tl_arena_free(&a);
+}
+
+/* n attrs "k<i>" -> "v", in blocks of `block` entries. */
+static void attrs_blocks(big *o, size_t n, size_t block)
+{
+    spec sp = {.ts = 1483273827000};
+    spec_event(o, &sp, 1);
+    for (size_t i = 0; i < n; i += block) {
+        size_t c = n - i < block ? n - i : block;
+        big_long(o, (int64_t)c);
+        for (size_t k = i; k < i + c; k++) {
+            char key[24];
+            snprintf(key, sizeof key, "k%zu", k);
+            big_str(o, key);
+            big_str(o, "v");
+        }
+    }
+    big_long(o, 0);
+}
+
+static void test_attrs_limit(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    big o = {0};
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    /* 10,000 is fine, in one block or many. */
+    attrs_blocks(&o, 10000, 10000);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 10000);
+    CU_ASSERT(attrs_sorted(&ev));
+    attrs_blocks(&o, 10000, 7);
+    CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 10000);
+    /* One more, however the blocks split it. */
+    static const size_t blocks[] = {10001, 5000, 3, 1};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        attrs_blocks(&o, 10001, blocks[i]);
+        CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
+                        TL_REJECT_DECODE);
+        CU_ASSERT_STRING_EQUAL(err, "field 'attrs' has more than 10000 "
+                                    "entries");
+    }
+    /* 100,000 attrs (about 1 MB, under the size limit) are refused on the
+     * block count, before Avro-C reads a single entry: no allocation. */
+    attrs_blocks(&o, 100000, 100000);
+    CU_ASSERT(o.n < TL_EVENT_MAX_SIZE);
+    tl_arena_reset(&a);
+    tl_alloc_counter_install();
+    tl_alloc_calls = 0;
+    tl_alloc_counting = 1;
+    int64_t t0 = tl_now_mono_ms();
+    tl_reject r = tl_event_decode(d, o.b, o.n, &a, &ev, err, sizeof err);
+    int64_t took = tl_now_mono_ms() - t0;
+    tl_alloc_counting = 0;
+    CU_ASSERT_EQUAL(r, TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'attrs' has more than 10000 entries");
+    if (!tl_test_under_valgrind()) {
+        CU_ASSERT_EQUAL(tl_alloc_calls, 0);
+        CU_ASSERT(took < 1000);
+    }
+    /* The JSON decoder counts too. */
+    size_t cap = 32 * 10001 + 256, n = 0;
+    char *line = malloc(cap);
+    n += (size_t)snprintf(line + n, cap - n,
+                          "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+                          "\"channel\":\"web\",\"type\":\"visit\",\"attrs\":{");
+    for (size_t i = 0; i < 10001; i++)
+        n += (size_t)snprintf(line + n, cap - n, "%s\"k%zu\":\"v\"",
+                              i ? "," : "", i);
+    n += (size_t)snprintf(line + n, cap - n, "}}");
+    tl_arena_reset(&a);
+    CU_ASSERT_EQUAL(tl_event_from_json(line, n, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "field 'attrs' has 10001 entries, more than "
+                                "10000");
+    free(line);
+    tl_event_decoder_free(d);
+    free(o.b);
+    tl_arena_free(&a);
+}
+
+static void test_message_size(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err,
+                                               sizeof err);
+    tl_event_decoder *j = tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err,
+                                               sizeof err);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    /* A real event of exactly TL_EVENT_MAX_SIZE bytes passes, one byte more
+     * does not. */
+    size_t biglen = 10 << 20;
+    char *item = malloc(biglen + 1);
+    memset(item, 'x', biglen);
+    item[biglen] = 0;
+    tl_event in = sample_event(NULL, 0);
+    item[1000] = 0;
+    in.item = item;
+    CU_ASSERT_FATAL(tl_event_encode(enc, &in, &buf, &len, err, sizeof err) ==
+                    TL_OK);
+    size_t fits = 1000 + (TL_EVENT_MAX_SIZE - len) - 1; /* longer varint */
+    item[1000] = 'x';
+    item[fits] = 0;
+    CU_ASSERT_FATAL(tl_event_encode(enc, &in, &buf, &len, err, sizeof err) ==
+                    TL_OK);
+    CU_ASSERT_EQUAL_FATAL(len, TL_EVENT_MAX_SIZE);
+    tl_arena_reset(&a);
+    CU_ASSERT_EQUAL(tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(strlen(ev.item), fits);
+    item[fits] = 'x';
+    item[fits + 1] = 0;
+    CU_ASSERT_FATAL(tl_event_encode(enc, &in, &buf, &len, err, sizeof err) ==
+                    TL_OK);
+    CU_ASSERT_EQUAL(len, TL_EVENT_MAX_SIZE + 1);
+    tl_arena_reset(&a);
+    CU_ASSERT_EQUAL(tl_event_decode(d, buf, len, &a, &ev, err, sizeof err),
+                    TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "message is 1048577 bytes, more than 1048576");
+    /* 10 MB: refused before a byte is read, in either format. */
+    item[fits + 1] = 'x';
+    CU_ASSERT_FATAL(tl_event_encode(enc, &in, &buf, &len, err, sizeof err) ==
+                    TL_OK);
+    CU_ASSERT(len > biglen);
+    tl_arena_reset(&a);
+    tl_alloc_counter_install();
+    tl_alloc_calls = 0;
+    tl_alloc_counting = 1;
+    tl_reject r1 = tl_event_decode(d, buf, len, &a, &ev, err, sizeof err);
+    tl_reject r2 = tl_event_decode(j, item, biglen, &a, &ev, err, sizeof err);
+    tl_alloc_counting = 0;
+    CU_ASSERT_EQUAL(r1, TL_REJECT_DECODE);
+    CU_ASSERT_EQUAL(r2, TL_REJECT_DECODE);
+    CU_ASSERT_STRING_EQUAL(err, "message is 10485760 bytes, more than 1048576");
+    if (!tl_test_under_valgrind()) CU_ASSERT_EQUAL(tl_alloc_calls, 0);
+    free(item);
+    tl_event_encoder_free(enc);
+    tl_event_decoder_free(j);
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+static void test_json_text(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    /* jansson refuses invalid UTF-8 and \u0000: both are decode errors. */
+    static const char *const lines[] = {
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"web\",\"type\":\"visit\",\"item\":\"\xff\"}",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"web\",\"type\":\"visit\",\"item\":\"\xed\xa0\x80\"}",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"web\",\"type\":\"visit\",\"item\":\"a\\u0000b\"}",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"web\",\"type\":\"visit\",\"attrs\":{\"k\xc0\xaf\":\"v\"}}",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        tl_arena_reset(&a);
+        CU_ASSERT_EQUAL(tl_event_from_json(lines[i], strlen(lines[i]), &a, &ev,
+                                           err, sizeof err),
+                        TL_REJECT_DECODE);
+        CU_ASSERT_NSTRING_EQUAL(err, "invalid JSON", 12);
+    }
+    tl_arena_free(&a);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -1271,5 +1762,14 @@ int main(void)
     CU_add_test(s, "encoder errors", test_encoder_errors);
     CU_add_test(s, "encoder buffer growth", test_encoder_growth);
     CU_add_test(s, "tl_read_file", test_read_file);
+    s = CU_add_suite("event_limits", NULL, NULL);
+    CU_add_test(s, "Avro text is valid UTF-8", test_avro_utf8);
+    CU_add_test(s, "timestamps from 1970 to 2200", test_timestamps);
+    CU_add_test(s, "customer_id up to 256 bytes", test_customer_id_length);
+    CU_add_test(s, "up to 10,000 attrs, 100,000 refused at once",
+                test_attrs_limit);
+    CU_add_test(s, "messages up to 1 MiB, 10 MB refused at once",
+                test_message_size);
+    CU_add_test(s, "JSON text is valid UTF-8", test_json_text);
     return tl_test_run();
 }
