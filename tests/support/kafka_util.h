@@ -9,6 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct tl_redis_server;
@@ -40,6 +41,11 @@ size_t tl_test_consume_all(const char *brokers, const char *topic,
  * waiting up to timeout_ms. */
 int tl_test_wait_drained(const char *brokers, const char *group,
                          const char *topic, int timeout_ms);
+
+/* Sum over the partitions of topic of the offsets `group` committed (0 for
+ * a partition without one); -1 when it cannot be read. */
+int64_t tl_test_committed(const char *brokers, const char *group,
+                          const char *topic);
 
 /* Produces one message (key may be ""), waiting for delivery; 0 on success. */
 int tl_test_produce(const char *brokers, const char *topic, const char *key,

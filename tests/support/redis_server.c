@@ -138,7 +138,7 @@ static int start_once(tl_redis_server *srv, char *err, size_t errsz)
     const char *bin = getenv("TAILOR_REDIS_SERVER");
     char port[16];
     snprintf(port, sizeof port, "%d", srv->port);
-    const char *argv[28];
+    const char *argv[32];
     int k = 0;
     if (on_path("setpriv"))
         argv[k++] = "setpriv", argv[k++] = "--pdeathsig", argv[k++] = "KILL";
@@ -146,7 +146,11 @@ static int start_once(tl_redis_server *srv, char *err, size_t errsz)
     argv[k++] = "--port", argv[k++] = port;
     argv[k++] = "--bind", argv[k++] = "127.0.0.1";
     argv[k++] = "--save", argv[k++] = "";
-    argv[k++] = "--appendonly", argv[k++] = "no";
+    if (srv->aof_always)
+        argv[k++] = "--appendonly", argv[k++] = "yes",
+        argv[k++] = "--appendfsync", argv[k++] = "always";
+    else
+        argv[k++] = "--appendonly", argv[k++] = "no";
     argv[k++] = "--dir", argv[k++] = srv->dir;
     if (srv->unix_path) {
         argv[k++] = "--unixsocket", argv[k++] = srv->unix_path;
@@ -224,6 +228,7 @@ tl_redis_server *tl_redis_server_start(const tl_redis_server_opts *opts,
         opts->start_timeout_ms > 0 ? opts->start_timeout_ms
                                    : DEFAULT_START_TIMEOUT_MS;
     if (opts->password && !(srv->password = strdup(opts->password))) abort();
+    srv->aof_always = opts->aof_always;
     if (opts->unix_socket) srv->unix_path = path_in(srv->dir, "redis.sock");
 
     int rc = START_FAILED;

@@ -24,6 +24,8 @@ typedef struct tl_redis_server_opts {
     int unix_socket;      /* nonzero: a unix socket only (--port 0) */
     const char *password; /* --requirepass; NULL: none */
     int start_timeout_ms; /* bound on waiting for PING; 0: 10000 */
+    int aof_always;       /* nonzero: --appendonly yes --appendfsync always,
+                           * so a SIGKILL loses no acknowledged write */
 } tl_redis_server_opts;
 
 typedef struct tl_redis_server {
@@ -35,6 +37,7 @@ typedef struct tl_redis_server {
     char url[1024];       /* for tl_store_new; carries the password,
                              percent-encoded */
     int start_timeout_ms;
+    int aof_always;
 } tl_redis_server;
 
 /* Starts a server (opts may be NULL for the defaults) and waits until it

@@ -56,6 +56,12 @@ static int rm_one(const char *p, const struct stat *sb, int flag,
 
 void tl_test_rmdir(const char *path)
 {
+    /* TAILOR_TEST_KEEP=1 keeps logs and data for a post-mortem. */
+    const char *keep = getenv("TAILOR_TEST_KEEP");
+    if (path && keep && *keep) {
+        fprintf(stderr, "kept %s\n", path);
+        return;
+    }
     if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 

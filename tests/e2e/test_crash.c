@@ -1,0 +1,520 @@
+/*
+ * Crash anywhere: over 200,000 real events (the data slice replayed eleven
+ * times, customer ids suffixed per round), tailord is killed with SIGKILL at
+ * ten or more random moments and restarted each time.  Afterwards every
+ * customer's vector must equal, field for field, the vector of a clean
+ * single pass over the same events, and the set of trigger ids must equal
+ * the clean pass's set (duplicates allowed, none missing, none extra).
+ */
+#include <CUnit/Basic.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "../support/kafka_util.h"
+#include "../support/redis_server.h"
+#include "../support/testutil.h"
+#include "common.h"
+#include "event.h"
+#include "kafka.h"
+#include <librdkafka/rdkafka_mock.h>
+#include "schemas.h"
+#include "trigger.h"
+
+#define SLICE "tests/data/complete_journey_slice.jsonl.gz"
+#define IN_TOPIC "interactions"
+#define PARTS 16
+#define ROUNDS 11
+#define MIN_KILLS 10
+
+static tl_test_world world;
+static char cfg_clean[512], cfg_crash[512], cfg_outage[512], cfg_graceful[512];
+static tl_redis_server *aof_redis; /* the outage pass's own, persistent Redis */
+static char **customers;
+static size_t ncustomers;
+static size_t nproduced;
+static unsigned seed;
+
+static const char *config_fmt =
+    "kafka: { group: %s, input: [" IN_TOPIC "], output: %s, dead_letter: dlq,\n"
+    "         batch_size: 2000, batch_timeout: 20ms,\n"
+    /* A killed member holds its partitions until its session times out:
+     * short sessions keep ten restarts within the test's time budget. */
+    "         properties: { session.timeout.ms: '3000', heartbeat.interval.ms: '300' } }\n"
+    "redis: { prefix: '%s' }\n"
+    "log: { level: warn }\n"
+    "features:\n"
+    "  - { name: purchases, kind: count, where: 'type == \"purchase\"' }\n"
+    "  - { name: spend, kind: sum, field: amount }\n"
+    "  - { name: week, kind: window_count, window: 7d }\n"
+    "  - { name: usual_dept, kind: top_k, field: 'attrs[\"department\"]', k: 3, half_life: 30d }\n"
+    "  - { name: heat, kind: decayed_sum, field: amount, half_life: 14d }\n"
+    "  - { name: recent, kind: last_n, field: item, n: 3 }\n"
+    "  - { name: stores, kind: distinct, field: store }\n"
+    "triggers:\n"
+    "  - { name: busy_week, if: 'week >= 8', cooldown: 3d, emit: { message: '{{week}}' } }\n"
+    "  - { name: big_spender, if: 'spend >= 300', mode: edge, emit: { message: '{{spend}}' } }\n"
+    "  - { name: coupon, when: 'type == \"coupon_redemption\"', emit: { message: 'c' } }\n";
+
+static int write_config(const char *path, const char *group, const char *out,
+                        const char *prefix)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, config_fmt, group, out, prefix);
+    return fclose(f);
+}
+
+/* The slice, ROUNDS times, with customer ids suffixed per round, encoded as
+ * Avro and produced keyed by customer; returns the number produced. */
+static size_t produce_rounds(void)
+{
+    char err[512], e[512];
+    tl_event_encoder *enc = tl_event_encoder_new(tl_schema_interaction_event, err, sizeof err);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", world.brokers, e, sizeof e);
+    rd_kafka_conf_set(conf, "linger.ms", "20", e, sizeof e);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!enc || !rk) return 0;
+    tl_arena arena;
+    tl_arena_init(&arena, 1 << 16);
+    static char line[1 << 16];
+    size_t n = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        gzFile gz = gzopen(SLICE, "rb");
+        if (!gz) break;
+        while (gzgets(gz, line, sizeof line)) {
+            tl_arena_reset(&arena);
+            tl_event ev;
+            if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err))
+                continue;
+            char id[64];
+            int idlen = snprintf(id, sizeof id, "%s-r%d", ev.customer_id, round);
+            ev.customer_id = id;
+            ev.customer_id_len = (size_t)idlen;
+            const void *buf;
+            size_t len;
+            if (tl_event_encode(enc, &ev, &buf, &len, err, sizeof err)) continue;
+            while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(IN_TOPIC),
+                                     RD_KAFKA_V_KEY(id, (size_t)idlen),
+                                     RD_KAFKA_V_VALUE((void *)buf, len),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 50);
+            rd_kafka_poll(rk, 0);
+            n++;
+        }
+        gzclose(gz);
+    }
+    rd_kafka_flush(rk, 60000);
+    CU_ASSERT_EQUAL(rd_kafka_outq_len(rk), 0);
+    rd_kafka_destroy(rk);
+    tl_arena_free(&arena);
+    tl_event_encoder_free(enc);
+    return n;
+}
+
+static void collect_customers(void)
+{
+    gzFile gz = gzopen(SLICE, "rb");
+    static char line[1 << 16];
+    tl_arena arena;
+    tl_arena_init(&arena, 1 << 16);
+    char err[256];
+    while (gz && gzgets(gz, line, sizeof line)) {
+        tl_arena_reset(&arena);
+        tl_event ev;
+        if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err)) continue;
+        size_t k = 0;
+        while (k < ncustomers && strcmp(customers[k], ev.customer_id)) k++;
+        if (k == ncustomers) {
+            customers = realloc(customers, (ncustomers + 1) * sizeof *customers);
+            customers[ncustomers++] = strdup(ev.customer_id);
+        }
+    }
+    if (gz) gzclose(gz);
+    tl_arena_free(&arena);
+}
+
+static int suite_init(void)
+{
+    if (tl_test_world_start(&world, PARTS, IN_TOPIC, "triggers_clean", "dlq"))
+        return 1;
+    char err[256];
+    if (tl_kafka_mock_topic(world.mock, "triggers_crash", 4, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    snprintf(cfg_clean, sizeof cfg_clean, "%s/clean.yaml", world.tmp);
+    snprintf(cfg_crash, sizeof cfg_crash, "%s/crash.yaml", world.tmp);
+    snprintf(cfg_outage, sizeof cfg_outage, "%s/outage.yaml", world.tmp);
+    snprintf(cfg_graceful, sizeof cfg_graceful, "%s/graceful.yaml", world.tmp);
+    if (write_config(cfg_graceful, "graceful", "triggers_graceful", "graceful:") ||
+        tl_kafka_mock_topic(world.mock, "triggers_graceful", 4, err, sizeof err))
+        return 1;
+    if (write_config(cfg_clean, "clean", "triggers_clean", "clean:") ||
+        write_config(cfg_crash, "crash", "triggers_crash", "crash:") ||
+        write_config(cfg_outage, "outage", "triggers_outage", "outage:"))
+        return 1;
+    if (tl_kafka_mock_topic(world.mock, "triggers_outage", 4, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    tl_redis_server_opts o = {.aof_always = 1};
+    aof_redis = tl_redis_server_start(&o, err, sizeof err);
+    if (!aof_redis) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    const char *s = getenv("TAILOR_CRASH_SEED");
+    seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
+    collect_customers();
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    tl_redis_server_stop(aof_redis);
+    tl_test_world_stop(&world);
+    for (size_t i = 0; i < ncustomers; i++) free(customers[i]);
+    free(customers);
+    return 0;
+}
+
+static void test_produce(void)
+{
+    nproduced = produce_rounds();
+    CU_ASSERT(nproduced >= 200000);
+    printf("produced %zu events; kill seed %u (TAILOR_CRASH_SEED)\n", nproduced, seed);
+}
+
+static void test_clean_pass(void)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/clean.log", world.tmp);
+    pid_t pid = tl_test_start_tailord(cfg_clean, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(tl_test_wait_drained(world.brokers, "clean", IN_TOPIC, 600000));
+    CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+}
+
+static void test_crash_pass(void)
+{
+    char log[600];
+    srand(seed);
+    int kills = 0;
+    int64_t deadline = tl_now_mono_ms() + 900000;
+    for (int run = 0; tl_now_mono_ms() < deadline; run++) {
+        snprintf(log, sizeof log, "%s/crash-%d.log", world.tmp, run);
+        pid_t pid = tl_test_start_tailord(cfg_crash, log);
+        CU_ASSERT_FATAL(pid > 0);
+        if (kills < MIN_KILLS) {
+            /* Kill mid-stream, not during start-up: once this run has
+             * committed something, at a random moment within the next
+             * 0.8 s (loads, applies, produces, flushes, commits). */
+            int64_t before = tl_test_committed(world.brokers, "crash", IN_TOPIC);
+            int64_t until = tl_now_mono_ms() + 30000;
+            while (tl_now_mono_ms() < until &&
+                   tl_test_committed(world.brokers, "crash", IN_TOPIC) <= before)
+                usleep(50000);
+            int64_t waited = tl_now_mono_ms() - (until - 30000);
+            usleep((useconds_t)(rand() % 800) * 1000);
+            kill(pid, SIGKILL);
+            printf("run %d: first new commit after %lld ms\n", run, (long long)waited);
+            CU_ASSERT_EQUAL(tl_test_wait(pid, 10000), -2);
+            kills++;
+            continue;
+        }
+        CU_ASSERT(tl_test_wait_drained(world.brokers, "crash", IN_TOPIC, 600000));
+        CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+        break;
+    }
+    printf("killed tailord %d times\n", kills);
+    CU_ASSERT(kills >= MIN_KILLS);
+}
+
+/* Waits until `group` committed more than it had, bounded. */
+static void wait_progress(const char *group, int64_t timeout_ms)
+{
+    int64_t before = tl_test_committed(world.brokers, group, IN_TOPIC);
+    int64_t until = tl_now_mono_ms() + timeout_ms;
+    while (tl_now_mono_ms() < until &&
+           tl_test_committed(world.brokers, group, IN_TOPIC) <= before)
+        usleep(50000);
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return n;
+}
+
+/* Outages mid-stream, against a Redis with AOF (appendfsync always):
+ * Redis killed with SIGKILL and restarted; Redis restarted with SHUTDOWN;
+ * the broker down for 10 s; Produce, Fetch and OffsetCommit requests
+ * failing.  tailord must ride them all out by itself, and end exactly where
+ * the clean pass did. */
+static void test_outage_pass(void)
+{
+    char log[600], err[512];
+    snprintf(log, sizeof log, "%s/outage.log", world.tmp);
+    setenv("TAILOR_REDIS_URL", aof_redis->url, 1);
+    pid_t pid = tl_test_start_tailord(cfg_outage, log);
+    setenv("TAILOR_REDIS_URL", world.redis->url, 1);
+    CU_ASSERT_FATAL(pid > 0);
+    rd_kafka_mock_cluster_t *mc = tl_kafka_mock_cluster(world.mock);
+
+    wait_progress("outage", 30000);
+    tl_redis_server_kill(aof_redis);           /* Redis crash */
+    sleep(3);
+    CU_ASSERT_EQUAL_FATAL(tl_redis_server_restart(aof_redis, err, sizeof err), 0);
+
+    wait_progress("outage", 30000);
+    redisContext *c = redisConnect("127.0.0.1", aof_redis->port);
+    if (c && !c->err) freeReplyObject(redisCommand(c, "SHUTDOWN"));
+    if (c) redisFree(c);
+    tl_test_wait(aof_redis->pid, 10000);
+    aof_redis->pid = -1;
+    sleep(2);
+    CU_ASSERT_EQUAL_FATAL(tl_redis_server_restart(aof_redis, err, sizeof err), 0);
+
+    wait_progress("outage", 30000);
+    rd_kafka_mock_broker_set_down(mc, 1);      /* the broker away for 10 s */
+    sleep(10);
+    rd_kafka_mock_broker_set_up(mc, 1);
+
+    wait_progress("outage", 60000);
+    /* Produce = 0, Fetch = 1, OffsetCommit = 8 (rdkafka_protocol.h) */
+    rd_kafka_mock_push_request_errors(mc, 0, 3,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors(mc, 1, 2,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT);
+    rd_kafka_mock_push_request_errors(mc, 8, 2,
+                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE);
+
+    CU_ASSERT(tl_test_wait_drained(world.brokers, "outage", IN_TOPIC, 600000));
+    CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+    /* One line when Redis went away, one when it came back - not one per
+     * attempt. */
+    int down = count_lines(log, "retrying until redis is back");
+    int back = count_lines(log, "redis available again");
+    printf("outage log: %d 'redis down' lines, %d 'redis back' lines\n", down, back);
+    CU_ASSERT(down >= 1 && down <= 4);
+    CU_ASSERT_EQUAL(down, back);
+}
+
+/* SIGTERM mid-stream, three times: each stop finishes its batch, commits
+ * and exits 0 within the shutdown timeout, and the restarts re-emit no
+ * trigger (checked below: no duplicate ids at all). */
+static void test_graceful_pass(void)
+{
+    char log[600];
+    for (int run = 0;; run++) {
+        snprintf(log, sizeof log, "%s/graceful-%d.log", world.tmp, run);
+        pid_t pid = tl_test_start_tailord(cfg_graceful, log);
+        CU_ASSERT_FATAL(pid > 0);
+        if (run < 3) {
+            wait_progress("graceful", 30000);
+            usleep((useconds_t)(rand() % 500) * 1000);
+            int64_t t0 = tl_now_mono_ms();
+            CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 15000), 0);
+            CU_ASSERT(tl_now_mono_ms() - t0 < 11000);
+            continue;
+        }
+        CU_ASSERT(tl_test_wait_drained(world.brokers, "graceful", IN_TOPIC, 600000));
+        CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+        break;
+    }
+}
+
+/* Sorted "field=value" lines of a hash. */
+static char *hash_text(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        return strdup("(error)");
+    }
+    size_t n = r->elements / 2, total = 1;
+    char **lines = calloc(n + 1, sizeof *lines);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = r->element[2 * i]->len + r->element[2 * i + 1]->len + 3;
+        lines[i] = malloc(len);
+        snprintf(lines[i], len, "%s=%s\n", r->element[2 * i]->str,
+                 r->element[2 * i + 1]->str);
+        total += len;
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
+            char *t = lines[j];
+            lines[j] = lines[j - 1];
+            lines[j - 1] = t;
+        }
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    freeReplyObject(r);
+    return out;
+}
+
+/* Compares every customer of the clean pass with the same customer written
+ * by another pass (prefix `other:` in the Redis at `port`). */
+static void compare_pass(const char *other, int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", world.redis->port);
+    redisContext *d = redisConnect("127.0.0.1", port);
+    CU_ASSERT_FATAL(c && !c->err && d && !d->err);
+    size_t differ = 0, empty = 0, compared = 0;
+    for (int round = 0; round < ROUNDS; round++)
+        for (size_t i = 0; i < ncustomers; i++) {
+            char a[128], b[128];
+            snprintf(a, sizeof a, "clean:cx:{%s-r%d}", customers[i], round);
+            snprintf(b, sizeof b, "%s:cx:{%s-r%d}", other, customers[i], round);
+            char *x = hash_text(c, a), *y = hash_text(d, b);
+            if (!*x) empty++;
+            if (strcmp(x, y) && differ++ < 3)
+                fprintf(stderr, "%s differs:\n--- clean\n%s--- %s\n%s", b, x, other, y);
+            free(x);
+            free(y);
+            compared++;
+        }
+    redisFree(c);
+    redisFree(d);
+    CU_ASSERT_EQUAL(differ, 0);
+    CU_ASSERT_EQUAL(empty, 0);
+    CU_ASSERT_EQUAL(compared, ncustomers * ROUNDS);
+}
+
+static void test_vectors_equal(void) { compare_pass("crash", world.redis->port); }
+static void test_outage_vectors_equal(void) { compare_pass("outage", aof_redis->port); }
+static void test_graceful_vectors_equal(void) { compare_pass("graceful", world.redis->port); }
+
+typedef struct ids {
+    tl_trigger_codec *codec;
+    tl_arena arena;
+    char **v;
+    size_t n;
+} ids;
+
+static void collect(void *ud, const rd_kafka_message_t *m)
+{
+    ids *s = ud;
+    tl_trigger t;
+    char err[256];
+    tl_arena_reset(&s->arena);
+    if (tl_trigger_decode(s->codec, m->payload, m->len, &s->arena, &t, err, sizeof err))
+        return;
+    s->v = realloc(s->v, (s->n + 1) * sizeof *s->v);
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s %s %s %lld", t.id, t.rule, t.customer_id,
+             (long long)t.ts);
+    s->v[s->n++] = strdup(buf);
+}
+
+static int cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static size_t distinct(ids *s)
+{
+    qsort(s->v, s->n, sizeof *s->v, cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (k && !strcmp(s->v[k - 1], s->v[i])) {
+            free(s->v[i]);
+            continue;
+        }
+        s->v[k++] = s->v[i];
+    }
+    return s->n = k;
+}
+
+static void compare_ids(const char *topic, size_t *raw);
+static void test_trigger_ids_equal(void) { compare_ids("triggers_crash", NULL); }
+static void test_outage_trigger_ids_equal(void) { compare_ids("triggers_outage", NULL); }
+static void test_graceful_no_duplicates(void)
+{
+    size_t raw = 0;
+    compare_ids("triggers_graceful", &raw);
+    CU_ASSERT(raw > 0);
+}
+
+static void compare_ids(const char *topic, size_t *raw)
+{
+    char err[256];
+    ids clean = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
+    ids crash = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
+    tl_arena_init(&clean.arena, 1 << 14);
+    tl_arena_init(&crash.arena, 1 << 14);
+    size_t raw_crash = tl_test_consume_all(world.brokers, topic, collect, &crash);
+    tl_test_consume_all(world.brokers, "triggers_clean", collect, &clean);
+    distinct(&clean);
+    distinct(&crash);
+    if (raw) {
+        /* Graceful stops: every trigger exactly once. */
+        CU_ASSERT_EQUAL(raw_crash, crash.n);
+        *raw = raw_crash;
+    }
+    printf("triggers: %zu distinct in the clean pass; %zu produced, %zu distinct "
+           "on %s\n", clean.n, raw_crash, crash.n, topic);
+    CU_ASSERT(clean.n > 1000);
+    CU_ASSERT_EQUAL(clean.n, crash.n);
+    size_t same = 0;
+    for (size_t i = 0, j = 0; i < clean.n && j < crash.n;) {
+        int c = strcmp(clean.v[i], crash.v[j]);
+        if (!c) same++, i++, j++;
+        else if (c < 0) fprintf(stderr, "missing: %s\n", clean.v[i++]);
+        else fprintf(stderr, "extra: %s\n", crash.v[j++]);
+    }
+    CU_ASSERT_EQUAL(same, clean.n);
+    for (size_t i = 0; i < clean.n; i++) free(clean.v[i]);
+    for (size_t i = 0; i < crash.n; i++) free(crash.v[i]);
+    free(clean.v);
+    free(crash.v);
+    tl_arena_free(&clean.arena);
+    tl_arena_free(&crash.arena);
+    tl_trigger_codec_free(clean.codec);
+    tl_trigger_codec_free(crash.codec);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("crash anywhere", suite_init, suite_clean);
+    CU_add_test(s, "produce 200,000+ real events", test_produce);
+    CU_add_test(s, "a clean single pass", test_clean_pass);
+    CU_add_test(s, "SIGKILL at 10 random moments, restarted each time", test_crash_pass);
+    CU_add_test(s, "every vector equals the clean pass", test_vectors_equal);
+    CU_add_test(s, "trigger ids equal the clean pass's", test_trigger_ids_equal);
+    CU_add_test(s, "outages: Redis SIGKILL and SHUTDOWN, broker down, request errors",
+                test_outage_pass);
+    CU_add_test(s, "after the outages every vector equals the clean pass",
+                test_outage_vectors_equal);
+    CU_add_test(s, "after the outages trigger ids equal the clean pass's",
+                test_outage_trigger_ids_equal);
+    CU_add_test(s, "SIGTERM mid-stream three times, restarted each time",
+                test_graceful_pass);
+    CU_add_test(s, "after graceful stops every vector equals the clean pass",
+                test_graceful_vectors_equal);
+    CU_add_test(s, "after graceful stops every trigger id exactly once",
+                test_graceful_no_duplicates);
+    return tl_test_run();
+}
