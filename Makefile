@@ -6,6 +6,8 @@
 #   make demo       the main job on the embedded default (mock Kafka + private Redis)
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make valgrind   run the unit suites under valgrind memcheck
+#   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS (60) each;
+#                   make fuzz-smoke: 10 s each (CI); make fuzz-deps: clang
 #
 # Build flavours go to their own object trees: O=build (default) or
 # O=build/asan; the default flavour also places lib/libtailor.a and the
@@ -18,6 +20,9 @@ PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
             libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
             redis-tools valgrind tzdata
+# Only for `make fuzz`: clang and its libFuzzer runtime (libclang-rt-14-dev
+# holds libclang_rt.fuzzer; clang only recommends it).
+FUZZ_PKGS := clang libclang-rt-14-dev
 
 # Lazily expanded: pkg-config runs only once deps are installed.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) cunit 2>/dev/null)
@@ -52,17 +57,24 @@ E2E_SRC   := $(wildcard tests/e2e/test_*.c)
 E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
 BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
-.PHONY: all deps check test unit integration e2e demo asan valgrind clean tests
+.PHONY: all deps check test unit integration e2e demo asan valgrind clean tests \
+        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus
 all: $(LIBA) $(BINS)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call apt_install,WHO,PACKAGES): installs the packages not yet installed.
+apt_install = missing=""; for p in $(2); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "deps: installing$$missing"; \
+	  echo "$(1): installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "deps: all present"; fi
+	else echo "$(1): all present"; fi
+
+deps:
+	@$(call apt_install,deps,$(DEB_PKGS))
+
+fuzz-deps:
+	@$(call apt_install,fuzz-deps,$(FUZZ_PKGS))
 
 # Recursive so that pkg-config sees what deps just installed.
 check:
@@ -100,6 +112,54 @@ asan:
 
 valgrind: $(UNIT_BIN)
 	@TAILOR_VALGRIND=1 bash tests/run.sh $(UNIT_BIN)
+
+# Fuzzing: fuzz/fuzz_TARGET.c with clang -fsanitize=fuzzer,address,undefined
+# against the library compiled by clang with the same sanitizers and
+# coverage (build/fuzz/).  fuzz/run.sh runs each on fuzz/corpus/TARGET (new
+# inputs go to a temporary directory) and fails on a crash, a leak, a
+# timeout or running out of memory, printing the reproducer's path
+# (build/fuzz/artifacts/).
+FUZZ_CC      ?= clang
+FUZZ_O       := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := avro json config expr
+FUZZ_BINS    := $(patsubst %,$(FUZZ_O)/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_MAKE     = $(MAKE) O=$(FUZZ_O) CC=$(FUZZ_CC) OPT="-O1 -g -fno-omit-frame-pointer" \
+                SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
+
+fuzz-build:
+	$(MAKE) deps fuzz-deps
+	$(FUZZ_MAKE) $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+# Only in the O=$(FUZZ_O) flavour (as fuzz-build runs it): CC is clang and
+# CFLAGS_ALL carries -fsanitize=fuzzer-no-link,...; the target's own file
+# adds libFuzzer's main.  fuzz_config serves schema files from memory
+# (--wrap=tl_read_file, see fuzz/fuzz_config.c).
+ifeq ($(O),$(FUZZ_O))
+$(FUZZ_O)/fuzz_config: FUZZ_LDEXTRA := -Wl,--wrap=tl_read_file
+$(FUZZ_O)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBA)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Ifuzz -o $@ $< $(LIBA) \
+	  $(FUZZ_LDEXTRA) $(LIBS_ALL)
+endif
+
+# Regenerates the seeds of fuzz/corpus/ (checked in; see fuzz/gen_corpus.c).
+fuzz-corpus: $(LIBA)
+	@mkdir -p $(O)/tools fuzz/corpus/avro fuzz/corpus/json fuzz/corpus/config fuzz/corpus/expr
+	$(CC) $(CFLAGS_ALL) -o $(O)/tools/gen_corpus fuzz/gen_corpus.c $(LIBA) $(LIBS_ALL)
+	$(O)/tools/gen_corpus
+	cp config/tailord.yaml config/demo.yaml fuzz/corpus/config/
+	cp $(addprefix tests/data/config/,$(FUZZ_CONFIG_SEEDS)) fuzz/corpus/config/
+
+FUZZ_CONFIG_SEEDS := valid_minimal.yaml valid_null_sections.yaml valid_flow.yaml \
+  valid_feature_options.yaml valid_rule_options.yaml invalid_expr_double_multiline.yaml \
+  invalid_expr_folded.yaml invalid_expr_unicode.yaml invalid_template_unclosed.yaml \
+  invalid_two_documents.yaml invalid_quiet_tz_unknown.yaml invalid_duration_overflow.yaml
 
 # Schemas compiled in as C strings (no xxd needed).
 $(O)/gen/schemas.c: schemas/interaction_event.avsc schemas/trigger.avsc
@@ -146,3 +206,4 @@ clean:
 	rm -rf build lib/libtailor.a $(BINS)
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+-include $(wildcard $(O)/fuzz_*.d)

@@ -224,16 +224,20 @@ static size_t skip_space(const parser *p, size_t i)
     return i;
 }
 
-/* Source text for a message, cut at SHOW_MAX bytes. */
+/* Source text for a message, cut at SHOW_MAX bytes.  Control characters
+ * (a line break inside a string literal, a NUL) become '?', as in config.c's
+ * describe(), so that a message stays one line. */
 static const char *show(const char *s, size_t n, char buf[SHOWSZ])
 {
-    if (n > SHOW_MAX) {
-        memcpy(buf, s, SHOW_MAX);
-        memcpy(buf + SHOW_MAX, "...", 4);
-    } else {
-        memcpy(buf, s, n);
-        buf[n] = '\0';
+    size_t m = n > SHOW_MAX ? SHOW_MAX : n;
+    for (size_t i = 0; i < m; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
+    if (n > SHOW_MAX)
+        memcpy(buf + SHOW_MAX, "...", 4);
+    else
+        buf[m] = '\0';
     return buf;
 }
 

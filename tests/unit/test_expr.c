@@ -654,6 +654,14 @@ static const ccase compile_cases[] = {
         "expected end of expression but found string "
         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...",
         2),
+    /* Found by fuzz_config: control characters of the source (a line break
+     * inside a string literal) are shown as '?', messages stay one line. */
+    BAD("item\"\n \"", ANY,
+        "expected end of expression but found string \"? \"", 4),
+    BAD("visits \"a\r\nb\x7f\"", ANY,
+        "expected end of expression but found string \"a??b?\"", 7),
+    BAD("hour(ts, 'Europe/\tMadrid\n')", ANY,
+        "unknown time zone 'Europe/?Madrid?'", 9),
 };
 
 static int run_compile_case(const ccase *c)
