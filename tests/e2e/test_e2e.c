@@ -272,33 +272,9 @@ static redisContext *redis_connect(void)
 
 static char *hash_text(redisContext *c, const char *key)
 {
-    redisReply *r = redisCommand(c, "HGETALL %s", key);
-    CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_ARRAY);
-    /* Sorted "field=value\n" lines, so two snapshots compare as strings. */
-    size_t n = r->elements / 2;
-    char **lines = calloc(n + 1, sizeof *lines);
-    size_t total = 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = r->element[2 * i]->len + r->element[2 * i + 1]->len + 3;
-        lines[i] = malloc(len);
-        snprintf(lines[i], len, "%s=%s\n", r->element[2 * i]->str,
-                 r->element[2 * i + 1]->str);
-        total += len;
-    }
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
-            char *t = lines[j];
-            lines[j] = lines[j - 1];
-            lines[j - 1] = t;
-        }
-    char *out = calloc(1, total);
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, lines[i]);
-        free(lines[i]);
-    }
-    free(lines);
-    freeReplyObject(r);
-    return out;
+    char *t = tl_test_hash_text(c, key);
+    CU_ASSERT_FATAL(t != NULL);
+    return t;
 }
 
 static char *hget(redisContext *c, const char *key, const char *field)

@@ -291,3 +291,35 @@ void tl_redis_server_stop(tl_redis_server *srv)
     free(srv->password);
     free(srv);
 }
+
+static int by_line(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *tl_test_hash_text(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        return NULL;
+    }
+    size_t n = r->elements / 2, total = 1;
+    char **lines = calloc(n + 1, sizeof *lines);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = r->element[2 * i]->len + r->element[2 * i + 1]->len + 3;
+        lines[i] = malloc(len);
+        snprintf(lines[i], len, "%s=%s\n", r->element[2 * i]->str,
+                 r->element[2 * i + 1]->str);
+        total += len;
+    }
+    qsort(lines, n, sizeof *lines, by_line);
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    freeReplyObject(r);
+    return out;
+}

@@ -58,4 +58,10 @@ void tl_redis_server_kill(tl_redis_server *srv);
  * waits for PING.  Returns 0, or -1 with a message in err. */
 int tl_redis_server_restart(tl_redis_server *srv, char *err, size_t errsz);
 
+/* A hash as sorted "field=value\n" lines (malloc'd; caller frees), so that
+ * two vectors compare as strings; NULL when the command fails.  `c` is a
+ * hiredis redisContext. */
+struct redisContext;
+char *tl_test_hash_text(struct redisContext *c, const char *key);
+
 #endif
