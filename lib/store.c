@@ -30,6 +30,7 @@
 
 #define FORM_TCP "redis://[[user]:password@]host[:port][/db]"
 #define FORM_UNIX "unix://[[user]:password@]/path[?db=N]"
+#define FORM_CLUSTER "redis-cluster://[[user]:password@]host[:port][,host[:port]...]"
 #define FORM_ANY FORM_TCP " or " FORM_UNIX
 
 /* Longest socket path the kernel accepts (sun_path minus the NUL). */
@@ -122,7 +123,49 @@ void tl_redis_url_clear(tl_redis_url *u)
     free(u->unix_path);
     free(u->user);
     free(u->password);
+    for (size_t i = 0; i < u->nseeds; i++) free(u->seed_hosts[i]);
+    free(u->seed_hosts);
+    free(u->seed_ports);
     memset(u, 0, sizeof *u);
+}
+
+/* host[:port] or [IPv6][:port] in [h, hend) into a malloc'd *host and
+ * *port (6379 when absent). */
+static int parse_hostport(const char *h, const char *hend, char **host,
+                          int *port, char *err, size_t errsz,
+                          const char *shown, const char *form)
+{
+    const char *hp_end, *pstart = NULL;
+    if (*h == '[') { /* [IPv6]:port */
+        const char *rb = memchr(h, ']', (size_t)(hend - h));
+        if (!rb)
+            return url_fail(err, errsz, shown, form,
+                            "IPv6 host lacks its ']'");
+        *host = tl_xstrndup(h + 1, (size_t)(rb - h - 1));
+        hp_end = rb + 1;
+        if (hp_end < hend && *hp_end != ':')
+            return url_fail(err, errsz, shown, form,
+                            "unexpected \"%.*s\" after the IPv6 host",
+                            (int)(hend - hp_end), hp_end);
+        if (hp_end < hend) pstart = hp_end + 1;
+    } else {
+        const char *colon = memchr(h, ':', (size_t)(hend - h));
+        hp_end = colon ? colon : hend;
+        *host = tl_xstrndup(h, (size_t)(hp_end - h));
+        if (colon) pstart = colon + 1;
+    }
+    if (!**host) return url_fail(err, errsz, shown, form, "host is missing");
+    *port = 6379;
+    if (pstart) {
+        long v;
+        if (parse_uint(pstart, (size_t)(hend - pstart), 65535, &v) != 0 ||
+            v == 0)
+            return url_fail(err, errsz, shown, form,
+                            "port \"%.*s\" is not a number in 1..65535",
+                            (int)(hend - pstart), pstart);
+        *port = (int)v;
+    }
+    return TL_OK;
 }
 
 int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
@@ -137,6 +180,8 @@ int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
     const char *rest = sep ? sep + 3 : url;
     int is_unix = sep && (size_t)(sep - url) == 4 &&
                   strncasecmp(url, "unix", 4) == 0;
+    int is_cluster = sep && (size_t)(sep - url) == 13 &&
+                     strncasecmp(url, "redis-cluster", 13) == 0;
 
     /* Find the userinfo first, so that no message can show a password.  A
      * TCP URL's host, port and db cannot hold '@', so its userinfo ends at
@@ -156,8 +201,10 @@ int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
         goto fail;
     }
     size_t slen = (size_t)(sep - url);
-    const char *form = is_unix ? FORM_UNIX : FORM_TCP;
-    if (!is_unix && !(slen == 5 && strncasecmp(url, "redis", 5) == 0)) {
+    const char *form = is_unix ? FORM_UNIX : is_cluster ? FORM_CLUSTER : FORM_TCP;
+    out->cluster = is_cluster;
+    if (!is_unix && !is_cluster &&
+        !(slen == 5 && strncasecmp(url, "redis", 5) == 0)) {
         if (slen == 6 && strncasecmp(url, "rediss", 6) == 0)
             url_fail(err, errsz, shown, FORM_ANY,
                      "TLS (rediss://) is not supported by this build");
@@ -245,44 +292,38 @@ int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
     }
     const char *slash = strchr(rest, '/');
     const char *hend = slash ? slash : rest + strlen(rest);
-    const char *h = rest, *hp_end, *pstart = NULL;
-    if (*h == '[') { /* [IPv6]:port */
-        const char *rb = memchr(h, ']', (size_t)(hend - h));
-        if (!rb) {
-            url_fail(err, errsz, shown, form, "IPv6 host lacks its ']'");
-            goto fail;
-        }
-        out->host = tl_xstrndup(h + 1, (size_t)(rb - h - 1));
-        hp_end = rb + 1;
-        if (hp_end < hend && *hp_end != ':') {
+    if (is_cluster) {
+        if (slash && slash[1] && strcmp(slash + 1, "0") != 0) {
             url_fail(err, errsz, shown, form,
-                     "unexpected \"%.*s\" after the IPv6 host",
-                     (int)(hend - hp_end), hp_end);
+                     "database \"%s\": Redis Cluster has only database 0",
+                     slash + 1);
             goto fail;
         }
-        if (hp_end < hend) pstart = hp_end + 1;
-    } else {
-        const char *colon = memchr(h, ':', (size_t)(hend - h));
-        hp_end = colon ? colon : hend;
-        out->host = tl_xstrndup(h, (size_t)(hp_end - h));
-        if (colon) pstart = colon + 1;
+        for (const char *h = rest;;) {
+            const char *comma = memchr(h, ',', (size_t)(hend - h));
+            const char *e = comma ? comma : hend;
+            out->seed_hosts = tl_xrealloc(out->seed_hosts,
+                                          (out->nseeds + 1) *
+                                              sizeof *out->seed_hosts);
+            out->seed_ports = tl_xrealloc(out->seed_ports,
+                                          (out->nseeds + 1) *
+                                              sizeof *out->seed_ports);
+            size_t k = out->nseeds++;
+            out->seed_hosts[k] = NULL;
+            if (parse_hostport(h, e, &out->seed_hosts[k], &out->seed_ports[k],
+                               err, errsz, shown, form) != TL_OK)
+                goto fail;
+            if (!comma) break;
+            h = comma + 1;
+        }
+        out->host = tl_xstrdup(out->seed_hosts[0]);
+        out->port = out->seed_ports[0];
+        free(shown);
+        return TL_OK;
     }
-    if (!*out->host) {
-        url_fail(err, errsz, shown, form, "host is missing");
+    if (parse_hostport(rest, hend, &out->host, &out->port, err, errsz, shown,
+                       form) != TL_OK)
         goto fail;
-    }
-    out->port = 6379;
-    if (pstart) {
-        long port;
-        if (parse_uint(pstart, (size_t)(hend - pstart), 65535, &port) != 0 ||
-            port == 0) {
-            url_fail(err, errsz, shown, form,
-                     "port \"%.*s\" is not a number in 1..65535",
-                     (int)(hend - pstart), pstart);
-            goto fail;
-        }
-        out->port = (int)port;
-    }
     if (slash && slash[1]) {
         long db;
         if (parse_uint(slash + 1, strlen(slash + 1), INT_MAX, &db) != 0) {
@@ -367,14 +408,47 @@ static const char flush_script[] =
 /* Decimal text of an int64 with its NUL: "-9223372036854775808" + 1. */
 #define I64_TEXT 21
 /* w[i].result while its reply is still to come (or to be retried after
- * NOSCRIPT); positive, so it cannot be mistaken for a tl_err. */
+ * NOSCRIPT or a redirect); positive, so it cannot be mistaken for a tl_err. */
 #define RESULT_PENDING 1
+
+#define NSLOTS 16384
+#define NO_NODE UINT16_MAX
+/* Rounds of one load or flush: the first, then at most this many minus one
+ * after redirects (MOVED, ASK, TRYAGAIN) or a NOSCRIPT.  A slot moves once
+ * per migration, so more rounds would only chase a cluster in turmoil; the
+ * caller's retry with backoff is the better remedy then. */
+#define MAX_ROUNDS 5
+/* Wait before a round that follows TRYAGAIN (a multi-key command during a
+ * migration; ours are single-key, so this is a safety net). */
+#define TRYAGAIN_SLEEP_MS 20
+
+/* Per-item routing flags (cluster and NOSCRIPT rounds). */
+#define ITEM_PENDING 1
+#define ITEM_ASKING 2 /* send ASKING first: the slot is being imported */
+
+/* One connection: the single server, or one master of a cluster. */
+typedef struct node {
+    char *host;           /* cluster: from CLUSTER SLOTS or a redirect;
+                             single: NULL (the URL says where) */
+    int port;
+    char where[300];      /* "redis 127.0.0.1:6379": prefix of messages */
+    redisContext *c;      /* NULL after an I/O error, until reconnected */
+    int reload;           /* SCRIPT LOAD at the start of the next round */
+    int loaded;           /* this round began with SCRIPT LOAD */
+    int broken;           /* this round: a "not now" error reply; dropped
+                             once every reply of the round was read */
+    size_t sent;          /* commands appended this round */
+} node;
 
 struct tl_store {
     tl_redis_url url;
-    char where[300];      /* "redis 127.0.0.1:6379": prefix of messages */
+    char where[300];      /* the single server, or "redis cluster h:p,..." */
     int timeout_ms;       /* <= 0: none */
-    redisContext *c;      /* NULL after an I/O error, until reconnected */
+    node **nodes;         /* single: one; cluster: every master seen (seeds
+                             first); pointers, so adding one moves none */
+    size_t nnodes;
+    uint16_t *slots;      /* cluster: node index of each slot; NULL single */
+    int map_stale;        /* cluster: refresh the slot map before routing */
     char sha[41];         /* of flush_script, from SCRIPT LOAD */
     uint64_t round_trips, commands;
 
@@ -386,7 +460,10 @@ struct tl_store {
     char *nums;           /* decimal text of ttl, nwm, expected, next */
     size_t numcap;
     redisReply **replies; /* load: held until every reply has arrived */
-    size_t repcap;
+    uint16_t *route;      /* node index of each item of the batch */
+    uint16_t *kslot;      /* cluster: hash slot of each item's key */
+    unsigned char *flags; /* ITEM_* */
+    size_t itemcap;
 };
 
 /*
@@ -445,13 +522,16 @@ static void grow_nums(tl_store *s, size_t bytes)
     s->numcap = cap;
 }
 
-static void grow_replies(tl_store *s, size_t n)
+static void grow_items(tl_store *s, size_t n)
 {
-    if (n <= s->repcap) return;
-    size_t cap = s->repcap ? s->repcap : 64;
+    if (n <= s->itemcap) return;
+    size_t cap = s->itemcap ? s->itemcap : 64;
     while (cap < n) cap *= 2;
     s->replies = tl_xrealloc(s->replies, cap * sizeof *s->replies);
-    s->repcap = cap;
+    s->route = tl_xrealloc(s->route, cap * sizeof *s->route);
+    s->kslot = tl_xrealloc(s->kslot, cap * sizeof *s->kslot);
+    s->flags = tl_xrealloc(s->flags, cap);
+    s->itemcap = cap;
 }
 
 /* A key as shown in messages: printable bytes, at most 64 of them. */
@@ -465,19 +545,20 @@ static const char *show_key(char buf[80], const char *key, size_t len)
     return buf;
 }
 
-static void drop(tl_store *s)
+static void drop(node *k)
 {
-    if (s->c) redisFree(s->c);
-    s->c = NULL;
+    if (k->c) redisFree(k->c);
+    k->c = NULL;
 }
 
 /* The context died (NULL reply, failed append): say why, drop it.  Ops
  * other than the handshake say that the next call reconnects. */
-static int io_fail(tl_store *s, const char *op, char *err, size_t errsz)
+static int io_fail(tl_store *s, node *k, const char *op, char *err,
+                   size_t errsz)
 {
     int handshake = strcmp(op, "handshake") == 0;
     char why[160];
-    redisContext *c = s->c;
+    redisContext *c = k->c;
     if (!c || c->err == 0)
         snprintf(why, sizeof why, "connection failed");
     else if (c->err == REDIS_ERR_EOF)
@@ -490,9 +571,11 @@ static int io_fail(tl_store *s, const char *op, char *err, size_t errsz)
                  s->timeout_ms);
     else
         snprintf(why, sizeof why, "%s", c->errstr);
-    drop(s);
+    drop(k);
+    /* A cluster node that fails may have lost its slots to another. */
+    if (s->slots) s->map_stale = 1;
     return tl_errf(err, errsz, TL_ERR_IO,
-                   "%s: %s: %s%s", s->where, op, why,
+                   "%s: %s: %s%s", k->where, op, why,
                    handshake ? "" : " (will reconnect on the next call)");
 }
 
@@ -513,62 +596,68 @@ static int transient_error(const redisReply *r)
     return 0;
 }
 
-static int is_noscript(const redisReply *r)
+/* Whether r is an error reply starting with the word `code`. */
+static int is_error(const redisReply *r, const char *code)
 {
-    return r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
-           strncmp(r->str, "NOSCRIPT", 8) == 0;
+    size_t n = strlen(code);
+    return r->type == REDIS_REPLY_ERROR && r->len >= n &&
+           strncmp(r->str, code, n) == 0 && (r->len == n || r->str[n] == ' ');
 }
 
-static int append(tl_store *s, int argc, const char **argv,
+static int append(tl_store *s, node *k, int argc, const char **argv,
                   const size_t *argvlen)
 {
-    if (redisAppendCommandArgv(s->c, argc, argv, argvlen) != REDIS_OK)
+    if (redisAppendCommandArgv(k->c, argc, argv, argvlen) != REDIS_OK)
         return -1;
     s->commands++;
+    k->sent++;
     return 0;
 }
 
-static int append_script_load(tl_store *s)
+static int append_script_load(tl_store *s, node *k)
 {
     const char *argv[] = {"SCRIPT", "LOAD", flush_script};
     const size_t lens[] = {6, 4, sizeof flush_script - 1};
-    return append(s, 3, argv, lens);
+    return append(s, k, 3, argv, lens);
 }
 
-/* Checks a SCRIPT LOAD reply and keeps the SHA. */
-static int take_sha(tl_store *s, const redisReply *r, char *err, size_t errsz)
+/* Checks a SCRIPT LOAD reply and keeps the SHA (the same on every node:
+ * it is the script's SHA1). */
+static int take_sha(tl_store *s, const node *k, const redisReply *r,
+                    char *err, size_t errsz)
 {
     if (r->type != REDIS_REPLY_STRING || r->len != 40)
         return tl_errf(err, errsz, TL_ERR,
                        "%s: SCRIPT LOAD of the flush script failed: %.*s",
-                       s->where, r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+                       k->where, r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
                        r->type == REDIS_REPLY_ERROR ? r->str : "");
     memcpy(s->sha, r->str, 40);
     s->sha[40] = '\0';
     return TL_OK;
 }
 
-static int connect_fail(tl_store *s, redisContext *c, char *err, size_t errsz)
+static int connect_fail(const node *k, redisContext *c, int tcp,
+                        int timeout_ms, char *err, size_t errsz)
 {
     static const char hint[] =
         "is redis-server running? set redis.url or TAILOR_REDIS_URL";
     int code = TL_ERR_IO;
     if (!c)
         code = tl_errf(err, errsz, TL_ERR_NOMEM,
-                       "%s: cannot allocate a connection", s->where);
+                       "%s: cannot allocate a connection", k->where);
     else if (strcmp(c->errstr, strerror(ECONNREFUSED)) == 0)
-        tl_errf(err, errsz, code, "%s: connection refused (%s)", s->where,
+        tl_errf(err, errsz, code, "%s: connection refused (%s)", k->where,
                 hint);
     else if (strcmp(c->errstr, strerror(ETIMEDOUT)) == 0)
         tl_errf(err, errsz, code, "%s: connect timed out after %d ms (%s)",
-                s->where, s->timeout_ms, hint);
+                k->where, timeout_ms, hint);
     else if (strcmp(c->errstr, strerror(ENOENT)) == 0)
-        tl_errf(err, errsz, code, "%s: no such socket (%s)", s->where, hint);
-    else if (c->err == REDIS_ERR_OTHER && s->url.host)
+        tl_errf(err, errsz, code, "%s: no such socket (%s)", k->where, hint);
+    else if (c->err == REDIS_ERR_OTHER && tcp)
         tl_errf(err, errsz, code, "%s: cannot connect: %s (check the host in "
-                "redis.url or TAILOR_REDIS_URL)", s->where, c->errstr);
+                "redis.url or TAILOR_REDIS_URL)", k->where, c->errstr);
     else
-        tl_errf(err, errsz, code, "%s: cannot connect: %s (%s)", s->where,
+        tl_errf(err, errsz, code, "%s: cannot connect: %s (%s)", k->where,
                 c->errstr, hint);
     if (c) redisFree(c);
     return code;
@@ -581,29 +670,33 @@ static int connect_fail(tl_store *s, redisContext *c, char *err, size_t errsz)
  * A refused AUTH or SELECT is TL_ERR_AUTH (a configuration problem, which
  * tailord reports and stops on at start); every other failure is TL_ERR_IO.
  * Callers retrying load or flush treat both alike, since an operator may fix
- * the server meanwhile.
+ * the server meanwhile.  Every node of a cluster gets the same credentials.
  */
-static int do_connect(tl_store *s, char *err, size_t errsz)
+static int do_connect(tl_store *s, node *k, char *err, size_t errsz)
 {
-    TL_ASSERT(!s->c);
+    TL_ASSERT(!k->c);
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
     int timed = s->timeout_ms > 0;
+    const char *host = k->host ? k->host : s->url.host;
+    int port = k->host ? k->port : s->url.port;
     redisContext *c;
-    if (s->url.unix_path)
+    if (!k->host && s->url.unix_path)
         c = timed ? redisConnectUnixWithTimeout(s->url.unix_path, tv)
                   : redisConnectUnix(s->url.unix_path);
     else
-        c = timed ? redisConnectWithTimeout(s->url.host, s->url.port, tv)
-                  : redisConnect(s->url.host, s->url.port);
-    if (!c || c->err) return connect_fail(s, c, err, errsz);
+        c = timed ? redisConnectWithTimeout(host, port, tv)
+                  : redisConnect(host, port);
+    if (!c || c->err)
+        return connect_fail(k, c, host != NULL, s->timeout_ms, err, errsz);
     /* The connect timeout covers only connect(2); commands need their own. */
     if (timed && redisSetTimeout(c, tv) != REDIS_OK) {
         int rc = tl_errf(err, errsz, TL_ERR_IO, "%s: cannot set timeout: %s",
-                         s->where, c->errstr);
+                         k->where, c->errstr);
         redisFree(c);
         return rc;
     }
-    s->c = c;
+    k->c = c;
+    k->reload = 0;
 
     int nreplies = 0, rc = TL_OK, refused = 0;
     int has_auth = s->url.password != NULL;
@@ -618,23 +711,23 @@ static int do_connect(tl_store *s, char *err, size_t errsz)
         }
         argv[argc] = s->url.password;
         lens[argc++] = strlen(s->url.password);
-        if (append(s, argc, argv, lens) != 0) goto io;
+        if (append(s, k, argc, argv, lens) != 0) goto io;
         nreplies++;
     }
     if (s->url.db != 0) {
         const char *argv[] = {"SELECT", dbtext};
         size_t lens[] = {6, (size_t)snprintf(dbtext, sizeof dbtext, "%d",
                                              s->url.db)};
-        if (append(s, 2, argv, lens) != 0) goto io;
+        if (append(s, k, 2, argv, lens) != 0) goto io;
         nreplies++;
     }
-    if (append_script_load(s) != 0) goto io;
+    if (append_script_load(s, k) != 0) goto io;
     nreplies++;
     s->round_trips++;
 
     for (int i = 0; i < nreplies; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r) goto io;
+        if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) goto io;
         int is_auth = has_auth && i == 0;
         int is_select = s->url.db != 0 && i == (has_auth ? 1 : 0);
         if (rc != TL_OK) {
@@ -644,39 +737,446 @@ static int do_connect(tl_store *s, char *err, size_t errsz)
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: AUTH failed: %s (check the credentials in "
                          "redis.url or TAILOR_REDIS_URL)",
-                         s->where, r->str);
+                         k->where, r->str);
         } else if (r->type == REDIS_REPLY_ERROR &&
                    strncmp(r->str, "NOAUTH", 6) == 0) {
             refused = 1;
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: the server requires a password: %s (put it in "
                          "redis.url as redis://[[user]:password@]host...)",
-                         s->where, r->str);
+                         k->where, r->str);
         } else if (r->type == REDIS_REPLY_ERROR && is_select) {
             refused = 1;
             rc = tl_errf(err, errsz, TL_ERR_IO,
                          "%s: SELECT %d failed: %s (check the /db part of "
                          "redis.url)",
-                         s->where, s->url.db, r->str);
+                         k->where, s->url.db, r->str);
         } else if (!is_auth && !is_select) {
-            rc = take_sha(s, r, err, errsz);
+            rc = take_sha(s, k, r, err, errsz);
         }
         freeReplyObject(r);
     }
+    k->sent = 0;
     if (rc != TL_OK) {
-        drop(s);
+        drop(k);
         rc = refused ? TL_ERR_AUTH : TL_ERR_IO;
     }
     return rc;
 
 io:
-    return io_fail(s, "handshake", err, errsz);
+    k->sent = 0;
+    return io_fail(s, k, "handshake", err, errsz);
 }
 
-static int ensure_connected(tl_store *s, char *err, size_t errsz)
+static void node_where(node *k, const char *host, int port)
 {
-    return s->c ? TL_OK : do_connect(s, err, errsz);
+    if (strchr(host, ':'))
+        snprintf(k->where, sizeof k->where, "redis [%s]:%d", host, port);
+    else
+        snprintf(k->where, sizeof k->where, "redis %s:%d", host, port);
 }
+
+/* The index of the cluster node host:port, added when it is new. */
+static uint16_t node_index(tl_store *s, const char *host, size_t hostlen,
+                           int port)
+{
+    for (size_t i = 0; i < s->nnodes; i++)
+        if (s->nodes[i]->port == port && strlen(s->nodes[i]->host) == hostlen &&
+            memcmp(s->nodes[i]->host, host, hostlen) == 0)
+            return (uint16_t)i;
+    /* Far more than any real cluster (Redis advises at most 1000 nodes);
+     * reaching it means a corrupt map, which the caller reports. */
+    if (s->nnodes >= NO_NODE - 1) return NO_NODE;
+    node *k = tl_xcalloc(1, sizeof *k);
+    k->host = tl_xstrndup(host, hostlen);
+    k->port = port;
+    node_where(k, k->host, port);
+    s->nodes = tl_xrealloc(s->nodes, (s->nnodes + 1) * sizeof *s->nodes);
+    s->nodes[s->nnodes] = k;
+    return (uint16_t)s->nnodes++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cluster: key slots, slot map, redirects                                  */
+/* ------------------------------------------------------------------------ */
+
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), as Redis Cluster
+ * hashes keys (cluster spec, "Keys distribution model"). */
+static uint16_t crc16(const char *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((unsigned char)p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (uint16_t)(crc << 1 ^ 0x1021)
+                               : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+unsigned tl_store_key_slot(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len);
+    if (open) {
+        size_t after = len - (size_t)(open + 1 - key);
+        const char *close = memchr(open + 1, '}', after);
+        if (close && close > open + 1) {
+            key = open + 1;
+            len = (size_t)(close - open - 1);
+        }
+    }
+    return crc16(key, len) & (NSLOTS - 1);
+}
+
+/* Fills s->slots from a CLUSTER SLOTS reply: [[first, last, [host, port,
+ * id, ...], replicas...], ...].  An empty host means "the node you asked"
+ * (a node that does not know its own address). */
+static int take_slots(tl_store *s, const node *asked, const redisReply *r,
+                      char *err, size_t errsz)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return tl_errf(err, errsz, TL_ERR_IO,
+                       "%s: CLUSTER SLOTS: unexpected reply type %d",
+                       asked->where, r->type);
+    for (size_t i = 0; i < NSLOTS; i++) s->slots[i] = NO_NODE;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        const redisReply *m = e->type == REDIS_REPLY_ARRAY && e->elements >= 3
+                                  ? e->element[2]
+                                  : NULL;
+        if (!m || e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+            m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[0]->integer < 0 ||
+            e->element[1]->integer >= NSLOTS ||
+            e->element[0]->integer > e->element[1]->integer ||
+            m->element[1]->integer <= 0 || m->element[1]->integer > 65535)
+            return tl_errf(err, errsz, TL_ERR_IO,
+                           "%s: CLUSTER SLOTS: malformed entry %zu",
+                           asked->where, i);
+        const char *host = m->element[0]->str;
+        size_t hostlen = m->element[0]->len;
+        if (hostlen == 0 || (hostlen == 1 && *host == '?'))
+            host = asked->host, hostlen = strlen(asked->host);
+        uint16_t idx = node_index(s, host, hostlen, (int)m->element[1]->integer);
+        if (idx == NO_NODE)
+            return tl_errf(err, errsz, TL_ERR_IO,
+                           "%s: CLUSTER SLOTS names too many nodes",
+                           asked->where);
+        for (long long k = e->element[0]->integer; k <= e->element[1]->integer;
+             k++)
+            s->slots[k] = idx;
+    }
+    return TL_OK;
+}
+
+/*
+ * Reads the slot map from the first node that answers, trying the nodes in
+ * order (the seeds of the URL come first, then every master seen since).
+ * A refused handshake (credentials) is TL_ERR_AUTH at once: every node has
+ * the same ones.  So is a server that is not in cluster mode, since
+ * waiting cannot fix the URL.
+ */
+static int refresh_map(tl_store *s, char *err, size_t errsz)
+{
+    int rc = TL_ERR_IO;
+    for (size_t i = 0; i < s->nnodes; i++) {
+        node *k = s->nodes[i];
+        if (!k->c && (rc = do_connect(s, k, err, errsz)) != TL_OK) {
+            if (rc == TL_ERR_AUTH) return rc;
+            continue;
+        }
+        const char *argv[] = {"CLUSTER", "SLOTS"};
+        const size_t lens[] = {7, 5};
+        redisReply *r = NULL;
+        s->round_trips++;
+        if (append(s, k, 2, argv, lens) != 0 ||
+            redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) {
+            k->sent = 0;
+            rc = io_fail(s, k, "CLUSTER SLOTS", err, errsz);
+            continue;
+        }
+        k->sent = 0;
+        if (r->type == REDIS_REPLY_ERROR) {
+            int off = strstr(r->str, "cluster support disabled") != NULL;
+            rc = tl_errf(err, errsz, off ? TL_ERR_AUTH : TL_ERR_IO,
+                         "%s: CLUSTER SLOTS: %s%s", k->where, r->str,
+                         off ? " (a single server: use redis:// instead of "
+                               "redis-cluster://)"
+                             : "");
+            freeReplyObject(r);
+            if (off) return rc;
+            continue;
+        }
+        rc = take_slots(s, k, r, err, errsz);
+        freeReplyObject(r);
+        if (rc == TL_OK) {
+            s->map_stale = 0;
+            return TL_OK;
+        }
+    }
+    return rc;
+}
+
+/* Parses "MOVED <slot> <host>:<port>" or "ASK ..." into the slot and the
+ * target's node index (NO_NODE when malformed).  An empty host means the
+ * node that answered. */
+static uint16_t redirect_target(tl_store *s, const node *from,
+                                const redisReply *r, unsigned *slot)
+{
+    const char *p = strchr(r->str, ' ');
+    if (!p) return NO_NODE;
+    char *end;
+    unsigned long sl = strtoul(p + 1, &end, 10);
+    if (end == p + 1 || *end != ' ' || sl >= NSLOTS) return NO_NODE;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (!colon) return NO_NODE;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535) return NO_NODE;
+    *slot = (unsigned)sl;
+    if (colon == addr) return node_index(s, from->host, strlen(from->host),
+                                         (int)port);
+    return node_index(s, addr, (size_t)(colon - addr), (int)port);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The batch engine shared by load and flush                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A batch is n items, one single-key command each.  Each round appends the
+ * pending items to the connection of their node (the only one, or the
+ * master of their slot), writes every connection's buffer, then reads every
+ * connection's replies: one round trip per node, the nodes working in
+ * parallel.  A reply that redirects (MOVED: the slot has moved, so fix the
+ * map and refresh it; ASK: this key is being migrated, so send it to the
+ * target with ASKING first), says TRYAGAIN, or NOSCRIPT (load the script
+ * there first) leaves its item pending for the next round; every other
+ * reply is handed to take().
+ */
+typedef struct batch {
+    size_t n;
+    const char *op; /* "load" or "flush", for messages */
+    int (*append_item)(tl_store *s, node *k, size_t i, void *ud);
+    /* Owns r.  Returns TL_OK, TL_ERR (message in msg) or TL_ERR_IO when the
+     * node cannot serve now (msg too): it is dropped after the round. */
+    int (*take)(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
+                char *msg, size_t msgsz);
+    void *ud;
+} batch;
+
+/* Keeps the message that matters most: the first one, unless a later one
+ * is an I/O failure (what the caller acts on) and the first one is not. */
+static void merge(int *rc, int code, const char *msg, char *err, size_t errsz)
+{
+    if (code == TL_OK) return;
+    if (*rc == TL_OK || (code == TL_ERR_IO && *rc != TL_ERR_IO)) {
+        *rc = code;
+        if (err && errsz) snprintf(err, errsz, "%s", msg);
+    }
+}
+
+/* Points every pending item that is not being asked elsewhere at the
+ * master of its slot; TL_ERR_IO when a slot has none (the map is then
+ * refreshed at the start of the next call). */
+static int route_items(tl_store *s, const batch *b, int round, char *err,
+                       size_t errsz)
+{
+    if (!s->slots) return TL_OK;
+    /* Within a call, MOVED patches the map slot by slot: a node asked for
+     * the whole map right after a migration may not know of it yet.  The
+     * next call starts from a fresh map. */
+    if (s->map_stale && round == 0) {
+        int rc = refresh_map(s, err, errsz);
+        if (rc != TL_OK) return rc;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (!(s->flags[i] & ITEM_PENDING) || (s->flags[i] & ITEM_ASKING))
+            continue;
+        s->route[i] = s->slots[s->kslot[i]];
+        if (s->route[i] == NO_NODE) {
+            s->map_stale = 1;
+            return tl_errf(err, errsz, TL_ERR_IO,
+                           "%s: %s: no master serves slot %u (cluster not "
+                           "ready, or a master is down; will retry)",
+                           s->where, b->op, (unsigned)s->kslot[i]);
+        }
+    }
+    return TL_OK;
+}
+
+/* Reads the replies of node k for this round.  Returns TL_OK, or the
+ * merged failure; *again is set when an item stays pending. */
+static int read_node(tl_store *s, const batch *b, uint16_t ki, int *again,
+                     int *tryagain, char *err, size_t errsz)
+{
+    node *k = s->nodes[ki];
+    char msg[TL_ERRSZ];
+    int rc = TL_OK;
+    redisReply *r = NULL;
+    if (k->loaded) {
+        if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r)
+            goto io;
+        merge(&rc, take_sha(s, k, r, msg, sizeof msg), msg, err, errsz);
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (!(s->flags[i] & ITEM_PENDING) || s->route[i] != ki) continue;
+        if (s->flags[i] & ITEM_ASKING) {
+            /* ASKING's +OK; its error would show again on the command. */
+            if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) goto io;
+            freeReplyObject(r);
+            s->flags[i] &= (unsigned char)~ITEM_ASKING;
+        }
+        if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) goto io;
+        unsigned slot;
+        uint16_t to;
+        if (s->slots && (is_error(r, "MOVED") || is_error(r, "ASK")) &&
+            (to = redirect_target(s, k, r, &slot)) != NO_NODE) {
+            if (r->str[0] == 'M') {
+                s->slots[slot] = to;
+                s->map_stale = 1;
+            } else {
+                s->route[i] = to;
+                s->flags[i] |= ITEM_ASKING;
+            }
+            *again = 1;
+            freeReplyObject(r);
+            continue;
+        }
+        if (s->slots && is_error(r, "TRYAGAIN")) {
+            *again = *tryagain = 1;
+            freeReplyObject(r);
+            continue;
+        }
+        if (is_error(r, "NOSCRIPT") && !k->loaded) {
+            /* The script cache was emptied under us (SCRIPT FLUSH by an
+             * operator, or a failover to a server that never saw our
+             * SCRIPT LOAD): load it again there, then retry. */
+            k->reload = 1;
+            *again = 1;
+            freeReplyObject(r);
+            continue;
+        }
+        s->flags[i] &= (unsigned char)~ITEM_PENDING;
+        int code = b->take(s, k, i, r, b->ud, msg, sizeof msg);
+        if (code == TL_ERR_IO) k->broken = 1;
+        merge(&rc, code, msg, err, errsz);
+    }
+    return rc;
+
+io:
+    io_fail(s, k, b->op, msg, sizeof msg);
+    merge(&rc, TL_ERR_IO, msg, err, errsz);
+    return rc;
+}
+
+/* Writes k's whole output buffer: the commands of every node are sent
+ * before any reply is awaited, so the nodes work in parallel. */
+static int write_node(redisContext *c)
+{
+    int done = 0;
+    do {
+        if (redisBufferWrite(c, &done) != REDIS_OK) return -1;
+    } while (!done);
+    return 0;
+}
+
+/* Runs a batch whose items are all ITEM_PENDING (and, in a cluster, have
+ * their kslot).  Items still pending at the end got no usable reply. */
+static int run_batch(tl_store *s, const batch *b, char *err, size_t errsz)
+{
+    char msg[TL_ERRSZ];
+    int rc = TL_OK;
+    for (int round = 0;; round++) {
+        int code = route_items(s, b, round, msg, sizeof msg);
+        if (code != TL_OK) {
+            merge(&rc, code, msg, err, errsz);
+            return rc;
+        }
+        for (size_t j = 0; j < s->nnodes; j++) s->nodes[j]->sent = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            if (!(s->flags[i] & ITEM_PENDING)) continue;
+            node *k = s->nodes[s->route[i]];
+            if (!k->c && (code = do_connect(s, k, msg, sizeof msg)) != TL_OK) {
+                if (s->slots) s->map_stale = 1;
+                merge(&rc, code, msg, err, errsz);
+                goto abandon;
+            }
+            if (k->sent == 0 && k->reload) {
+                if (append_script_load(s, k) != 0) goto append_failed;
+                k->loaded = 1;
+                k->reload = 0;
+            }
+            if (s->flags[i] & ITEM_ASKING) {
+                const char *argv[] = {"ASKING"};
+                const size_t lens[] = {6};
+                if (append(s, k, 1, argv, lens) != 0) goto append_failed;
+            }
+            if (b->append_item(s, k, i, b->ud) != 0) goto append_failed;
+            continue;
+        append_failed:
+            io_fail(s, k, b->op, msg, sizeof msg);
+            merge(&rc, TL_ERR_IO, msg, err, errsz);
+            goto abandon;
+        }
+        int again = 0, tryagain = 0;
+        for (size_t j = 0; j < s->nnodes; j++) {
+            node *k = s->nodes[j];
+            if (!k->sent) continue;
+            s->round_trips++;
+            if (write_node(k->c) != 0) {
+                k->sent = 0;
+                io_fail(s, k, b->op, msg, sizeof msg);
+                merge(&rc, TL_ERR_IO, msg, err, errsz);
+            }
+        }
+        for (size_t j = 0; j < s->nnodes; j++) {
+            node *k = s->nodes[j];
+            if (!k->sent) continue;
+            merge(&rc, read_node(s, b, (uint16_t)j, &again, &tryagain, msg,
+                                 sizeof msg),
+                  msg, err, errsz);
+            k->loaded = 0;
+            k->sent = 0;
+            if (k->broken) {
+                k->broken = 0;
+                drop(k);
+                if (s->slots) s->map_stale = 1;
+            }
+        }
+        if (rc == TL_ERR_IO || !again) return rc;
+        if (round + 1 >= MAX_ROUNDS) {
+            merge(&rc, tl_errf(msg, sizeof msg, TL_ERR_IO,
+                               "%s: %s: still redirected after %d rounds "
+                               "(slots moving?); will retry",
+                               s->where, b->op, MAX_ROUNDS),
+                  msg, err, errsz);
+            return rc;
+        }
+        if (tryagain) {
+            struct timespec ts = {0, TRYAGAIN_SLEEP_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+
+abandon:
+    /* Commands were appended to some connections but will not be read:
+     * those connections are out of step, so drop them. */
+    for (size_t j = 0; j < s->nnodes; j++) {
+        node *k = s->nodes[j];
+        if (k->sent) drop(k);
+        k->sent = 0;
+        k->loaded = 0;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+/* ------------------------------------------------------------------------ */
 
 tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
                        size_t errsz)
@@ -685,7 +1185,8 @@ tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
     if (!s) return NULL;
     pipe_guard g;
     guard_begin(&g);
-    int rc = do_connect(s, err, errsz);
+    int rc = s->slots ? refresh_map(s, err, errsz)
+                      : do_connect(s, s->nodes[0], err, errsz);
     guard_end(&g);
     if (rc != TL_OK) {
         tl_store_free(s);
@@ -700,15 +1201,29 @@ tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
     tl_store *s = tl_xcalloc(1, sizeof *s);
     if (tl_redis_url_parse(url, &s->url, err, errsz) != TL_OK) goto fail;
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    if (s->url.cluster) {
+        s->slots = tl_xmalloc(NSLOTS * sizeof *s->slots);
+        s->map_stale = 1;
+        int o = snprintf(s->where, sizeof s->where, "redis cluster ");
+        for (size_t i = 0; i < s->url.nseeds; i++) {
+            const char *h = s->url.seed_hosts[i];
+            node_index(s, h, strlen(h), s->url.seed_ports[i]);
+            if (o < (int)sizeof s->where)
+                o += snprintf(s->where + o, sizeof s->where - (size_t)o,
+                              strchr(h, ':') ? "%s[%s]:%d" : "%s%s:%d",
+                              i ? "," : "", h, s->url.seed_ports[i]);
+        }
+        return s;
+    }
+    node *k = tl_xcalloc(1, sizeof *k);
+    s->nodes = tl_xmalloc(sizeof *s->nodes);
+    s->nodes[0] = k;
+    s->nnodes = 1;
     if (s->url.unix_path)
-        snprintf(s->where, sizeof s->where, "redis unix:%s", s->url.unix_path);
-    else if (strchr(s->url.host, ':'))
-        snprintf(s->where, sizeof s->where, "redis [%s]:%d", s->url.host,
-                 s->url.port);
+        snprintf(k->where, sizeof k->where, "redis unix:%s", s->url.unix_path);
     else
-        snprintf(s->where, sizeof s->where, "redis %s:%d", s->url.host,
-                 s->url.port);
-
+        node_where(k, s->url.host, s->url.port);
+    memcpy(s->where, k->where, sizeof s->where);
     return s;
 
 fail:
@@ -719,47 +1234,82 @@ fail:
 void tl_store_free(tl_store *s)
 {
     if (!s) return;
-    drop(s);
+    for (size_t i = 0; i < s->nnodes; i++) {
+        drop(s->nodes[i]);
+        free(s->nodes[i]->host);
+        free(s->nodes[i]);
+    }
+    free(s->nodes);
+    free(s->slots);
     tl_redis_url_clear(&s->url);
     free(s->argv);
     free(s->argvlen);
     free(s->nums);
     free(s->replies);
+    free(s->route);
+    free(s->kslot);
+    free(s->flags);
     free(s);
 }
 
 uint64_t tl_store_round_trips(const tl_store *s) { return s->round_trips; }
 uint64_t tl_store_commands(const tl_store *s) { return s->commands; }
 
+static int ping_node(tl_store *s, node *k, char *err, size_t errsz)
+{
+    int rc = k->c ? TL_OK : do_connect(s, k, err, errsz);
+    if (rc != TL_OK) return rc;
+    const char *argv[] = {"PING"};
+    const size_t lens[] = {4};
+    redisReply *r = NULL;
+    if (append(s, k, 1, argv, lens) != 0) {
+        k->sent = 0;
+        return io_fail(s, k, "PING", err, errsz);
+    }
+    k->sent = 0;
+    s->round_trips++;
+    if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r)
+        return io_fail(s, k, "PING", err, errsz);
+    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
+        rc = TL_OK;
+    else if (r->type == REDIS_REPLY_ERROR)
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: %s", k->where, r->str);
+    else
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
+                     k->where, r->type);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* A cluster answers when its slot map can be read and every master that
+ * serves a slot answers PING. */
 int tl_store_ping(tl_store *s, char *err, size_t errsz)
 {
     pipe_guard g;
     guard_begin(&g);
-    int rc = ensure_connected(s, err, errsz);
-    if (rc != TL_OK) goto out;
-    const char *argv[] = {"PING"};
-    const size_t lens[] = {4};
-    redisReply *r = NULL;
-    if (append(s, 1, argv, lens) != 0) {
-        rc = io_fail(s, "PING", err, errsz);
+    int rc = TL_OK;
+    if (!s->slots) {
+        rc = ping_node(s, s->nodes[0], err, errsz);
         goto out;
     }
-    s->round_trips++;
-    if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r) {
-        rc = io_fail(s, "PING", err, errsz);
-        goto out;
-    }
-    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
-        rc = TL_OK;
-    else if (r->type == REDIS_REPLY_ERROR)
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: %s", s->where, r->str);
-    else
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
-                     s->where, r->type);
-    freeReplyObject(r);
+    if ((rc = refresh_map(s, err, errsz)) != TL_OK) goto out;
+    unsigned char *used = tl_xcalloc(s->nnodes, 1);
+    for (size_t i = 0; i < NSLOTS; i++)
+        if (s->slots[i] != NO_NODE) used[s->slots[i]] = 1;
+    for (size_t j = 0; j < s->nnodes && rc == TL_OK; j++)
+        if (used[j]) rc = ping_node(s, s->nodes[j], err, errsz);
+    free(used);
 out:
     guard_end(&g);
     return rc;
+}
+
+/* Marks items 0..n-1 pending and, in a cluster, hashes their keys. */
+static void start_items(tl_store *s, size_t n)
+{
+    grow_items(s, n);
+    memset(s->flags, ITEM_PENDING, n);
+    if (!s->slots) memset(s->route, 0, n * sizeof *s->route);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -768,7 +1318,7 @@ out:
 
 /* Checks one HGETALL reply: TL_ERR for a wrong reply, TL_ERR_IO for an
  * error reply meaning "not now" (the caller then drops the connection). */
-static int check_hgetall(tl_store *s, const redisReply *r, const char *key,
+static int check_hgetall(const node *k, const redisReply *r, const char *key,
                          size_t keylen, char *err, size_t errsz)
 {
     char kb[80];
@@ -776,22 +1326,43 @@ static int check_hgetall(tl_store *s, const redisReply *r, const char *key,
         return tl_errf(err, errsz, TL_ERR_IO,
                        "%s: load: HGETALL %s: %s (will reconnect on the next "
                        "call)",
-                       s->where, show_key(kb, key, keylen), r->str);
+                       k->where, show_key(kb, key, keylen), r->str);
     if (r->type == REDIS_REPLY_ERROR)
-        return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", s->where,
+        return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", k->where,
                        show_key(kb, key, keylen), r->str);
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
         return tl_errf(err, errsz, TL_ERR,
                        "%s: HGETALL %s: unexpected reply (type %d, %zu "
                        "elements)",
-                       s->where, show_key(kb, key, keylen), r->type,
+                       k->where, show_key(kb, key, keylen), r->type,
                        r->elements);
     for (size_t j = 0; j < r->elements; j++)
         if (r->element[j]->type != REDIS_REPLY_STRING)
             return tl_errf(err, errsz, TL_ERR,
                            "%s: HGETALL %s: element %zu is not a string",
-                           s->where, show_key(kb, key, keylen), j);
+                           k->where, show_key(kb, key, keylen), j);
     return TL_OK;
+}
+
+typedef struct load_batch {
+    const char *const *keys;
+    const size_t *keylens;
+} load_batch;
+
+static int load_append(tl_store *s, node *k, size_t i, void *ud)
+{
+    const load_batch *lb = ud;
+    const char *argv[] = {"HGETALL", lb->keys[i]};
+    const size_t lens[] = {7, lb->keylens[i]};
+    return append(s, k, 2, argv, lens);
+}
+
+static int load_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
+                     char *msg, size_t msgsz)
+{
+    const load_batch *lb = ud;
+    s->replies[i] = r;
+    return check_hgetall(k, r, lb->keys[i], lb->keylens[i], msg, msgsz);
 }
 
 /*
@@ -806,41 +1377,23 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
     if (n == 0) return TL_OK;
     pipe_guard g;
     guard_begin(&g);
-    size_t got = 0;
-    int rc = ensure_connected(s, err, errsz);
-    if (rc != TL_OK) goto out;
-    grow_replies(s, n);
-
-    for (size_t i = 0; i < n; i++) {
-        const char *argv[] = {"HGETALL", keys[i]};
-        const size_t lens[] = {7, keylens[i]};
-        if (append(s, 2, argv, lens) != 0) {
-            rc = io_fail(s, "load", err, errsz);
-            goto out;
+    start_items(s, n);
+    memset(s->replies, 0, n * sizeof *s->replies);
+    if (s->slots)
+        for (size_t i = 0; i < n; i++)
+            s->kslot[i] = (uint16_t)tl_store_key_slot(keys[i], keylens[i]);
+    load_batch lb = {keys, keylens};
+    batch b = {n, "load", load_append, load_take, &lb};
+    int rc = run_batch(s, &b, err, errsz);
+    if (rc == TL_OK)
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *r = s->replies[i];
+            for (size_t j = 0; j + 1 < r->elements; j += 2)
+                cb(ud, i, r->element[j]->str, r->element[j]->len,
+                   r->element[j + 1]->str, r->element[j + 1]->len);
         }
-    }
-    s->round_trips++;
-    for (; got < n; got++) {
-        if (redisGetReply(s->c, (void **)&s->replies[got]) != REDIS_OK ||
-            !s->replies[got]) {
-            rc = io_fail(s, "load", err, errsz);
-            goto out;
-        }
-        if (rc == TL_OK)
-            rc = check_hgetall(s, s->replies[got], keys[got], keylens[got],
-                               err, errsz);
-    }
-    if (rc == TL_ERR_IO) drop(s);
-    if (rc != TL_OK) goto out;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *r = s->replies[i];
-        for (size_t j = 0; j + 1 < r->elements; j += 2)
-            cb(ud, i, r->element[j]->str, r->element[j]->len,
-               r->element[j + 1]->str, r->element[j + 1]->len);
-    }
-
-out:
-    for (size_t i = 0; i < got; i++) freeReplyObject(s->replies[i]);
+    for (size_t i = 0; i < n; i++)
+        if (s->replies[i]) freeReplyObject(s->replies[i]);
     guard_end(&g);
     return rc;
 }
@@ -862,9 +1415,10 @@ static void put_num(tl_store *s, size_t k, char **p, int64_t v)
     *p += len;
 }
 
-/* Builds the EVALSHA of one write in the reused arrays and appends it. */
-static int append_write(tl_store *s, const tl_store_write *w)
+/* Builds the EVALSHA of write i in the reused arrays and appends it. */
+static int flush_append(tl_store *s, node *nd, size_t i, void *ud)
 {
+    const tl_store_write *w = (const tl_store_write *)ud + i;
     size_t argc = write_argc(w);
     grow_argv(s, argc);
     grow_nums(s, (3 + 2 * w->nwm) * I64_TEXT);
@@ -891,68 +1445,40 @@ static int append_write(tl_store *s, const tl_store_write *w)
         a[k] = w->vals[j], l[k++] = w->vlens[j];
     }
     TL_ASSERT(k == argc);
-    return append(s, (int)argc, a, l);
+    return append(s, nd, (int)argc, a, l);
 }
 
-/*
- * Sends every write still RESULT_PENDING (after a SCRIPT LOAD when reload)
- * and reads all their replies.  NOSCRIPT leaves a write pending and counts
- * it in *retry.  An error reply fails only its write (result TL_ERR), unless
- * it says the server cannot take writes now: then the connection is dropped
- * and the round returns TL_ERR_IO like any I/O failure.
- */
-static int flush_round(tl_store *s, tl_store_write *w, size_t n, int reload,
-                       size_t *retry, char *err, size_t errsz)
+/* An error reply fails only its write (result TL_ERR), unless it says the
+ * server cannot take writes now: then the node's connection is dropped and
+ * the batch returns TL_ERR_IO like any I/O failure. */
+static int flush_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
+                      char *msg, size_t msgsz)
 {
-    *retry = 0;
-    if (reload && append_script_load(s) != 0)
-        return io_fail(s, "flush", err, errsz);
-    for (size_t i = 0; i < n; i++)
-        if (w[i].result == RESULT_PENDING && append_write(s, &w[i]) != 0)
-            return io_fail(s, "flush", err, errsz);
-    s->round_trips++;
-
-    int rc = TL_OK, transient = 0;
-    redisReply *r = NULL;
-    if (reload) {
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r)
-            return io_fail(s, "flush", err, errsz);
-        rc = take_sha(s, r, err, errsz);
-        freeReplyObject(r);
+    (void)s;
+    tl_store_write *w = (tl_store_write *)ud + i;
+    int rc = TL_OK;
+    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 ||
+                                           r->integer == 1)) {
+        w->result = r->integer == 1 ? TL_OK : TL_ERR_FENCED;
+    } else if (is_error(r, "NOSCRIPT")) {
+        w->result = TL_ERR;
+        rc = tl_errf(msg, msgsz, TL_ERR,
+                     "%s: flush: NOSCRIPT again right after SCRIPT LOAD; is "
+                     "something flushing the script cache?",
+                     k->where);
+    } else {
+        char kb[80];
+        int transient = r->type == REDIS_REPLY_ERROR && transient_error(r);
+        w->result = TL_ERR;
+        rc = tl_errf(msg, msgsz, transient ? TL_ERR_IO : TL_ERR,
+                     "%s: flush of %s: %s%s", k->where,
+                     show_key(kb, w->key, w->keylen),
+                     r->type == REDIS_REPLY_ERROR
+                         ? r->str
+                         : "unexpected reply from the flush script",
+                     transient ? " (will reconnect on the next call)" : "");
     }
-    for (size_t i = 0; i < n; i++) {
-        if (w[i].result != RESULT_PENDING) continue;
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r)
-            return io_fail(s, "flush", err, errsz);
-        if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 ||
-                                               r->integer == 1)) {
-            w[i].result = r->integer == 1 ? TL_OK : TL_ERR_FENCED;
-        } else if (is_noscript(r)) {
-            (*retry)++;
-        } else {
-            w[i].result = TL_ERR;
-            if (r->type == REDIS_REPLY_ERROR && transient_error(r))
-                transient = 1;
-            if (rc == TL_OK) {
-                char kb[80];
-                rc = tl_errf(err, errsz, TL_ERR, "%s: flush of %s: %s",
-                             s->where, show_key(kb, w[i].key, w[i].keylen),
-                             r->type == REDIS_REPLY_ERROR
-                                 ? r->str
-                                 : "unexpected reply from the flush script");
-                if (transient && err && errsz > 0) {
-                    size_t len = strlen(err);
-                    snprintf(err + len, errsz - len,
-                             " (will reconnect on the next call)");
-                }
-            }
-        }
-        freeReplyObject(r);
-    }
-    if (transient) {
-        drop(s);
-        rc = TL_ERR_IO;
-    }
+    freeReplyObject(r);
     return rc;
 }
 
@@ -970,27 +1496,12 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
     }
     pipe_guard g;
     guard_begin(&g);
-    size_t retry = 0;
-    int rc = ensure_connected(s, err, errsz);
-    if (rc == TL_OK) rc = flush_round(s, w, n, 0, &retry, err, errsz);
-    /* The script cache was emptied under us (SCRIPT FLUSH by an operator,
-     * or a failover to a server that never saw our SCRIPT LOAD): load the
-     * script again and retry those writes once, in one more round trip. */
-    if (rc != TL_ERR_IO && retry > 0) {
-        char scratch[TL_ERRSZ];
-        int first_ok = rc == TL_OK;
-        int rc2 = flush_round(s, w, n, 1, &retry, first_ok ? err : scratch,
-                              first_ok ? errsz : sizeof scratch);
-        if (rc2 == TL_ERR_IO && !first_ok && err && errsz > 0)
-            snprintf(err, errsz, "%s", scratch);
-        if (first_ok || rc2 == TL_ERR_IO) rc = rc2;
-        if (rc == TL_OK && retry > 0)
-            rc = tl_errf(err, errsz, TL_ERR,
-                         "%s: flush: NOSCRIPT again right after SCRIPT LOAD "
-                         "(%zu writes); is something flushing the script "
-                         "cache?",
-                         s->where, retry);
-    }
+    start_items(s, n);
+    if (s->slots)
+        for (size_t i = 0; i < n; i++)
+            s->kslot[i] = (uint16_t)tl_store_key_slot(w[i].key, w[i].keylen);
+    batch b = {n, "flush", flush_append, flush_take, w};
+    int rc = run_batch(s, &b, err, errsz);
     /* Writes whose reply never came: unknown, which the caller must treat
      * as failed (and retry: the watermark makes that safe). */
     for (size_t i = 0; i < n; i++)

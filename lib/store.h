@@ -5,6 +5,16 @@
  *
  * URLs: redis://[[user]:password@]host[:port][/db]   (port 6379, db 0)
  *       unix://[[user]:password@]/path/to/redis.sock[?db=N]
+ *       redis-cluster://[[user]:password@]host[:port][,host[:port]...]
+ *
+ * Redis Cluster: the hosts are seeds; the store reads the slot map (CLUSTER
+ * SLOTS) from the first that answers, hashes each key to its slot (CRC16 of
+ * the {hash tag}), sends each command of a batch to its slot's master (one
+ * pipeline per master, written to all before any reply is read), follows
+ * MOVED (patching the map, re-read on the next call) and ASK (ASKING, then
+ * the command on the importing node) for at most 5 rounds per call, and
+ * loads the script on a node that answers NOSCRIPT.  Every node gets the
+ * same credentials; a cluster has only database 0.
  *
  * Failure model: any I/O error closes the connection and returns TL_ERR_IO
  * with a message; the next call reconnects (one attempt).  Retrying with
@@ -30,6 +40,10 @@ typedef struct tl_redis_url {
     int db;
     char *user;      /* NULL: no ACL user (AUTH password only) */
     char *password;  /* NULL: no AUTH */
+    int cluster;     /* redis-cluster://: host and port are the first seed */
+    size_t nseeds;   /* cluster: every host:port of the URL */
+    char **seed_hosts;
+    int *seed_ports;
 } tl_redis_url;
 
 /* Parses url into *out (malloc'd strings; free with tl_redis_url_clear).
@@ -41,21 +55,24 @@ void tl_redis_url_clear(tl_redis_url *u);
 typedef struct tl_store tl_store;
 
 /* Connects (with timeout_ms for connect and for each command; <= 0: none),
- * AUTHs, SELECTs and loads the flush script.  Returns NULL with err on
- * failure.  SIGPIPE from a vanished server is blocked and swallowed inside
+ * AUTHs, SELECTs and loads the flush script (a cluster: connects to a seed
+ * and reads the slot map; masters are connected on first use).  Returns
+ * NULL with err on failure.  SIGPIPE from a vanished server is blocked and swallowed inside
  * each call, so the program need not ignore it. */
 tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
                        size_t errsz);
 
 /* The same without connecting: only the URL is checked (NULL with err when
  * it is malformed).  The first call (tl_store_ping, say) connects; it returns
- * TL_ERR_AUTH when the server refuses the credentials or database, TL_ERR_IO
- * when it cannot be reached. */
+ * TL_ERR_AUTH when the server refuses the credentials or database (or, for
+ * a redis-cluster:// URL, is not in cluster mode), TL_ERR_IO when it cannot
+ * be reached. */
 tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
                             size_t errsz);
 void tl_store_free(tl_store *s);
 
-/* PING; TL_OK when the server answers. */
+/* PING; TL_OK when the server answers (a cluster: when its slot map can be
+ * read and every master serving a slot answers). */
 int tl_store_ping(tl_store *s, char *err, size_t errsz);
 
 /* Called once per field of each loaded key; idx is the key's index. */
@@ -112,7 +129,12 @@ typedef struct tl_store_write {
 int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
                    size_t errsz);
 
-/* Round trips and commands sent so far (for metrics and the benchmark),
+/* The Redis Cluster hash slot (0..16383) of a key: CRC16 of its hash tag
+ * (the bytes between the first '{' and the next '}', when not empty), else
+ * of the whole key. */
+unsigned tl_store_key_slot(const char *key, size_t len);
+
+/* Round trips (one per node per pipelined round) and commands sent so far (for metrics and the benchmark),
  * including the handshake (AUTH, SELECT, SCRIPT LOAD) of each (re)connect. */
 uint64_t tl_store_round_trips(const tl_store *s);
 uint64_t tl_store_commands(const tl_store *s);

@@ -138,7 +138,8 @@ static int start_once(tl_redis_server *srv, char *err, size_t errsz)
     const char *bin = getenv("TAILOR_REDIS_SERVER");
     char port[16];
     snprintf(port, sizeof port, "%d", srv->port);
-    const char *argv[32];
+    const char *argv[40];
+    char bus[16];
     int k = 0;
     if (on_path("setpriv"))
         argv[k++] = "setpriv", argv[k++] = "--pdeathsig", argv[k++] = "KILL";
@@ -157,6 +158,15 @@ static int start_once(tl_redis_server *srv, char *err, size_t errsz)
         argv[k++] = "--unixsocketperm", argv[k++] = "700";
     }
     if (srv->password) argv[k++] = "--requirepass", argv[k++] = srv->password;
+    if (srv->cluster) {
+        /* The default bus port (port + 10000) may be taken or past 65535;
+         * the node announces the one given here. */
+        snprintf(bus, sizeof bus, "%d", srv->bus_port);
+        argv[k++] = "--cluster-enabled", argv[k++] = "yes";
+        argv[k++] = "--cluster-port", argv[k++] = bus;
+        argv[k++] = "--cluster-config-file", argv[k++] = "nodes.conf";
+        argv[k++] = "--cluster-node-timeout", argv[k++] = "3000";
+    }
     argv[k] = NULL;
 
     char *out = path_in(srv->dir, "redis.log");
@@ -229,6 +239,7 @@ tl_redis_server *tl_redis_server_start(const tl_redis_server_opts *opts,
                                    : DEFAULT_START_TIMEOUT_MS;
     if (opts->password && !(srv->password = strdup(opts->password))) abort();
     srv->aof_always = opts->aof_always;
+    srv->cluster = opts->cluster;
     if (opts->unix_socket) srv->unix_path = path_in(srv->dir, "redis.sock");
 
     int rc = START_FAILED;
@@ -237,6 +248,9 @@ tl_redis_server *tl_redis_server_start(const tl_redis_server_opts *opts,
         srv->port = opts->unix_socket ? 0
                     : opts->port      ? opts->port
                                       : tl_test_free_port();
+        if (srv->cluster)
+            do srv->bus_port = tl_test_free_port();
+            while (srv->bus_port == srv->port);
         rc = start_once(srv, err, errsz);
         if (rc != START_PORT_TAKEN) break;
     }
@@ -322,4 +336,247 @@ char *tl_test_hash_text(redisContext *c, const char *key)
     free(lines);
     freeReplyObject(r);
     return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Redis Cluster                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define CLUSTER_CREATE_TIMEOUT_MS 60000
+#define CLUSTER_OK_TIMEOUT_MS 30000
+
+redisContext *tl_redis_cluster_connect(const tl_redis_cluster *cl, size_t i)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c =
+        redisConnectWithTimeout("127.0.0.1", cl->node[i]->port, tv);
+    if (c && !c->err) redisSetTimeout(c, tv);
+    return c;
+}
+
+/* "first-last:port;..." of a node's CLUSTER SLOTS, sorted by first slot,
+ * so that two nodes' views compare as strings; NULL when unavailable. */
+static char *slots_signature(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "CLUSTER SLOTS");
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        return NULL;
+    }
+    size_t n = r->elements;
+    char **parts = calloc(n + 1, sizeof *parts);
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = r->element[i];
+        parts[i] = malloc(48);
+        snprintf(parts[i], 48, "%05lld-%05lld:%lld;", e->element[0]->integer,
+                 e->element[1]->integer, e->element[2]->element[1]->integer);
+        total += strlen(parts[i]);
+    }
+    qsort(parts, n, sizeof *parts, by_line);
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, parts[i]);
+        free(parts[i]);
+    }
+    free(parts);
+    freeReplyObject(r);
+    return out;
+}
+
+static int covers_all(const char *sig)
+{
+    /* Ranges are sorted and disjoint: coverage is contiguity from 0. */
+    long next = 0;
+    for (const char *p = sig; *p;) {
+        long a, b;
+        if (sscanf(p, "%ld-%ld", &a, &b) != 2 || a != next) return 0;
+        next = b + 1;
+        p = strchr(p, ';');
+        if (!p) return 0;
+        p++;
+    }
+    return next == 16384;
+}
+
+int tl_redis_cluster_wait_ok(tl_redis_cluster *cl, int timeout_ms, char *err,
+                             size_t errsz)
+{
+    long long deadline = now_ms() + timeout_ms;
+    char why[300] = "";
+    for (;;) {
+        int ok = 1;
+        char *first = NULL;
+        for (size_t i = 0; i < cl->n && ok; i++) {
+            if (cl->node[i]->pid <= 0) continue;
+            redisContext *c = tl_redis_cluster_connect(cl, i);
+            redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER INFO")
+                                         : NULL;
+            if (!r || r->type != REDIS_REPLY_STRING ||
+                !strstr(r->str, "cluster_state:ok")) {
+                snprintf(why, sizeof why, "node %zu (port %d) not ok", i,
+                         cl->node[i]->port);
+                ok = 0;
+            }
+            if (r) freeReplyObject(r);
+            char *sig = ok ? slots_signature(c) : NULL;
+            if (ok && (!sig || !covers_all(sig) ||
+                       (first && strcmp(first, sig)))) {
+                snprintf(why, sizeof why,
+                         "node %zu (port %d) has another slot map", i,
+                         cl->node[i]->port);
+                ok = 0;
+            }
+            if (!first) first = sig;
+            else free(sig);
+            if (c) redisFree(c);
+        }
+        free(first);
+        if (ok) return 0;
+        if (now_ms() >= deadline) break;
+        sleep_ms(50);
+    }
+    errf(err, errsz, "cluster not ok within %d ms: %s", timeout_ms, why);
+    return -1;
+}
+
+tl_redis_cluster *tl_redis_cluster_start(size_t n, char *err, size_t errsz)
+{
+    tl_redis_cluster *cl = calloc(1, sizeof *cl);
+    if (!cl || !(cl->node = calloc(n, sizeof *cl->node))) abort();
+    tl_redis_server_opts o = {.cluster = 1};
+    for (; cl->n < n; cl->n++)
+        if (!(cl->node[cl->n] = tl_redis_server_start(&o, err, errsz)))
+            goto fail;
+
+    const char *cli = getenv("TAILOR_REDIS_CLI");
+    char **argv = calloc(n + 8, sizeof *argv);
+    size_t k = 0;
+    argv[k++] = (char *)(cli && *cli ? cli : "redis-cli");
+    argv[k++] = "--cluster";
+    argv[k++] = "create";
+    int o2 = snprintf(cl->url, sizeof cl->url, "redis-cluster://");
+    for (size_t i = 0; i < n; i++) {
+        argv[k] = malloc(32);
+        snprintf(argv[k++], 32, "127.0.0.1:%d", cl->node[i]->port);
+        o2 += snprintf(cl->url + o2, sizeof cl->url - (size_t)o2, "%s127.0.0.1:%d",
+                       i ? "," : "", cl->node[i]->port);
+    }
+    argv[k++] = "--cluster-replicas";
+    argv[k++] = "0";
+    argv[k++] = "--cluster-yes";
+    argv[k] = NULL;
+    char *log = path_in(cl->node[0]->dir, "create.log");
+    pid_t pid = tl_test_spawn(argv, log, log);
+    int st = pid > 0 ? tl_test_wait(pid, CLUSTER_CREATE_TIMEOUT_MS) : -3;
+    if (st == -1) tl_test_stop(pid, SIGKILL, STOP_TIMEOUT_MS);
+    for (size_t i = 3; i < 3 + n; i++) free(argv[i]);
+    free(argv);
+    free(log);
+    if (st != 0) {
+        char tail[400];
+        log_tail(cl->node[0], "create.log", tail, sizeof tail);
+        errf(err, errsz, "redis-cli --cluster create failed (%d): %s", st,
+             tail);
+        goto fail;
+    }
+    if (tl_redis_cluster_wait_ok(cl, CLUSTER_OK_TIMEOUT_MS, err, errsz))
+        goto fail;
+    return cl;
+
+fail:
+    tl_redis_cluster_stop(cl);
+    return NULL;
+}
+
+void tl_redis_cluster_stop(tl_redis_cluster *cl)
+{
+    if (!cl) return;
+    for (size_t i = 0; i < cl->n; i++) tl_redis_server_stop(cl->node[i]);
+    free(cl->node);
+    free(cl);
+}
+
+int tl_redis_cluster_owner(const tl_redis_cluster *cl, const char *key)
+{
+    redisContext *c = tl_redis_cluster_connect(cl, 0);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return -1;
+    }
+    int owner = -1;
+    redisReply *r = redisCommand(c, "CLUSTER KEYSLOT %s", key);
+    redisReply *m = redisCommand(c, "CLUSTER SLOTS");
+    if (r && r->type == REDIS_REPLY_INTEGER && m &&
+        m->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < m->elements; i++) {
+            redisReply *e = m->element[i];
+            if (r->integer < e->element[0]->integer ||
+                r->integer > e->element[1]->integer)
+                continue;
+            for (size_t j = 0; j < cl->n; j++)
+                if (cl->node[j]->port == e->element[2]->element[1]->integer)
+                    owner = (int)j;
+        }
+    if (r) freeReplyObject(r);
+    if (m) freeReplyObject(m);
+    redisFree(c);
+    return owner;
+}
+
+char *tl_redis_cluster_hash_text(const tl_redis_cluster *cl, const char *key)
+{
+    int owner = tl_redis_cluster_owner(cl, key);
+    if (owner < 0) return NULL;
+    redisContext *c = tl_redis_cluster_connect(cl, (size_t)owner);
+    char *t = c && !c->err ? tl_test_hash_text(c, key) : NULL;
+    if (c) redisFree(c);
+    return t;
+}
+
+char **tl_test_scan_keys(redisContext *c, const char *pattern, size_t *n)
+{
+    char **keys = NULL;
+    *n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor,
+                                     pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *ks = r->element[1];
+        keys = realloc(keys, (*n + ks->elements + 1) * sizeof *keys);
+        for (size_t i = 0; i < ks->elements; i++)
+            keys[(*n)++] = strdup(ks->element[i]->str);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    if (keys) qsort(keys, *n, sizeof *keys, by_line);
+    return keys;
+}
+
+char **tl_redis_cluster_keys(const tl_redis_cluster *cl, const char *pattern,
+                             size_t *n)
+{
+    char **all = NULL;
+    *n = 0;
+    for (size_t i = 0; i < cl->n; i++) {
+        redisContext *c = tl_redis_cluster_connect(cl, i);
+        size_t m = 0;
+        char **keys = c && !c->err ? tl_test_scan_keys(c, pattern, &m) : NULL;
+        if (c) redisFree(c);
+        all = realloc(all, (*n + m + 1) * sizeof *all);
+        for (size_t j = 0; j < m; j++) all[(*n)++] = keys[j];
+        free(keys);
+    }
+    qsort(all, *n, sizeof *all, by_line);
+    return all;
+}
+
+void tl_test_free_keys(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
 }

@@ -26,6 +26,8 @@ typedef struct tl_redis_server_opts {
     int start_timeout_ms; /* bound on waiting for PING; 0: 10000 */
     int aof_always;       /* nonzero: --appendonly yes --appendfsync always,
                            * so a SIGKILL loses no acknowledged write */
+    int cluster;          /* nonzero: cluster-enabled, its bus on a second
+                           * free port, nodes.conf in the directory */
 } tl_redis_server_opts;
 
 typedef struct tl_redis_server {
@@ -38,6 +40,8 @@ typedef struct tl_redis_server {
                              percent-encoded */
     int start_timeout_ms;
     int aof_always;
+    int cluster;
+    int bus_port;         /* cluster bus (cluster-port); 0 without cluster */
 } tl_redis_server;
 
 /* Starts a server (opts may be NULL for the defaults) and waits until it
@@ -63,5 +67,42 @@ int tl_redis_server_restart(tl_redis_server *srv, char *err, size_t errsz);
  * hiredis redisContext. */
 struct redisContext;
 char *tl_test_hash_text(struct redisContext *c, const char *key);
+
+/*
+ * A Redis Cluster of n masters (no replicas): n cluster-enabled servers as
+ * above, joined with `redis-cli --cluster create ... --cluster-replicas 0
+ * --cluster-yes` (redis-cli is $TAILOR_REDIS_CLI, default on PATH), then
+ * waited for until every node says cluster_state:ok and knows all n
+ * masters.  url is redis-cluster://127.0.0.1:p1,... for tl_store_new.
+ */
+typedef struct tl_redis_cluster {
+    tl_redis_server **node;
+    size_t n;
+    char url[1024];
+} tl_redis_cluster;
+
+tl_redis_cluster *tl_redis_cluster_start(size_t n, char *err, size_t errsz);
+/* Stops every node (by pid) and frees cl; NULL is a no-op. */
+void tl_redis_cluster_stop(tl_redis_cluster *cl);
+/* Waits up to timeout_ms until every running node reports cluster_state:ok
+ * and agrees on the owner of every slot; 0, or -1 with err. */
+int tl_redis_cluster_wait_ok(tl_redis_cluster *cl, int timeout_ms, char *err,
+                             size_t errsz);
+/* A connection to node i (a hiredis redisContext; caller redisFree()s). */
+struct redisContext *tl_redis_cluster_connect(const tl_redis_cluster *cl,
+                                              size_t i);
+/* The index of the node that serves key's slot, by asking the nodes
+ * (CLUSTER KEYSLOT, CLUSTER SLOTS on node 0); -1 on failure. */
+int tl_redis_cluster_owner(const tl_redis_cluster *cl, const char *key);
+/* tl_test_hash_text on the node that serves key. */
+char *tl_redis_cluster_hash_text(const tl_redis_cluster *cl, const char *key);
+/* Every key matching pattern on every master (SCAN each), sorted; *n keys,
+ * a malloc'd array of malloc'd strings (free with tl_test_free_keys). */
+char **tl_redis_cluster_keys(const tl_redis_cluster *cl, const char *pattern,
+                             size_t *n);
+/* The same on one server's connection. */
+char **tl_test_scan_keys(struct redisContext *c, const char *pattern,
+                         size_t *n);
+void tl_test_free_keys(char **keys, size_t n);
 
 #endif
