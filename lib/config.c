@@ -1,4 +1,5 @@
 #include "config.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -937,28 +938,85 @@ static int load_kafka(loader *L, yaml_node_t *n)
     return TL_OK;
 }
 
+/* redis.cluster: seed nodes as host[:port] strings, turned into the
+ * redis-cluster:// URL that the store takes (each checked by the store's
+ * own URL parser, so both forms accept the same hosts). */
+static int load_redis_cluster(loader *L, yaml_node_t *n)
+{
+    char got[96];
+    if (n->type != YAML_SEQUENCE_NODE || seq_len(n) == 0)
+        return fail_node(L, n,
+                         "redis.cluster: expected a non-empty list of "
+                         "host:port seed nodes, got %s",
+                         n->type == YAML_SEQUENCE_NODE
+                             ? "an empty list"
+                             : describe(n, got, sizeof got));
+    size_t cap = 32, len = 0;
+    char *url = tl_xmalloc(cap);
+    len = (size_t)snprintf(url, cap, "redis-cluster://");
+    for (size_t i = 0; i < seq_len(n); i++) {
+        yaml_node_t *it = seq_item(L, n, i);
+        char path[64], *hp = NULL, one[300], err[TL_ERRSZ];
+        snprintf(path, sizeof path, "redis.cluster[%zu]", i);
+        int rc = get_str(L, it, path, 0, &hp);
+        if (rc) {
+            free(url);
+            return rc;
+        }
+        tl_redis_url u;
+        snprintf(one, sizeof one, "redis-cluster://%s", hp);
+        if (strpbrk(hp, ",@/?") ||
+            tl_redis_url_parse(one, &u, err, sizeof err) != TL_OK) {
+            if (strpbrk(hp, ",@/?"))
+                snprintf(err, sizeof err, "one host[:port] per item");
+            rc = fail_node(L, it, "%s: \"%s\": %s", path, hp, err);
+            free(hp);
+            free(url);
+            return rc;
+        }
+        tl_redis_url_clear(&u);
+        size_t need = len + strlen(hp) + 2;
+        if (need > cap) url = tl_xrealloc(url, cap = need * 2);
+        len += (size_t)snprintf(url + len, cap - len, "%s%s", i ? "," : "",
+                                hp);
+        free(hp);
+    }
+    free(L->c->redis_url);
+    L->c->redis_url = url;
+    return TL_OK;
+}
+
 static int load_redis(loader *L, yaml_node_t *n)
 {
-    static const char *const keys[] = {"url", "prefix", "ttl", "timeout"};
-    yaml_node_t *v[4];
+    static const char *const keys[] = {"url", "prefix", "ttl", "timeout",
+                                       "cluster"};
+    yaml_node_t *v[5];
     tl_config *c = L->c;
     int rc;
     if ((rc = want_map(L, n, "redis", "a mapping")) ||
-        (rc = read_map(L, n, "redis", keys, 4, v)))
+        (rc = read_map(L, n, "redis", keys, 5, v)))
         return rc;
+    if (v[0] && v[4])
+        return fail_node(L, v[4],
+                         "redis.cluster: give either redis.url or "
+                         "redis.cluster, not both (a cluster URL is "
+                         "redis-cluster://[[user]:password@]host:port,...)");
     if (v[0]) {
         if ((rc = get_str(L, v[0], "redis.url", 0, &c->redis_url))) return rc;
         if (strncmp(c->redis_url, "redis://", 8) &&
-            strncmp(c->redis_url, "unix://", 7)) {
+            strncmp(c->redis_url, "unix://", 7) &&
+            strncmp(c->redis_url, "redis-cluster://", 16)) {
             char got[96];
             return fail_node(L, v[0],
                              "redis.url: expected "
-                             "redis://[[user]:password@]host[:port][/db] or "
-                             "unix://[[user]:password@]/path/to/redis.sock, "
-                             "got %s",
+                             "redis://[[user]:password@]host[:port][/db], "
+                             "unix://[[user]:password@]/path/to/redis.sock "
+                             "or redis-cluster://[[user]:password@]host:port"
+                             "[,host:port...], got %s",
                              describe(v[0], got, sizeof got));
         }
     }
+    if (v[4] && (rc = load_redis_cluster(L, v[4]))) return rc;
     if (v[1] && (rc = get_str(L, v[1], "redis.prefix", 1, &c->redis_prefix)))
         return rc;
     if (v[2] &&

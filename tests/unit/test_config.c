@@ -447,6 +447,39 @@ static void test_flow_style(void)
     tl_config_free(c);
 }
 
+/* redis.cluster: a list of seeds becomes the store's redis-cluster:// URL;
+ * the URL form is taken as it is. */
+static void test_redis_cluster(void)
+{
+    tl_config *c = load_str_ok("redis:\n  cluster: [10.0.0.1:7000, 'h2:7001', "
+                               "'[::1]:7002', h4]\n");
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis-cluster://10.0.0.1:7000,"
+                                         "h2:7001,[::1]:7002,h4");
+    tl_config_free(c);
+    c = load_str_ok("redis: {url: 'redis-cluster://u:pw@h1:7000,h2:7000'}\n");
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis-cluster://u:pw@h1:7000,h2:7000");
+    tl_config_free(c);
+    EXPECT_STR("redis:\n  url: redis://h\n  cluster: [h:7000]\n",
+               "3:12: redis.cluster: give either redis.url or redis.cluster, "
+               "not both (a cluster URL is "
+               "redis-cluster://[[user]:password@]host:port,...)");
+    EXPECT_STR("redis:\n  cluster: []\n",
+               "2:12: redis.cluster: expected a non-empty list of host:port "
+               "seed nodes, got an empty list");
+    EXPECT_STR("redis: {cluster: h1:7000}\n",
+               "1:18: redis.cluster: expected a non-empty list of host:port "
+               "seed nodes, got 'h1:7000'");
+    EXPECT_STR("redis:\n  cluster:\n    - h1:7000\n    - h2:70x0\n",
+               "4:7: redis.cluster[1]: \"h2:70x0\": redis URL "
+               "\"redis-cluster://h2:70x0\": port \"70x0\" is not a number in "
+               "1..65535; expected "
+               "redis-cluster://[[user]:password@]host[:port][,host[:port]...]");
+    EXPECT_STR("redis:\n  cluster: ['a:1,b:2']\n",
+               "2:13: redis.cluster[0]: \"a:1,b:2\": one host[:port] per item");
+}
+
 static void test_env_overrides(void)
 {
     clear_env();
@@ -921,7 +954,7 @@ static void test_err_unknown_key(void)
                 "batch_timeout)");
     EXPECT_FILE("invalid_key_redis.yaml",
                 "4:3: unknown key 'tll' in redis (expected one of: url, prefix, "
-                "ttl, timeout)");
+                "ttl, timeout, cluster)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
                 "schema, writer_schema, max_lateness)");
@@ -976,9 +1009,10 @@ static void test_err_wrong_type(void)
                 "'verbose'");
     EXPECT_FILE("invalid_redis_url.yaml",
                 "2:8: redis.url: expected "
-                "redis://[[user]:password@]host[:port][/db] or "
-                "unix://[[user]:password@]/path/to/redis.sock, got "
-                "'localhost:6379'");
+                "redis://[[user]:password@]host[:port][/db], "
+                "unix://[[user]:password@]/path/to/redis.sock or "
+                "redis-cluster://[[user]:password@]host:port[,host:port...], "
+                "got 'localhost:6379'");
     EXPECT_FILE("invalid_schema_missing.yaml",
                 "2:11: events.schema: cannot open " FIXTURES
                 "no_such_schema.avsc: No such file or directory");
@@ -2223,6 +2257,7 @@ int main(void)
     CU_add_test(s, "defaults", test_defaults);
     CU_add_test(s, "flow style, every key", test_flow_style);
     CU_add_test(s, "environment overrides", test_env_overrides);
+    CU_add_test(s, "redis.cluster", test_redis_cluster);
     CU_add_test(s, "durations", test_parse_duration);
     CU_add_test(s, "feature options of issue 3", test_feature_options);
     CU_add_test(s, "options each kind takes", test_kind_options);
