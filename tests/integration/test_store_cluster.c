@@ -128,6 +128,20 @@ static void wfix_set(wfix *x, const char *key, int64_t expected, int64_t next,
                             .vals = x->v, .vlens = x->vl, .nfields = 1};
 }
 
+/* n writes of keys printf(fmt, i), each from `expected` to `next`; names
+ * and fixtures are the caller's arrays. */
+static void fill_batch(char (*names)[32], wfix *x, tl_store_write *w, int n,
+                       const char *fmt, int64_t expected, int64_t next,
+                       const char *val)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], fmt, i);
+        wfix_set(&x[i], names[i], expected, next, val);
+        w[i] = x[i].w;
+        w[i].wm = &x[i].wm;
+    }
+}
+
 static int flush1(const char *key, int64_t expected, int64_t next,
                   const char *val, char *err, size_t errsz)
 {
@@ -404,12 +418,7 @@ static void test_noscript_one_node(void)
     static wfix x[N];
     tl_store_write w[N];
     on_ok(1, "SCRIPT FLUSH");
-    for (int i = 0; i < N; i++) {
-        snprintf(names[i], sizeof names[i], "n:cx:{ns-%d}", i);
-        wfix_set(&x[i], names[i], -1, 1, "ns");
-        w[i] = x[i].w;
-        w[i].wm = &x[i].wm;
-    }
+    fill_batch(names, x, w, N, "n:cx:{ns-%d}", -1, 1, "ns");
     char err[TL_ERRSZ] = "";
     /* The ASK test moved a slot: settle the map first. */
     CU_ASSERT_EQUAL(tl_store_ping(st, err, sizeof err), TL_OK);
@@ -433,21 +442,12 @@ static void test_node_restart(void)
     static char names[N][32];
     static wfix x[N];
     tl_store_write w[N];
-    for (int i = 0; i < N; i++) {
-        snprintf(names[i], sizeof names[i], "k:cx:{kill-%d}", i);
-        wfix_set(&x[i], names[i], -1, 1, "one");
-        w[i] = x[i].w;
-        w[i].wm = &x[i].wm;
-    }
+    fill_batch(names, x, w, N, "k:cx:{kill-%d}", -1, 1, "one");
     char err[TL_ERRSZ] = "";
     CU_ASSERT_EQUAL(tl_store_flush(st, w, N, err, sizeof err), TL_OK);
 
     tl_redis_server_kill(cl->node[2]);
-    for (int i = 0; i < N; i++) {
-        wfix_set(&x[i], names[i], 1, 2, "two");
-        w[i] = x[i].w;
-        w[i].wm = &x[i].wm;
-    }
+    fill_batch(names, x, w, N, "k:cx:{kill-%d}", 1, 2, "two");
     int rc = tl_store_flush(st, w, N, err, sizeof err);
     CU_ASSERT_EQUAL(rc, TL_ERR_IO);
     char where[64];

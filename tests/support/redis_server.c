@@ -311,6 +311,20 @@ static int by_line(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Sorts n malloc'd strings and concatenates them (total: their lengths
+ * plus one); frees them and the array. */
+static char *join_sorted(char **lines, size_t n, size_t total)
+{
+    qsort(lines, n, sizeof *lines, by_line);
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
+    return out;
+}
+
 char *tl_test_hash_text(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "HGETALL %s", key);
@@ -327,15 +341,8 @@ char *tl_test_hash_text(redisContext *c, const char *key)
                  r->element[2 * i + 1]->str);
         total += len;
     }
-    qsort(lines, n, sizeof *lines, by_line);
-    char *out = calloc(1, total);
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, lines[i]);
-        free(lines[i]);
-    }
-    free(lines);
     freeReplyObject(r);
-    return out;
+    return join_sorted(lines, n, total);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,15 +380,8 @@ static char *slots_signature(redisContext *c)
                  e->element[1]->integer, e->element[2]->element[1]->integer);
         total += strlen(parts[i]);
     }
-    qsort(parts, n, sizeof *parts, by_line);
-    char *out = calloc(1, total);
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, parts[i]);
-        free(parts[i]);
-    }
-    free(parts);
     freeReplyObject(r);
-    return out;
+    return join_sorted(parts, n, total);
 }
 
 static int covers_all(const char *sig)
