@@ -15,10 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "../support/kafka_util.h"
 #include "../support/redis_server.h"
+#include "../support/slice.h"
 #include "../support/testutil.h"
 #include "common.h"
 #include "event.h"
@@ -27,7 +27,6 @@
 #include "schemas.h"
 #include "trigger.h"
 
-#define SLICE "tests/data/complete_journey_slice.jsonl.gz"
 #define IN_TOPIC "interactions"
 #define PARTS 16
 #define ROUNDS 11
@@ -71,77 +70,6 @@ static int write_config(const char *path, const char *group, const char *out,
     return fclose(f);
 }
 
-/* The slice, ROUNDS times, with customer ids suffixed per round, encoded as
- * Avro and produced keyed by customer; returns the number produced. */
-static size_t produce_rounds(void)
-{
-    char err[512], e[512];
-    tl_event_encoder *enc = tl_event_encoder_new(tl_schema_interaction_event, err, sizeof err);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", world.brokers, e, sizeof e);
-    rd_kafka_conf_set(conf, "linger.ms", "20", e, sizeof e);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    if (!enc || !rk) return 0;
-    tl_arena arena;
-    tl_arena_init(&arena, 1 << 16);
-    static char line[1 << 16];
-    size_t n = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        gzFile gz = gzopen(SLICE, "rb");
-        if (!gz) break;
-        while (gzgets(gz, line, sizeof line)) {
-            tl_arena_reset(&arena);
-            tl_event ev;
-            if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err))
-                continue;
-            char id[64];
-            int idlen = snprintf(id, sizeof id, "%s-r%d", ev.customer_id, round);
-            ev.customer_id = id;
-            ev.customer_id_len = (size_t)idlen;
-            const void *buf;
-            size_t len;
-            if (tl_event_encode(enc, &ev, &buf, &len, err, sizeof err)) continue;
-            while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(IN_TOPIC),
-                                     RD_KAFKA_V_KEY(id, (size_t)idlen),
-                                     RD_KAFKA_V_VALUE((void *)buf, len),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 50);
-            rd_kafka_poll(rk, 0);
-            n++;
-        }
-        gzclose(gz);
-    }
-    rd_kafka_flush(rk, 60000);
-    CU_ASSERT_EQUAL(rd_kafka_outq_len(rk), 0);
-    rd_kafka_destroy(rk);
-    tl_arena_free(&arena);
-    tl_event_encoder_free(enc);
-    return n;
-}
-
-static void collect_customers(void)
-{
-    gzFile gz = gzopen(SLICE, "rb");
-    static char line[1 << 16];
-    tl_arena arena;
-    tl_arena_init(&arena, 1 << 16);
-    char err[256];
-    while (gz && gzgets(gz, line, sizeof line)) {
-        tl_arena_reset(&arena);
-        tl_event ev;
-        if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err)) continue;
-        size_t k = 0;
-        while (k < ncustomers && strcmp(customers[k], ev.customer_id)) k++;
-        if (k == ncustomers) {
-            customers = realloc(customers, (ncustomers + 1) * sizeof *customers);
-            customers[ncustomers++] = strdup(ev.customer_id);
-        }
-    }
-    if (gz) gzclose(gz);
-    tl_arena_free(&arena);
-}
-
 static int suite_init(void)
 {
     if (tl_test_world_start(&world, PARTS, IN_TOPIC, "triggers_clean", "dlq"))
@@ -174,7 +102,7 @@ static int suite_init(void)
     }
     const char *s = getenv("TAILOR_CRASH_SEED");
     seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
-    collect_customers();
+    customers = tl_test_slice_customers(&ncustomers);
     return 0;
 }
 
@@ -182,14 +110,13 @@ static int suite_clean(void)
 {
     tl_redis_server_stop(aof_redis);
     tl_test_world_stop(&world);
-    for (size_t i = 0; i < ncustomers; i++) free(customers[i]);
-    free(customers);
+    tl_test_free_customers(customers, ncustomers);
     return 0;
 }
 
 static void test_produce(void)
 {
-    nproduced = produce_rounds();
+    nproduced = tl_test_produce_slice(world.brokers, IN_TOPIC, ROUNDS);
     CU_ASSERT(nproduced >= 200000);
     printf("produced %zu events; kill seed %u (TAILOR_CRASH_SEED)\n", nproduced, seed);
 }
@@ -378,48 +305,11 @@ static void test_vectors_equal(void) { compare_pass("crash", world.redis->port);
 static void test_outage_vectors_equal(void) { compare_pass("outage", aof_redis->port); }
 static void test_graceful_vectors_equal(void) { compare_pass("graceful", world.redis->port); }
 
-typedef struct ids {
-    tl_trigger_codec *codec;
-    tl_arena arena;
-    char **v;
-    size_t n;
-} ids;
-
-static void collect(void *ud, const rd_kafka_message_t *m)
+static void compare_ids(const char *topic, size_t *raw)
 {
-    ids *s = ud;
-    tl_trigger t;
-    char err[256];
-    tl_arena_reset(&s->arena);
-    if (tl_trigger_decode(s->codec, m->payload, m->len, &s->arena, &t, err, sizeof err))
-        return;
-    s->v = realloc(s->v, (s->n + 1) * sizeof *s->v);
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s %s %s %lld", t.id, t.rule, t.customer_id,
-             (long long)t.ts);
-    s->v[s->n++] = strdup(buf);
+    tl_test_compare_trigger_ids(world.brokers, "triggers_clean", topic, raw);
 }
 
-static int cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static size_t distinct(ids *s)
-{
-    qsort(s->v, s->n, sizeof *s->v, cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (k && !strcmp(s->v[k - 1], s->v[i])) {
-            free(s->v[i]);
-            continue;
-        }
-        s->v[k++] = s->v[i];
-    }
-    return s->n = k;
-}
-
-static void compare_ids(const char *topic, size_t *raw);
 static void test_trigger_ids_equal(void) { compare_ids("triggers_crash", NULL); }
 static void test_outage_trigger_ids_equal(void) { compare_ids("triggers_outage", NULL); }
 static void test_graceful_no_duplicates(void)
@@ -427,44 +317,6 @@ static void test_graceful_no_duplicates(void)
     size_t raw = 0;
     compare_ids("triggers_graceful", &raw);
     CU_ASSERT(raw > 0);
-}
-
-static void compare_ids(const char *topic, size_t *raw)
-{
-    char err[256];
-    ids clean = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
-    ids crash = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
-    tl_arena_init(&clean.arena, 1 << 14);
-    tl_arena_init(&crash.arena, 1 << 14);
-    size_t raw_crash = tl_test_consume_all(world.brokers, topic, collect, &crash);
-    tl_test_consume_all(world.brokers, "triggers_clean", collect, &clean);
-    distinct(&clean);
-    distinct(&crash);
-    if (raw) {
-        /* Graceful stops: every trigger exactly once. */
-        CU_ASSERT_EQUAL(raw_crash, crash.n);
-        *raw = raw_crash;
-    }
-    printf("triggers: %zu distinct in the clean pass; %zu produced, %zu distinct "
-           "on %s\n", clean.n, raw_crash, crash.n, topic);
-    CU_ASSERT(clean.n > 1000);
-    CU_ASSERT_EQUAL(clean.n, crash.n);
-    size_t same = 0;
-    for (size_t i = 0, j = 0; i < clean.n && j < crash.n;) {
-        int c = strcmp(clean.v[i], crash.v[j]);
-        if (!c) same++, i++, j++;
-        else if (c < 0) fprintf(stderr, "missing: %s\n", clean.v[i++]);
-        else fprintf(stderr, "extra: %s\n", crash.v[j++]);
-    }
-    CU_ASSERT_EQUAL(same, clean.n);
-    for (size_t i = 0; i < clean.n; i++) free(clean.v[i]);
-    for (size_t i = 0; i < crash.n; i++) free(crash.v[i]);
-    free(clean.v);
-    free(crash.v);
-    tl_arena_free(&clean.arena);
-    tl_arena_free(&crash.arena);
-    tl_trigger_codec_free(clean.codec);
-    tl_trigger_codec_free(crash.codec);
 }
 
 int main(void)
