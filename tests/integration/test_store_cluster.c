@@ -142,6 +142,20 @@ static void fill_batch(char (*names)[32], wfix *x, tl_store_write *w, int n,
     }
 }
 
+/* Flushes w (asserting TL_OK) and returns its round trips.  A PING first
+ * connects every master and reads a fresh map, so that neither handshakes
+ * nor a map refresh count. */
+static uint64_t flush_round_trips(tl_store_write *w, size_t n)
+{
+    char err[TL_ERRSZ] = "";
+    CU_ASSERT_EQUAL(tl_store_ping(st, err, sizeof err), TL_OK);
+    uint64_t rt = tl_store_round_trips(st);
+    int rc = tl_store_flush(st, w, n, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    CU_ASSERT_EQUAL(rc, TL_OK);
+    return tl_store_round_trips(st) - rt;
+}
+
 static int flush1(const char *key, int64_t expected, int64_t next,
                   const char *val, char *err, size_t errsz)
 {
@@ -249,15 +263,8 @@ static void test_routing(void)
         per_node[tl_redis_cluster_owner(cl, names[i])]++;
     }
     for (int j = 0; j < NODES; j++) CU_ASSERT(per_node[j] > 50);
-    char err[TL_ERRSZ] = "";
-    /* PING connects every master (the handshakes are not the batch's). */
-    CU_ASSERT_EQUAL(tl_store_ping(st, err, sizeof err), TL_OK);
-    uint64_t rt = tl_store_round_trips(st);
-    int rc = tl_store_flush(st, w, N, err, sizeof err);
-    if (rc) fprintf(stderr, "%s\n", err);
-    CU_ASSERT_EQUAL(rc, TL_OK);
     /* One pipeline per master. */
-    CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, NODES);
+    CU_ASSERT_EQUAL(flush_round_trips(w, N), NODES);
     for (int i = 0; i < N; i++) {
         CU_ASSERT_EQUAL(w[i].result, TL_OK);
         ASSERT_OWNER_V(names[i], x[i].v[0]);
@@ -419,15 +426,8 @@ static void test_noscript_one_node(void)
     tl_store_write w[N];
     on_ok(1, "SCRIPT FLUSH");
     fill_batch(names, x, w, N, "n:cx:{ns-%d}", -1, 1, "ns");
-    char err[TL_ERRSZ] = "";
-    /* The ASK test moved a slot: settle the map first. */
-    CU_ASSERT_EQUAL(tl_store_ping(st, err, sizeof err), TL_OK);
-    uint64_t rt = tl_store_round_trips(st);
-    int rc = tl_store_flush(st, w, N, err, sizeof err);
-    if (rc) fprintf(stderr, "%s\n", err);
-    CU_ASSERT_EQUAL(rc, TL_OK);
     /* Three pipelines, then SCRIPT LOAD + the retries on node 1. */
-    CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, NODES + 1);
+    CU_ASSERT_EQUAL(flush_round_trips(w, N), NODES + 1);
     for (int i = 0; i < N; i++) {
         CU_ASSERT_EQUAL(w[i].result, TL_OK);
         ASSERT_OWNER_V(names[i], "ns");
