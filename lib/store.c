@@ -586,7 +586,7 @@ static int transient_error(const redisReply *r)
 {
     static const char *const prefixes[] = {
         "LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM",
-        "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", NULL};
+        "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", "MOVED", "ASK", NULL};
     for (const char *const *p = prefixes; *p; p++) {
         size_t n = strlen(*p);
         if (r->len >= n && strncmp(r->str, *p, n) == 0 &&
@@ -594,6 +594,19 @@ static int transient_error(const redisReply *r)
             return 1;
     }
     return 0;
+}
+
+/* What to add to the message of an error reply: a redirect reaches
+ * load or flush only from a cluster node behind a single-server URL, which
+ * would fail every key of another node's slots (so it is treated as "not
+ * now" and retried, not as a refused write). */
+static const char *reply_hint(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR &&
+        (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4)))
+        return " (a Redis Cluster node: use a redis-cluster:// URL or "
+               "redis.cluster)";
+    return "";
 }
 
 /* Whether r is an error reply starting with the word `code`. */
@@ -1324,9 +1337,10 @@ static int check_hgetall(const node *k, const redisReply *r, const char *key,
     char kb[80];
     if (r->type == REDIS_REPLY_ERROR && transient_error(r))
         return tl_errf(err, errsz, TL_ERR_IO,
-                       "%s: load: HGETALL %s: %s (will reconnect on the next "
-                       "call)",
-                       k->where, show_key(kb, key, keylen), r->str);
+                       "%s: load: HGETALL %s: %s%s (will reconnect on the "
+                       "next call)",
+                       k->where, show_key(kb, key, keylen), r->str,
+                       reply_hint(r));
     if (r->type == REDIS_REPLY_ERROR)
         return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", k->where,
                        show_key(kb, key, keylen), r->str);
@@ -1471,11 +1485,12 @@ static int flush_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
         int transient = r->type == REDIS_REPLY_ERROR && transient_error(r);
         w->result = TL_ERR;
         rc = tl_errf(msg, msgsz, transient ? TL_ERR_IO : TL_ERR,
-                     "%s: flush of %s: %s%s", k->where,
+                     "%s: flush of %s: %s%s%s", k->where,
                      show_key(kb, w->key, w->keylen),
                      r->type == REDIS_REPLY_ERROR
                          ? r->str
                          : "unexpected reply from the flush script",
+                     reply_hint(r),
                      transient ? " (will reconnect on the next call)" : "");
     }
     freeReplyObject(r);

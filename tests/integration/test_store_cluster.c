@@ -520,6 +520,32 @@ static void test_errors(void)
     tl_store_free(s);
     tl_redis_server_stop(single);
 
+    /* A cluster node behind a single-server URL: keys of other nodes' slots
+     * are "not now" with a hint (retried), never refused writes. */
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", cl->node[0]->port);
+    s = tl_store_new(url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_FATAL(s != NULL);
+    char *keep_key = NULL;
+    for (int i = 0; i < 100 && !keep_key; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "w:cx:{%d}", i);
+        if (tl_redis_cluster_owner(cl, key) != 0) keep_key = strdup(key);
+    }
+    CU_ASSERT_FATAL(keep_key != NULL);
+    const char *ks[] = {keep_key};
+    size_t kls[] = {strlen(keep_key)};
+    CU_ASSERT_EQUAL(tl_store_load(s, ks, kls, 1, load_cb, &(got){{{0}}}, err,
+                                  sizeof err), TL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "MOVED"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "use a redis-cluster:// URL"));
+    wfix x;
+    wfix_set(&x, keep_key, -1, 1, "v");
+    CU_ASSERT_EQUAL(tl_store_flush(s, &x.w, 1, err, sizeof err), TL_ERR_IO);
+    CU_ASSERT_EQUAL(x.w.result, TL_ERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "use a redis-cluster:// URL"));
+    free(keep_key);
+    tl_store_free(s);
+
     /* No seed answers. */
     snprintf(url, sizeof url, "redis-cluster://127.0.0.1:%d,127.0.0.1:%d",
              tl_test_free_port(), tl_test_free_port());
