@@ -15,10 +15,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "../support/kafka_util.h"
 #include "../support/redis_server.h"
+#include "../support/slice.h"
 #include "../support/testutil.h"
 #include "common.h"
 #include "event.h"
@@ -27,7 +27,6 @@
 #include "schemas.h"
 #include "trigger.h"
 
-#define SLICE "tests/data/complete_journey_slice.jsonl.gz"
 #define IN_TOPIC "interactions"
 #define PARTS 16
 #define ROUNDS 11
@@ -71,77 +70,6 @@ static int write_config(const char *path, const char *group, const char *out,
     return fclose(f);
 }
 
-/* The slice, ROUNDS times, with customer ids suffixed per round, encoded as
- * Avro and produced keyed by customer; returns the number produced. */
-static size_t produce_rounds(void)
-{
-    char err[512], e[512];
-    tl_event_encoder *enc = tl_event_encoder_new(tl_schema_interaction_event, err, sizeof err);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", world.brokers, e, sizeof e);
-    rd_kafka_conf_set(conf, "linger.ms", "20", e, sizeof e);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    if (!enc || !rk) return 0;
-    tl_arena arena;
-    tl_arena_init(&arena, 1 << 16);
-    static char line[1 << 16];
-    size_t n = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        gzFile gz = gzopen(SLICE, "rb");
-        if (!gz) break;
-        while (gzgets(gz, line, sizeof line)) {
-            tl_arena_reset(&arena);
-            tl_event ev;
-            if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err))
-                continue;
-            char id[64];
-            int idlen = snprintf(id, sizeof id, "%s-r%d", ev.customer_id, round);
-            ev.customer_id = id;
-            ev.customer_id_len = (size_t)idlen;
-            const void *buf;
-            size_t len;
-            if (tl_event_encode(enc, &ev, &buf, &len, err, sizeof err)) continue;
-            while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(IN_TOPIC),
-                                     RD_KAFKA_V_KEY(id, (size_t)idlen),
-                                     RD_KAFKA_V_VALUE((void *)buf, len),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 50);
-            rd_kafka_poll(rk, 0);
-            n++;
-        }
-        gzclose(gz);
-    }
-    rd_kafka_flush(rk, 60000);
-    CU_ASSERT_EQUAL(rd_kafka_outq_len(rk), 0);
-    rd_kafka_destroy(rk);
-    tl_arena_free(&arena);
-    tl_event_encoder_free(enc);
-    return n;
-}
-
-static void collect_customers(void)
-{
-    gzFile gz = gzopen(SLICE, "rb");
-    static char line[1 << 16];
-    tl_arena arena;
-    tl_arena_init(&arena, 1 << 16);
-    char err[256];
-    while (gz && gzgets(gz, line, sizeof line)) {
-        tl_arena_reset(&arena);
-        tl_event ev;
-        if (tl_event_from_json(line, strlen(line), &arena, &ev, err, sizeof err)) continue;
-        size_t k = 0;
-        while (k < ncustomers && strcmp(customers[k], ev.customer_id)) k++;
-        if (k == ncustomers) {
-            customers = realloc(customers, (ncustomers + 1) * sizeof *customers);
-            customers[ncustomers++] = strdup(ev.customer_id);
-        }
-    }
-    if (gz) gzclose(gz);
-    tl_arena_free(&arena);
-}
-
 static int suite_init(void)
 {
     if (tl_test_world_start(&world, PARTS, IN_TOPIC, "triggers_clean", "dlq"))
@@ -174,7 +102,7 @@ static int suite_init(void)
     }
     const char *s = getenv("TAILOR_CRASH_SEED");
     seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
-    collect_customers();
+    ncustomers = tl_test_slice_customers(&customers);
     return 0;
 }
 
@@ -182,14 +110,13 @@ static int suite_clean(void)
 {
     tl_redis_server_stop(aof_redis);
     tl_test_world_stop(&world);
-    for (size_t i = 0; i < ncustomers; i++) free(customers[i]);
-    free(customers);
+    tl_test_free_ids(customers, ncustomers);
     return 0;
 }
 
 static void test_produce(void)
 {
-    nproduced = produce_rounds();
+    nproduced = tl_test_produce_slice(world.brokers, IN_TOPIC, 0, ROUNDS);
     CU_ASSERT(nproduced >= 200000);
     printf("produced %zu events; kill seed %u (TAILOR_CRASH_SEED)\n", nproduced, seed);
 }
@@ -340,12 +267,6 @@ static void test_graceful_pass(void)
     }
 }
 
-static char *hash_text(redisContext *c, const char *key)
-{
-    char *t = tl_test_hash_text(c, key);
-    return t ? t : strdup("(error)");
-}
-
 /* Compares every customer of the clean pass with the same customer written
  * by another pass (prefix `other:` in the Redis at `port`). */
 static void compare_pass(const char *other, int port)
@@ -353,25 +274,15 @@ static void compare_pass(const char *other, int port)
     redisContext *c = redisConnect("127.0.0.1", world.redis->port);
     redisContext *d = redisConnect("127.0.0.1", port);
     CU_ASSERT_FATAL(c && !c->err && d && !d->err);
-    size_t differ = 0, empty = 0, compared = 0;
-    for (int round = 0; round < ROUNDS; round++)
-        for (size_t i = 0; i < ncustomers; i++) {
-            char a[128], b[128];
-            snprintf(a, sizeof a, "clean:cx:{%s-r%d}", customers[i], round);
-            snprintf(b, sizeof b, "%s:cx:{%s-r%d}", other, customers[i], round);
-            char *x = hash_text(c, a), *y = hash_text(d, b);
-            if (!*x) empty++;
-            if (strcmp(x, y) && differ++ < 3)
-                fprintf(stderr, "%s differs:\n--- clean\n%s--- %s\n%s", b, x, other, y);
-            free(x);
-            free(y);
-            compared++;
-        }
+    char pb[64];
+    snprintf(pb, sizeof pb, "%s:", other);
+    size_t empty;
+    size_t differ = tl_test_compare_passes(c, "clean:", d, pb, customers,
+                                           ncustomers, 0, ROUNDS, &empty);
     redisFree(c);
     redisFree(d);
     CU_ASSERT_EQUAL(differ, 0);
     CU_ASSERT_EQUAL(empty, 0);
-    CU_ASSERT_EQUAL(compared, ncustomers * ROUNDS);
 }
 
 static void test_vectors_equal(void) { compare_pass("crash", world.redis->port); }

@@ -123,6 +123,8 @@ static void test_example(void)
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
     CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_STRING_EQUAL(c->http_listen, "127.0.0.1:9464");
+    CU_ASSERT_PTR_NULL(c->http_token);
     CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
     /* events.schema names schemas/interaction_event.avsc relative to
      * config/, the same text that is built in. */
