@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct tl_http {
     tl_http_opts o;
     struct MHD_Daemon *d;
     tl_store *store; /* used by the server's thread only */
+    pthread_mutex_t lock; /* held while a request uses o.cfg */
 };
 
 int tl_http_token_ok(const char *token, const char *given, size_t glen)
@@ -152,6 +154,9 @@ done:
     return rc;
 }
 
+static enum MHD_Result route(tl_http *h, struct MHD_Connection *c,
+                             const char *url, const char *method);
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
                               const char *url, const char *method,
                               const char *version, const char *upload,
@@ -160,20 +165,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
     (void)version;
     (void)upload;
     tl_http *h = cls;
-    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-              strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     /* Answer once the whole request (any body) has arrived: MHD calls
      * first with no data, then per body chunk, then with size 0. */
     static int seen;
     if (!*state) {
         *state = &seen;
-        if (post) return MHD_YES;
+        if (strcmp(method, MHD_HTTP_METHOD_POST) == 0) return MHD_YES;
     }
     if (*upload_size) {
         *upload_size = 0; /* bodies are not used: discard */
         return MHD_YES;
     }
+    pthread_mutex_lock(&h->lock);
+    enum MHD_Result rc = route(h, c, url, method);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+static enum MHD_Result route(tl_http *h, struct MHD_Connection *c,
+                             const char *url, const char *method)
+{
+    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+              strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     const char *id_prefix = "/v1/customers/";
     if (!strcmp(url, "/healthz"))
         return get ? text(c, MHD_HTTP_OK, "ok\n")
@@ -234,9 +248,11 @@ tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz)
                        "http.listen %s: not an IPv4 address", listen), NULL;
     tl_http *h = tl_xcalloc(1, sizeof *h);
     h->o = *opts;
+    pthread_mutex_init(&h->lock, NULL);
     h->store = tl_store_new_lazy(cfg->redis_url, HTTP_REDIS_TIMEOUT_MS, err,
                                  errsz);
     if (!h->store) {
+        pthread_mutex_destroy(&h->lock);
         free(h);
         return NULL;
     }
@@ -250,6 +266,7 @@ tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz)
                 listen, strerror(errno));
         if (fd >= 0) close(fd);
         tl_store_free(h->store);
+        pthread_mutex_destroy(&h->lock);
         free(h);
         return NULL;
     }
@@ -264,6 +281,7 @@ tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz)
         tl_errf(err, errsz, TL_ERR_IO, "http.listen %s: cannot start the "
                 "HTTP server (see the log line before)", listen);
         tl_store_free(h->store);
+        pthread_mutex_destroy(&h->lock);
         free(h);
         return NULL;
     }
@@ -272,11 +290,19 @@ tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz)
     return h;
 }
 
+void tl_http_set_config(tl_http *h, const tl_config *cfg)
+{
+    pthread_mutex_lock(&h->lock);
+    h->o.cfg = cfg;
+    pthread_mutex_unlock(&h->lock);
+}
+
 void tl_http_stop(tl_http *h)
 {
     if (!h) return;
     MHD_stop_daemon(h->d);
     tl_store_free(h->store);
+    pthread_mutex_destroy(&h->lock);
     free(h);
 }
 

@@ -15,8 +15,9 @@
  * Requests are served one at a time by the server's thread, which owns
  * its Redis connection (never the pipeline's).
  *
- * Ownership: tl_http_start copies nothing from opts but borrows cfg and
- * the callbacks' ud, which must outlive tl_http_stop.
+ * Ownership: tl_http_start copies opts but borrows cfg (until
+ * tl_http_set_config replaces it) and the callbacks' ud, which must outlive
+ * tl_http_stop.
  */
 #ifndef TL_HTTP_H
 #define TL_HTTP_H
@@ -39,6 +40,12 @@ typedef struct tl_http tl_http;
 /* Binds cfg->http_listen and starts serving.  NULL with a message (e.g.
  * "http.listen 127.0.0.1:9464: cannot bind: Address already in use"). */
 tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz);
+/* For a configuration reload: the routes use cfg (features, prefix, token)
+ * from the next request on; returns once no request uses the old one, which
+ * the caller may then free.  The listen address and Redis URL stay as
+ * started. */
+void tl_http_set_config(tl_http *h, const tl_config *cfg);
+
 /* Stops serving (in-flight requests finish) and frees.  NULL: no-op. */
 void tl_http_stop(tl_http *h);
 

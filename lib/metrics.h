@@ -9,7 +9,7 @@
  * allocation); readers on other threads see each value whole (never torn)
  * but possibly a few events old, which is what a scrape needs.
  *
- * Ownership: tl_buf owns its bytes (tl_buf_free); tl_prom_parse calls back
+ * Ownership: tl_prom_parse calls back
  * with pointers into its own scratch, valid during the callback only.
  */
 #ifndef TL_METRICS_H
@@ -57,15 +57,6 @@ void tl_histogram_observe_us(tl_histogram *h, uint64_t us);
 /* Monotonic clock in microseconds, for latencies. */
 int64_t tl_now_mono_us(void);
 
-/* A growable string. */
-typedef struct tl_buf {
-    char *s;
-    size_t len, cap;
-} tl_buf;
-void tl_buf_append(tl_buf *b, const char *s, size_t n);
-void tl_buf_printf(tl_buf *b, const char *fmt, ...) TL_PRINTF(2, 3);
-void tl_buf_free(tl_buf *b);
-
 /* Exposition writers.  Label values are escaped (\\, \", \n); names are the
  * caller's constants.  `labels` is NULL or alternating name, value, ending
  * with NULL. */
@@ -75,6 +66,11 @@ void tl_prom_sample(tl_buf *b, const char *name, const char *const *labels,
                     double value);
 void tl_prom_sample_u64(tl_buf *b, const char *name,
                         const char *const *labels, uint64_t value);
+/* A family of one unlabelled sample: HELP, TYPE and the value. */
+void tl_prom_one(tl_buf *b, const char *name, const char *type,
+                 const char *help, double value);
+void tl_prom_one_u64(tl_buf *b, const char *name, const char *type,
+                     const char *help, uint64_t value);
 /* _bucket{le=...} (cumulative), _sum and _count of one series of family
  * `name` (whose TYPE line the caller wrote as histogram). */
 void tl_prom_histogram(tl_buf *b, const char *name, const char *const *labels,

@@ -726,6 +726,17 @@ static void lag_sample(void *ud, const tl_lag *l)
     tl_prom_sample_u64(ud, "tailor_consumer_lag", lb, (uint64_t)l->lag);
 }
 
+/* A counter family by reason, from index 1 (0 means "none"). */
+static void by_reason(tl_buf *b, const char *name, const char *help,
+                      const char *const *reasons, const tl_counter *c, int n)
+{
+    tl_prom_family(b, name, "counter", help);
+    for (int i = 1; i < n; i++) {
+        const char *lb[] = {"reason", reasons[i], NULL};
+        tl_prom_sample_u64(b, name, lb, tl_counter_get(&c[i]));
+    }
+}
+
 void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
 {
     /* Only atomics and the lag table (under its lock) are read here. */
@@ -736,11 +747,10 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
     uint64_t dead = 0;
     for (int i = 1; i < TL_REJECT__COUNT; i++)
         dead += tl_counter_get(&s->dead_letters[i]);
-    tl_prom_family(b, "tailor_events_consumed_total", "counter",
-                   "Input messages taken into a batch (a batch abandoned or "
-                   "retried after a restart counts again).");
-    tl_prom_sample_u64(b, "tailor_events_consumed_total", NULL,
-                       tl_counter_get(&s->events));
+    tl_prom_one_u64(b, "tailor_events_consumed_total", "counter",
+                    "Input messages taken into a batch (a batch abandoned or "
+                    "retried after a restart counts again).",
+                    tl_counter_get(&s->events));
     tl_prom_family(b, "tailor_events_total", "counter",
                    "Input events by result: applied to a vector, duplicate "
                    "(at or below the watermark, a no-op), dead_letter.");
@@ -752,13 +762,12 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
     tl_prom_sample_u64(b, "tailor_events_total", dup,
                        tl_counter_get(&s->duplicates));
     tl_prom_sample_u64(b, "tailor_events_total", dl, dead);
-    tl_prom_family(b, "tailor_dead_letters_total", "counter",
-                   "Events sent to the dead-letter topic, by reason.");
-    for (int i = 1; i < TL_REJECT__COUNT; i++) {
-        const char *lb[] = {"reason", tl_reject_name((tl_reject)i), NULL};
-        tl_prom_sample_u64(b, "tailor_dead_letters_total", lb,
-                           tl_counter_get(&s->dead_letters[i]));
-    }
+    const char *rejects[TL_REJECT__COUNT];
+    for (int i = 1; i < TL_REJECT__COUNT; i++)
+        rejects[i] = tl_reject_name((tl_reject)i);
+    by_reason(b, "tailor_dead_letters_total",
+              "Events sent to the dead-letter topic, by reason.", rejects,
+              s->dead_letters, TL_REJECT__COUNT);
     tl_prom_family(b, "tailor_triggers_total", "counter",
                    "Triggers produced, by rule (holdouts included).");
     for (size_t i = 0; i < cfg->nrules; i++) {
@@ -767,25 +776,19 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
         tl_prom_sample_u64(b, "tailor_triggers_total", lb,
                            tl_counter_get(&s->rule_triggers[i]));
     }
-    tl_prom_family(b, "tailor_trigger_holdouts_total", "counter",
-                   "Triggers produced for a control group (holdout).");
-    tl_prom_sample_u64(b, "tailor_trigger_holdouts_total", NULL,
-                       tl_counter_get(&s->holdouts));
-    tl_prom_family(b, "tailor_triggers_suppressed_total", "counter",
-                   "Rule matches not emitted, by reason.");
+    tl_prom_one_u64(b, "tailor_trigger_holdouts_total", "counter",
+                    "Triggers produced for a control group (holdout).",
+                    tl_counter_get(&s->holdouts));
     static const char *const sup[TL_SUP__COUNT] = {
         [TL_SUP_COOLDOWN] = "cooldown", [TL_SUP_QUIET_HOURS] = "quiet_hours",
         [TL_SUP_CAP] = "cap", [TL_SUP_GROUP] = "group"};
-    for (int i = 1; i < TL_SUP__COUNT; i++) {
-        const char *lb[] = {"reason", sup[i], NULL};
-        tl_prom_sample_u64(b, "tailor_triggers_suppressed_total", lb,
-                           tl_counter_get(&s->suppressed[i]));
-    }
+    by_reason(b, "tailor_triggers_suppressed_total",
+              "Rule matches not emitted, by reason.", sup, s->suppressed,
+              TL_SUP__COUNT);
 
-    tl_prom_family(b, "tailor_batches_total", "counter",
-                   "Batches committed or abandoned.");
-    tl_prom_sample_u64(b, "tailor_batches_total", NULL,
-                       tl_counter_get(&s->batches));
+    tl_prom_one_u64(b, "tailor_batches_total", "counter",
+                    "Batches committed or abandoned.",
+                    tl_counter_get(&s->batches));
     tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
                    "From decoding a batch to committing its offsets.");
     tl_prom_histogram(b, "tailor_batch_duration_seconds", NULL,
@@ -797,10 +800,9 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
                       &s->redis_load_seconds);
     tl_prom_histogram(b, "tailor_redis_duration_seconds", flush,
                       &s->redis_flush_seconds);
-    tl_prom_family(b, "tailor_vectors_written_total", "counter",
-                   "Customer vectors written to Redis.");
-    tl_prom_sample_u64(b, "tailor_vectors_written_total", NULL,
-                       tl_counter_get(&s->flushed));
+    tl_prom_one_u64(b, "tailor_vectors_written_total", "counter",
+                    "Customer vectors written to Redis.",
+                    tl_counter_get(&s->flushed));
     tl_prom_family(b, "tailor_vector_write_errors_total", "counter",
                    "Vector writes not done, by reason: fenced (another "
                    "instance owns the partition), refused (Redis error "
@@ -811,32 +813,28 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
                        tl_counter_get(&s->fenced));
     tl_prom_sample_u64(b, "tailor_vector_write_errors_total", ref,
                        tl_counter_get(&s->store_errors));
-    tl_prom_family(b, "tailor_state_errors_total", "counter",
-                   "Malformed stored feature state (that feature restarted).");
-    tl_prom_sample_u64(b, "tailor_state_errors_total", NULL,
-                       tl_counter_get(&s->state_errors));
-    tl_prom_family(b, "tailor_commit_errors_total", "counter",
-                   "Offset commits that failed (the batch is re-read and "
-                   "skipped).");
-    tl_prom_sample_u64(b, "tailor_commit_errors_total", NULL,
-                       tl_counter_get(&s->commit_errors));
+    tl_prom_one_u64(b, "tailor_state_errors_total", "counter",
+                    "Malformed stored feature state (that feature restarted).",
+                    tl_counter_get(&s->state_errors));
+    tl_prom_one_u64(b, "tailor_commit_errors_total", "counter",
+                    "Offset commits that failed (the batch is re-read and "
+                    "skipped).",
+                    tl_counter_get(&s->commit_errors));
 
     uint64_t hits = tl_counter_get(&s->cache_hits);
     uint64_t misses = tl_counter_get(&s->cache_misses);
-    tl_prom_family(b, "tailor_cache_customers", "gauge",
-                   "Customer vectors held in memory.");
-    tl_prom_sample_u64(b, "tailor_cache_customers", NULL,
-                       (uint64_t)tl_gauge_get(&s->cache_size));
+    tl_prom_one_u64(b, "tailor_cache_customers", "gauge",
+                    "Customer vectors held in memory.",
+                    (uint64_t)tl_gauge_get(&s->cache_size));
     tl_prom_family(b, "tailor_cache_lookups_total", "counter",
                    "Vector lookups of decoded events: hit (in memory) or "
                    "miss (loaded from Redis).");
     const char *hit[] = {"result", "hit", NULL}, *miss[] = {"result", "miss", NULL};
     tl_prom_sample_u64(b, "tailor_cache_lookups_total", hit, hits);
     tl_prom_sample_u64(b, "tailor_cache_lookups_total", miss, misses);
-    tl_prom_family(b, "tailor_cache_hit_ratio", "gauge",
-                   "Hits over lookups since start (0 before the first).");
-    tl_prom_sample(b, "tailor_cache_hit_ratio", NULL,
-                   hits + misses ? (double)hits / (double)(hits + misses) : 0);
+    tl_prom_one(b, "tailor_cache_hit_ratio", "gauge",
+                "Hits over lookups since start (0 before the first).",
+                hits + misses ? (double)hits / (double)(hits + misses) : 0);
 
     tl_kafka_health *k = &s->kafka;
     tl_prom_family(b, "tailor_consumer_lag", "gauge",
@@ -844,26 +842,21 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
                    "per assigned partition, as of librdkafka's last "
                    "statistics (1 s).");
     tl_kafka_health_lag(k, lag_sample, b);
-    tl_prom_family(b, "tailor_rebalances_total", "counter",
-                   "Partition assignments and revocations.");
-    tl_prom_sample_u64(b, "tailor_rebalances_total", NULL,
-                       tl_counter_get(&k->rebalances));
-    tl_prom_family(b, "tailor_assigned_partitions", "gauge",
-                   "Partitions assigned (-1: none yet, or being revoked).");
-    tl_prom_sample(b, "tailor_assigned_partitions", NULL,
-                   (double)tl_gauge_get(&k->assigned));
-    tl_prom_family(b, "tailor_kafka_brokers_up", "gauge",
-                   "Brokers connected (-1: not known yet).");
-    tl_prom_sample(b, "tailor_kafka_brokers_up", NULL,
-                   (double)tl_gauge_get(&k->brokers_up));
-    tl_prom_family(b, "tailor_redis_up", "gauge",
-                   "0 while a Redis outage holds the pipeline.");
-    tl_prom_sample_u64(b, "tailor_redis_up", NULL,
-                       tl_gauge_get(&s->redis_down) ? 0 : 1);
-    tl_prom_family(b, "tailor_paused", "gauge",
-                   "1 while the input partitions are paused (backpressure).");
-    tl_prom_sample_u64(b, "tailor_paused", NULL,
-                       (uint64_t)tl_gauge_get(&s->paused));
+    tl_prom_one_u64(b, "tailor_rebalances_total", "counter",
+                    "Partition assignments and revocations.",
+                    tl_counter_get(&k->rebalances));
+    tl_prom_one(b, "tailor_assigned_partitions", "gauge",
+                "Partitions assigned (-1: none yet, or being revoked).",
+                (double)tl_gauge_get(&k->assigned));
+    tl_prom_one(b, "tailor_kafka_brokers_up", "gauge",
+                "Brokers connected (-1: not known yet).",
+                (double)tl_gauge_get(&k->brokers_up));
+    tl_prom_one_u64(b, "tailor_redis_up", "gauge",
+                    "0 while a Redis outage holds the pipeline.",
+                    tl_gauge_get(&s->redis_down) ? 0 : 1);
+    tl_prom_one_u64(b, "tailor_paused", "gauge",
+                    "1 while the input partitions are paused (backpressure).",
+                    (uint64_t)tl_gauge_get(&s->paused));
     tl_prom_family(b, "tailor_config_info", "gauge",
                    "The running configuration: its file and a hash of its "
                    "text (config_version).");

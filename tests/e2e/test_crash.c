@@ -125,10 +125,8 @@ static void test_clean_pass(void)
 {
     char log[600];
     snprintf(log, sizeof log, "%s/clean.log", world.tmp);
-    pid_t pid = tl_test_start_tailord(cfg_clean, log);
-    CU_ASSERT_FATAL(pid > 0);
-    CU_ASSERT(tl_test_wait_drained(world.brokers, "clean", IN_TOPIC, 600000));
-    CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+    tl_test_tailord_pass(world.brokers, cfg_clean, log, "clean", IN_TOPIC,
+                         600000);
 }
 
 static void test_crash_pass(void)

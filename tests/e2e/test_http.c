@@ -454,10 +454,8 @@ static void test_state_equals_clean_pass(void)
 {
     char clog[600];
     snprintf(clog, sizeof clog, "%s/clean.log", world.tmp);
-    pid_t pid = tl_test_start_tailord(cfg_clean, clog);
-    CU_ASSERT_FATAL(pid > 0);
-    CU_ASSERT(tl_test_wait_drained(world.brokers, "clean", IN_TOPIC, 300000));
-    CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
+    tl_test_tailord_pass(world.brokers, cfg_clean, clog, "clean", IN_TOPIC,
+                         300000);
     redisContext *c = redisConnect("127.0.0.1", world.redis->port);
     CU_ASSERT_FATAL(c && !c->err);
     size_t empty;
