@@ -39,11 +39,12 @@ static int http_ready(void *ud, char *why, size_t whysz)
 {
     return tl_pipeline_ready(ud, why, whysz);
 }
-/* POST /v1/reload does what SIGHUP does. */
+/* POST /v1/reload does what SIGHUP does: a process-directed signal (raise
+ * would aim it at the HTTP thread only). */
 static void http_reload(void *ud)
 {
     (void)ud;
-    raise(SIGHUP);
+    kill(getpid(), SIGHUP);
 }
 
 /* Started once the pipeline exists (and after the signal handlers: the

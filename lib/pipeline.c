@@ -537,6 +537,9 @@ fail:
         tl_warn("pipeline", "batch of %zu events abandoned: its partitions "
                 "were revoked while it could not finish", b->n);
         p->abandon = 0;
+        /* What is still assigned (a cooperative rebalance revokes only
+         * some partitions) must not stay paused. */
+        if (p->paused) tl_source_resume(p->src);
         p->paused = 0;
         tl_gauge_set(&p->stats.paused, 0);
     } else {

@@ -12,6 +12,7 @@ struct tl_source {
     void (*drain)(void *ud);
     void *ud;
     int assigned;
+    int paused; /* tl_source_pause in effect */
     tl_kafka_health *health;
 };
 
@@ -128,6 +129,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             re = rd_kafka_assign(rk, parts);
         s->assigned = cooperative ? s->assigned + parts->cnt : parts->cnt;
         tl_gauge_set(&s->health->assigned, s->assigned);
+        /* Partitions that join during backpressure wait like the others,
+         * or their input would pile up in the held batch. */
+        if (s->paused && !e && !re) {
+            rd_kafka_resp_err_t pe = rd_kafka_pause_partitions(rk, parts);
+            if (pe)
+                tl_warn("source", "pausing new partitions: %s",
+                        rd_kafka_err2str(pe));
+        }
     } else {
         tl_gauge_set(&s->health->assigned, -1);
         /* Finish and commit what was polled while we still own it. */
@@ -266,6 +275,7 @@ int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
 
 static void set_paused(tl_source *s, int pause)
 {
+    s->paused = pause;
     rd_kafka_topic_partition_list_t *l = NULL;
     if (rd_kafka_assignment(s->rk, &l) || !l) return;
     if (l->cnt) {
