@@ -19,7 +19,10 @@
 #include "schemas.h"
 #include "state.h"
 #include "store.h"
+#include "http.h"
+#include "metrics.h"
 #include "trigger.h"
+#include "view.h"
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -44,6 +47,11 @@ static void usage(FILE *out)
         "  lag -b BROKERS -g GROUP -t TOPIC\n"
         "      Print committed offset, end offset and lag per partition; the\n"
         "      last line is 'lag TOTAL'.\n"
+        "  stats [--url URL | -c CONFIG]\n"
+        "      Read tailord's /metrics (URL default $TAILOR_HTTP_URL, else\n"
+        "      http://<http.listen of CONFIG>, else http://127.0.0.1:9464) and\n"
+        "      print a summary: events, dead letters, triggers, lag, latency,\n"
+        "      cache, readiness inputs.\n"
         "\n"
         "BROKERS defaults to $TAILOR_KAFKA_BROKERS, REDIS_URL to $TAILOR_REDIS_URL.\n");
 }
@@ -324,84 +332,11 @@ static int cmd_tail(int argc, char **argv)
     return rc;
 }
 
-typedef struct field {
-    char *name, *val;
-} field;
-typedef struct fields {
-    field *f;
-    size_t n;
-} fields;
-
-static void collect(void *ud, size_t idx, const char *f, size_t flen,
-                    const char *v, size_t vlen)
-{
-    (void)idx;
-    fields *fs = ud;
-    fs->f = tl_xrealloc(fs->f, (fs->n + 1) * sizeof *fs->f);
-    fs->f[fs->n].name = tl_xstrndup(f, flen);
-    fs->f[fs->n].val = tl_xstrndup(v, vlen);
-    fs->n++;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const field *)a)->name, ((const field *)b)->name);
-}
-
-static void add_field(fields *fs, const char *name, const char *val)
-{
-    collect(fs, 0, name, strlen(name), val, strlen(val));
-}
-
-/*
- * With a config, the vector is decoded from its exact internal state and
- * every feature read at `at`: ttl, windows and decay then mean what they mean
- * in rules, even where Redis still holds an older readable value.
- */
-static int computed_fields(const tl_config *cfg, const char *id,
-                           const fields *raw, int at_set, int64_t at,
-                           int use_now, fields *out, char *err, size_t errsz)
-{
-    tl_layout layout = {cfg->features, cfg->nfeatures, cfg->rules,
-                        cfg->nrules, cfg->block_size, &cfg->ruleset};
-    tl_cache *cache = tl_cache_new(&layout, 1);
-    tl_vec *v = tl_cache_put(cache, id, strlen(id));
-    int rc = TL_OK;
-    for (size_t i = 0; i < raw->n && rc == TL_OK; i++)
-        rc = tl_vec_load_field(v, &layout, raw->f[i].name,
-                               strlen(raw->f[i].name), raw->f[i].val,
-                               strlen(raw->f[i].val), err, errsz);
-    int64_t now = use_now ? tl_now_wall_ms() : at_set ? at : v->newest;
-    if (rc == TL_OK && !use_now && !at_set && !v->has_newest)
-        rc = tl_errf(err, errsz, TL_ERR_DECODE,
-                     "the vector has no _ts field (written by an older "
-                     "tailord?): give --at MS or --now");
-    char t[32];
-    snprintf(t, sizeof t, "%lld", (long long)now);
-    if (rc == TL_OK) add_field(out, "(as of)", t);
-    for (size_t i = 0; rc == TL_OK && i < cfg->nfeatures; i++) {
-        const tl_feature *f = &cfg->features[i];
-        /* What a rule would read: counts of nothing are 0, others null. */
-        tl_value val;
-        tl_feature_read(f, v->block, now, &val);
-        if (val.type == TL_T_NULL) {
-            add_field(out, f->name, "(missing)");
-            continue;
-        }
-        size_t n = tl_value_format(&val, NULL, 0);
-        char *buf = tl_xmalloc(n + 1);
-        tl_value_format(&val, buf, n + 1);
-        add_field(out, f->name, buf);
-        free(buf);
-    }
-    tl_cache_free(cache);
-    return rc;
-}
-
 static int cmd_show(int argc, char **argv)
 {
     const char *url = NULL, *prefix = NULL, *config = NULL;
-    int json = 0, all = 0, use_now = 0, at_set = 0;
+    int json = 0, all = 0;
+    tl_view_when when = TL_VIEW_AT_NEWEST;
     int64_t at = 0;
     static const struct option opts[] = {
         {"redis", required_argument, NULL, 'r'},
@@ -422,8 +357,8 @@ static int cmd_show(int argc, char **argv)
                 fprintf(stderr, "tailorctl show: --at takes epoch milliseconds\n");
                 return 1;
             }
-            at_set = 1;
-        } else if (o == 'N') use_now = 1;
+            if (when != TL_VIEW_AT_NOW) when = TL_VIEW_AT_MS;
+        } else if (o == 'N') when = TL_VIEW_AT_NOW;
         else if (o == 'j') json = 1;
         else if (o == 'a') all = 1;
         else return usage(stderr), 1;
@@ -452,57 +387,43 @@ static int cmd_show(int argc, char **argv)
     }
     size_t klen = strlen(prefix) + strlen(id) + 6;
     char *key = tl_xmalloc(klen);
-    klen = (size_t)snprintf(key, klen, "%scx:{%s}", prefix, id);
-    fields raw = {NULL, 0}, shown = {NULL, 0};
-    const char *keys[1] = {key};
-    int rc = tl_store_load(st, keys, &klen, 1, collect, &raw, err, sizeof err);
+    snprintf(key, klen, "%scx:{%s}", prefix, id);
+    tl_view_fields raw = {NULL, 0}, shown = {NULL, 0};
+    int64_t as_of = 0;
+    int rc = tl_view_load(st, prefix, id, strlen(id), &raw, err, sizeof err);
     if (rc) {
         fprintf(stderr, "tailorctl: %s\n", err);
     } else if (!raw.n) {
         fprintf(stderr, "tailorctl: no vector for customer %s (key %s)\n", id,
                 key);
         rc = 1;
-    } else if (cfg && computed_fields(cfg, id, &raw, at_set, at, use_now,
-                                      &shown, err, sizeof err)) {
+    } else if (cfg && tl_view_compute(cfg, id, &raw, when, at, &shown, &as_of,
+                                      err, sizeof err)) {
         fprintf(stderr, "tailorctl: customer %s: %s\n", id, err);
         rc = 1;
     } else {
-        qsort(raw.f, raw.n, sizeof *raw.f, by_name);
+        tl_view_sort(&raw);
         for (size_t i = 0; i < raw.n; i++)
             if ((!cfg && raw.f[i].name[0] != '_') || all)
-                add_field(&shown, raw.f[i].name, raw.f[i].val);
+                tl_view_add(&shown, raw.f[i].name, strlen(raw.f[i].name),
+                            raw.f[i].val, strlen(raw.f[i].val));
         if (json) {
-            json_t *obj = json_object(), *feat = json_object();
-            json_object_set_new(obj, "customer_id", json_string(id));
-            for (size_t i = 0; i < shown.n; i++) {
-                if (strcmp(shown.f[i].name, "(as of)") == 0) {
-                    json_object_set_new(obj, "as_of",
-                                        json_integer(strtoll(shown.f[i].val, NULL, 10)));
-                    continue;
-                }
-                json_object_set_new(feat, shown.f[i].name,
-                                    strcmp(shown.f[i].val, "(missing)") == 0
-                                        ? json_null()
-                                        : json_string(shown.f[i].val));
-            }
-            json_object_set_new(obj, "features", feat);
-            char *js = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char *js = tl_view_json(id, &shown, cfg != NULL, as_of, 0);
             printf("%s\n", js);
             free(js);
-            json_decref(obj);
         } else {
-            size_t w = 0;
+            size_t w = cfg ? strlen("(as of)") : 0;
             for (size_t i = 0; i < shown.n; i++)
                 if (strlen(shown.f[i].name) > w) w = strlen(shown.f[i].name);
             printf("customer %s (%s)\n", id, key);
+            if (cfg) printf("  %-*s  %lld\n", (int)w, "(as of)", (long long)as_of);
             for (size_t i = 0; i < shown.n; i++)
-                printf("  %-*s  %s\n", (int)w, shown.f[i].name, shown.f[i].val);
+                printf("  %-*s  %s\n", (int)w, shown.f[i].name,
+                       shown.f[i].val ? shown.f[i].val : "(missing)");
         }
     }
-    for (size_t i = 0; i < raw.n; i++) free(raw.f[i].name), free(raw.f[i].val);
-    for (size_t i = 0; i < shown.n; i++) free(shown.f[i].name), free(shown.f[i].val);
-    free(raw.f);
-    free(shown.f);
+    tl_view_fields_free(&raw);
+    tl_view_fields_free(&shown);
     free(key);
     tl_store_free(st);
     tl_config_free(cfg);
@@ -570,6 +491,191 @@ static int cmd_lag(int argc, char **argv)
     return rc;
 }
 
+/* ---- stats --------------------------------------------------------------- */
+
+typedef struct sample {
+    char *name, *labels; /* labels: "k=v,k=v" in exposition order */
+    double v;
+} sample;
+typedef struct samples {
+    sample *s;
+    size_t n;
+} samples;
+
+static void keep_sample(void *ud, const char *name, const char *const *labels,
+                        size_t nlabels, double v)
+{
+    samples *ss = ud;
+    tl_buf lb = {0};
+    for (size_t i = 0; i < nlabels; i++)
+        tl_buf_printf(&lb, "%s%s=%s", i ? "," : "", labels[2 * i],
+                      labels[2 * i + 1]);
+    ss->s = tl_xrealloc(ss->s, (ss->n + 1) * sizeof *ss->s);
+    ss->s[ss->n++] = (sample){tl_xstrdup(name), lb.s ? lb.s : tl_xstrdup(""), v};
+}
+
+/* Value of name with exactly these labels; 0 when absent. */
+static double metric(const samples *ss, const char *name, const char *labels)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        if (!strcmp(ss->s[i].name, name) && !strcmp(ss->s[i].labels, labels))
+            return ss->s[i].v;
+    return 0;
+}
+
+/* The le bound under which fraction q of a histogram's observations fall
+ * (an upper estimate, as buckets allow). */
+static const char *quantile(const samples *ss, const char *name,
+                            const char *extra, double q, char *out,
+                            size_t outsz)
+{
+    char bucket[128], count_labels[128];
+    snprintf(bucket, sizeof bucket, "%s_bucket", name);
+    snprintf(count_labels, sizeof count_labels, "%s", extra);
+    char cname[128];
+    snprintf(cname, sizeof cname, "%s_count", name);
+    double total = metric(ss, cname, count_labels);
+    snprintf(out, outsz, "-");
+    if (total <= 0) return out;
+    size_t plen = strlen(extra);
+    for (size_t i = 0; i < ss->n; i++) {
+        const sample *x = &ss->s[i];
+        if (strcmp(x->name, bucket) || strncmp(x->labels, extra, plen)) continue;
+        const char *le = strstr(x->labels, "le=");
+        if (!le || le != x->labels + plen + (plen ? 1 : 0)) continue;
+        if (x->v >= q * total) {
+            le += 3;
+            if (!strcmp(le, "+Inf")) snprintf(out, outsz, "> 10 s");
+            else snprintf(out, outsz, "<= %g ms", strtod(le, NULL) * 1000);
+            return out;
+        }
+    }
+    return out;
+}
+
+static void print_latency(const samples *ss, const char *what,
+                          const char *name, const char *labels)
+{
+    char sum[128], cnt[128], p50[32], p99[32];
+    snprintf(sum, sizeof sum, "%s_sum", name);
+    snprintf(cnt, sizeof cnt, "%s_count", name);
+    double n = metric(ss, cnt, labels);
+    printf("  %-16s %.0f, mean %.2f ms, p50 %s, p99 %s\n", what, n,
+           n > 0 ? metric(ss, sum, labels) * 1000 / n : 0.0,
+           quantile(ss, name, labels, 0.5, p50, sizeof p50),
+           quantile(ss, name, labels, 0.99, p99, sizeof p99));
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    const char *url = NULL, *config = NULL;
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "u:c:h", opts, NULL)) != -1) {
+        if (o == 'u') url = optarg;
+        else if (o == 'c') config = optarg;
+        else if (o == 'h') {
+            printf("usage: tailorctl stats [--url http://HOST:PORT | -c CONFIG]\n");
+            return 0;
+        } else return usage(stderr), 1;
+    }
+    if (optind != argc) return usage(stderr), 1;
+    char err[TL_ERRSZ], buf[300];
+    url = env_or(url, "TAILOR_HTTP_URL");
+    if (!url && config) {
+        tl_config *cfg = tl_config_load(config, err, sizeof err);
+        if (!cfg) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (!cfg->http_listen) {
+            fprintf(stderr, "tailorctl stats: %s has no http.listen\n", config);
+            tl_config_free(cfg);
+            return 1;
+        }
+        snprintf(buf, sizeof buf, "http://%s", cfg->http_listen);
+        tl_config_free(cfg);
+        url = buf;
+    }
+    if (!url) url = "http://127.0.0.1:9464";
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", url,
+             strstr(url + (strncmp(url, "http://", 7) ? 0 : 7), "/") ? ""
+                                                                    : "/metrics");
+    tl_buf body = {0};
+    int status = 0;
+    if (tl_http_request("GET", full, NULL, 5000, &status, &body, err,
+                        sizeof err)) {
+        fprintf(stderr, "tailorctl stats: %s\n", err);
+        tl_buf_free(&body);
+        return 1;
+    }
+    if (status != 200) {
+        fprintf(stderr, "tailorctl stats: %s: HTTP %d\n", full, status);
+        tl_buf_free(&body);
+        return 1;
+    }
+    samples ss = {NULL, 0};
+    int rc = tl_prom_parse(body.s ? body.s : "", body.len, keep_sample, &ss,
+                           err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "tailorctl stats: %s: %s\n", full, err);
+    } else {
+        for (size_t i = 0; i < ss.n; i++)
+            if (!strcmp(ss.s[i].name, "tailor_config_info"))
+                printf("config        %s\n", ss.s[i].labels);
+        printf("events        %.0f consumed: %.0f applied, %.0f duplicate, "
+               "%.0f dead letters\n",
+               metric(&ss, "tailor_events_consumed_total", ""),
+               metric(&ss, "tailor_events_total", "result=applied"),
+               metric(&ss, "tailor_events_total", "result=duplicate"),
+               metric(&ss, "tailor_events_total", "result=dead_letter"));
+        for (size_t i = 0; i < ss.n; i++)
+            if (!strcmp(ss.s[i].name, "tailor_dead_letters_total") && ss.s[i].v > 0)
+                printf("  dead letter   %s: %.0f\n", ss.s[i].labels + 7, ss.s[i].v);
+        printf("triggers\n");
+        for (size_t i = 0; i < ss.n; i++)
+            if (!strcmp(ss.s[i].name, "tailor_triggers_total"))
+                printf("  %s: %.0f\n", ss.s[i].labels, ss.s[i].v);
+        for (size_t i = 0; i < ss.n; i++)
+            if (!strcmp(ss.s[i].name, "tailor_triggers_suppressed_total") &&
+                ss.s[i].v > 0)
+                printf("  suppressed %s: %.0f\n", ss.s[i].labels + 7, ss.s[i].v);
+        double lag = 0;
+        int parts = 0;
+        for (size_t i = 0; i < ss.n; i++)
+            if (!strcmp(ss.s[i].name, "tailor_consumer_lag")) {
+                lag += ss.s[i].v;
+                parts++;
+            }
+        printf("kafka         %.0f partitions assigned, %d with known lag, "
+               "lag %.0f, %.0f rebalances, %.0f brokers up\n",
+               metric(&ss, "tailor_assigned_partitions", ""), parts, lag,
+               metric(&ss, "tailor_rebalances_total", ""),
+               metric(&ss, "tailor_kafka_brokers_up", ""));
+        printf("redis         %s%s\n",
+               metric(&ss, "tailor_redis_up", "") > 0 ? "up" : "DOWN",
+               metric(&ss, "tailor_paused", "") > 0 ? ", input paused" : "");
+        printf("cache         %.0f customers, hit ratio %.3f\n",
+               metric(&ss, "tailor_cache_customers", ""),
+               metric(&ss, "tailor_cache_hit_ratio", ""));
+        printf("latency\n");
+        print_latency(&ss, "batches", "tailor_batch_duration_seconds", "");
+        print_latency(&ss, "redis loads", "tailor_redis_duration_seconds",
+                      "op=load");
+        print_latency(&ss, "redis flushes", "tailor_redis_duration_seconds",
+                      "op=flush");
+    }
+    for (size_t i = 0; i < ss.n; i++) free(ss.s[i].name), free(ss.s[i].labels);
+    free(ss.s);
+    tl_buf_free(&body);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -585,6 +691,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "tail") == 0) return cmd_tail(argc, argv);
     if (strcmp(cmd, "show") == 0) return cmd_show(argc, argv);
     if (strcmp(cmd, "lag") == 0) return cmd_lag(argc, argv);
+    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc, argv);
     fprintf(stderr, "tailorctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 1;

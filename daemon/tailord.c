@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http.h"
 #include "kafka.h"
 #include "log.h"
 #include "pipeline.h"
@@ -29,6 +30,36 @@ static void on_signal(int sig)
      * that: the uncommitted events are consumed again at the next start. */
     if (stop_requested) _exit(2);
     stop_requested = 1;
+}
+
+/* ---- HTTP endpoint wiring (lib/http) ------------------------------------ */
+
+static void http_metrics(void *ud, tl_buf *b) { tl_pipeline_metrics(ud, b); }
+static int http_ready(void *ud, char *why, size_t whysz)
+{
+    return tl_pipeline_ready(ud, why, whysz);
+}
+/* POST /v1/reload does what SIGHUP does: a process-directed signal (raise
+ * would aim it at the HTTP thread only). */
+static void http_reload(void *ud)
+{
+    (void)ud;
+    kill(getpid(), SIGHUP);
+}
+
+/* Started once the pipeline exists (and after the signal handlers: the
+ * reload route is offered only when SIGHUP has a handler, since SIGHUP's
+ * default action would end the process). */
+static tl_http *start_http(const tl_config *cfg, tl_pipeline *p, char *err,
+                           size_t errsz)
+{
+    struct sigaction cur;
+    sigaction(SIGHUP, NULL, &cur);
+    int can_reload = !(cur.sa_flags & SA_SIGINFO) &&
+                     cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN;
+    tl_http_opts o = {cfg, http_metrics, http_ready,
+                      can_reload ? http_reload : NULL, p};
+    return tl_http_start(&o, err, errsz);
 }
 
 static void usage(FILE *out)
@@ -110,6 +141,7 @@ int main(int argc, char **argv)
     int rc = 1;
     tl_kafka_mock *mock = NULL;
     tl_pipeline *p = NULL;
+    tl_http *http = NULL;
     const char *brokers = NULL;
     if (embedded) {
         mock = tl_kafka_mock_new(cfg, 1, partitions, err, sizeof err);
@@ -125,6 +157,8 @@ int main(int argc, char **argv)
         goto fail;
     p = tl_pipeline_new(cfg, brokers, err, sizeof err);
     if (!p) goto fail;
+    if (cfg->http_listen && !(http = start_http(cfg, p, err, sizeof err)))
+        goto fail;
     tl_info("tailord", "started: %zu features, %zu rules, group %s",
             cfg->nfeatures, cfg->nrules, cfg->group);
     rc = tl_pipeline_run(p, &stop_requested, err, sizeof err);
@@ -153,6 +187,7 @@ int main(int argc, char **argv)
                  s->dead_letters[i]);
     }
     tl_info("tailord", "dead letters by reason: %s", by_reason);
+    tl_http_stop(http);
     tl_info("tailord",
             "triggers: %" PRIu64 " produced (%" PRIu64 " holdout); suppressed: "
             "cooldown %" PRIu64 ", quiet_hours %" PRIu64 ", cap %" PRIu64
@@ -166,6 +201,7 @@ int main(int argc, char **argv)
     return rc;
 fail:
     tl_error("tailord", "%s", err);
+    tl_http_stop(http);
     tl_pipeline_free(p);
     tl_kafka_mock_free(mock);
     tl_config_free(cfg);

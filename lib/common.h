@@ -100,4 +100,14 @@ int tl_parse_i64(const char *s, size_t len, int64_t *out);
 int64_t tl_now_mono_ms(void);
 int64_t tl_now_wall_ms(void);
 
+/* A growable NUL-terminated string; owns its bytes (tl_buf_free).  Start
+ * from {0}. */
+typedef struct tl_buf {
+    char *s;
+    size_t len, cap;
+} tl_buf;
+void tl_buf_append(tl_buf *b, const char *s, size_t n);
+void tl_buf_printf(tl_buf *b, const char *fmt, ...) TL_PRINTF(2, 3);
+void tl_buf_free(tl_buf *b);
+
 #endif

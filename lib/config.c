@@ -1114,6 +1114,69 @@ static int load_daemon(loader *L, yaml_node_t *n)
     return TL_OK;
 }
 
+/* "HOST:PORT" with HOST an IPv4 address or localhost: the endpoint is for
+ * loopback and private networks, never a name resolved at start. */
+static int check_listen(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return -1;
+    size_t hl = (size_t)(colon - s);
+    if (!(hl == 9 && !memcmp(s, "localhost", 9))) {
+        int dots = 0, digits = 0;
+        for (const char *c = s; c < colon; c++) {
+            if (*c == '.') {
+                if (!digits) return -1;
+                dots++;
+                digits = 0;
+            } else if (*c >= '0' && *c <= '9' && digits < 3) {
+                digits++;
+            } else {
+                return -1;
+            }
+        }
+        if (dots != 3 || !digits) return -1;
+    }
+    int64_t port;
+    if (tl_parse_i64(colon + 1, strlen(colon + 1), &port) || port < 1 ||
+        port > 65535 || colon[1] == '+' || colon[1] == '-')
+        return -1;
+    return 0;
+}
+
+static int load_http(loader *L, yaml_node_t *n)
+{
+    static const char *const keys[] = {"listen", "token"};
+    yaml_node_t *v[2];
+    tl_config *c = L->c;
+    int rc;
+    if ((rc = want_map(L, n, "http", "a mapping")) ||
+        (rc = read_map(L, n, "http", keys, 2, v)))
+        return rc;
+    if (v[0]) {
+        if ((rc = get_str(L, v[0], "http.listen", 1, &c->http_listen)))
+            return rc;
+        if (!*c->http_listen || !strcmp(c->http_listen, "off")) {
+            free(c->http_listen);
+            c->http_listen = NULL;
+        } else if (check_listen(c->http_listen)) {
+            char got[96];
+            return fail_node(L, v[0],
+                             "http.listen: expected HOST:PORT with HOST an "
+                             "IPv4 address or localhost and PORT 1..65535 "
+                             "(or \"\" / off for no endpoint), got %s",
+                             describe(v[0], got, sizeof got));
+        }
+    }
+    if (v[1]) {
+        if ((rc = get_str(L, v[1], "http.token", 1, &c->http_token))) return rc;
+        if (!*c->http_token) {
+            free(c->http_token);
+            c->http_token = NULL;
+        }
+    }
+    return TL_OK;
+}
+
 static int load_log(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"level"};
@@ -1882,22 +1945,24 @@ static int load_triggers(loader *L, yaml_node_t *n)
 static int load_root(loader *L, yaml_node_t *root)
 {
     static const char *const keys[] = {"kafka", "redis", "events", "state",
-                                       "daemon", "log", "features",
+                                       "daemon", "log", "http", "features",
                                        "triggers"};
     static int (*const loaders[])(loader *, yaml_node_t *) = {
         load_kafka, load_redis, load_events, load_state,
-        load_daemon, load_log, load_features, load_triggers};
-    yaml_node_t *v[8];
+        load_daemon, load_log, load_http, load_features, load_triggers};
+    enum { NSECTIONS = sizeof keys / sizeof keys[0] };
+    yaml_node_t *v[NSECTIONS];
     char got[96], msg[TL_ERRSZ];
     if (root->type != YAML_MAPPING_NODE)
         return fail_node(L, root,
                          "expected a mapping of sections (kafka, redis, "
-                         "events, state, daemon, log, features, triggers) at the top "
+                         "events, state, daemon, log, http, features, triggers) "
+                         "at the top "
                          "level, got %s",
                          describe(root, got, sizeof got));
-    int rc = read_map(L, root, NULL, keys, 8, v);
+    int rc = read_map(L, root, NULL, keys, NSECTIONS, v);
     /* Fixed order: triggers need every feature, wherever they are written. */
-    for (size_t i = 0; !rc && i < 8; i++)
+    for (size_t i = 0; !rc && i < NSECTIONS; i++)
         if (v[i] && !is_null(v[i])) rc = loaders[i](L, v[i]);
     if (rc) return rc;
     tl_config *c = L->c;
@@ -1984,6 +2049,8 @@ static tl_config *load(const char *text, size_t len, const char *name,
     yaml_parser_t parser;
     int rc = TL_ERR_CONFIG, have_doc = 0;
     L.c = new_config(path);
+    snprintf(L.c->version, sizeof L.c->version, "%016llx",
+             (unsigned long long)tl_fnv1a(TL_FNV_OFFSET, text, len));
     if (!yaml_parser_initialize(&parser)) {
         rc = tl_errf(err, errsz, TL_ERR_NOMEM, "%s: out of memory", name);
         goto done;
@@ -2000,7 +2067,8 @@ static tl_config *load(const char *text, size_t len, const char *name,
     if (!root) {
         rc = fail_at(&L, 1, 1,
                      "empty configuration (expected a mapping of sections: "
-                     "kafka, redis, events, state, daemon, log, features, triggers)");
+                     "kafka, redis, events, state, daemon, log, http, features, "
+                     "triggers)");
         yaml_parser_delete(&parser);
         goto done;
     }
@@ -2111,6 +2179,8 @@ void tl_config_free(tl_config *c)
     free(c->properties);
     free(c->redis_url);
     free(c->redis_prefix);
+    free(c->http_listen);
+    free(c->http_token);
     free(c->schema_json);
     free(c->writer_schema_json);
     for (size_t i = 0; i < c->nfeatures; i++) tl_feature_clear(&c->features[i]);
@@ -2215,6 +2285,9 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
     fprintf(out, "daemon\n  shutdown       within %s\n",
             fmt_duration(c->shutdown_timeout_ms, d1, sizeof d1));
     fprintf(out, "log\n  level          %s\n", tl_log_level_name(c->log_level));
+    fprintf(out, "http\n  listen         %s\n  token          %s\n",
+            c->http_listen ? c->http_listen : "(off)",
+            c->http_token ? "(set)" : "(none)");
 
     fprintf(out, "features (%zu)\n", c->nfeatures);
     for (size_t i = 0; i < c->nfeatures; i++) {

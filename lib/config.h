@@ -70,6 +70,16 @@ typedef struct tl_config {
     /* log: */
     tl_log_level log_level; /* default info */
 
+    /* http: */
+    char *http_listen;      /* "HOST:PORT" (HOST an IPv4 address or
+                             * localhost); NULL: no HTTP endpoint (the
+                             * default when the section is absent, and
+                             * listen: "" or off) */
+    char *http_token;       /* bearer token for /v1/...; NULL: none */
+
+    char version[17];       /* config_version: 16 hex digits of FNV-1a 64 of
+                             * the file's text */
+
     tl_feature *features;
     size_t nfeatures;
     tl_rule *rules;

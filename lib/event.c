@@ -1101,53 +1101,35 @@ tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
  * JSON lines
  */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
+static void sb_str(tl_buf *b, const char *s) { tl_buf_append(b, s, strlen(s)); }
 
-static void sb_add(sbuf *b, const char *s, size_t n)
+static void sb_json_string(tl_buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        b->p = tl_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-static void sb_json_string(sbuf *b, const char *s, size_t n)
-{
-    sb_add(b, "\"", 1);
+    tl_buf_append(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[8];
         switch (c) {
-        case '"': sb_add(b, "\\\"", 2); break;
-        case '\\': sb_add(b, "\\\\", 2); break;
-        case '\n': sb_add(b, "\\n", 2); break;
-        case '\r': sb_add(b, "\\r", 2); break;
-        case '\t': sb_add(b, "\\t", 2); break;
+        case '"': tl_buf_append(b, "\\\"", 2); break;
+        case '\\': tl_buf_append(b, "\\\\", 2); break;
+        case '\n': tl_buf_append(b, "\\n", 2); break;
+        case '\r': tl_buf_append(b, "\\r", 2); break;
+        case '\t': tl_buf_append(b, "\\t", 2); break;
         default:
             if (c < 0x20) {
                 snprintf(esc, sizeof esc, "\\u%04x", c);
-                sb_add(b, esc, 6);
+                tl_buf_append(b, esc, 6);
             } else {
-                sb_add(b, (const char *)&s[i], 1);
+                tl_buf_append(b, (const char *)&s[i], 1);
             }
         }
     }
-    sb_add(b, "\"", 1);
+    tl_buf_append(b, "\"", 1);
 }
 
 /* Compact JSON text of v, numbers in shortest round-trip form (jansson's own
  * dump prints 0.29 as 0.28999999999999998). */
-static void sb_json(sbuf *b, json_t *v)
+static void sb_json(tl_buf *b, json_t *v)
 {
     char num[TL_NUMBUF];
     switch (json_typeof(v)) {
@@ -1155,28 +1137,28 @@ static void sb_json(sbuf *b, json_t *v)
         const char *key;
         json_t *val;
         int first = 1;
-        sb_add(b, "{", 1);
+        tl_buf_append(b, "{", 1);
         json_object_foreach(v, key, val)
         {
-            if (!first) sb_add(b, ",", 1);
+            if (!first) tl_buf_append(b, ",", 1);
             first = 0;
             sb_json_string(b, key, strlen(key));
-            sb_add(b, ":", 1);
+            tl_buf_append(b, ":", 1);
             sb_json(b, val);
         }
-        sb_add(b, "}", 1);
+        tl_buf_append(b, "}", 1);
         break;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *val;
-        sb_add(b, "[", 1);
+        tl_buf_append(b, "[", 1);
         json_array_foreach(v, i, val)
         {
-            if (i) sb_add(b, ",", 1);
+            if (i) tl_buf_append(b, ",", 1);
             sb_json(b, val);
         }
-        sb_add(b, "]", 1);
+        tl_buf_append(b, "]", 1);
         break;
     }
     case JSON_STRING:
@@ -1253,7 +1235,7 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
 {
     json_t *obj = json_object_get(root, "attrs"), *val;
     const char *key;
-    sbuf b = {0};
+    tl_buf b = {0};
     size_t n = 0;
     ev->attrs = NULL;
     ev->nattrs = 0;
@@ -1281,9 +1263,9 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
         b.len = 0;
         sb_json(&b, val);
         at->vallen = b.len;
-        at->val = tl_arena_strndup(arena, b.p, b.len);
+        at->val = tl_arena_strndup(arena, b.s ? b.s : "", b.len);
     }
-    free(b.p);
+    tl_buf_free(&b);
     sort_attrs(a, n, arena);
     ev->attrs = a;
     ev->nattrs = n;

@@ -92,6 +92,7 @@ static void wait_blocked(tl_pipeline *p, int ms)
     if (!p->paused) {
         tl_source_pause(p->src);
         p->paused = 1;
+        tl_gauge_set(&p->stats.paused, 1);
         tl_info("pipeline", "partitions paused until the batch can finish");
     }
     int64_t end = tl_now_mono_ms() + ms;
@@ -111,9 +112,11 @@ static int redis_retry(tl_pipeline *p, int rc, const char *what,
          * sees one sees the other. */
         if (p->redis_down) tl_warn("pipeline", "redis available again");
         p->redis_down = 0;
+        tl_gauge_set(&p->stats.redis_down, 0);
         if (p->paused) {
             tl_source_resume(p->src);
             p->paused = 0;
+            tl_gauge_set(&p->stats.paused, 0);
         }
         return 0;
     }
@@ -121,6 +124,7 @@ static int redis_retry(tl_pipeline *p, int rc, const char *what,
         tl_warn("pipeline", "%s failed: %s; retrying until redis is back",
                 what, msg);
     p->redis_down = 1;
+    tl_gauge_set(&p->stats.redis_down, 1);
     if (give_up(p)) return -1;
     wait_blocked(p, *backoff);
     if (*backoff < 5000) *backoff *= 2;
@@ -134,7 +138,7 @@ static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
     char err[TL_ERRSZ];
     if (tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val, vlen,
                           err, sizeof err)) {
-        p->stats.state_errors++;
+        tl_counter_add(&p->stats.state_errors, 1);
         tl_warn("pipeline", "customer %s: %s (that part starts over)",
                 p->misses[idx]->customer_id, err);
     }
@@ -152,8 +156,11 @@ static int load_misses(tl_pipeline *p)
     int backoff = 100;
     for (;;) {
         char err[TL_ERRSZ];
+        int64_t t0 = tl_now_mono_us();
         int rc = tl_store_load(p->store, keys, lens, p->nmiss, load_cb, p, err,
                                sizeof err);
+        tl_histogram_observe_us(&p->stats.redis_load_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
         int r = redis_retry(p, rc, "redis load", err, &backoff);
         if (r == 0) return TL_OK;
         if (r < 0) {
@@ -200,7 +207,7 @@ static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
             tl_error("pipeline", "dead letter of %s [%" PRId32 "] @%" PRId64
                      " lost: %s", topic, m->partition, m->offset, err);
     }
-    p->stats.dead_letters[why]++;
+    tl_counter_add(&p->stats.dead_letters[why], 1);
     tl_debug("pipeline", "dead letter %s [%" PRId32 "] @%" PRId64 ": %s: %s",
              topic, m->partition, m->offset, reason, msg);
 }
@@ -298,8 +305,9 @@ static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
                  r->name, err);
         return TL_ERR_IO;
     }
-    p->stats.triggers++;
-    if (fi->holdout) p->stats.holdouts++;
+    tl_counter_add(&p->stats.triggers, 1);
+    tl_counter_add(&p->stats.rule_triggers[r - p->cfg->rules], 1);
+    if (fi->holdout) tl_counter_add(&p->stats.holdouts, 1);
     return TL_OK;
 }
 
@@ -351,7 +359,10 @@ static int flush_dirty(tl_pipeline *p)
     char refused[TL_ERRSZ] = "";
     for (;;) {
         char err[TL_ERRSZ];
+        int64_t t0 = tl_now_mono_us();
         int rc = tl_store_flush(p->store, p->writes, p->ndirty, err, sizeof err);
+        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
         if (rc == TL_ERR) {
             /* Every reply arrived, but the server refused some writes (say a
              * key of another type in our keyspace): retrying cannot help, so
@@ -370,7 +381,7 @@ static int flush_dirty(tl_pipeline *p)
     for (size_t i = 0; i < p->ndirty; i++) {
         tl_vec *v = p->dirty[i];
         if (p->writes[i].result == TL_ERR) {
-            p->stats.store_errors++;
+            tl_counter_add(&p->stats.store_errors, 1);
             tl_error("pipeline", "redis refused the vector of a customer, "
                      "which keeps its previous stored state: %s", refused);
             tl_cache_remove(p->cache, v);
@@ -380,7 +391,7 @@ static int flush_dirty(tl_pipeline *p)
             /* Someone else wrote this customer since we read it: we no longer
              * own its partition (a zombie after a rebalance). Our copy is
              * stale; drop it rather than overwrite newer state. */
-            p->stats.fenced++;
+            tl_counter_add(&p->stats.fenced, 1);
             tl_warn("pipeline",
                     "write of a customer vector refused: another instance "
                     "advanced it (this instance lost its partition)");
@@ -389,7 +400,7 @@ static int flush_dirty(tl_pipeline *p)
         }
         for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = v->wm[k].applied;
         v->dirty = 0;
-        p->stats.flushed++;
+        tl_counter_add(&p->stats.flushed, 1);
     }
     p->ndirty = 0;
     return TL_OK;
@@ -408,13 +419,14 @@ static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
     size_t n = tl_ruleset_eval(&p->cfg->ruleset, v->block, ev, tl_eval_fetch,
                                &ctx, p->firings, p->why);
     for (size_t k = 0; k < p->layout.nrules; k++)
-        if (p->why[k] != TL_SUP_NONE) p->stats.suppressed[p->why[k]]++;
+        if (p->why[k] != TL_SUP_NONE)
+            tl_counter_add(&p->stats.suppressed[p->why[k]], 1);
     for (size_t k = 0; k < n; k++)
         if (emit(p, &p->firings[k], ev, m, &ctx)) {
             p->failed = 1;
             return;
         }
-    p->stats.applied++;
+    tl_counter_add(&p->stats.applied, 1);
 }
 
 /* Everything after polling: the delivery contract, in order. */
@@ -424,6 +436,7 @@ static int process_batch(tl_pipeline *p)
     if (p->failed) return TL_ERR;
     if (!b->n) return TL_OK;
     if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
+    int64_t t0 = tl_now_mono_us();
     p->in_batch = 1;
     tl_arena_reset(&p->arena);
     if (b->n > p->items_cap) {
@@ -432,8 +445,8 @@ static int process_batch(tl_pipeline *p)
     }
     grow_vecs(p, b->n);
     p->nmiss = p->ndirty = 0;
-    p->stats.events += b->n;
-    p->stats.batches++;
+    tl_counter_add(&p->stats.events, b->n);
+    tl_counter_add(&p->stats.batches, 1);
 
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
@@ -452,6 +465,9 @@ static int process_batch(tl_pipeline *p)
             v = tl_cache_put(p->cache, it->ev.customer_id,
                              it->ev.customer_id_len);
             p->misses[p->nmiss++] = v;
+            tl_counter_add(&p->stats.cache_misses, 1);
+        } else {
+            tl_counter_add(&p->stats.cache_hits, 1);
         }
         it->vec = v;
     }
@@ -464,7 +480,7 @@ static int process_batch(tl_pipeline *p)
         tl_vec *v = it->vec;
         tl_wm *wm = tl_vec_wm(v, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset <= wm->applied) {
-            p->stats.duplicates++; /* applied before a crash or rebalance */
+            tl_counter_add(&p->stats.duplicates, 1); /* applied before a crash or rebalance */
             continue;
         }
         const tl_event *ev = &it->ev;
@@ -479,7 +495,7 @@ static int process_batch(tl_pipeline *p)
                      (long long)ev->ts, (long long)(v->newest - ev->ts),
                      (long long)p->cfg->max_lateness_ms);
             dead_letter(p, m, TL_REJECT_LATE, why);
-            p->stats.late++;
+            tl_counter_add(&p->stats.late, 1);
         } else {
             apply_event(p, v, ev, m);
             if (p->failed) goto fail;
@@ -500,12 +516,15 @@ static int process_batch(tl_pipeline *p)
     if (tl_source_commit(p->src, b, err, sizeof err)) {
         /* Not fatal: the events will be consumed again and skipped by the
          * watermarks. */
-        p->stats.commit_errors++;
+        tl_counter_add(&p->stats.commit_errors, 1);
         tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
     }
     p->stats.last_commit_ms = tl_now_mono_ms();
     tl_batch_clear(b);
     tl_cache_trim(p->cache);
+    tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
+    tl_histogram_observe_us(&p->stats.batch_seconds,
+                            (uint64_t)(tl_now_mono_us() - t0));
     p->in_batch = 0;
     return TL_OK;
 fail:
@@ -518,12 +537,17 @@ fail:
         tl_warn("pipeline", "batch of %zu events abandoned: its partitions "
                 "were revoked while it could not finish", b->n);
         p->abandon = 0;
+        /* What is still assigned (a cooperative rebalance revokes only
+         * some partitions) must not stay paused. */
+        if (p->paused) tl_source_resume(p->src);
         p->paused = 0;
+        tl_gauge_set(&p->stats.paused, 0);
     } else {
         p->failed = 1;
     }
     for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
     tl_cache_clear(p->cache);
+    tl_gauge_set(&p->stats.cache_size, 0);
     p->ndirty = 0;
     tl_batch_clear(b);
     p->in_batch = 0;
@@ -540,7 +564,10 @@ static void drain(void *ud)
         tl_batch_clear(&p->held);
         return;
     }
-    if (process_batch(p) == TL_OK) tl_cache_clear(p->cache);
+    if (process_batch(p) == TL_OK) {
+        tl_cache_clear(p->cache);
+        tl_gauge_set(&p->stats.cache_size, 0);
+    }
 }
 
 tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
@@ -552,6 +579,9 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     tl_pipeline *p = tl_xcalloc(1, sizeof *p);
     p->stop = &not_stopping;
     p->cfg = cfg;
+    tl_kafka_health_init(&p->stats.kafka);
+    p->stats.rule_triggers = tl_xcalloc(cfg->nrules + 1,
+                                        sizeof *p->stats.rule_triggers);
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
                             cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_arena_init(&p->arena, 1 << 20);
@@ -610,13 +640,16 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         if (!logged++)
             tl_error("pipeline", "%s; waiting for redis (retrying with "
                      "backoff up to 5 s)", err);
+        tl_gauge_set(&p->stats.redis_down, 1);
         if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
                                       "stopped while waiting for redis");
         sleep_ms(backoff);
         if (backoff < 5000) backoff *= 2;
     }
     if (logged) tl_info("pipeline", "redis available");
-    p->src = tl_source_new(p->cfg, p->brokers, drain, p, err, errsz);
+    tl_gauge_set(&p->stats.redis_down, 0);
+    p->src = tl_source_new(p->cfg, p->brokers, drain, p, &p->stats.kafka, err,
+                           errsz);
     return p->src ? TL_OK : TL_ERR_CONFIG;
 }
 
@@ -626,6 +659,7 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
     p->stop = stop;
     int rc = start(p, err, errsz);
     if (rc != TL_OK) return *stop && rc == TL_ERR_IO ? TL_OK : rc;
+    tl_gauge_set(&p->stats.running, 1);
     int64_t last_ms = tl_now_mono_ms();
     uint64_t last_n = 0;
     while (!*stop && !p->failed) {
@@ -652,6 +686,7 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
                  "be consumed again at the next start");
     }
     if (!p->failed) process_batch(p);
+    tl_gauge_set(&p->stats.running, 0);
     if (p->failed)
         return tl_errf(err, errsz, TL_ERR_IO, "%s", p->fail_msg);
     return TL_OK;
@@ -679,5 +714,170 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->writes);
     free(p->firings);
     free(p->why);
+    free(p->stats.rule_triggers);
+    tl_kafka_health_destroy(&p->stats.kafka);
     free(p);
+}
+
+/* ---- observation from another thread ------------------------------------ */
+
+static void lag_sample(void *ud, const tl_lag *l)
+{
+    char part[16];
+    snprintf(part, sizeof part, "%" PRId32, l->partition);
+    const char *lb[] = {"topic", l->topic, "partition", part, NULL};
+    tl_prom_sample_u64(ud, "tailor_consumer_lag", lb, (uint64_t)l->lag);
+}
+
+/* A counter family by reason, from index 1 (0 means "none"). */
+static void by_reason(tl_buf *b, const char *name, const char *help,
+                      const char *const *reasons, const tl_counter *c, int n)
+{
+    tl_prom_family(b, name, "counter", help);
+    for (int i = 1; i < n; i++) {
+        const char *lb[] = {"reason", reasons[i], NULL};
+        tl_prom_sample_u64(b, name, lb, tl_counter_get(&c[i]));
+    }
+}
+
+void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
+{
+    /* Only atomics and the lag table (under its lock) are read here. */
+    tl_pipeline *p = (tl_pipeline *)cp;
+    tl_stats *s = &p->stats;
+    const tl_config *cfg = p->cfg;
+
+    uint64_t dead = 0;
+    for (int i = 1; i < TL_REJECT__COUNT; i++)
+        dead += tl_counter_get(&s->dead_letters[i]);
+    tl_prom_one_u64(b, "tailor_events_consumed_total", "counter",
+                    "Input messages taken into a batch (a batch abandoned or "
+                    "retried after a restart counts again).",
+                    tl_counter_get(&s->events));
+    tl_prom_family(b, "tailor_events_total", "counter",
+                   "Input events by result: applied to a vector, duplicate "
+                   "(at or below the watermark, a no-op), dead_letter.");
+    const char *applied[] = {"result", "applied", NULL};
+    const char *dup[] = {"result", "duplicate", NULL};
+    const char *dl[] = {"result", "dead_letter", NULL};
+    tl_prom_sample_u64(b, "tailor_events_total", applied,
+                       tl_counter_get(&s->applied));
+    tl_prom_sample_u64(b, "tailor_events_total", dup,
+                       tl_counter_get(&s->duplicates));
+    tl_prom_sample_u64(b, "tailor_events_total", dl, dead);
+    const char *rejects[TL_REJECT__COUNT];
+    for (int i = 1; i < TL_REJECT__COUNT; i++)
+        rejects[i] = tl_reject_name((tl_reject)i);
+    by_reason(b, "tailor_dead_letters_total",
+              "Events sent to the dead-letter topic, by reason.", rejects,
+              s->dead_letters, TL_REJECT__COUNT);
+    tl_prom_family(b, "tailor_triggers_total", "counter",
+                   "Triggers produced, by rule (holdouts included).");
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        const char *lb[] = {"rule", cfg->rules[i].name, "rule_version",
+                            cfg->rules[i].version, NULL};
+        tl_prom_sample_u64(b, "tailor_triggers_total", lb,
+                           tl_counter_get(&s->rule_triggers[i]));
+    }
+    tl_prom_one_u64(b, "tailor_trigger_holdouts_total", "counter",
+                    "Triggers produced for a control group (holdout).",
+                    tl_counter_get(&s->holdouts));
+    static const char *const sup[TL_SUP__COUNT] = {
+        [TL_SUP_COOLDOWN] = "cooldown", [TL_SUP_QUIET_HOURS] = "quiet_hours",
+        [TL_SUP_CAP] = "cap", [TL_SUP_GROUP] = "group"};
+    by_reason(b, "tailor_triggers_suppressed_total",
+              "Rule matches not emitted, by reason.", sup, s->suppressed,
+              TL_SUP__COUNT);
+
+    tl_prom_one_u64(b, "tailor_batches_total", "counter",
+                    "Batches committed or abandoned.",
+                    tl_counter_get(&s->batches));
+    tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
+                   "From decoding a batch to committing its offsets.");
+    tl_prom_histogram(b, "tailor_batch_duration_seconds", NULL,
+                      &s->batch_seconds);
+    tl_prom_family(b, "tailor_redis_duration_seconds", "histogram",
+                   "Redis pipelined round trips (failed attempts included).");
+    const char *load[] = {"op", "load", NULL}, *flush[] = {"op", "flush", NULL};
+    tl_prom_histogram(b, "tailor_redis_duration_seconds", load,
+                      &s->redis_load_seconds);
+    tl_prom_histogram(b, "tailor_redis_duration_seconds", flush,
+                      &s->redis_flush_seconds);
+    tl_prom_one_u64(b, "tailor_vectors_written_total", "counter",
+                    "Customer vectors written to Redis.",
+                    tl_counter_get(&s->flushed));
+    tl_prom_family(b, "tailor_vector_write_errors_total", "counter",
+                   "Vector writes not done, by reason: fenced (another "
+                   "instance owns the partition), refused (Redis error "
+                   "reply).");
+    const char *fen[] = {"reason", "fenced", NULL};
+    const char *ref[] = {"reason", "refused", NULL};
+    tl_prom_sample_u64(b, "tailor_vector_write_errors_total", fen,
+                       tl_counter_get(&s->fenced));
+    tl_prom_sample_u64(b, "tailor_vector_write_errors_total", ref,
+                       tl_counter_get(&s->store_errors));
+    tl_prom_one_u64(b, "tailor_state_errors_total", "counter",
+                    "Malformed stored feature state (that feature restarted).",
+                    tl_counter_get(&s->state_errors));
+    tl_prom_one_u64(b, "tailor_commit_errors_total", "counter",
+                    "Offset commits that failed (the batch is re-read and "
+                    "skipped).",
+                    tl_counter_get(&s->commit_errors));
+
+    uint64_t hits = tl_counter_get(&s->cache_hits);
+    uint64_t misses = tl_counter_get(&s->cache_misses);
+    tl_prom_one_u64(b, "tailor_cache_customers", "gauge",
+                    "Customer vectors held in memory.",
+                    (uint64_t)tl_gauge_get(&s->cache_size));
+    tl_prom_family(b, "tailor_cache_lookups_total", "counter",
+                   "Vector lookups of decoded events: hit (in memory) or "
+                   "miss (loaded from Redis).");
+    const char *hit[] = {"result", "hit", NULL}, *miss[] = {"result", "miss", NULL};
+    tl_prom_sample_u64(b, "tailor_cache_lookups_total", hit, hits);
+    tl_prom_sample_u64(b, "tailor_cache_lookups_total", miss, misses);
+    tl_prom_one(b, "tailor_cache_hit_ratio", "gauge",
+                "Hits over lookups since start (0 before the first).",
+                hits + misses ? (double)hits / (double)(hits + misses) : 0);
+
+    tl_kafka_health *k = &s->kafka;
+    tl_prom_family(b, "tailor_consumer_lag", "gauge",
+                   "Messages behind the high watermark (committed offset), "
+                   "per assigned partition, as of librdkafka's last "
+                   "statistics (1 s).");
+    tl_kafka_health_lag(k, lag_sample, b);
+    tl_prom_one_u64(b, "tailor_rebalances_total", "counter",
+                    "Partition assignments and revocations.",
+                    tl_counter_get(&k->rebalances));
+    tl_prom_one(b, "tailor_assigned_partitions", "gauge",
+                "Partitions assigned (-1: none yet, or being revoked).",
+                (double)tl_gauge_get(&k->assigned));
+    tl_prom_one(b, "tailor_kafka_brokers_up", "gauge",
+                "Brokers connected (-1: not known yet).",
+                (double)tl_gauge_get(&k->brokers_up));
+    tl_prom_one_u64(b, "tailor_redis_up", "gauge",
+                    "0 while a Redis outage holds the pipeline.",
+                    tl_gauge_get(&s->redis_down) ? 0 : 1);
+    tl_prom_one_u64(b, "tailor_paused", "gauge",
+                    "1 while the input partitions are paused (backpressure).",
+                    (uint64_t)tl_gauge_get(&s->paused));
+    tl_prom_family(b, "tailor_config_info", "gauge",
+                   "The running configuration: its file and a hash of its "
+                   "text (config_version).");
+    const char *ci[] = {"path", cfg->path, "config_version", cfg->version,
+                        NULL};
+    tl_prom_sample_u64(b, "tailor_config_info", ci, 1);
+}
+
+int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
+{
+    tl_pipeline *p = (tl_pipeline *)cp;
+    const char *no = NULL;
+    if (tl_gauge_get(&p->stats.redis_down)) no = "redis unreachable";
+    else if (!tl_gauge_get(&p->stats.running)) no = "not running";
+    else if (tl_gauge_get(&p->stats.kafka.assigned) < 0)
+        no = "no partition assignment";
+    else if (tl_gauge_get(&p->stats.kafka.brokers_up) <= 0)
+        no = "kafka brokers unreachable";
+    if (no) snprintf(why, whysz, "%s", no);
+    return !no;
 }

@@ -21,26 +21,45 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
+#include "source.h"
 #include "event.h"
 #include "rule.h"
 
+/*
+ * Counters of the pipeline.  The pipeline thread is their only writer
+ * (tl_counter_add: no lock, no allocation); the HTTP server's thread reads
+ * them for /metrics and /readyz while the pipeline runs.
+ */
 typedef struct tl_stats {
-    uint64_t events;          /* messages consumed */
-    uint64_t applied;         /* events applied to a vector */
-    uint64_t duplicates;      /* events at or below the watermark: no-ops */
-    uint64_t late;            /* older than events.max_lateness allows */
-    uint64_t dead_letters[TL_REJECT__COUNT]; /* by tl_reject */
-    uint64_t triggers;        /* triggers produced (holdouts included) */
-    uint64_t holdouts;        /* of which in a control group */
-    uint64_t suppressed[TL_SUP__COUNT]; /* rule candidates, by reason
-                                         * (index TL_SUP_NONE unused) */
-    uint64_t batches;
-    uint64_t flushed;         /* vectors written to Redis */
-    uint64_t fenced;          /* vector writes refused by the watermark CAS */
-    uint64_t state_errors;    /* malformed stored state (feature reset) */
-    uint64_t store_errors;    /* vector writes the Redis server refused */
-    uint64_t commit_errors;
-    int64_t first_event_ms, last_commit_ms; /* monotonic clock */
+    tl_counter events;        /* messages consumed */
+    tl_counter applied;       /* events applied to a vector */
+    tl_counter duplicates;    /* events at or below the watermark: no-ops */
+    tl_counter late;          /* older than events.max_lateness allows */
+    tl_counter dead_letters[TL_REJECT__COUNT]; /* by tl_reject */
+    tl_counter triggers;      /* triggers produced (holdouts included) */
+    tl_counter holdouts;      /* of which in a control group */
+    tl_counter *rule_triggers; /* triggers produced, by rule (config order) */
+    tl_counter suppressed[TL_SUP__COUNT]; /* rule candidates, by reason
+                                           * (index TL_SUP_NONE unused) */
+    tl_counter batches;
+    tl_counter flushed;       /* vectors written to Redis */
+    tl_counter fenced;        /* vector writes refused by the watermark CAS */
+    tl_counter state_errors;  /* malformed stored state (feature reset) */
+    tl_counter store_errors;  /* vector writes the Redis server refused */
+    tl_counter commit_errors;
+    tl_counter cache_hits, cache_misses; /* vector lookups of decoded events */
+    tl_gauge cache_size;      /* customers cached, after each batch */
+    tl_histogram batch_seconds; /* first decode to commit, per batch */
+    tl_histogram redis_load_seconds, redis_flush_seconds; /* per round trip,
+                                                            * failures too */
+    tl_gauge redis_down;      /* 1 while a Redis outage holds the pipeline */
+    tl_gauge paused;          /* 1 while its partitions are paused */
+    tl_gauge running;         /* 1 once Redis answered and the consumer
+                               * joins (tl_pipeline_run), 0 after it stops */
+    tl_kafka_health kafka;    /* assignment, brokers, lag (source.h) */
+    int64_t first_event_ms, last_commit_ms; /* monotonic clock; pipeline
+                                             * thread only */
 } tl_stats;
 
 typedef struct tl_pipeline tl_pipeline;
@@ -61,6 +80,17 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
                     size_t errsz);
 
 const tl_stats *tl_pipeline_stats(const tl_pipeline *p);
+
+/* The pipeline's counters in the Prometheus text format (appended to b):
+ * callable from another thread while tl_pipeline_run runs.  Names and the
+ * meaning of each family: README.md "Metrics". */
+void tl_pipeline_metrics(const tl_pipeline *p, tl_buf *b);
+
+/* Readiness from the pipeline's point of view, from any thread: 1 when it
+ * runs, holds an assignment (possibly of zero partitions: a group with more
+ * members than partitions is healthy), is not held by a Redis outage and a
+ * broker is up; else 0 with a short reason in why. */
+int tl_pipeline_ready(const tl_pipeline *p, char *why, size_t whysz);
 
 /* Leaves the consumer group (committing what was processed) and frees. */
 void tl_pipeline_free(tl_pipeline *p);

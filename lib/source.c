@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kafka.h"
 #include "log.h"
 
@@ -10,7 +12,92 @@ struct tl_source {
     void (*drain)(void *ud);
     void *ud;
     int assigned;
+    int paused; /* tl_source_pause in effect */
+    tl_kafka_health *health;
 };
+
+/* How often librdkafka reports its statistics (brokers' states, lag): the
+ * delay with which /readyz sees a broker go down or come back. */
+#define STATS_INTERVAL_MS "1000"
+
+void tl_kafka_health_init(tl_kafka_health *h)
+{
+    memset(h, 0, sizeof *h);
+    tl_gauge_set(&h->assigned, -1);
+    tl_gauge_set(&h->brokers_up, -1);
+    pthread_mutex_init(&h->lock, NULL);
+}
+
+static void free_lag(tl_lag *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(l[i].topic);
+    free(l);
+}
+
+void tl_kafka_health_destroy(tl_kafka_health *h)
+{
+    free_lag(h->lag, h->nlag);
+    h->lag = NULL;
+    h->nlag = 0;
+    pthread_mutex_destroy(&h->lock);
+}
+
+void tl_kafka_health_lag(tl_kafka_health *h,
+                         void (*fn)(void *ud, const tl_lag *l), void *ud)
+{
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->nlag; i++) fn(ud, &h->lag[i]);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* librdkafka's statistics JSON (see its STATISTICS.md): brokers' states,
+ * and per partition the consumer lag (-1 while unknown or not assigned).
+ * Runs inside the consumer's poll, once per STATS_INTERVAL_MS. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *ud)
+{
+    (void)rk;
+    tl_source *s = ud;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    if (!root) return 0;
+    int64_t up = 0;
+    const char *name;
+    json_t *b, *t;
+    json_object_foreach(json_object_get(root, "brokers"), name, b) {
+        /* Bootstrap entries (nodeid -1) are only how brokers are found. */
+        json_t *st = json_object_get(b, "state");
+        if (json_integer_value(json_object_get(b, "nodeid")) >= 0 &&
+            json_is_string(st) && strcmp(json_string_value(st), "UP") == 0)
+            up++;
+    }
+    tl_lag *lag = NULL;
+    size_t n = 0;
+    json_object_foreach(json_object_get(root, "topics"), name, t) {
+        const char *pk;
+        json_t *pv;
+        json_object_foreach(json_object_get(t, "partitions"), pk, pv) {
+            json_int_t part = json_integer_value(json_object_get(pv, "partition"));
+            json_t *cl = json_object_get(pv, "consumer_lag");
+            const char *fs = json_string_value(json_object_get(pv, "fetch_state"));
+            if (part < 0 || !json_is_integer(cl) || json_integer_value(cl) < 0 ||
+                !fs || strcmp(fs, "none") == 0)
+                continue;
+            lag = tl_xrealloc(lag, (n + 1) * sizeof *lag);
+            lag[n++] = (tl_lag){tl_xstrdup(name), (int32_t)part,
+                                (int64_t)json_integer_value(cl)};
+        }
+    }
+    json_decref(root);
+    tl_kafka_health *h = s->health;
+    tl_gauge_set(&h->brokers_up, up);
+    pthread_mutex_lock(&h->lock);
+    tl_lag *old = h->lag;
+    size_t nold = h->nlag;
+    h->lag = lag;
+    h->nlag = n;
+    pthread_mutex_unlock(&h->lock);
+    free_lag(old, nold);
+    return 0;
+}
 
 void tl_batch_clear(tl_batch *b)
 {
@@ -41,7 +128,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             re = rd_kafka_assign(rk, parts);
         s->assigned = cooperative ? s->assigned + parts->cnt : parts->cnt;
+        tl_gauge_set(&s->health->assigned, s->assigned);
+        /* Partitions that join during backpressure wait like the others,
+         * or their input would pile up in the held batch. */
+        if (s->paused && !e && !re) {
+            rd_kafka_resp_err_t pe = rd_kafka_pause_partitions(rk, parts);
+            if (pe)
+                tl_warn("source", "pausing new partitions: %s",
+                        rd_kafka_err2str(pe));
+        }
     } else {
+        tl_gauge_set(&s->health->assigned, -1);
         /* Finish and commit what was polled while we still own it. */
         tl_info("source", "%s %d partition(s): finishing the current batch",
                 rd_kafka_assignment_lost(rk) ? "lost" : "revoking", parts->cnt);
@@ -51,7 +148,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             re = rd_kafka_assign(rk, NULL);
         s->assigned = cooperative ? s->assigned - parts->cnt : 0;
+        /* Cooperative: what remains is still assigned; eager: nothing is
+         * until the next assignment. */
+        if (cooperative) tl_gauge_set(&s->health->assigned, s->assigned);
     }
+    tl_counter_add(&s->health->rebalances, 1);
     if (e) {
         tl_error("source", "rebalance: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -61,8 +162,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
-                         void (*drain)(void *ud), void *ud, char *err,
-                         size_t errsz)
+                         void (*drain)(void *ud), void *ud,
+                         tl_kafka_health *health, char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
     if (!conf) return NULL;
@@ -75,6 +176,7 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
+        {"statistics.interval.ms", STATS_INTERVAL_MS},
     };
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
         if (rd_kafka_conf_set(conf, props[i][0], props[i][1], e, sizeof e)) {
@@ -85,8 +187,10 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
     tl_source *s = tl_xcalloc(1, sizeof *s);
     s->drain = drain;
     s->ud = ud;
+    s->health = health;
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
@@ -171,6 +275,7 @@ int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
 
 static void set_paused(tl_source *s, int pause)
 {
+    s->paused = pause;
     rd_kafka_topic_partition_list_t *l = NULL;
     if (rd_kafka_assignment(s->rk, &l) || !l) return;
     if (l->cnt) {

@@ -14,12 +14,46 @@
 #ifndef TL_SOURCE_H
 #define TL_SOURCE_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "metrics.h"
+
+/* Consumer lag of one assigned partition: high watermark minus committed
+ * offset, as librdkafka's statistics report it. */
+typedef struct tl_lag {
+    char *topic;
+    int32_t partition;
+    int64_t lag;
+} tl_lag;
+
+/*
+ * What the consumer knows about its group and brokers, for /readyz and
+ * /metrics on another thread.  The gauges are atomics; the lag table is
+ * replaced under `lock` once per statistics interval (1 s), never per
+ * message.  Initialize with tl_kafka_health_init, release with
+ * tl_kafka_health_destroy (owner: the pipeline's tl_stats).
+ */
+typedef struct tl_kafka_health {
+    tl_gauge assigned;    /* partitions assigned; -1 before the first
+                           * assignment and while a revocation is handled */
+    tl_counter rebalances; /* assignments and revocations */
+    tl_gauge brokers_up;  /* brokers in state UP at the last statistics;
+                           * -1 before the first */
+    pthread_mutex_t lock;
+    tl_lag *lag;
+    size_t nlag;
+} tl_kafka_health;
+
+void tl_kafka_health_init(tl_kafka_health *h);
+void tl_kafka_health_destroy(tl_kafka_health *h);
+/* Calls fn for each partition's lag, under the lock. */
+void tl_kafka_health_lag(tl_kafka_health *h,
+                         void (*fn)(void *ud, const tl_lag *l), void *ud);
 
 typedef struct tl_batch {
     rd_kafka_message_t **msgs;
@@ -32,10 +66,11 @@ void tl_batch_free(tl_batch *b);
 typedef struct tl_source tl_source;
 
 /* drain(ud) is called from inside tl_source_poll / tl_source_close, before a
- * revocation takes effect. */
+ * revocation takes effect.  health (borrowed, outlives the source) is kept
+ * current from the rebalance and statistics callbacks. */
 tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
-                         void (*drain)(void *ud), void *ud, char *err,
-                         size_t errsz);
+                         void (*drain)(void *ud), void *ud,
+                         tl_kafka_health *health, char *err, size_t errsz);
 
 /* Appends messages to b until it holds max or timeout_ms passed (returns
  * early when *stop is set).  Consumer errors are logged, not returned. */

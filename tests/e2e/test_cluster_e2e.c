@@ -123,7 +123,7 @@ static int suite_clean(void)
 
 static void test_produce(void)
 {
-    nproduced = tl_test_produce_slice(world.brokers, IN_TOPIC, ROUNDS);
+    nproduced = tl_test_produce_slice(world.brokers, IN_TOPIC, 0, ROUNDS);
     CU_ASSERT(nproduced >= 70000);
     printf("produced %zu events\n", nproduced);
 }
@@ -286,11 +286,12 @@ static char *ctl_output(char *const argv[], const char *name)
 static void test_tailorctl_show(void)
 {
     size_t n = 0;
-    char **ids = tl_test_slice_customers(&n);
+    char **ids = NULL;
+    n = tl_test_slice_customers(&ids);
     CU_ASSERT_FATAL(n > 0);
     char id[96];
     snprintf(id, sizeof id, "%s-r1", ids[n / 2]);
-    tl_test_free_customers(ids, n);
+    tl_test_free_ids(ids, n);
     char bin[4096];
     snprintf(bin, sizeof bin, "%s", tl_test_bin("tailorctl"));
     unsetenv("TAILOR_REDIS_URL");

@@ -1,6 +1,7 @@
 #include "kafka_util.h"
 
 #include <CUnit/Basic.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -183,6 +184,19 @@ pid_t tl_test_start_tailord(const char *config, const char *log_path)
     pid_t pid = tl_test_spawn(argv, NULL, log_path);
     free(argv[0]);
     return pid;
+}
+
+int tl_test_tailord_pass(const char *brokers, const char *config,
+                         const char *log_path, const char *group,
+                         const char *topic, int timeout_ms)
+{
+    pid_t pid = tl_test_start_tailord(config, log_path);
+    CU_ASSERT_FATAL(pid > 0);
+    int drained = tl_test_wait_drained(brokers, group, topic, timeout_ms);
+    CU_ASSERT(drained);
+    int st = tl_test_stop(pid, SIGTERM, 60000);
+    CU_ASSERT_EQUAL(st, 0);
+    return drained && st == 0 ? 0 : -1;
 }
 
 int tl_test_run_tool(char *const argv[])

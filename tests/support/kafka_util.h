@@ -54,6 +54,13 @@ int tl_test_produce(const char *brokers, const char *topic, const char *key,
 /* Starts `tailord -c config` with stderr to log_path; the pid. */
 pid_t tl_test_start_tailord(const char *config, const char *log_path);
 
+/* One whole pass: starts tailord with config, waits (up to timeout_ms)
+ * until `group` has committed all of topic, stops it with SIGTERM.  0 when
+ * it drained and exited 0 (assertions say which step failed). */
+int tl_test_tailord_pass(const char *brokers, const char *config,
+                         const char *log_path, const char *group,
+                         const char *topic, int timeout_ms);
+
 /* Runs a command to completion (bounded: 120 s); its exit code. */
 int tl_test_run_tool(char *const argv[]);
 

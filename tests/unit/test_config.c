@@ -123,6 +123,8 @@ static void test_example(void)
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
     CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_STRING_EQUAL(c->http_listen, "127.0.0.1:9464");
+    CU_ASSERT_PTR_NULL(c->http_token);
     CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
     /* events.schema names schemas/interaction_event.avsc relative to
      * config/, the same text that is built in. */
@@ -911,15 +913,15 @@ static void test_err_yaml(void)
                 "(while parsing a flow sequence at 3:10)");
     EXPECT_FILE("invalid_empty.yaml",
                 "1:1: empty configuration (expected a mapping of sections: "
-                "kafka, redis, events, state, daemon, log, features, triggers)");
+                "kafka, redis, events, state, daemon, log, http, features, triggers)");
     EXPECT_FILE("invalid_not_mapping.yaml",
                 "1:1: expected a mapping of sections (kafka, redis, events, "
-                "state, daemon, log, features, triggers) at the top level, got a list");
+                "state, daemon, log, http, features, triggers) at the top level, got a list");
     EXPECT_FILE("invalid_two_documents.yaml",
                 "3:1: a second YAML document (expected the configuration to be "
                 "one document)");
     EXPECT_STR("", "1:1: empty configuration (expected a mapping of sections: "
-                   "kafka, redis, events, state, daemon, log, features, triggers)");
+                   "kafka, redis, events, state, daemon, log, http, features, triggers)");
     EXPECT_STR("x: 'unterminated\n",
                "2:1: YAML syntax error: found unexpected end of stream (while "
                "scanning a quoted scalar at 1:4)");
@@ -947,7 +949,7 @@ static void test_err_unknown_key(void)
 {
     EXPECT_FILE("invalid_section.yaml",
                 "2:1: unknown section 'kafak' (expected one of: kafka, redis, "
-                "events, state, daemon, log, features, triggers)");
+                "events, state, daemon, log, http, features, triggers)");
     EXPECT_FILE("invalid_key_kafka.yaml",
                 "3:3: unknown key 'brokerz' in kafka (expected one of: brokers, "
                 "group, input, output, dead_letter, properties, batch_size, "
@@ -2249,6 +2251,64 @@ static void test_all_fixtures(void)
     CU_ASSERT(ninvalid >= 50);
 }
 
+static void test_http_section(void)
+{
+    tl_config *c = load_str_ok("log: {level: info}\n");
+    if (c) {
+        /* Absent section: no endpoint (several instances share hosts). */
+        CU_ASSERT_PTR_NULL(c->http_listen);
+        CU_ASSERT_PTR_NULL(c->http_token);
+        CU_ASSERT_EQUAL(strlen(c->version), 16);
+    }
+    tl_config *c2 = load_str_ok("log: {level: debug}\n");
+    if (c && c2) CU_ASSERT_STRING_NOT_EQUAL(c->version, c2->version);
+    tl_config_free(c);
+    tl_config_free(c2);
+    c = load_str_ok("http: {listen: \"127.0.0.1:9464\", token: abc}\n");
+    if (c) {
+        CU_ASSERT_STRING_EQUAL(c->http_listen, "127.0.0.1:9464");
+        CU_ASSERT_STRING_EQUAL(c->http_token, "abc");
+    }
+    tl_config_free(c);
+    c = load_str_ok("http: {listen: \"localhost:1\"}\n");
+    if (c) CU_ASSERT_STRING_EQUAL(c->http_listen, "localhost:1");
+    tl_config_free(c);
+    c = load_str_ok("http: {listen: \"\", token: \"\"}\n");
+    if (c) {
+        CU_ASSERT_PTR_NULL(c->http_listen);
+        CU_ASSERT_PTR_NULL(c->http_token);
+    }
+    tl_config_free(c);
+    c = load_str_ok("http: {listen: off}\n");
+    if (c) CU_ASSERT_PTR_NULL(c->http_listen);
+    tl_config_free(c);
+
+    const char *want = "http.listen: expected HOST:PORT with HOST an IPv4 "
+                       "address or localhost and PORT 1..65535 (or \"\" / off "
+                       "for no endpoint), got ";
+    static const char *const bad[][2] = {
+        {"http:\n  listen: \"9464\"\n", "'9464'"},
+        {"http:\n  listen: \"127.0.0.1:0\"\n", "'127.0.0.1:0'"},
+        {"http:\n  listen: \"127.0.0.1:65536\"\n", "'127.0.0.1:65536'"},
+        {"http:\n  listen: \"example.com:80\"\n", "'example.com:80'"},
+        {"http:\n  listen: \"1.2.3:80\"\n", "'1.2.3:80'"},
+        {"http:\n  listen: \"1.2.3.4444:80\"\n", "'1.2.3.4444:80'"},
+        {"http:\n  listen: \"127.0.0.1:+80\"\n", "'127.0.0.1:+80'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char msg[TL_ERRSZ];
+        snprintf(msg, sizeof msg, "t.yaml:2:11: %s%s", want, bad[i][1]);
+        check_error("t.yaml", bad[i][0], msg, __LINE__);
+    }
+    EXPECT_STR("http:\n  listen: [a]\n",
+               "2:11: http.listen: expected a string, got a list");
+    EXPECT_STR("http:\n  token: {a: b}\n",
+               "2:10: http.token: expected a string, got a mapping");
+    EXPECT_STR("http:\n  lisen: x\n",
+               "2:3: unknown key 'lisen' in http (expected one of: listen, "
+               "token)");
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -2287,5 +2347,6 @@ int main(void)
     CU_add_test(s, "emit.attrs", test_err_attrs);
     CU_add_test(s, "every fixture", test_all_fixtures);
     CU_add_test(s, "fuzz regressions", test_err_fuzz_regressions);
+    CU_add_test(s, "http section", test_http_section);
     return tl_test_run();
 }

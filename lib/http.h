@@ -1,0 +1,67 @@
+/*
+ * http — tailord's HTTP endpoint (libmicrohttpd, one internal thread) and a
+ * minimal HTTP/1.1 client for tailorctl.
+ *
+ * Routes (README.md "HTTP endpoint"):
+ *   GET  /healthz            200 while the process serves requests
+ *   GET  /readyz             200, or 503 "not ready: REASON" (Redis PING on
+ *                            the endpoint's own connection, then opts.ready)
+ *   GET  /metrics            Prometheus text 0.0.4 (opts.metrics)
+ *   GET  /v1/customers/{id}  the vector as JSON (lib/view), expired
+ *                            features omitted; 404 for an unknown customer
+ *   POST /v1/reload          opts.reload, then 202
+ * /v1/ is refused with 401 unless the request carries "Authorization:
+ * Bearer TOKEN" when a token is configured (compared in constant time).
+ * Requests are served one at a time by the server's thread, which owns
+ * its Redis connection (never the pipeline's).
+ *
+ * Ownership: tl_http_start copies opts but borrows cfg (until
+ * tl_http_set_config replaces it) and the callbacks' ud, which must outlive
+ * tl_http_stop.
+ */
+#ifndef TL_HTTP_H
+#define TL_HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "metrics.h"
+
+typedef struct tl_http_opts {
+    const tl_config *cfg;  /* http_listen, http_token, redis_*, features */
+    void (*metrics)(void *ud, tl_buf *b);
+    int (*ready)(void *ud, char *why, size_t whysz); /* 1: ready */
+    void (*reload)(void *ud); /* NULL: /v1/reload answers 501 */
+    void *ud;
+} tl_http_opts;
+
+typedef struct tl_http tl_http;
+
+/* Binds cfg->http_listen and starts serving.  NULL with a message (e.g.
+ * "http.listen 127.0.0.1:9464: cannot bind: Address already in use"). */
+tl_http *tl_http_start(const tl_http_opts *opts, char *err, size_t errsz);
+/* For a configuration reload: the routes use cfg (features, prefix, token)
+ * from the next request on; returns once no request uses the old one, which
+ * the caller may then free.  The listen address and Redis URL stay as
+ * started. */
+void tl_http_set_config(tl_http *h, const tl_config *cfg);
+
+/* Stops serving (in-flight requests finish) and frees.  NULL: no-op. */
+void tl_http_stop(tl_http *h);
+
+/* 1 when `given` (len glen) equals the token; time depends only on the
+ * token's length. */
+int tl_http_token_ok(const char *token, const char *given, size_t glen);
+
+/*
+ * Client: `method` (GET, POST) to url "http://HOST:PORT/PATH" with an
+ * optional bearer token, waiting at most timeout_ms for each step.  The
+ * status code goes to *status and the body to body (appended).  TL_OK, or
+ * TL_ERR_IO / TL_ERR_CONFIG with a message (connection refused, bad URL,
+ * malformed response).
+ */
+int tl_http_request(const char *method, const char *url, const char *token,
+                    int timeout_ms, int *status, tl_buf *body, char *err,
+                    size_t errsz);
+
+#endif
