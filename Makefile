@@ -15,11 +15,11 @@
 
 CC      ?= gcc
 O       ?= build
-PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib
+PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib libsystemd
 # Debian 12 package names for PKGS, CUnit, the test servers and tools.
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
             libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
-            redis-tools valgrind tzdata
+            redis-tools valgrind tzdata libsystemd-dev systemd man-db groff-base
 # Only for `make fuzz`: clang and its libFuzzer runtime (libclang-rt-14-dev
 # holds libclang_rt.fuzzer; clang only recommends it).
 FUZZ_PKGS := clang libclang-rt-14-dev

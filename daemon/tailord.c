@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -19,7 +21,70 @@
 /* Bound on reaching Kafka at start (tl_kafka_check). */
 #define KAFKA_CHECK_TIMEOUT_MS 10000
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+/* systemd notify protocol (sd_notify is a no-op without NOTIFY_SOCKET). */
+typedef struct daemon_state {
+    tl_pipeline *p;
+    const char *path; /* config file, read again on reload */
+    int force;        /* --force: reloads may remove or re-kind features */
+    int ready, stopping;
+    uint64_t watchdog_usec;
+    int64_t last_ping_ms;
+} daemon_state;
+
+static void reload(daemon_state *d)
+{
+    char err[TL_ERRSZ];
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+    tl_info("tailord", "SIGHUP: reading %s", d->path);
+    tl_config *next = tl_config_load(d->path, err, sizeof err);
+    if (!next || tl_pipeline_reload(d->p, next, d->force, err, sizeof err)) {
+        tl_config_free(next);
+        tl_error("tailord", "reload refused, the running configuration "
+                 "stays: %s", err);
+        sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous "
+                  "configuration");
+        return;
+    }
+    /* Logging follows at once; features and rules at the batch boundary. */
+    tl_log_set_level(next->log_level);
+    tl_log_set_format(next->log_format);
+    tl_info("tailord", "reload accepted: %zu features, %zu rules; applied "
+            "between two batches", next->nfeatures, next->nrules);
+    sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
+}
+
+static void tick(void *ud)
+{
+    daemon_state *d = ud;
+    if (!d->ready && tl_pipeline_assigned(d->p) > 0) {
+        d->ready = 1;
+        sd_notifyf(0, "READY=1\nSTATUS=processing: %d partition(s) assigned",
+                   tl_pipeline_assigned(d->p));
+    }
+    if (stop_requested && !d->stopping) {
+        d->stopping = 1;
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch");
+    }
+    if (d->watchdog_usec) {
+        int64_t now = tl_now_mono_ms();
+        if (now - d->last_ping_ms >= (int64_t)(d->watchdog_usec / 2000)) {
+            sd_notify(0, "WATCHDOG=1");
+            d->last_ping_ms = now;
+        }
+    }
+    if (reload_requested && !stop_requested) {
+        reload_requested = 0;
+        reload(d);
+    }
+}
 
 static void on_signal(int sig)
 {
@@ -34,10 +99,12 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tailord [-c FILE] [--check] [--embedded [--partitions N]]\n"
+            "usage: tailord [-c FILE] [--check] [--force] [--embedded [--partitions N]]\n"
             "\n"
             "  -c, --config FILE   configuration (default config/tailord.yaml)\n"
             "      --check         validate the configuration, print a summary, exit\n"
+            "      --force         let a reload (SIGHUP) remove features or change\n"
+            "                      their kind\n"
             "      --embedded      start an in-process Kafka (librdkafka mock cluster)\n"
             "                      and use it; prints 'embedded kafka: HOST:PORT'\n"
             "      --partitions N  partitions per topic of the embedded Kafka (default 4)\n"
@@ -46,16 +113,21 @@ static void usage(FILE *out)
             "\n"
             "Environment: TAILOR_KAFKA_BROKERS and TAILOR_REDIS_URL override the file.\n"
             "Signals: SIGTERM/SIGINT finish the current batch, commit and exit;\n"
-            "a second one exits at once (uncommitted events are re-read at start).\n");
+            "a second one exits at once (uncommitted events are re-read at start).\n"
+            "SIGHUP reads the configuration again and applies it between two\n"
+            "batches, or refuses it (logged) and keeps the running one.\n"
+            "Under systemd (NOTIFY_SOCKET): READY=1 after the first partition\n"
+            "assignment, WATCHDOG=1 at half of WatchdogSec, STOPPING=1.\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *path = "config/tailord.yaml";
-    int check = 0, embedded = 0, partitions = 4;
+    int check = 0, embedded = 0, partitions = 4, force = 0;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, 'C'},
+        {"force", no_argument, NULL, 'F'},
         {"embedded", no_argument, NULL, 'E'},
         {"partitions", required_argument, NULL, 'P'},
         {"version", no_argument, NULL, 'v'},
@@ -67,6 +139,7 @@ int main(int argc, char **argv)
         switch (o) {
         case 'c': path = optarg; break;
         case 'C': check = 1; break;
+        case 'F': force = 1; break;
         case 'E': embedded = 1; break;
         case 'P':
             partitions = atoi(optarg);
@@ -98,6 +171,7 @@ int main(int argc, char **argv)
         return 0;
     }
     tl_log_set_level(cfg->log_level);
+    tl_log_set_format(cfg->log_format);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -105,6 +179,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
@@ -127,7 +203,13 @@ int main(int argc, char **argv)
     if (!p) goto fail;
     tl_info("tailord", "started: %zu features, %zu rules, group %s",
             cfg->nfeatures, cfg->nrules, cfg->group);
+    daemon_state d = {.p = p, .path = path, .force = force};
+    /* 0 when no watchdog is asked for (or it is meant for another pid). */
+    if (sd_watchdog_enabled(0, &d.watchdog_usec) <= 0) d.watchdog_usec = 0;
+    sd_notify(0, "STATUS=joining the consumer group");
+    tl_pipeline_set_tick(p, tick, &d);
     rc = tl_pipeline_run(p, &stop_requested, err, sizeof err);
+    if (!d.stopping) sd_notify(0, "STOPPING=1");
     /* Refused credentials are a configuration error, like a bad file. */
     rc = rc == TL_ERR_AUTH || rc == TL_ERR_CONFIG ? 1 : rc ? 2 : 0;
     if (rc) tl_error("tailord", "%s", err);

@@ -18,6 +18,11 @@ typedef struct item {
 
 struct tl_pipeline {
     const tl_config *cfg;
+    tl_config *owned;       /* cfg when it came from a reload */
+    tl_config *pending;     /* queued by tl_pipeline_reload */
+    tl_event_decoder *pending_dec;
+    void (*tick)(void *ud);
+    void *tick_ud;
     tl_layout layout;
     tl_event_decoder *dec;
     tl_trigger_codec *tcodec;
@@ -70,6 +75,7 @@ static void sleep_ms(int ms)
 static int give_up(void *ud)
 {
     tl_pipeline *p = ud;
+    if (p->tick) p->tick(p->tick_ud);
     if (p->abandon || *p->stop >= 2) return 1;
     if (*p->stop == 1) {
         int64_t now = tl_now_mono_ms();
@@ -96,8 +102,10 @@ static void wait_blocked(tl_pipeline *p, int ms)
     }
     int64_t end = tl_now_mono_ms() + ms;
     for (int64_t now = tl_now_mono_ms(); now < end && !p->abandon;
-         now = tl_now_mono_ms())
-        tl_source_idle(p->src, &p->held, (int)(end - now));
+         now = tl_now_mono_ms()) {
+        tl_source_idle(p->src, &p->held, (int)(end - now < 1000 ? end - now : 1000));
+        if (p->tick) p->tick(p->tick_ud);
+    }
 }
 
 /* Redis outages are retried with capped backoff until give_up says
@@ -135,8 +143,10 @@ static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
     if (tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val, vlen,
                           err, sizeof err)) {
         p->stats.state_errors++;
-        tl_warn("pipeline", "customer %s: %s (that part starts over)",
-                p->misses[idx]->customer_id, err);
+        /* The id only at debug: ids identify people (see log.h). */
+        tl_warn("pipeline", "stored state of a customer: %s (that part "
+                "starts over)", err);
+        tl_debug("pipeline", "... customer %s", p->misses[idx]->customer_id);
     }
 }
 
@@ -575,6 +585,62 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     return p;
 }
 
+/* Between batches only (see tl_pipeline_reload). */
+static void apply_reload(tl_pipeline *p)
+{
+    tl_config *next = p->pending;
+    p->pending = NULL;
+    tl_cache_free(p->cache);
+    tl_event_decoder_free(p->dec);
+    p->dec = p->pending_dec;
+    p->pending_dec = NULL;
+    p->cfg = next;
+    tl_config_free(p->owned);
+    p->owned = next;
+    p->layout = (tl_layout){next->features, next->nfeatures, next->rules,
+                            next->nrules, next->block_size, &next->ruleset};
+    p->cache = tl_cache_new(&p->layout, next->cache_size);
+    free(p->firings);
+    free(p->why);
+    p->firings = tl_xcalloc(next->nrules + 1, sizeof *p->firings);
+    p->why = tl_xcalloc(next->nrules + 1, sizeof *p->why);
+    tl_info("pipeline", "configuration %s applied: %zu features, %zu rules "
+            "(cache dropped: vectors are read again from redis)",
+            next->path ? next->path : "", next->nfeatures, next->nrules);
+}
+
+int tl_pipeline_reload(tl_pipeline *p, tl_config *next, int force, char *err,
+                       size_t errsz)
+{
+    int rc = tl_config_reloadable(p->cfg, next, force, err, errsz);
+    if (rc) return rc;
+    char msg[TL_ERRSZ];
+    tl_event_decoder *dec = tl_event_decoder_new(
+        next->format, next->schema_json, next->writer_schema_json, msg,
+        sizeof msg);
+    if (!dec)
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "%s: events: %s",
+                       next->path ? next->path : "", msg);
+    tl_config_free(p->pending);
+    tl_event_decoder_free(p->pending_dec);
+    p->pending = next;
+    p->pending_dec = dec;
+    return TL_OK;
+}
+
+void tl_pipeline_set_tick(tl_pipeline *p, void (*fn)(void *ud), void *ud)
+{
+    p->tick = fn;
+    p->tick_ud = ud;
+}
+
+int tl_pipeline_assigned(const tl_pipeline *p)
+{
+    return p->src ? tl_source_assigned(p->src) : 0;
+}
+
+const tl_config *tl_pipeline_config(const tl_pipeline *p) { return p->cfg; }
+
 static uint64_t dead_letters(const tl_stats *s)
 {
     uint64_t n = 0;
@@ -612,6 +678,7 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
                      "backoff up to 5 s)", err);
         if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
                                       "stopped while waiting for redis");
+        if (p->tick) p->tick(p->tick_ud);
         sleep_ms(backoff);
         if (backoff < 5000) backoff *= 2;
     }
@@ -639,11 +706,24 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
             p->batch.msgs[p->batch.n++] = p->held.msgs[i];
         }
         p->held.n = 0;
-        tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
-                       (int)p->cfg->batch_timeout_ms, stop);
+        /* In slices of at most a second, so that the tick keeps its pace
+         * whatever kafka.batch_timeout is. */
+        int64_t fill_end = tl_now_mono_ms() + p->cfg->batch_timeout_ms;
+        for (;;) {
+            int64_t left = fill_end - tl_now_mono_ms();
+            tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
+                           (int)(left < 0 ? 0 : left > 1000 ? 1000 : left),
+                           stop);
+            if (p->tick) p->tick(p->tick_ud);
+            if (*stop || p->batch.n >= (size_t)p->cfg->batch_size ||
+                tl_now_mono_ms() >= fill_end)
+                break;
+        }
         if (*stop > 1) break;
         process_batch(p);
         log_progress(p, &last_ms, &last_n);
+        /* The batch boundary: nothing in flight, nothing dirty. */
+        if (p->pending && !p->failed) apply_reload(p);
     }
     if (*stop > 1 && !p->failed) {
         p->failed = 1;
@@ -679,5 +759,8 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->writes);
     free(p->firings);
     free(p->why);
+    tl_event_decoder_free(p->pending_dec);
+    tl_config_free(p->pending);
+    tl_config_free(p->owned);
     free(p);
 }
