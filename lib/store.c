@@ -731,43 +731,70 @@ void tl_store_free(tl_store *s)
 uint64_t tl_store_round_trips(const tl_store *s) { return s->round_trips; }
 uint64_t tl_store_commands(const tl_store *s) { return s->commands; }
 
-int tl_store_ping(tl_store *s, char *err, size_t errsz)
+/* One command, one reply (*out, the caller frees): TL_OK, or TL_ERR_IO with
+ * the connection dropped, or the server's error reply as TL_ERR_IO. */
+static int command(tl_store *s, int argc, const char **argv,
+                   const size_t *lens, redisReply **out, char *err,
+                   size_t errsz)
 {
     pipe_guard g;
     guard_begin(&g);
+    *out = NULL;
     int rc = ensure_connected(s, err, errsz);
-    if (rc != TL_OK) goto out;
-    const char *argv[] = {"PING"};
-    const size_t lens[] = {4};
+    if (rc != TL_OK) goto done;
     redisReply *r = NULL;
-    if (append(s, 1, argv, lens) != 0) {
-        rc = io_fail(s, "PING", err, errsz);
-        goto out;
+    if (append(s, argc, argv, lens) != 0) {
+        rc = io_fail(s, argv[0], err, errsz);
+        goto done;
     }
     s->round_trips++;
     if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r) {
-        rc = io_fail(s, "PING", err, errsz);
-        goto out;
+        rc = io_fail(s, argv[0], err, errsz);
+        goto done;
     }
-    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
-        rc = TL_OK;
-    else if (r->type == REDIS_REPLY_ERROR)
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: %s", s->where, r->str);
-    else
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
-                     s->where, r->type);
-    freeReplyObject(r);
-out:
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: %s: %s", s->where, argv[0],
+                     r->str);
+        freeReplyObject(r);
+        goto done;
+    }
+    *out = r;
+done:
     guard_end(&g);
     return rc;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Load                                                                     */
-/* ------------------------------------------------------------------------ */
+int tl_store_ping(tl_store *s, char *err, size_t errsz)
+{
+    const char *argv[] = {"PING"};
+    const size_t lens[] = {4};
+    redisReply *r;
+    int rc = command(s, 1, argv, lens, &r, err, errsz);
+    if (rc != TL_OK) return rc;
+    if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
+                     s->where, r->type);
+    freeReplyObject(r);
+    return rc;
+}
 
-/* Checks one HGETALL reply: TL_ERR for a wrong reply, TL_ERR_IO for an
- * error reply meaning "not now" (the caller then drops the connection). */
+int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
+                    char *err, size_t errsz)
+{
+    const char *argv[] = {"DEL", key};
+    const size_t lens[] = {3, keylen};
+    redisReply *r;
+    int rc = command(s, 2, argv, lens, &r, err, errsz);
+    if (rc != TL_OK) return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: DEL: unexpected reply type %d",
+                     s->where, r->type);
+    else if (existed)
+        *existed = r->integer > 0;
+    freeReplyObject(r);
+    return rc;
+}
+
 static int check_hgetall(tl_store *s, const redisReply *r, const char *key,
                          size_t keylen, char *err, size_t errsz)
 {

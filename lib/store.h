@@ -58,6 +58,11 @@ void tl_store_free(tl_store *s);
 /* PING; TL_OK when the server answers. */
 int tl_store_ping(tl_store *s, char *err, size_t errsz);
 
+/* DEL of one key (`tailorctl forget`); *existed (may be NULL) says whether
+ * there was one.  TL_OK, or TL_ERR_IO (AUTH failures: TL_ERR_AUTH). */
+int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
+                    char *err, size_t errsz);
+
 /* Called once per field of each loaded key; idx is the key's index. */
 typedef void (*tl_store_field_cb)(void *ud, size_t idx, const char *field,
                                   size_t flen, const char *val, size_t vlen);

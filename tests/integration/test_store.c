@@ -366,6 +366,29 @@ static void test_connect_tcp(void)
     tl_store_free(s);
 }
 
+/* DEL for `tailorctl forget`: says whether the key existed. */
+static void test_delete(void)
+{
+    char err[TL_ERRSZ] = "";
+    tl_store *s = tl_store_new(srv->url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    redisContext *c = redisConnect("127.0.0.1", srv->port);
+    CU_ASSERT_FATAL(c && !c->err);
+    freeReplyObject(redisCommand(c, "HSET t:del:{x} a 1"));
+    int existed = -1;
+    CU_ASSERT_EQUAL(tl_store_delete(s, "t:del:{x}", 9, &existed, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(existed, 1);
+    redisReply *r = redisCommand(c, "EXISTS t:del:{x}");
+    CU_ASSERT(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    CU_ASSERT_EQUAL(tl_store_delete(s, "t:del:{x}", 9, &existed, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(existed, 0);
+    redisFree(c);
+    tl_store_free(s);
+}
+
 static void test_connect_select_db(void)
 {
     char url[1100], err[TL_ERRSZ] = "";
@@ -1161,6 +1184,7 @@ int main(void)
     CU_pSuite conn = CU_add_suite("store_connect", shared_init, shared_clean);
     CU_add_test(conn, "TCP", test_connect_tcp);
     CU_add_test(conn, "SELECT db", test_connect_select_db);
+    CU_add_test(conn, "DEL", test_delete);
     CU_add_test(conn, "connection refused", test_connect_refused);
     CU_add_test(conn, "handshake timeout", test_connect_timeout);
     CU_add_test(conn, "unix socket", test_connect_unix);
