@@ -383,6 +383,7 @@ static int flush_dirty(tl_pipeline *p)
             p->stats.store_errors++;
             tl_error("pipeline", "redis refused the vector of a customer, "
                      "which keeps its previous stored state: %s", refused);
+            tl_debug("pipeline", "... customer %s", v->customer_id);
             tl_cache_remove(p->cache, v);
             continue;
         }
@@ -579,6 +580,7 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
         tl_pipeline_free(p);
         return NULL;
     }
+    tl_store_hide_keys(p->store);
     p->cache = tl_cache_new(&p->layout, cfg->cache_size);
     p->firings = tl_xcalloc(cfg->nrules + 1, sizeof *p->firings);
     p->why = tl_xcalloc(cfg->nrules + 1, sizeof *p->why);

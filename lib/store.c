@@ -377,6 +377,7 @@ struct tl_store {
     redisContext *c;      /* NULL after an I/O error, until reconnected */
     char sha[41];         /* of flush_script, from SCRIPT LOAD */
     uint64_t round_trips, commands;
+    int hide_keys;        /* tl_store_hide_keys */
 
     /* Reused across calls and grown to the high-water mark, so that a
      * steady-state batch allocates only inside hiredis. */
@@ -454,10 +455,24 @@ static void grow_replies(tl_store *s, size_t n)
     s->repcap = cap;
 }
 
-/* A key as shown in messages: printable bytes, at most 64 of them. */
-static const char *show_key(char buf[80], const char *key, size_t len)
+/* A key as shown in messages: printable bytes, at most 64 of them; with
+ * hide_keys, a hash tag's content (the customer id) as "...". */
+static const char *show_key(const tl_store *s, char buf[80], const char *key,
+                            size_t len)
 {
     size_t n = len < 64 ? len : 64, o = 0;
+    const char *tag = s->hide_keys ? memchr(key, '{', len) : NULL;
+    if (tag) {
+        const char *close = memchr(tag, '}', len - (size_t)(tag - key));
+        size_t pre = (size_t)(tag - key) + 1 < 60 ? (size_t)(tag - key) + 1 : 60;
+        for (size_t i = 0; i < pre; i++)
+            buf[o++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+        memcpy(buf + o, "...", 3);
+        o += 3;
+        if (close) buf[o++] = '}';
+        buf[o] = '\0';
+        return buf;
+    }
     for (size_t i = 0; i < n; i++)
         buf[o++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
     if (n < len) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
@@ -764,6 +779,8 @@ done:
     return rc;
 }
 
+void tl_store_hide_keys(tl_store *s) { s->hide_keys = 1; }
+
 int tl_store_ping(tl_store *s, char *err, size_t errsz)
 {
     const char *argv[] = {"PING"};
@@ -803,21 +820,21 @@ static int check_hgetall(tl_store *s, const redisReply *r, const char *key,
         return tl_errf(err, errsz, TL_ERR_IO,
                        "%s: load: HGETALL %s: %s (will reconnect on the next "
                        "call)",
-                       s->where, show_key(kb, key, keylen), r->str);
+                       s->where, show_key(s, kb, key, keylen), r->str);
     if (r->type == REDIS_REPLY_ERROR)
         return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", s->where,
-                       show_key(kb, key, keylen), r->str);
+                       show_key(s, kb, key, keylen), r->str);
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
         return tl_errf(err, errsz, TL_ERR,
                        "%s: HGETALL %s: unexpected reply (type %d, %zu "
                        "elements)",
-                       s->where, show_key(kb, key, keylen), r->type,
+                       s->where, show_key(s, kb, key, keylen), r->type,
                        r->elements);
     for (size_t j = 0; j < r->elements; j++)
         if (r->element[j]->type != REDIS_REPLY_STRING)
             return tl_errf(err, errsz, TL_ERR,
                            "%s: HGETALL %s: element %zu is not a string",
-                           s->where, show_key(kb, key, keylen), j);
+                           s->where, show_key(s, kb, key, keylen), j);
     return TL_OK;
 }
 
@@ -963,7 +980,7 @@ static int flush_round(tl_store *s, tl_store_write *w, size_t n, int reload,
             if (rc == TL_OK) {
                 char kb[80];
                 rc = tl_errf(err, errsz, TL_ERR, "%s: flush of %s: %s",
-                             s->where, show_key(kb, w[i].key, w[i].keylen),
+                             s->where, show_key(s, kb, w[i].key, w[i].keylen),
                              r->type == REDIS_REPLY_ERROR
                                  ? r->str
                                  : "unexpected reply from the flush script");
@@ -992,7 +1009,7 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
         if (write_argc(&w[i]) > INT_MAX)
             return tl_errf(err, errsz, TL_ERR, "%s: flush of %s: %zu fields "
                            "do not fit in one command", s->where,
-                           show_key(kb, w[i].key, w[i].keylen), w[i].nfields);
+                           show_key(s, kb, w[i].key, w[i].keylen), w[i].nfields);
         w[i].result = RESULT_PENDING;
     }
     pipe_guard g;

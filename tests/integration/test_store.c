@@ -674,6 +674,17 @@ static void test_load_wrongtype(void)
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, 1);
     CU_ASSERT_EQUAL(g.n, 2);
+    /* tailord's store keeps customer ids out of its messages. */
+    char err2[TL_ERRSZ] = "";
+    tl_store *hidden = tl_store_new(srv->url, TIMEOUT_MS, err2, sizeof err2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hidden);
+    tl_store_hide_keys(hidden);
+    CU_ASSERT_EQUAL(tl_store_load(hidden, keys, lens, 3, collect, &g, err2,
+                                  sizeof err2),
+                    TL_ERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err2, "HGETALL l:cx:{...}: WRONGTYPE"));
+    CU_ASSERT_PTR_NULL(strstr(err2, "str"));
+    tl_store_free(hidden);
 }
 
 /* ------------------------------------------------------------------------ */
