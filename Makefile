@@ -87,7 +87,7 @@ check:
 
 tests: $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
 
-# Shell tests (tests/install/*.sh) use the default flavour's binaries.
+# Shell tests (tests/install/*.sh) run make install of this flavour.
 SH_TESTS := $(wildcard tests/install/test_*.sh)
 
 test: all tests
@@ -177,13 +177,13 @@ INSTALLED  := $(I_SBINDIR)/tailord $(I_BINDIR)/tailorctl \
               $(I_MANDIR)/man1/tailorctl.1 $(I_MANDIR)/man5/tailord.yaml.5 \
               $(I_MANDIR)/man8/tailord.8
 
-install: daemon/tailord daemon/tailorctl
+install: $(BINDIR)/tailord $(BINDIR)/tailorctl
 	install -d $(DESTDIR)$(I_BINDIR) $(DESTDIR)$(I_SBINDIR) \
 	  $(DESTDIR)$(I_DATADIR)/tailor/schemas $(DESTDIR)$(I_DOCDIR)/examples \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(I_MANDIR)/man1 $(DESTDIR)$(I_MANDIR)/man5 \
 	  $(DESTDIR)$(I_MANDIR)/man8
-	install -m 0755 daemon/tailord $(DESTDIR)$(I_SBINDIR)/tailord
-	install -m 0755 daemon/tailorctl $(DESTDIR)$(I_BINDIR)/tailorctl
+	install -m 0755 $(BINDIR)/tailord $(DESTDIR)$(I_SBINDIR)/tailord
+	install -m 0755 $(BINDIR)/tailorctl $(DESTDIR)$(I_BINDIR)/tailorctl
 	install -m 0644 schemas/interaction_event.avsc schemas/trigger.avsc \
 	  $(DESTDIR)$(I_DATADIR)/tailor/schemas/
 	sed 's|^  schema: \.\./schemas/|  schema: $(I_DATADIR)/tailor/schemas/|' \

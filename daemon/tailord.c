@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,22 @@
 /* Bound on reaching Kafka at start (tl_kafka_check). */
 #define KAFKA_CHECK_TIMEOUT_MS 10000
 
-static volatile sig_atomic_t stop_requested, reload_requested;
+static volatile sig_atomic_t stop_requested;
+/* Atomic, not sig_atomic_t: set from a signal handler and meant to be set
+ * from another thread too (an HTTP reload endpoint calls request_reload). */
+static atomic_int reload_requested, reload_force;
+
+/* Async-signal-safe and thread-safe: the tick does the work. */
+static void request_reload(int force)
+{
+    if (force) atomic_store(&reload_force, 1);
+    atomic_store(&reload_requested, 1);
+}
 
 static void on_hup(int sig)
 {
     (void)sig;
-    reload_requested = 1;
+    request_reload(0);
 }
 
 /* systemd notify protocol (sd_notify is a no-op without NOTIFY_SOCKET). */
@@ -44,8 +55,9 @@ static void reload(daemon_state *d)
     char err[TL_ERRSZ];
     sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
     tl_info("tailord", "SIGHUP: reading %s", d->path);
+    int force = d->force || atomic_exchange(&reload_force, 0);
     tl_config *next = tl_config_load(d->path, err, sizeof err);
-    if (!next || tl_pipeline_reload(d->p, next, d->force, err, sizeof err)) {
+    if (!next || tl_pipeline_reload(d->p, next, force, err, sizeof err)) {
         tl_config_free(next);
         tl_error("tailord", "reload refused, the running configuration "
                  "stays: %s", err);
@@ -80,10 +92,7 @@ static void tick(void *ud)
             d->last_ping_ms = now;
         }
     }
-    if (reload_requested && !stop_requested) {
-        reload_requested = 0;
-        reload(d);
-    }
+    if (!stop_requested && atomic_exchange(&reload_requested, 0)) reload(d);
 }
 
 static void on_signal(int sig)

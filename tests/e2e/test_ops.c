@@ -409,7 +409,11 @@ static void test_reload(void)
      * counts on from Redis), the edited rule has a new version, the new
      * rule fires. */
     CU_ASSERT_FATAL(write_file(cfg, cfg_v2) == 0);
-    kill(pid, SIGHUP);
+    char pidtext[24];
+    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    char *hup[] = {(char *)tl_test_bin("tailorctl"), "reload", "--pid", pidtext,
+                   NULL};
+    CU_ASSERT_EQUAL(tl_test_run_tool(hup), 0);
     CU_ASSERT_FATAL(wait_log(log, "applied:", 0));
     CU_ASSERT(produce_event("e2", "rita", "visit", T0 + 1000, 5) == 0);
     wait_triggers(&l, 3);
@@ -426,7 +430,12 @@ static void test_reload(void)
      * rules keep firing. */
     CU_ASSERT_FATAL(write_file(cfg, cfg_bad) == 0);
     int refused = log_count(log, "reload refused");
-    kill(pid, SIGHUP);
+    char pidfile[600];
+    snprintf(pidfile, sizeof pidfile, "%s/tailord.pid", world.tmp);
+    CU_ASSERT_FATAL(write_file(pidfile, pidtext) == 0);
+    char *hup2[] = {(char *)tl_test_bin("tailorctl"), "reload", "--pid-file",
+                    pidfile, NULL};
+    CU_ASSERT_EQUAL(tl_test_run_tool(hup2), 0);
     CU_ASSERT_FATAL(wait_log(log, "reload refused", refused));
     char want[600];
     snprintf(want, sizeof want, "%s:6:26: features[1].kind: unknown kind 'summ'", cfg);

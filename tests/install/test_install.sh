@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make install / uninstall into temporary directories, the unit file through
 # `systemd-analyze verify`, and the man pages through groff and man with
-# warnings on.  Run from the source root (tests/run.sh does) after `make all`;
+# warnings on.  Run from the source root (tests/run.sh does) after `make all`
+# (from `make test`, the sub-make inherits the flavour: O=build/asan installs
+# the sanitized binaries);
 # appends "passed failed" to $TAILOR_TEST_COUNTS like the CUnit programs.
 set -u
 MAKE=${MAKE:-make}
@@ -118,7 +120,7 @@ documented() {
   local c
   for c in check produce tail show forget reload lag; do
     grep -q "^\.BI\? *\"\?$c\b\|^\.BR \"$c \|^\.BI \"$c " man/tailorctl.1 || { echo "tailorctl.1: $c"; return 1; }
-    ./daemon/tailorctl "$c" --help | grep -q "^usage: tailorctl $c" || { echo "--help: $c"; return 1; }
+    "${TAILOR_BIN_DIR:-daemon}/tailorctl" "$c" --help | grep -q "^usage: tailorctl $c" || { echo "--help: $c"; return 1; }
   done
 }
 check "every tailorctl command: man entry and --help" documented
