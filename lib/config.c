@@ -1048,7 +1048,10 @@ static int load_redis(loader *L, yaml_node_t *n)
                              "redis://[[user]:password@]host[:port][/db] or "
                              "unix://[[user]:password@]/path/to/redis.sock, "
                              "got %s",
-                             describe(v[0], got, sizeof got));
+                             /* a password must not reach the log */
+                             strchr(c->redis_url, '@')
+                                 ? "a value with credentials (not shown)"
+                                 : describe(v[0], got, sizeof got));
         }
     }
     if (v[1] && (rc = get_str(L, v[1], "redis.prefix", 1, &c->redis_prefix)))

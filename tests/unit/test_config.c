@@ -2286,6 +2286,13 @@ static void test_err_env(void)
                "1:19: expected ${NAME} (NAME of letters, digits and _, not "
                "starting with a digit) for an environment variable; write $${ "
                "for a literal ${");
+    setenv("TL_T_URL", "http://u:hunter2@h", 1);
+    EXPECT_STR("redis: { url: '${TL_T_URL}' }\n",
+               "1:15: redis.url: expected "
+               "redis://[[user]:password@]host[:port][/db] or "
+               "unix://[[user]:password@]/path/to/redis.sock, got a value "
+               "with credentials (not shown)");
+    unsetenv("TL_T_URL");
     EXPECT_STR("log: { format: xml }\n",
                "1:16: log.format: expected one of text, json, got 'xml'");
 }
