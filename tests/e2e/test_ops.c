@@ -607,6 +607,47 @@ static void test_forget(void)
     redisFree(rc);
 }
 
+/* produce --rate: 20 events at 40/s take half a second, not less. */
+static void test_produce_rate(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/rate.jsonl", world.tmp);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 20; i++)
+        fprintf(f, "{\"event_id\":\"r%d\",\"customer_id\":\"rate\",\"ts\":%lld,"
+                   "\"channel\":\"web\",\"type\":\"view\"}\n",
+                i, (long long)(T0 + i));
+    fclose(f);
+    char *argv[] = {(char *)tl_test_bin("tailorctl"), "produce", "-b",
+                    (char *)world.brokers, "-t", IN_TOPIC, "--format", "json",
+                    "--rate", "40", path, NULL};
+    int64_t t0 = tl_now_mono_ms();
+    CU_ASSERT_EQUAL(tl_test_run_tool(argv), 0);
+    int64_t took = tl_now_mono_ms() - t0;
+    CU_ASSERT(took >= 450 && took < 20000);
+    char *bad[] = {(char *)tl_test_bin("tailorctl"), "produce", "-b",
+                   (char *)world.brokers, "-t", IN_TOPIC, "--rate", "0", path,
+                   NULL};
+    CU_ASSERT_EQUAL(tl_test_run_tool(bad), 1);
+
+    /* On a terminal (script(1) gives it one), a progress line; not in a
+     * pipe (the runs above wrote none to the test's stderr). */
+    char cmd[2048], typescript[600];
+    snprintf(cmd, sizeof cmd, "'%s' produce -b '%s' -t %s --format json --rate 40 '%s'",
+             tl_test_bin("tailorctl"), world.brokers, IN_TOPIC, path);
+    snprintf(typescript, sizeof typescript, "%s/typescript", world.tmp);
+    char *pty[] = {"script", "-qec", cmd, typescript, NULL};
+    CU_ASSERT_EQUAL(tl_test_run_tool(pty), 0);
+    char *out = read_all(typescript);
+    char want[700];
+    snprintf(want, sizeof want, "\r%s: ", path);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, " events, "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "produced 20 events"));
+    free(out);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -615,5 +656,6 @@ int main(void)
                 test_notify);
     CU_add_test(s, "SIGHUP: applied, refused, --force", test_reload);
     CU_add_test(s, "tailorctl forget", test_forget);
+    CU_add_test(s, "tailorctl produce --rate", test_produce_rate);
     return tl_test_run();
 }
