@@ -50,10 +50,14 @@ typedef struct daemon_state {
     int64_t last_ping_ms;
 } daemon_state;
 
+/* Before READY=1 (not yet assigned), a reload must not announce readiness:
+ * RELOADING=1 ... READY=1 only once ready. */
 static void reload(daemon_state *d)
 {
     char err[TL_ERRSZ];
-    sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+    const char *ready = d->ready ? "READY=1\n" : "";
+    sd_notifyf(0, "%sSTATUS=reloading the configuration",
+               d->ready ? "RELOADING=1\n" : "");
     tl_info("tailord", "SIGHUP: reading %s", d->path);
     int force = d->force || atomic_exchange(&reload_force, 0);
     tl_config *next = tl_config_load(d->path, err, sizeof err);
@@ -61,8 +65,8 @@ static void reload(daemon_state *d)
         tl_config_free(next);
         tl_error("tailord", "reload refused, the running configuration "
                  "stays: %s", err);
-        sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous "
-                  "configuration");
+        sd_notifyf(0, "%sSTATUS=reload refused; running the previous "
+                   "configuration", ready);
         return;
     }
     /* Logging follows at once; features and rules at the batch boundary. */
@@ -70,7 +74,7 @@ static void reload(daemon_state *d)
     tl_log_set_format(next->log_format);
     tl_info("tailord", "reload accepted: %zu features, %zu rules; applied "
             "between two batches", next->nfeatures, next->nrules);
-    sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
+    sd_notifyf(0, "%sSTATUS=configuration reloaded", ready);
 }
 
 static void tick(void *ud)

@@ -148,7 +148,7 @@ static int produce_event(const char *id, const char *customer, const char *type,
 /* ---- systemd notify ------------------------------------------------------ */
 
 typedef struct notified {
-    int ready, stopping, watchdogs, statuses;
+    int ready, stopping, watchdogs, statuses, reloading;
     int64_t ready_ms, last_ping_ms, max_gap_ms;
 } notified;
 
@@ -168,6 +168,7 @@ static void receive(int fd, notified *n, int ms, int (*done)(const notified *))
         for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
             if (!strcmp(line, "READY=1") && !n->ready++) n->ready_ms = now;
             if (!strcmp(line, "STOPPING=1")) n->stopping++;
+            if (!strcmp(line, "RELOADING=1")) n->reloading++;
             if (!strncmp(line, "STATUS=", 7)) n->statuses++;
             if (!strcmp(line, "WATCHDOG=1")) {
                 if (n->last_ping_ms && now - n->last_ping_ms > n->max_gap_ms)
@@ -181,6 +182,7 @@ static void receive(int fd, notified *n, int ms, int (*done)(const notified *))
 
 static int ready_and_pinged(const notified *n) { return n->ready && n->watchdogs >= 4; }
 static int stopped(const notified *n) { return n->stopping > 0; }
+static int reloaded(const notified *n) { return n->ready >= 2; }
 
 static void test_notify(void)
 {
@@ -221,6 +223,11 @@ static void test_notify(void)
     CU_ASSERT(log_count(log, "assigned") >= 1);
     fprintf(stderr, "\n  ready after %lld ms, %d pings, max gap %lld ms\n",
             (long long)(n.ready_ms - t0), n.watchdogs, (long long)n.max_gap_ms);
+    /* A reload (the same file): RELOADING=1, then READY=1 again. */
+    kill(pid, SIGHUP);
+    receive(fd, &n, BOUND_MS, reloaded);
+    CU_ASSERT_EQUAL(n.reloading, 1);
+    CU_ASSERT_EQUAL(n.ready, 2);
     kill(pid, SIGTERM);
     receive(fd, &n, BOUND_MS, stopped);
     CU_ASSERT_EQUAL(n.stopping, 1);
