@@ -8,6 +8,9 @@
 #   make valgrind   run the unit suites under valgrind memcheck
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke: 10 s each (CI); make fuzz-deps: clang
+#   make install    binaries, schemas, example config, unit file, man pages
+#                   under PREFIX (/usr/local), staged under DESTDIR;
+#                   make uninstall removes exactly those files
 #
 # Build flavours go to their own object trees: O=build (default) or
 # O=build/asan; the default flavour also places lib/libtailor.a and the
@@ -15,11 +18,12 @@
 
 CC      ?= gcc
 O       ?= build
-PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib libmicrohttpd
+PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib libmicrohttpd libsystemd
 # Debian 12 package names for PKGS, CUnit, the test servers and tools.
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
             libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
-            redis-tools valgrind tzdata libmicrohttpd-dev
+            redis-tools valgrind tzdata libmicrohttpd-dev libsystemd-dev systemd \
+            man-db groff-base
 # Only for `make fuzz`: clang and its libFuzzer runtime (libclang-rt-14-dev
 # holds libclang_rt.fuzzer; clang only recommends it).
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -58,7 +62,7 @@ E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
 BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
 .PHONY: all deps check test unit integration e2e demo asan valgrind clean tests \
-        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus
+        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus install uninstall
 all: $(LIBA) $(BINS)
 
 # $(call apt_install,WHO,PACKAGES): installs the packages not yet installed.
@@ -84,9 +88,12 @@ check:
 
 tests: $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
 
+# Shell tests (tests/install/*.sh) run make install of this flavour.
+SH_TESTS := $(wildcard tests/install/test_*.sh)
+
 test: all tests
 	@TAILOR_BIN_DIR=$(BINDIR) TAILOR_TEST_DIR=$(O)/tests \
-	  bash tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
+	  bash tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN) $(SH_TESTS)
 
 unit: $(UNIT_BIN)
 	@bash tests/run.sh $(UNIT_BIN)
@@ -147,6 +154,55 @@ $(FUZZ_O)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBA)
 	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Ifuzz -o $@ $< $(LIBA) \
 	  $(FUZZ_LDEXTRA) $(LIBS_ALL)
 endif
+
+# ---- install ---------------------------------------------------------------
+# The unit file and the example configuration get the installed paths.
+# SYSCONFDIR is /etc whatever PREFIX is: that is where systemd units and
+# operators look for configuration; nothing is installed there (copy the
+# example, see tailord(8)).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+I_BINDIR   := $(PREFIX)/bin
+I_SBINDIR  := $(PREFIX)/sbin
+I_DATADIR  := $(PREFIX)/share
+I_MANDIR   := $(I_DATADIR)/man
+I_DOCDIR   := $(I_DATADIR)/doc/tailor
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES  := man/tailorctl.1 man/tailord.yaml.5 man/tailord.8
+# Every installed file, relative to DESTDIR (uninstall removes these).
+INSTALLED  := $(I_SBINDIR)/tailord $(I_BINDIR)/tailorctl \
+              $(I_DATADIR)/tailor/schemas/interaction_event.avsc \
+              $(I_DATADIR)/tailor/schemas/trigger.avsc \
+              $(I_DOCDIR)/examples/tailord.yaml $(I_DOCDIR)/examples/tailord.env \
+              $(UNITDIR)/tailord.service \
+              $(I_MANDIR)/man1/tailorctl.1 $(I_MANDIR)/man5/tailord.yaml.5 \
+              $(I_MANDIR)/man8/tailord.8
+
+install: $(BINDIR)/tailord $(BINDIR)/tailorctl
+	install -d $(DESTDIR)$(I_BINDIR) $(DESTDIR)$(I_SBINDIR) \
+	  $(DESTDIR)$(I_DATADIR)/tailor/schemas $(DESTDIR)$(I_DOCDIR)/examples \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(I_MANDIR)/man1 $(DESTDIR)$(I_MANDIR)/man5 \
+	  $(DESTDIR)$(I_MANDIR)/man8
+	install -m 0755 $(BINDIR)/tailord $(DESTDIR)$(I_SBINDIR)/tailord
+	install -m 0755 $(BINDIR)/tailorctl $(DESTDIR)$(I_BINDIR)/tailorctl
+	install -m 0644 schemas/interaction_event.avsc schemas/trigger.avsc \
+	  $(DESTDIR)$(I_DATADIR)/tailor/schemas/
+	sed 's|^  schema: \.\./schemas/|  schema: $(I_DATADIR)/tailor/schemas/|' \
+	  config/tailord.yaml > $(DESTDIR)$(I_DOCDIR)/examples/tailord.yaml
+	chmod 0644 $(DESTDIR)$(I_DOCDIR)/examples/tailord.yaml
+	install -m 0644 systemd/tailord.env.example $(DESTDIR)$(I_DOCDIR)/examples/tailord.env
+	sed -e 's|@SBINDIR@|$(I_SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  systemd/tailord.service.in > $(DESTDIR)$(UNITDIR)/tailord.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/tailord.service
+	install -m 0644 man/tailorctl.1 $(DESTDIR)$(I_MANDIR)/man1/
+	install -m 0644 man/tailord.yaml.5 $(DESTDIR)$(I_MANDIR)/man5/
+	install -m 0644 man/tailord.8 $(DESTDIR)$(I_MANDIR)/man8/
+
+# Only what install wrote, and the directories only tailor uses.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(I_DATADIR)/tailor/schemas $(DESTDIR)$(I_DATADIR)/tailor \
+	  $(DESTDIR)$(I_DOCDIR)/examples $(DESTDIR)$(I_DOCDIR) 2>/dev/null
 
 # Regenerates the seeds of fuzz/corpus/ (checked in; see fuzz/gen_corpus.c).
 fuzz-corpus: $(LIBA)

@@ -1,13 +1,18 @@
 /*
- * tailorctl — the operator's tool: produce events from JSON lines, tail
- * triggers, show a customer's vector, show a consumer group's lag.
+ * tailorctl — the operator's tool: check a configuration, produce events
+ * from JSON lines, tail triggers, show a customer's vector, erase a
+ * customer, reload tailord, show a consumer group's lag.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <jansson.h>
@@ -16,6 +21,8 @@
 #include "common.h"
 #include "config.h"
 #include "event.h"
+#include "httpc.h"
+#include "kafka.h"
 #include "schemas.h"
 #include "state.h"
 #include "store.h"
@@ -27,34 +34,75 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
+/* One help text per command: `tailorctl CMD --help` prints it, `tailorctl
+ * --help` all of them. */
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command *current; /* for usage() inside a command */
+static const command commands[];
+static const size_t ncommands;
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-        "usage: tailorctl COMMAND [options]\n"
-        "\n"
-        "  produce -b BROKERS -t TOPIC [--format avro|json] FILE.jsonl[.gz]...\n"
-        "      Encode JSON-lines events as Avro (or send the lines as they are\n"
-        "      with --format json) keyed by customer_id, in file order.\n"
-        "  tail -b BROKERS -t TOPIC [-n N] [--timeout SEC]\n"
-        "      Print triggers from the beginning of TOPIC as JSON lines; stop\n"
-        "      after N, or after SEC seconds without a new one.\n"
-        "  show [-c CONFIG] [-r REDIS_URL] [--prefix P] [--json] [--all]\n"
-        "       [--at MS | --now] CUSTOMER_ID\n"
-        "      Print a customer's vector: the readable fields; with -c, every\n"
-        "      feature computed from its exact state as of the customer's newest\n"
-        "      event (or --at epoch ms, or --now), ttl applied (--all: internal\n"
-        "      fields too).\n"
-        "  lag -b BROKERS -g GROUP -t TOPIC\n"
-        "      Print committed offset, end offset and lag per partition; the\n"
-        "      last line is 'lag TOTAL'.\n"
-        "  stats [--url URL | -c CONFIG]\n"
-        "      Read tailord's /metrics (URL default $TAILOR_HTTP_URL, else\n"
-        "      http://<http.listen of CONFIG>, else http://127.0.0.1:9464) and\n"
-        "      print a summary: events, dead letters, triggers, lag, latency,\n"
-        "      cache, readiness inputs.\n"
-        "\n"
-        "BROKERS defaults to $TAILOR_KAFKA_BROKERS, REDIS_URL to $TAILOR_REDIS_URL.\n");
+    if (current) {
+        fprintf(out, "usage: tailorctl %s", current->help);
+        return;
+    }
+    fputs("usage: tailorctl COMMAND [options]   (tailorctl COMMAND --help)\n\n", out);
+    for (size_t i = 0; i < ncommands; i++)
+        fprintf(out, "  %s", commands[i].help);
+    fputs("\nBROKERS defaults to $TAILOR_KAFKA_BROKERS, REDIS_URL to "
+          "$TAILOR_REDIS_URL.\n", out);
 }
+
+static const char help_check[] =
+    "check CONFIG\n"
+    "      Load and validate a configuration as tailord would (${VAR}\n"
+    "      references resolved), print its summary (secrets masked); exit 1\n"
+    "      with FILE:LINE:COL: message when it is invalid.\n";
+static const char help_produce[] =
+    "produce -b BROKERS -t TOPIC [--format avro|json] [--rate N] FILE.jsonl[.gz]...\n"
+    "      Encode JSON-lines events as Avro (or send the lines as they are\n"
+    "      with --format json) keyed by customer_id, in file order; --rate:\n"
+    "      at most N events per second.  On a terminal, a progress line.\n";
+static const char help_tail[] =
+    "tail -b BROKERS -t TOPIC [-n N] [--timeout SEC]\n"
+    "      Print triggers from the beginning of TOPIC as JSON lines; stop\n"
+    "      after N, or after SEC seconds without a new one.\n";
+static const char help_show[] =
+    "show [-c CONFIG] [-r REDIS_URL] [--prefix P] [--json] [--all]\n"
+    "       [--at MS | --now] CUSTOMER_ID\n"
+    "      Print a customer's vector: the readable fields; with -c, every\n"
+    "      feature computed from its exact state as of the customer's newest\n"
+    "      event (or --at epoch ms, or --now), ttl applied (--all: internal\n"
+    "      fields too).\n";
+static const char help_forget[] =
+    "forget [-c CONFIG] [-r REDIS_URL] [--prefix P] [-b BROKERS]\n"
+    "       [--audit-topic T] [--reason TEXT] [--operator NAME] CUSTOMER_ID\n"
+    "      Erase a customer: delete its Redis key, then publish an audit\n"
+    "      record (JSON) to kafka.audit (default tailor.audit).  A running\n"
+    "      tailord does not write the erased vector back (its watermark\n"
+    "      compare-and-set refuses the write); see tailorctl(1).\n";
+static const char help_reload[] =
+    "reload (--pid PID | --pid-file FILE | --url URL [--token T]) [--force]\n"
+    "      Ask tailord to read its configuration again: SIGHUP to PID, and/or\n"
+    "      POST URL/v1/reload with the bearer token (default\n"
+    "      $TAILOR_HTTP_TOKEN).  --force (URL only) lets the reload remove\n"
+    "      features or change their kind.  The outcome is in tailord's log.\n";
+static const char help_stats[] =
+    "stats [--url URL | -c CONFIG]\n"
+    "      Read tailord's /metrics (URL default $TAILOR_HTTP_URL, else\n"
+    "      http://<http.listen of CONFIG>, else http://127.0.0.1:9464) and\n"
+    "      print a summary: events, dead letters, triggers, lag, latency,\n"
+    "      cache, readiness inputs.\n";
+static const char help_lag[] =
+    "lag -b BROKERS -g GROUP -t TOPIC\n"
+    "      Print committed offset, end offset and lag per partition; the\n"
+    "      last line is 'lag TOTAL'.\n";
 
 static const char *env_or(const char *v, const char *env)
 {
@@ -99,16 +147,28 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
 static int cmd_produce(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL, *format = "avro";
+    double rate = 0;
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
+        {"rate", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "b:t:f:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:t:f:h", opts, NULL)) != -1) {
         if (o == 'b') brokers = optarg;
         else if (o == 't') topic = optarg;
         else if (o == 'f') format = optarg;
+        else if (o == 'R') {
+            char *end;
+            rate = strtod(optarg, &end);
+            if (*end || !(rate > 0) || rate > 1e9) {
+                fprintf(stderr, "tailorctl produce: --rate takes events per "
+                                "second (> 0)\n");
+                return 1;
+            }
+        } else if (o == 'h') return usage(stdout), 0;
         else return usage(stderr), 1;
     }
     brokers = env_or(brokers, "TAILOR_KAFKA_BROKERS");
@@ -144,7 +204,8 @@ static int cmd_produce(int argc, char **argv)
     char *line = tl_xmalloc(cap);
     uint64_t count = 0;
     int rc = 0;
-    int64_t t0 = tl_now_mono_ms();
+    int64_t t0 = tl_now_mono_ms(), shown_ms = t0;
+    int progress = isatty(STDERR_FILENO);
     for (int fi = optind; fi < argc && !rc && !stop; fi++) {
         gzFile gz = gzopen(argv[fi], "rb");
         if (!gz) {
@@ -202,9 +263,26 @@ static int cmd_produce(int argc, char **argv)
             if (rc) break;
             count++;
             rd_kafka_poll(rk, 0);
+            int64_t now = tl_now_mono_ms();
+            if (rate > 0) {
+                /* Ahead of schedule: wait, serving delivery reports. */
+                int64_t due = t0 + (int64_t)((double)count * 1000.0 / rate);
+                while (now < due && !stop) {
+                    rd_kafka_poll(rk, (int)(due - now < 100 ? due - now : 100));
+                    now = tl_now_mono_ms();
+                }
+            }
+            if (progress && now - shown_ms >= 250) {
+                shown_ms = now;
+                fprintf(stderr, "\r%s: %" PRIu64 " events, %.0f/s, %d in flight ",
+                        argv[fi], count,
+                        now > t0 ? (double)count * 1000.0 / (double)(now - t0) : 0.0,
+                        rd_kafka_outq_len(rk));
+            }
         }
         gzclose(gz);
     }
+    if (progress && count) fputc('\n', stderr);
     while (rd_kafka_outq_len(rk) > 0 && rd_kafka_flush(rk, 1000)) {
         if (stop) break;
     }
@@ -267,9 +345,11 @@ static int cmd_tail(int argc, char **argv)
         {"topic", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "b:t:n:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:t:n:h", opts, NULL)) != -1) {
+        if (o == 'h') return usage(stdout), 0;
         if (o == 'b') brokers = optarg;
         else if (o == 't') topic = optarg;
         else if (o == 'n') max = atol(optarg);
@@ -346,9 +426,11 @@ static int cmd_show(int argc, char **argv)
         {"now", no_argument, NULL, 'N'},
         {"json", no_argument, NULL, 'j'},
         {"all", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "r:p:c:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "r:p:c:h", opts, NULL)) != -1) {
+        if (o == 'h') return usage(stdout), 0;
         if (o == 'r') url = optarg;
         else if (o == 'p') prefix = optarg;
         else if (o == 'c') config = optarg;
@@ -433,8 +515,11 @@ static int cmd_show(int argc, char **argv)
 static int cmd_lag(int argc, char **argv)
 {
     const char *brokers = NULL, *group = NULL, *topic = NULL;
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt(argc, argv, "b:g:t:")) != -1) {
+    while ((o = getopt_long(argc, argv, "b:g:t:h", opts, NULL)) != -1) {
+        if (o == 'h') return usage(stdout), 0;
         if (o == 'b') brokers = optarg;
         else if (o == 'g') group = optarg;
         else if (o == 't') topic = optarg;
@@ -578,10 +663,8 @@ static int cmd_stats(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "u:c:h", opts, NULL)) != -1) {
         if (o == 'u') url = optarg;
         else if (o == 'c') config = optarg;
-        else if (o == 'h') {
-            printf("usage: tailorctl stats [--url http://HOST:PORT | -c CONFIG]\n");
-            return 0;
-        } else return usage(stderr), 1;
+        else if (o == 'h') return usage(stdout), 0;
+        else return usage(stderr), 1;
     }
     if (optind != argc) return usage(stderr), 1;
     char err[TL_ERRSZ], buf[300];
@@ -606,21 +689,21 @@ static int cmd_stats(int argc, char **argv)
     snprintf(full, sizeof full, "%s%s", url,
              strstr(url + (strncmp(url, "http://", 7) ? 0 : 7), "/") ? ""
                                                                     : "/metrics");
-    tl_buf body = {0};
+    char *body = NULL;
     int status = 0;
     if (tl_http_request("GET", full, NULL, 5000, &status, &body, err,
                         sizeof err)) {
         fprintf(stderr, "tailorctl stats: %s\n", err);
-        tl_buf_free(&body);
+        free(body);
         return 1;
     }
     if (status != 200) {
         fprintf(stderr, "tailorctl stats: %s: HTTP %d\n", full, status);
-        tl_buf_free(&body);
+        free(body);
         return 1;
     }
     samples ss = {NULL, 0};
-    int rc = tl_prom_parse(body.s ? body.s : "", body.len, keep_sample, &ss,
+    int rc = tl_prom_parse(body ? body : "", body ? strlen(body) : 0, keep_sample, &ss,
                            err, sizeof err);
     if (rc) {
         fprintf(stderr, "tailorctl stats: %s: %s\n", full, err);
@@ -672,13 +755,280 @@ static int cmd_stats(int argc, char **argv)
     }
     for (size_t i = 0; i < ss.n; i++) free(ss.s[i].name), free(ss.s[i].labels);
     free(ss.s);
-    tl_buf_free(&body);
+    free(body);
     return rc ? 1 : 0;
 }
 
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'h') return usage(stdout), 0;
+        return usage(stderr), 1;
+    }
+    if (optind + 1 != argc) return usage(stderr), 1;
+    char err[TL_ERRSZ];
+    tl_config *cfg = tl_config_load(argv[optind], err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    tl_config_print_summary(cfg, stdout);
+    printf("%s: OK\n", argv[optind]);
+    tl_config_free(cfg);
+    return 0;
+}
+
+/* Who erased: $SUDO_USER (the person behind sudo), else the login name. */
+static const char *operator_name(void)
+{
+    const char *u = getenv("SUDO_USER");
+    if (u && *u) return u;
+    struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name) return pw->pw_name;
+    u = getenv("USER");
+    return u && *u ? u : "unknown";
+}
+
+static int cmd_forget(int argc, char **argv)
+{
+    const char *url = NULL, *prefix = NULL, *config = NULL, *brokers = NULL,
+               *topic = NULL, *reason = NULL, *op = NULL;
+    /* Env overrides inside tl_config_load apply to -c files too; options
+     * are applied below. */
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"redis", required_argument, NULL, 'r'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"audit-topic", required_argument, NULL, 'a'},
+        {"reason", required_argument, NULL, 'R'},
+        {"operator", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "c:r:p:b:h", opts, NULL)) != -1) {
+        if (o == 'c') config = optarg;
+        else if (o == 'r') url = optarg;
+        else if (o == 'p') prefix = optarg;
+        else if (o == 'b') brokers = optarg;
+        else if (o == 'a') topic = optarg;
+        else if (o == 'R') reason = optarg;
+        else if (o == 'o') op = optarg;
+        else if (o == 'h') return usage(stdout), 0;
+        else return usage(stderr), 1;
+    }
+    char err[TL_ERRSZ];
+    tl_config *cfg = NULL;
+    /* Without -c, the defaults (Kafka properties come only from a file). */
+    cfg = config ? tl_config_load(config, err, sizeof err)
+                 : tl_config_load_string("{}", 2, "(defaults)", err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    /* Options win over the file; a file wins over the built-in defaults. */
+    url = env_or(url, "TAILOR_REDIS_URL");
+    if (!url && config) url = cfg->redis_url;
+    brokers = env_or(brokers, "TAILOR_KAFKA_BROKERS");
+    if (!brokers && config) brokers = cfg->brokers;
+    if (!prefix) prefix = cfg->redis_prefix;
+    if (!topic) topic = cfg->audit;
+    if (!url || !brokers || optind + 1 != argc || !*argv[optind]) {
+        fprintf(stderr, "tailorctl forget: needs -r REDIS_URL and -b BROKERS "
+                        "(or -c CONFIG) and one CUSTOMER_ID\n");
+        tl_config_free(cfg);
+        return 1;
+    }
+    const char *id = argv[optind];
+    if (!op) op = operator_name();
+    int rc = 1, existed = 0;
+    tl_store *st = NULL;
+    rd_kafka_t *rk = NULL;
+    char *key = NULL, *js = NULL;
+    json_t *rec = NULL;
+    /* The producer first: a broker that cannot be reached is found before
+     * anything is erased. */
+    char e[512];
+    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, sizeof err);
+    if (!conf) {
+        fprintf(stderr, "tailorctl: %s\n", err);
+        goto done;
+    }
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof e)) {
+        fprintf(stderr, "tailorctl: kafka: %s\n", e);
+        rd_kafka_conf_destroy(conf);
+        goto done;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e))) {
+        fprintf(stderr, "tailorctl: kafka: %s\n", e);
+        rd_kafka_conf_destroy(conf);
+        goto done;
+    }
+    if (tl_kafka_check(cfg, brokers, 10000, err, sizeof err)) {
+        fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
+        goto done;
+    }
+    if (!(st = tl_store_new(url, 5000, err, sizeof err))) {
+        fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
+        goto done;
+    }
+    tl_arena arena;
+    tl_arena_init(&arena, 1024);
+    size_t klen;
+    key = tl_xstrdup(tl_state_key(&arena, prefix, id, strlen(id), &klen));
+    tl_arena_free(&arena);
+    if (tl_store_delete(st, key, klen, &existed, err, sizeof err)) {
+        fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
+        goto done;
+    }
+    int64_t now = tl_now_wall_ms();
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char when[40], host[256] = "";
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gethostname(host, sizeof host - 1);
+    rec = json_object();
+    json_object_set_new(rec, "action", json_string("forget"));
+    json_object_set_new(rec, "customer_id", json_string(id));
+    json_object_set_new(rec, "key", json_string(key));
+    json_object_set_new(rec, "existed", json_boolean(existed));
+    json_object_set_new(rec, "time", json_string(when));
+    json_object_set_new(rec, "time_ms", json_integer(now));
+    json_object_set_new(rec, "operator", json_string(op));
+    json_object_set_new(rec, "host", json_string(host));
+    json_object_set_new(rec, "reason", reason ? json_string(reason) : json_null());
+    js = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    rd_kafka_resp_err_t pe = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)id, strlen(id)),
+        RD_KAFKA_V_VALUE(js, strlen(js)),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (!pe) rd_kafka_flush(rk, 15000);
+    if (pe || rd_kafka_outq_len(rk) > 0 || delivery_failures) {
+        fprintf(stderr, "tailorctl: customer %s %s, but the audit record was "
+                "not delivered to %s (%s): run forget again to record it\n",
+                id, existed ? "erased" : "had no vector",
+                topic, pe ? rd_kafka_err2str(pe) : "delivery failed");
+        goto done;
+    }
+    printf("%s: %s; audit record on %s\n", id,
+           existed ? "erased" : "no vector (nothing to erase)", topic);
+    rc = 0;
+done:
+    free(js);
+    json_decref(rec);
+    free(key);
+    if (rk) rd_kafka_destroy(rk);
+    tl_store_free(st);
+    tl_config_free(cfg);
+    return rc;
+}
+
+static int cmd_reload(int argc, char **argv)
+{
+    const char *pidfile = NULL, *url = NULL, *token = NULL;
+    long pid = 0;
+    int force = 0;
+    static const struct option opts[] = {
+        {"pid", required_argument, NULL, 'p'},
+        {"pid-file", required_argument, NULL, 'P'},
+        {"url", required_argument, NULL, 'u'},
+        {"token", required_argument, NULL, 't'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "p:u:t:fh", opts, NULL)) != -1) {
+        char *end;
+        if (o == 'p') {
+            pid = strtol(optarg, &end, 10);
+            if (*end || pid <= 1) {
+                fprintf(stderr, "tailorctl reload: --pid takes a process id\n");
+                return 1;
+            }
+        } else if (o == 'P') pidfile = optarg;
+        else if (o == 'u') url = optarg;
+        else if (o == 't') token = optarg;
+        else if (o == 'f') force = 1;
+        else if (o == 'h') return usage(stdout), 0;
+        else return usage(stderr), 1;
+    }
+    if (optind != argc || (!pid && !pidfile && !url)) return usage(stderr), 1;
+    if (force && !url) {
+        fprintf(stderr, "tailorctl reload: --force needs --url (a signal "
+                        "carries no options; or start tailord with --force)\n");
+        return 1;
+    }
+    if (pidfile) {
+        FILE *f = fopen(pidfile, "r");
+        if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+            fprintf(stderr, "tailorctl reload: %s: no process id in it%s%s\n",
+                    pidfile, f ? "" : ": ", f ? "" : strerror(errno));
+            if (f) fclose(f);
+            return 1;
+        }
+        fclose(f);
+    }
+    if (pid) {
+        if (kill((pid_t)pid, SIGHUP)) {
+            fprintf(stderr, "tailorctl reload: pid %ld: %s\n", pid,
+                    strerror(errno));
+            return 1;
+        }
+        printf("SIGHUP sent to %ld; the outcome is in tailord's log\n", pid);
+    }
+    if (url) {
+        if (!token) token = env_or(NULL, "TAILOR_HTTP_TOKEN");
+        char full[2048], err[TL_ERRSZ];
+        size_t ul = strlen(url);
+        while (ul && url[ul - 1] == '/') ul--;
+        snprintf(full, sizeof full, "%.*s/v1/reload%s", (int)ul, url,
+                 force ? "?force=1" : "");
+        int status = 0;
+        char *body = NULL;
+        if (tl_http_request("POST", full, token, 10000, &status, &body, err,
+                            sizeof err)) {
+            fprintf(stderr, "tailorctl reload: %s\n", err);
+            return 1;
+        }
+        size_t bl = strlen(body);
+        while (bl && (body[bl - 1] == '\n' || body[bl - 1] == '\r')) body[--bl] = 0;
+        if (status < 200 || status > 299) {
+            fprintf(stderr, "tailorctl reload: %s: HTTP %d%s%s\n", full, status,
+                    bl ? ": " : "", body);
+            free(body);
+            return 1;
+        }
+        printf("%s: HTTP %d%s%s\n", full, status, bl ? ": " : "", body);
+        free(body);
+    }
+    return 0;
+}
+
+static const command commands[] = {
+    {"check", cmd_check, help_check},
+    {"produce", cmd_produce, help_produce},
+    {"tail", cmd_tail, help_tail},
+    {"show", cmd_show, help_show},
+    {"forget", cmd_forget, help_forget},
+    {"reload", cmd_reload, help_reload},
+    {"lag", cmd_lag, help_lag},
+    {"stats", cmd_stats, help_stats},
+};
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        if (argc == 3)
+            for (size_t i = 0; i < ncommands; i++)
+                if (strcmp(argv[2], commands[i].name) == 0) current = &commands[i];
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
@@ -687,11 +1037,11 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     argc--;
     argv++;
-    if (strcmp(cmd, "produce") == 0) return cmd_produce(argc, argv);
-    if (strcmp(cmd, "tail") == 0) return cmd_tail(argc, argv);
-    if (strcmp(cmd, "show") == 0) return cmd_show(argc, argv);
-    if (strcmp(cmd, "lag") == 0) return cmd_lag(argc, argv);
-    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc, argv);
+    for (size_t i = 0; i < ncommands; i++)
+        if (strcmp(cmd, commands[i].name) == 0) {
+            current = &commands[i];
+            return commands[i].run(argc, argv);
+        }
     fprintf(stderr, "tailorctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 1;

@@ -5,10 +5,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "http.h"
@@ -21,6 +24,81 @@
 #define KAFKA_CHECK_TIMEOUT_MS 10000
 
 static volatile sig_atomic_t stop_requested;
+/* Atomic, not sig_atomic_t: set from a signal handler and meant to be set
+ * from another thread too (an HTTP reload endpoint calls request_reload). */
+static atomic_int reload_requested, reload_force;
+
+/* Async-signal-safe and thread-safe: the tick does the work. */
+static void request_reload(int force)
+{
+    if (force) atomic_store(&reload_force, 1);
+    atomic_store(&reload_requested, 1);
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    request_reload(0);
+}
+
+/* systemd notify protocol (sd_notify is a no-op without NOTIFY_SOCKET). */
+typedef struct daemon_state {
+    tl_pipeline *p;
+    const char *path; /* config file, read again on reload */
+    int force;        /* --force: reloads may remove or re-kind features */
+    int ready, stopping;
+    uint64_t watchdog_usec;
+    int64_t last_ping_ms;
+} daemon_state;
+
+/* Before READY=1 (not yet assigned), a reload must not announce readiness:
+ * RELOADING=1 ... READY=1 only once ready. */
+static void reload(daemon_state *d)
+{
+    char err[TL_ERRSZ];
+    const char *ready = d->ready ? "READY=1\n" : "";
+    sd_notifyf(0, "%sSTATUS=reloading the configuration",
+               d->ready ? "RELOADING=1\n" : "");
+    tl_info("tailord", "SIGHUP: reading %s", d->path);
+    int force = d->force || atomic_exchange(&reload_force, 0);
+    tl_config *next = tl_config_load(d->path, err, sizeof err);
+    if (!next || tl_pipeline_reload(d->p, next, force, err, sizeof err)) {
+        tl_config_free(next);
+        tl_error("tailord", "reload refused, the running configuration "
+                 "stays: %s", err);
+        sd_notifyf(0, "%sSTATUS=reload refused; running the previous "
+                   "configuration", ready);
+        return;
+    }
+    /* Logging follows at once; features and rules at the batch boundary. */
+    tl_log_set_level(next->log_level);
+    tl_log_set_format(next->log_format);
+    tl_info("tailord", "reload accepted: %zu features, %zu rules; applied "
+            "between two batches", next->nfeatures, next->nrules);
+    sd_notifyf(0, "%sSTATUS=configuration reloaded", ready);
+}
+
+static void tick(void *ud)
+{
+    daemon_state *d = ud;
+    if (!d->ready && tl_pipeline_assigned(d->p) > 0) {
+        d->ready = 1;
+        sd_notifyf(0, "READY=1\nSTATUS=processing: %d partition(s) assigned",
+                   tl_pipeline_assigned(d->p));
+    }
+    if (stop_requested && !d->stopping) {
+        d->stopping = 1;
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch");
+    }
+    if (d->watchdog_usec) {
+        int64_t now = tl_now_mono_ms();
+        if (now - d->last_ping_ms >= (int64_t)(d->watchdog_usec / 2000)) {
+            sd_notify(0, "WATCHDOG=1");
+            d->last_ping_ms = now;
+        }
+    }
+    if (!stop_requested && atomic_exchange(&reload_requested, 0)) reload(d);
+}
 
 static void on_signal(int sig)
 {
@@ -39,36 +117,38 @@ static int http_ready(void *ud, char *why, size_t whysz)
 {
     return tl_pipeline_ready(ud, why, whysz);
 }
-/* POST /v1/reload does what SIGHUP does: a process-directed signal (raise
- * would aim it at the HTTP thread only). */
-static void http_reload(void *ud)
+/* POST /v1/reload sets the same flag as SIGHUP; the tick does the work. */
+static void http_reload(void *ud, int force)
 {
     (void)ud;
-    kill(getpid(), SIGHUP);
+    request_reload(force);
 }
 
-/* Started once the pipeline exists (and after the signal handlers: the
- * reload route is offered only when SIGHUP has a handler, since SIGHUP's
- * default action would end the process). */
+static void http_config(void *ud, const tl_config *cfg)
+{
+    tl_http_set_config(ud, cfg);
+}
+
 static tl_http *start_http(const tl_config *cfg, tl_pipeline *p, char *err,
                            size_t errsz)
 {
-    struct sigaction cur;
-    sigaction(SIGHUP, NULL, &cur);
-    int can_reload = !(cur.sa_flags & SA_SIGINFO) &&
-                     cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN;
-    tl_http_opts o = {cfg, http_metrics, http_ready,
-                      can_reload ? http_reload : NULL, p};
-    return tl_http_start(&o, err, errsz);
+    tl_http_opts o = {cfg, http_metrics, http_ready, http_reload, p};
+    tl_http *h = tl_http_start(&o, err, errsz);
+    /* The endpoint reads features, prefix and token from the running
+     * config: follow reloads. */
+    if (h) tl_pipeline_set_config_hook(p, http_config, h);
+    return h;
 }
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: tailord [-c FILE] [--check] [--embedded [--partitions N]]\n"
+            "usage: tailord [-c FILE] [--check] [--force] [--embedded [--partitions N]]\n"
             "\n"
             "  -c, --config FILE   configuration (default config/tailord.yaml)\n"
             "      --check         validate the configuration, print a summary, exit\n"
+            "      --force         let a reload (SIGHUP) remove features or change\n"
+            "                      their kind\n"
             "      --embedded      start an in-process Kafka (librdkafka mock cluster)\n"
             "                      and use it; prints 'embedded kafka: HOST:PORT'\n"
             "      --partitions N  partitions per topic of the embedded Kafka (default 4)\n"
@@ -77,16 +157,21 @@ static void usage(FILE *out)
             "\n"
             "Environment: TAILOR_KAFKA_BROKERS and TAILOR_REDIS_URL override the file.\n"
             "Signals: SIGTERM/SIGINT finish the current batch, commit and exit;\n"
-            "a second one exits at once (uncommitted events are re-read at start).\n");
+            "a second one exits at once (uncommitted events are re-read at start).\n"
+            "SIGHUP reads the configuration again and applies it between two\n"
+            "batches, or refuses it (logged) and keeps the running one.\n"
+            "Under systemd (NOTIFY_SOCKET): READY=1 after the first partition\n"
+            "assignment, WATCHDOG=1 at half of WatchdogSec, STOPPING=1.\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *path = "config/tailord.yaml";
-    int check = 0, embedded = 0, partitions = 4;
+    int check = 0, embedded = 0, partitions = 4, force = 0;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, 'C'},
+        {"force", no_argument, NULL, 'F'},
         {"embedded", no_argument, NULL, 'E'},
         {"partitions", required_argument, NULL, 'P'},
         {"version", no_argument, NULL, 'v'},
@@ -98,6 +183,7 @@ int main(int argc, char **argv)
         switch (o) {
         case 'c': path = optarg; break;
         case 'C': check = 1; break;
+        case 'F': force = 1; break;
         case 'E': embedded = 1; break;
         case 'P':
             partitions = atoi(optarg);
@@ -129,6 +215,7 @@ int main(int argc, char **argv)
         return 0;
     }
     tl_log_set_level(cfg->log_level);
+    tl_log_set_format(cfg->log_format);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -136,6 +223,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
@@ -161,7 +250,13 @@ int main(int argc, char **argv)
         goto fail;
     tl_info("tailord", "started: %zu features, %zu rules, group %s",
             cfg->nfeatures, cfg->nrules, cfg->group);
+    daemon_state d = {.p = p, .path = path, .force = force};
+    /* 0 when no watchdog is asked for (or it is meant for another pid). */
+    if (sd_watchdog_enabled(0, &d.watchdog_usec) <= 0) d.watchdog_usec = 0;
+    sd_notify(0, "STATUS=joining the consumer group");
+    tl_pipeline_set_tick(p, tick, &d);
     rc = tl_pipeline_run(p, &stop_requested, err, sizeof err);
+    if (!d.stopping) sd_notify(0, "STOPPING=1");
     /* Refused credentials are a configuration error, like a bad file. */
     rc = rc == TL_ERR_AUTH || rc == TL_ERR_CONFIG ? 1 : rc ? 2 : 0;
     if (rc) tl_error("tailord", "%s", err);

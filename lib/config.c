@@ -840,19 +840,111 @@ static int get_expr(loader *L, const yaml_node_t *n, const char *path,
     return TL_OK;
 }
 
+/* ---- ${NAME} substitution ------------------------------------------------ */
+
+static int env_name_char(int ch, int first)
+{
+    return ch == '_' || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (!first && ch >= '0' && ch <= '9');
+}
+
+/* Replaces scalar n's value by its expansion (see config.h).  Errors point
+ * at the '$' of the offending reference. */
+static int expand_scalar(loader *L, yaml_node_t *n)
+{
+    const char *s = scalar(n);
+    size_t len = scalar_len(n);
+    if (!memchr(s, '$', len)) return TL_OK;
+    size_t cap = len + 64, o = 0;
+    char *buf = tl_xmalloc(cap);
+    for (size_t i = 0; i < len;) {
+        const char *piece = s + i;
+        size_t plen = 1, adv = 1;
+        if (s[i] == '$' && i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
+            piece = "${";
+            plen = 2;
+            adv = 3;
+        } else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
+            size_t j = i + 2;
+            while (j < len && env_name_char((unsigned char)s[j], j == i + 2)) j++;
+            size_t line, col;
+            if (j == i + 2 || j >= len || s[j] != '}') {
+                free(buf);
+                scalar_pos(L, n, i, &line, &col);
+                return fail_at(L, line, col,
+                               "expected ${NAME} (NAME of letters, digits and "
+                               "_, not starting with a digit) for an "
+                               "environment variable; write $${ for a "
+                               "literal ${");
+            }
+            char name[256];
+            size_t nl = j - i - 2 < sizeof name - 1 ? j - i - 2 : sizeof name - 1;
+            memcpy(name, s + i + 2, nl);
+            name[nl] = '\0';
+            piece = getenv(name);
+            if (!piece) {
+                free(buf);
+                scalar_pos(L, n, i, &line, &col);
+                return fail_at(L, line, col,
+                               "environment variable %s is not set (referenced "
+                               "as ${%s}; set it, e.g. in the EnvironmentFile, "
+                               "or write $${ for a literal ${)",
+                               name, name);
+            }
+            plen = strlen(piece);
+            adv = j + 1 - i;
+        }
+        if (o + plen + 1 > cap) {
+            while (o + plen + 1 > cap) cap *= 2;
+            buf = tl_xrealloc(buf, cap);
+        }
+        memcpy(buf + o, piece, plen);
+        o += plen;
+        i += adv;
+    }
+    buf[o] = '\0';
+    /* libyaml frees values with free() (yaml_free) in yaml_document_delete. */
+    free(n->data.scalar.value);
+    n->data.scalar.value = (yaml_char_t *)buf;
+    n->data.scalar.length = o;
+    return TL_OK;
+}
+
+/* Every scalar that is not a mapping key. */
+static int expand_env(loader *L)
+{
+    size_t nn = (size_t)(L->doc.nodes.top - L->doc.nodes.start);
+    unsigned char *is_key = tl_xcalloc(nn + 1, 1);
+    for (size_t i = 0; i < nn; i++) {
+        yaml_node_t *m = &L->doc.nodes.start[i];
+        if (m->type != YAML_MAPPING_NODE) continue;
+        for (yaml_node_pair_t *pr = m->data.mapping.pairs.start;
+             pr < m->data.mapping.pairs.top; pr++)
+            if (pr->key >= 1 && (size_t)pr->key <= nn) is_key[pr->key] = 1;
+    }
+    int rc = TL_OK;
+    for (size_t i = 0; rc == TL_OK && i < nn; i++)
+        if (L->doc.nodes.start[i].type == YAML_SCALAR_NODE && !is_key[i + 1])
+            rc = expand_scalar(L, &L->doc.nodes.start[i]);
+    free(is_key);
+    return rc;
+}
+
 /* ---- sections ------------------------------------------------------------ */
 
 static int load_kafka(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"brokers", "group", "input",
                                        "output", "dead_letter", "properties",
-                                       "batch_size", "batch_timeout"};
-    yaml_node_t *v[8];
+                                       "batch_size", "batch_timeout", "audit"};
+    yaml_node_t *v[9];
     tl_config *c = L->c;
     char got[96];
     int rc;
     if ((rc = want_map(L, n, "kafka", "a mapping")) ||
-        (rc = read_map(L, n, "kafka", keys, 8, v)))
+        (rc = read_map(L, n, "kafka", keys, 9, v)))
+        return rc;
+    if (v[8] && (rc = get_str(L, v[8], "kafka.audit", 0, &c->audit)))
         return rc;
     if ((v[0] && (rc = get_str(L, v[0], "kafka.brokers", 0, &c->brokers))) ||
         (v[1] && (rc = get_str(L, v[1], "kafka.group", 0, &c->group))))
@@ -1013,7 +1105,10 @@ static int load_redis(loader *L, yaml_node_t *n)
                              "unix://[[user]:password@]/path/to/redis.sock "
                              "or redis-cluster://[[user]:password@]host:port"
                              "[,host:port...], got %s",
-                             describe(v[0], got, sizeof got));
+                             /* a password must not reach the log */
+                             strchr(c->redis_url, '@')
+                                 ? "a value with credentials (not shown)"
+                                 : describe(v[0], got, sizeof got));
         }
     }
     if (v[4] && (rc = load_redis_cluster(L, v[4]))) return rc;
@@ -1179,13 +1274,17 @@ static int load_http(loader *L, yaml_node_t *n)
 
 static int load_log(loader *L, yaml_node_t *n)
 {
-    static const char *const keys[] = {"level"};
-    yaml_node_t *v[1];
+    static const char *const keys[] = {"level", "format"};
+    yaml_node_t *v[2];
     char got[96];
     int rc;
     if ((rc = want_map(L, n, "log", "a mapping")) ||
-        (rc = read_map(L, n, "log", keys, 1, v)))
+        (rc = read_map(L, n, "log", keys, 2, v)))
         return rc;
+    if (v[1] && (v[1]->type != YAML_SCALAR_NODE ||
+                 tl_log_format_parse(scalar(v[1]), &L->c->log_format) != 0))
+        return fail_node(L, v[1], "log.format: expected one of text, json, "
+                         "got %s", describe(v[1], got, sizeof got));
     if (v[0] && (v[0]->type != YAML_SCALAR_NODE ||
                  tl_log_level_parse(scalar(v[0]), &L->c->log_level) != 0))
         return fail_node(L, v[0],
@@ -2015,6 +2114,7 @@ static tl_config *new_config(const char *path)
     c->ninputs = 1;
     c->output = tl_xstrdup("triggers");
     c->dead_letter = tl_xstrdup("interactions.dlq");
+    c->audit = tl_xstrdup("tailor.audit");
     c->batch_size = 1000;
     c->batch_timeout_ms = 100;
     c->redis_url = tl_xstrdup("redis://127.0.0.1:6379/0");
@@ -2089,7 +2189,8 @@ static tl_config *load(const char *text, size_t len, const char *name,
     yaml_parser_delete(&parser);
     if (xroot) goto done;
 
-    rc = load_root(&L, root);
+    rc = expand_env(&L);
+    if (rc == TL_OK) rc = load_root(&L, root);
     if (rc == TL_OK) {
         env_override(&L.c->brokers, "TAILOR_KAFKA_BROKERS");
         env_override(&L.c->redis_url, "TAILOR_REDIS_URL");
@@ -2172,6 +2273,7 @@ void tl_config_free(tl_config *c)
     free(c->inputs);
     free(c->output);
     free(c->dead_letter);
+    free(c->audit);
     for (size_t i = 0; i < c->nproperties; i++) {
         free(c->properties[i].key);
         free(c->properties[i].val);
@@ -2209,7 +2311,83 @@ void tl_config_free(tl_config *c)
     free(c);
 }
 
+/* ---- reload ------------------------------------------------------------ */
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+int tl_config_reloadable(const tl_config *cur, const tl_config *next,
+                         int force, char *err, size_t errsz)
+{
+    const char *what = NULL;
+    if (str_differs(cur->brokers, next->brokers)) what = "kafka.brokers";
+    else if (str_differs(cur->group, next->group)) what = "kafka.group";
+    else if (cur->ninputs != next->ninputs) what = "kafka.input";
+    else if (cur->nproperties != next->nproperties) what = "kafka.properties";
+    else if (str_differs(cur->redis_url, next->redis_url)) what = "redis.url";
+    else if (str_differs(cur->redis_prefix, next->redis_prefix))
+        what = "redis.prefix";
+    else if (cur->redis_timeout_ms != next->redis_timeout_ms)
+        what = "redis.timeout";
+    /* The endpoint follows a new token, but its socket stays bound. */
+    else if (str_differs(cur->http_listen, next->http_listen))
+        what = "http.listen";
+    for (size_t i = 0; !what && i < cur->ninputs; i++)
+        if (strcmp(cur->inputs[i], next->inputs[i])) what = "kafka.input";
+    for (size_t i = 0; !what && i < cur->nproperties; i++)
+        if (strcmp(cur->properties[i].key, next->properties[i].key) ||
+            strcmp(cur->properties[i].val, next->properties[i].val))
+            what = "kafka.properties";
+    if (what)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "%s: %s changed, which needs a restart (connections "
+                       "are not reopened by a reload); the running "
+                       "configuration stays",
+                       next->path ? next->path : "", what);
+    char list[512] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < cur->nfeatures; i++) {
+        const tl_feature *f = &cur->features[i], *g = NULL;
+        for (size_t j = 0; !g && j < next->nfeatures; j++)
+            if (!strcmp(next->features[j].name, f->name)) g = &next->features[j];
+        if (g && g->kind == f->kind) continue;
+        const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
+        const tl_feature_kind_info *gi = g ? tl_feature_kind_get(g->kind) : NULL;
+        size_t l = strlen(list);
+        if (g)
+            snprintf(list + l, sizeof list - l, "%s%s (%s -> %s)",
+                     n ? ", " : "", f->name, ki ? ki->name : "?",
+                     gi ? gi->name : "?");
+        else
+            snprintf(list + l, sizeof list - l, "%s%s (removed)",
+                     n ? ", " : "", f->name);
+        n++;
+    }
+    if (n && !force)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "%s: refused: feature%s %s; stored state would be "
+                       "misread or left behind (rename the feature instead, "
+                       "or reload with force: tailord --force)",
+                       next->path ? next->path : "", n > 1 ? "s" : "", list);
+    if (n)
+        tl_warn("config", "reload with force: feature%s %s (their stored "
+                "state is read by the new kind where it parses, reset where "
+                "it does not)", n > 1 ? "s" : "", list);
+    return TL_OK;
+}
+
 /* ---- summary ----------------------------------------------------------- */
+
+int tl_config_is_secret_key(const char *key)
+{
+    static const char *const words[] = {"password", "secret", "token",
+                                        "sasl.jaas"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strcasestr(key, words[i])) return 1;
+    return 0;
+}
 
 /* Writes url with the password (or, without a ':', all of the user info)
  * replaced by ***.  The user info ends at the last '@' before any query. */
@@ -2251,11 +2429,13 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
             c->brokers, c->group);
     for (size_t i = 0; i < c->ninputs; i++)
         fprintf(out, "%s%s", i ? ", " : "", c->inputs[i]);
-    fprintf(out, "\n  output         %s\n  dead letters   %s\n", c->output,
-            c->dead_letter);
+    fprintf(out, "\n  output         %s\n  dead letters   %s\n"
+            "  audit          %s\n", c->output, c->dead_letter, c->audit);
     for (size_t i = 0; i < c->nproperties; i++)
         fprintf(out, "  property       %s = %s\n", c->properties[i].key,
-                c->properties[i].val);
+                tl_config_is_secret_key(c->properties[i].key)
+                    ? "***"
+                    : c->properties[i].val);
     fprintf(out, "  batches        up to %d events or %s\n", c->batch_size,
             fmt_duration(c->batch_timeout_ms, d1, sizeof d1));
     fputs("redis\n  url            ", out);
@@ -2284,7 +2464,9 @@ void tl_config_print_summary(const tl_config *c, FILE *out)
             c->cache_size, c->block_size);
     fprintf(out, "daemon\n  shutdown       within %s\n",
             fmt_duration(c->shutdown_timeout_ms, d1, sizeof d1));
-    fprintf(out, "log\n  level          %s\n", tl_log_level_name(c->log_level));
+    fprintf(out, "log\n  level          %s\n  format         %s\n",
+            tl_log_level_name(c->log_level),
+            tl_log_format_name(c->log_format));
     fprintf(out, "http\n  listen         %s\n  token          %s\n",
             c->http_listen ? c->http_listen : "(off)",
             c->http_token ? "(set)" : "(none)");

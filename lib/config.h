@@ -5,7 +5,13 @@
  * from libyaml's marks; for expressions and templates the column points
  * inside the quoted string at the offending character) naming what was
  * expected.  Unknown keys, wrong types, bad durations, duplicate names are
- * errors.  The environment variables TAILOR_KAFKA_BROKERS and
+ * errors.
+ *
+ * Every scalar value (not keys) may hold ${NAME} references to environment
+ * variables (NAME: [A-Za-z_][A-Za-z0-9_]*), replaced before the value is
+ * read; an unset variable is an error at its position (set but empty is
+ * the empty string).  "$${" stands for a literal "${"; any other '$' is
+ * itself.  Meant for secrets kept out of the file (systemd EnvironmentFile).  The environment variables TAILOR_KAFKA_BROKERS and
  * TAILOR_REDIS_URL, when set and non-empty, win over the file.
  *
  * Ownership: tl_config_load returns a config owned by the caller, freed with
@@ -38,6 +44,8 @@ typedef struct tl_config {
     size_t ninputs;
     char *output;           /* default "triggers" */
     char *dead_letter;      /* default "interactions.dlq" */
+    char *audit;            /* default "tailor.audit": `tailorctl forget`
+                             * records erasures there */
     tl_kv *properties;      /* passed verbatim to librdkafka, in file order */
     size_t nproperties;
     int batch_size;         /* max events per batch, default 1000 */
@@ -69,6 +77,7 @@ typedef struct tl_config {
 
     /* log: */
     tl_log_level log_level; /* default info */
+    tl_log_format log_format; /* default text */
 
     /* http: */
     char *http_listen;      /* "HOST:PORT" (HOST an IPv4 address or
@@ -107,6 +116,24 @@ void tl_config_free(tl_config *c);
 /* Human summary for `tailord --check` (brokers, topics, redis, features with
  * kinds, rules); the Redis URL's password is masked. */
 void tl_config_print_summary(const tl_config *c, FILE *out);
+
+/*
+ * Whether `next` may replace the running config `cur` without a restart.
+ * Connection settings cannot change while connected: kafka.brokers, group,
+ * input, properties, redis.url, prefix, timeout (TL_ERR_CONFIG naming the
+ * first one that differs: "needs a restart").  Removing a feature, or
+ * changing its kind, leaves state in Redis that the new config would
+ * misread or never clean: refused unless force is set (then each such
+ * feature's stored state is read by the new kind where it parses and starts
+ * over where it does not).  TL_OK otherwise.
+ */
+int tl_config_reloadable(const tl_config *cur, const tl_config *next,
+                         int force, char *err, size_t errsz);
+
+/* Whether a kafka.properties key (or any key) names a secret: it contains
+ * "password", "secret", "token" or "sasl.jaas" (case-insensitive).  Such
+ * values are masked in the summary and never logged. */
+int tl_config_is_secret_key(const char *key);
 
 /* "30d", "12h", "5m", "10s", "500ms", "2w", "0": a non-negative integer and
  * one unit (ms s m h d w; no unit only for 0).  0 and *ms on success. */

@@ -210,8 +210,12 @@ static enum MHD_Result route(tl_http *h, struct MHD_Connection *c,
                 return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n");
             if (!h->o.reload)
                 return text(c, MHD_HTTP_NOT_IMPLEMENTED, "no reload here\n");
-            tl_info("http", "configuration reload requested over HTTP");
-            h->o.reload(h->o.ud);
+            const char *f = MHD_lookup_connection_value(
+                c, MHD_GET_ARGUMENT_KIND, "force");
+            int force = f && (!strcmp(f, "1") || !strcmp(f, "true"));
+            tl_info("http", "configuration reload requested over HTTP%s",
+                    force ? " (force)" : "");
+            h->o.reload(h->o.ud, force);
             return text(c, MHD_HTTP_ACCEPTED, "reload requested\n");
         }
     }
@@ -304,110 +308,4 @@ void tl_http_stop(tl_http *h)
     tl_store_free(h->store);
     pthread_mutex_destroy(&h->lock);
     free(h);
-}
-
-/* ---- client ------------------------------------------------------------- */
-
-static int send_all(int fd, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-int tl_http_request(const char *method, const char *url, const char *token,
-                    int timeout_ms, int *status, tl_buf *body, char *err,
-                    size_t errsz)
-{
-    if (strncmp(url, "http://", 7) != 0)
-        return tl_errf(err, errsz, TL_ERR_CONFIG,
-                       "%s: expected http://HOST:PORT/PATH", url);
-    const char *hp = url + 7, *slash = strchr(hp, '/');
-    const char *path = slash ? slash : "/";
-    size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
-    char hostport[256], host[256], port[16] = "80";
-    if (!hplen || hplen >= sizeof hostport)
-        return tl_errf(err, errsz, TL_ERR_CONFIG, "%s: bad host", url);
-    memcpy(hostport, hp, hplen);
-    hostport[hplen] = '\0';
-    snprintf(host, sizeof host, "%s", hostport);
-    char *colon = strrchr(host, ':');
-    if (colon) {
-        snprintf(port, sizeof port, "%s", colon + 1);
-        *colon = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai)
-        return tl_errf(err, errsz, TL_ERR_IO, "%s: %s", hostport,
-                       gai_strerror(gai));
-    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        /* On Linux this also bounds connect(). */
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    }
-    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        int e = errno;
-        freeaddrinfo(ai);
-        if (fd >= 0) close(fd);
-        return tl_errf(err, errsz, TL_ERR_IO, "cannot connect to %s: %s",
-                       hostport, strerror(e));
-    }
-    freeaddrinfo(ai);
-    tl_buf req = {0}, resp = {0};
-    tl_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                  "Content-Length: 0\r\n", method, path, hostport);
-    if (token) tl_buf_printf(&req, "Authorization: Bearer %s\r\n", token);
-    tl_buf_append(&req, "\r\n", 2);
-    int rc = TL_OK;
-    if (send_all(fd, req.s, req.len)) {
-        rc = tl_errf(err, errsz, TL_ERR_IO, "sending to %s: %s", hostport,
-                     strerror(errno));
-        goto done;
-    }
-    for (;;) {
-        char buf[16384];
-        ssize_t r = recv(fd, buf, sizeof buf, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            rc = tl_errf(err, errsz, TL_ERR_IO, "reading from %s: %s",
-                         hostport, strerror(errno));
-            goto done;
-        }
-        if (r == 0) break;
-        tl_buf_append(&resp, buf, (size_t)r);
-    }
-    int code = 0;
-    char *hdr_end = resp.s ? strstr(resp.s, "\r\n\r\n") : NULL;
-    if (!hdr_end || sscanf(resp.s, "HTTP/1.%*d %d", &code) != 1) {
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: not an HTTP response",
-                     hostport);
-        goto done;
-    }
-    *hdr_end = '\0';
-    const char *b = hdr_end + 4;
-    size_t blen = resp.len - (size_t)(b - resp.s);
-    /* Connection: close, so the body is the rest unless chunked. */
-    for (char *line = strstr(resp.s, "\r\n"); line; line = strstr(line + 2, "\r\n"))
-        if (!strncasecmp(line + 2, "Transfer-Encoding:", 18) &&
-            strstr(line + 2, "chunked")) {
-            rc = tl_errf(err, errsz, TL_ERR_IO,
-                         "%s: chunked responses are not supported", hostport);
-            goto done;
-        }
-    *status = code;
-    tl_buf_append(body, b, blen);
-done:
-    close(fd);
-    tl_buf_free(&req);
-    tl_buf_free(&resp);
-    return rc;
 }

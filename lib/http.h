@@ -1,6 +1,6 @@
 /*
- * http — tailord's HTTP endpoint (libmicrohttpd, one internal thread) and a
- * minimal HTTP/1.1 client for tailorctl.
+ * http — tailord's HTTP endpoint (libmicrohttpd, one internal thread); the
+ * client side for tailorctl is lib/httpc.
  *
  * Routes (README.md "HTTP endpoint"):
  *   GET  /healthz            200 while the process serves requests
@@ -9,7 +9,7 @@
  *   GET  /metrics            Prometheus text 0.0.4 (opts.metrics)
  *   GET  /v1/customers/{id}  the vector as JSON (lib/view), expired
  *                            features omitted; 404 for an unknown customer
- *   POST /v1/reload          opts.reload, then 202
+ *   POST /v1/reload[?force=1] opts.reload, then 202
  * /v1/ is refused with 401 unless the request carries "Authorization:
  * Bearer TOKEN" when a token is configured (compared in constant time).
  * Requests are served one at a time by the server's thread, which owns
@@ -31,7 +31,8 @@ typedef struct tl_http_opts {
     const tl_config *cfg;  /* http_listen, http_token, redis_*, features */
     void (*metrics)(void *ud, tl_buf *b);
     int (*ready)(void *ud, char *why, size_t whysz); /* 1: ready */
-    void (*reload)(void *ud); /* NULL: /v1/reload answers 501 */
+    /* force: ?force=1 was given.  NULL: /v1/reload answers 501. */
+    void (*reload)(void *ud, int force);
     void *ud;
 } tl_http_opts;
 
@@ -52,16 +53,5 @@ void tl_http_stop(tl_http *h);
 /* 1 when `given` (len glen) equals the token; time depends only on the
  * token's length. */
 int tl_http_token_ok(const char *token, const char *given, size_t glen);
-
-/*
- * Client: `method` (GET, POST) to url "http://HOST:PORT/PATH" with an
- * optional bearer token, waiting at most timeout_ms for each step.  The
- * status code goes to *status and the body to body (appended).  TL_OK, or
- * TL_ERR_IO / TL_ERR_CONFIG with a message (connection refused, bad URL,
- * malformed response).
- */
-int tl_http_request(const char *method, const char *url, const char *token,
-                    int timeout_ms, int *status, tl_buf *body, char *err,
-                    size_t errsz);
 
 #endif

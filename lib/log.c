@@ -1,12 +1,15 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 tl_log_level tl_log_current = TL_LOG_INFO;
+static tl_log_format log_format = TL_LOG_TEXT;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
+static const char *const formats[] = {"text", "json"};
 
 void tl_log_set_level(tl_log_level l) { tl_log_current = l; }
 
@@ -25,6 +28,123 @@ int tl_log_level_parse(const char *s, tl_log_level *out)
     return -1;
 }
 
+void tl_log_set_format(tl_log_format f) { log_format = f; }
+
+const char *tl_log_format_name(tl_log_format f)
+{
+    return (unsigned)f < 2 ? formats[f] : "?";
+}
+
+int tl_log_format_parse(const char *s, tl_log_format *out)
+{
+    for (int i = 0; i < 2; i++)
+        if (strcmp(s, formats[i]) == 0) {
+            *out = (tl_log_format)i;
+            return 0;
+        }
+    return -1;
+}
+
+typedef struct out {
+    char *buf;
+    size_t size, len;
+} out;
+
+static void put(out *o, const char *s, size_t n)
+{
+    if (o->len < o->size) {
+        size_t room = o->size - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned long cp;
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4, cp = s[0] & 0x07;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* s as the body of a JSON string: what a JSON parser must accept whatever
+ * the message holds (a topic name, a broker's error text). */
+static void put_json_str(out *o, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = p[i];
+        char esc[8];
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            put(o, esc, 2);
+            i++;
+        } else if (ch == '\n') {
+            puts_(o, "\\n"), i++;
+        } else if (ch == '\t') {
+            puts_(o, "\\t"), i++;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            puts_(o, esc);
+            i++;
+        } else {
+            size_t k = utf8_seq(p + i, n - i);
+            if (k) {
+                put(o, s + i, k);
+                i += k;
+            } else {
+                puts_(o, "\\ufffd");
+                i++;
+            }
+        }
+    }
+}
+
+size_t tl_log_format_line(char *buf, size_t size, tl_log_format f,
+                          const char *when, tl_log_level l,
+                          const char *module, const char *msg)
+{
+    out o = {buf, size ? size - 1 : 0, 0};
+    if (f == TL_LOG_JSON) {
+        puts_(&o, "{\"ts\":\"");
+        puts_(&o, when);
+        puts_(&o, "\",\"level\":\"");
+        puts_(&o, tl_log_level_name(l));
+        puts_(&o, "\",\"module\":\"");
+        put_json_str(&o, module);
+        puts_(&o, "\",\"msg\":\"");
+        put_json_str(&o, msg);
+        puts_(&o, "\"}");
+    } else {
+        char head[96];
+        snprintf(head, sizeof head, "%s %-5s [", when, tl_log_level_name(l));
+        puts_(&o, head);
+        puts_(&o, module);
+        puts_(&o, "] ");
+        puts_(&o, msg);
+    }
+    if (size) buf[o.len < size - 1 ? o.len : size - 1] = '\0';
+    return o.len;
+}
+
 void tl_log_write(tl_log_level l, const char *module, const char *fmt, ...)
 {
     char msg[1024];
@@ -37,10 +157,17 @@ void tl_log_write(tl_log_level l, const char *module, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    /* One fprintf per line so concurrent writers (librdkafka's log thread)
-     * do not interleave within a line. */
-    fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, ts.tv_nsec / 1000000,
-            tl_log_level_name(l), module, msg);
+    char when[64], sec[32];
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03dZ", sec, (int)(ts.tv_nsec / 1000000));
+    /* Escaping can make a JSON line up to six times the message; a line cut
+     * short would not parse, so the buffer holds the worst case. */
+    char line[6 * sizeof msg + 256];
+    size_t n = tl_log_format_line(line, sizeof line - 1, log_format, when, l,
+                                  module, msg);
+    if (n > sizeof line - 2) n = sizeof line - 2;
+    line[n++] = '\n';
+    /* One write per line so concurrent writers do not interleave. */
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
 }

@@ -3,10 +3,22 @@
  * formatting, so disabled levels cost one comparison (hot paths may keep
  * debug lines).  Text lines look like
  *   2026-11-22T15:04:05.123Z info  [pipeline] assigned 4 partitions
- * Not thread-safe for level changes; writes are single fprintf calls.
+ * and JSON lines (log.format: json), one object per line, like
+ *   {"ts":"2026-11-22T15:04:05.123Z","level":"info","module":"pipeline",
+ *    "msg":"assigned 4 partitions"}
+ * with the message escaped as a JSON string (control characters as \uXXXX,
+ * invalid UTF-8 bytes as U+FFFD), so a log shipper can parse every line.
+ * Not thread-safe for level or format changes; writes are single fwrite
+ * calls, so concurrent writers (librdkafka's threads) do not interleave
+ * within a line.
+ *
+ * Policy: customer ids are logged at debug only (they identify people);
+ * secrets (passwords, tokens) are never logged at any level.
  */
 #ifndef TL_LOG_H
 #define TL_LOG_H
+
+#include <stddef.h>
 
 #include "common.h"
 
@@ -17,12 +29,26 @@ typedef enum tl_log_level {
     TL_LOG_DEBUG
 } tl_log_level;
 
+typedef enum tl_log_format { TL_LOG_TEXT = 0, TL_LOG_JSON } tl_log_format;
+
 extern tl_log_level tl_log_current;
 
 void tl_log_set_level(tl_log_level l);
 /* "error", "warn", "info", "debug" */
 const char *tl_log_level_name(tl_log_level l);
 int tl_log_level_parse(const char *s, tl_log_level *out);
+
+void tl_log_set_format(tl_log_format f);
+/* "text", "json"; 0 or -1 */
+int tl_log_format_parse(const char *s, tl_log_format *out);
+const char *tl_log_format_name(tl_log_format f);
+
+/* One log line (no trailing newline needed) into buf, NUL-terminated and
+ * truncated to size; returns the length it needed (like snprintf).  `when`
+ * is the ISO 8601 time.  What tl_log_write prints; exposed for tests. */
+size_t tl_log_format_line(char *buf, size_t size, tl_log_format f,
+                          const char *when, tl_log_level l,
+                          const char *module, const char *msg);
 
 void tl_log_write(tl_log_level l, const char *module, const char *fmt, ...)
     TL_PRINTF(3, 4);

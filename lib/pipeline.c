@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +19,19 @@ typedef struct item {
 
 struct tl_pipeline {
     const tl_config *cfg;
+    tl_config *owned;       /* cfg when it came from a reload */
+    tl_config *pending;     /* queued by tl_pipeline_reload */
+    tl_event_decoder *pending_dec;
+    void (*tick)(void *ud);
+    /* Called after a reload swapped the config in, before the old one is
+     * freed (tl_pipeline_set_config_hook). */
+    void (*on_config)(void *ud, const tl_config *cfg);
+    void *on_config_ud;
+    /* Held by tl_pipeline_metrics (another thread) and by apply_reload
+     * while it swaps cfg and the per-rule counters: a reload is rare, a
+     * scrape about once a second, the batch loop never takes it. */
+    pthread_mutex_t obs_lock;
+    void *tick_ud;
     tl_layout layout;
     tl_event_decoder *dec;
     tl_trigger_codec *tcodec;
@@ -70,6 +84,7 @@ static void sleep_ms(int ms)
 static int give_up(void *ud)
 {
     tl_pipeline *p = ud;
+    if (p->tick) p->tick(p->tick_ud);
     if (p->abandon || *p->stop >= 2) return 1;
     if (*p->stop == 1) {
         int64_t now = tl_now_mono_ms();
@@ -97,8 +112,10 @@ static void wait_blocked(tl_pipeline *p, int ms)
     }
     int64_t end = tl_now_mono_ms() + ms;
     for (int64_t now = tl_now_mono_ms(); now < end && !p->abandon;
-         now = tl_now_mono_ms())
-        tl_source_idle(p->src, &p->held, (int)(end - now));
+         now = tl_now_mono_ms()) {
+        tl_source_idle(p->src, &p->held, (int)(end - now < 1000 ? end - now : 1000));
+        if (p->tick) p->tick(p->tick_ud);
+    }
 }
 
 /* Redis outages are retried with capped backoff until give_up says
@@ -139,8 +156,10 @@ static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
     if (tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val, vlen,
                           err, sizeof err)) {
         tl_counter_add(&p->stats.state_errors, 1);
-        tl_warn("pipeline", "customer %s: %s (that part starts over)",
-                p->misses[idx]->customer_id, err);
+        /* The id only at debug: ids identify people (see log.h). */
+        tl_warn("pipeline", "stored state of a customer: %s (that part "
+                "starts over)", err);
+        tl_debug("pipeline", "... customer %s", p->misses[idx]->customer_id);
     }
 }
 
@@ -384,6 +403,7 @@ static int flush_dirty(tl_pipeline *p)
             tl_counter_add(&p->stats.store_errors, 1);
             tl_error("pipeline", "redis refused the vector of a customer, "
                      "which keeps its previous stored state: %s", refused);
+            tl_debug("pipeline", "... customer %s", v->customer_id);
             tl_cache_remove(p->cache, v);
             continue;
         }
@@ -580,6 +600,7 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->stop = &not_stopping;
     p->cfg = cfg;
     tl_kafka_health_init(&p->stats.kafka);
+    pthread_mutex_init(&p->obs_lock, NULL);
     p->stats.rule_triggers = tl_xcalloc(cfg->nrules + 1,
                                         sizeof *p->stats.rule_triggers);
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
@@ -599,11 +620,94 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
         tl_pipeline_free(p);
         return NULL;
     }
+    tl_store_hide_keys(p->store);
     p->cache = tl_cache_new(&p->layout, cfg->cache_size);
     p->firings = tl_xcalloc(cfg->nrules + 1, sizeof *p->firings);
     p->why = tl_xcalloc(cfg->nrules + 1, sizeof *p->why);
     return p;
 }
+
+/* Between batches only (see tl_pipeline_reload). */
+static void apply_reload(tl_pipeline *p)
+{
+    tl_config *next = p->pending;
+    const tl_config *prev = p->cfg;
+    p->pending = NULL;
+    tl_cache_free(p->cache);
+    tl_event_decoder_free(p->dec);
+    p->dec = p->pending_dec;
+    p->pending_dec = NULL;
+    /* A rule whose name and text are unchanged keeps its count (same
+     * Prometheus series); an edited rule is a new series from zero. */
+    tl_counter *rt = tl_xcalloc(next->nrules + 1, sizeof *rt);
+    for (size_t i = 0; i < next->nrules; i++)
+        for (size_t j = 0; j < prev->nrules; j++)
+            if (!strcmp(next->rules[i].name, prev->rules[j].name) &&
+                !strcmp(next->rules[i].version, prev->rules[j].version))
+                tl_counter_add(&rt[i],
+                               tl_counter_get(&p->stats.rule_triggers[j]));
+    pthread_mutex_lock(&p->obs_lock);
+    tl_counter *old_rt = p->stats.rule_triggers;
+    p->stats.rule_triggers = rt;
+    p->cfg = next;
+    pthread_mutex_unlock(&p->obs_lock);
+    /* Outside obs_lock: the hook may wait for an HTTP request that is
+     * itself waiting for obs_lock. */
+    if (p->on_config) p->on_config(p->on_config_ud, next);
+    free(old_rt);
+    tl_config_free(p->owned);
+    p->owned = next;
+    p->layout = (tl_layout){next->features, next->nfeatures, next->rules,
+                            next->nrules, next->block_size, &next->ruleset};
+    p->cache = tl_cache_new(&p->layout, next->cache_size);
+    free(p->firings);
+    free(p->why);
+    p->firings = tl_xcalloc(next->nrules + 1, sizeof *p->firings);
+    p->why = tl_xcalloc(next->nrules + 1, sizeof *p->why);
+    tl_info("pipeline", "configuration %s applied: %zu features, %zu rules "
+            "(cache dropped: vectors are read again from redis)",
+            next->path ? next->path : "", next->nfeatures, next->nrules);
+}
+
+void tl_pipeline_set_config_hook(tl_pipeline *p,
+                                 void (*fn)(void *ud, const tl_config *cfg),
+                                 void *ud)
+{
+    p->on_config = fn;
+    p->on_config_ud = ud;
+}
+
+int tl_pipeline_reload(tl_pipeline *p, tl_config *next, int force, char *err,
+                       size_t errsz)
+{
+    int rc = tl_config_reloadable(p->cfg, next, force, err, errsz);
+    if (rc) return rc;
+    char msg[TL_ERRSZ];
+    tl_event_decoder *dec = tl_event_decoder_new(
+        next->format, next->schema_json, next->writer_schema_json, msg,
+        sizeof msg);
+    if (!dec)
+        return tl_errf(err, errsz, TL_ERR_CONFIG, "%s: events: %s",
+                       next->path ? next->path : "", msg);
+    tl_config_free(p->pending);
+    tl_event_decoder_free(p->pending_dec);
+    p->pending = next;
+    p->pending_dec = dec;
+    return TL_OK;
+}
+
+void tl_pipeline_set_tick(tl_pipeline *p, void (*fn)(void *ud), void *ud)
+{
+    p->tick = fn;
+    p->tick_ud = ud;
+}
+
+int tl_pipeline_assigned(const tl_pipeline *p)
+{
+    return p->src ? tl_source_assigned(p->src) : 0;
+}
+
+const tl_config *tl_pipeline_config(const tl_pipeline *p) { return p->cfg; }
 
 static uint64_t dead_letters(const tl_stats *s)
 {
@@ -643,6 +747,7 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         tl_gauge_set(&p->stats.redis_down, 1);
         if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
                                       "stopped while waiting for redis");
+        if (p->tick) p->tick(p->tick_ud);
         sleep_ms(backoff);
         if (backoff < 5000) backoff *= 2;
     }
@@ -673,11 +778,24 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
             p->batch.msgs[p->batch.n++] = p->held.msgs[i];
         }
         p->held.n = 0;
-        tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
-                       (int)p->cfg->batch_timeout_ms, stop);
+        /* In slices of at most a second, so that the tick keeps its pace
+         * whatever kafka.batch_timeout is. */
+        int64_t fill_end = tl_now_mono_ms() + p->cfg->batch_timeout_ms;
+        for (;;) {
+            int64_t left = fill_end - tl_now_mono_ms();
+            tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
+                           (int)(left < 0 ? 0 : left > 1000 ? 1000 : left),
+                           stop);
+            if (p->tick) p->tick(p->tick_ud);
+            if (*stop || p->batch.n >= (size_t)p->cfg->batch_size ||
+                tl_now_mono_ms() >= fill_end)
+                break;
+        }
         if (*stop > 1) break;
         process_batch(p);
         log_progress(p, &last_ms, &last_n);
+        /* The batch boundary: nothing in flight, nothing dirty. */
+        if (p->pending && !p->failed) apply_reload(p);
     }
     if (*stop > 1 && !p->failed) {
         p->failed = 1;
@@ -715,7 +833,11 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->firings);
     free(p->why);
     free(p->stats.rule_triggers);
+    pthread_mutex_destroy(&p->obs_lock);
     tl_kafka_health_destroy(&p->stats.kafka);
+    tl_event_decoder_free(p->pending_dec);
+    tl_config_free(p->pending);
+    tl_config_free(p->owned);
     free(p);
 }
 
@@ -742,8 +864,10 @@ static void by_reason(tl_buf *b, const char *name, const char *help,
 
 void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
 {
-    /* Only atomics and the lag table (under its lock) are read here. */
+    /* Only atomics, the lag table (under its lock) and, under obs_lock, the
+     * config and per-rule counters a reload may swap are read here. */
     tl_pipeline *p = (tl_pipeline *)cp;
+    pthread_mutex_lock(&p->obs_lock);
     tl_stats *s = &p->stats;
     const tl_config *cfg = p->cfg;
 
@@ -866,6 +990,7 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
     const char *ci[] = {"path", cfg->path, "config_version", cfg->version,
                         NULL};
     tl_prom_sample_u64(b, "tailor_config_info", ci, 1);
+    pthread_mutex_unlock(&p->obs_lock);
 }
 
 int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)

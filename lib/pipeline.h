@@ -11,8 +11,16 @@
  * A crash between any two steps loses nothing and double-counts nothing: see
  * docs/architecture.md.
  *
- * Ownership: the pipeline borrows cfg (which must outlive it) and owns its
- * Kafka handles, Redis connection, cache and buffers.
+ * Reload: tl_pipeline_reload checks a new config against the running one
+ * and queues it; the loop swaps it in between two batches, when every
+ * trigger is delivered, every vector flushed and every offset committed.
+ * The cache is dropped then (the state block's layout follows the features
+ * and rules), so vectors are read again from Redis, where state is stored
+ * by feature and rule name.
+ *
+ * Ownership: the pipeline borrows the cfg given to tl_pipeline_new (which
+ * must outlive it) and owns configs given to tl_pipeline_reload, its Kafka
+ * handles, Redis connection, cache and buffers.
  */
 #ifndef TL_PIPELINE_H
 #define TL_PIPELINE_H
@@ -78,6 +86,35 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
  */
 int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
                     size_t errsz);
+
+/* fn(ud) is called from the loop of tl_pipeline_run at least once a second
+ * (between batches, and while a batch waits for Redis or Kafka, and while
+ * waiting for Redis at start): for a watchdog, readiness, and to call
+ * tl_pipeline_reload.  It must not block. */
+void tl_pipeline_set_tick(tl_pipeline *p, void (*fn)(void *ud), void *ud);
+
+/* fn(ud, cfg) is called from the loop when a reload has been applied, with
+ * the new config, before the previous one is freed: for readers on other
+ * threads (the HTTP endpoint) to switch over.  It may block briefly. */
+void tl_pipeline_set_config_hook(tl_pipeline *p,
+                                 void (*fn)(void *ud, const tl_config *cfg),
+                                 void *ud);
+
+/* Partitions assigned to this instance now (0 before it joined). */
+int tl_pipeline_assigned(const tl_pipeline *p);
+
+/* The config in use (the last reload applied). */
+const tl_config *tl_pipeline_config(const tl_pipeline *p);
+
+/*
+ * Queues `next` to replace the running config at the next batch boundary
+ * (replacing one queued before and not yet applied).  Refused (TL_ERR_CONFIG,
+ * err says what and what to do; `next` stays the caller's) when
+ * tl_config_reloadable refuses it (force: TL_RELOAD_FORCE) or its event
+ * decoder cannot be built.  On TL_OK the pipeline owns next.
+ */
+int tl_pipeline_reload(tl_pipeline *p, tl_config *next, int force, char *err,
+                       size_t errsz);
 
 const tl_stats *tl_pipeline_stats(const tl_pipeline *p);
 

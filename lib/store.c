@@ -451,6 +451,7 @@ struct tl_store {
     int map_stale;        /* cluster: refresh the slot map before routing */
     char sha[41];         /* of flush_script, from SCRIPT LOAD */
     uint64_t round_trips, commands;
+    int hide_keys;        /* tl_store_hide_keys */
 
     /* Reused across calls and grown to the high-water mark, so that a
      * steady-state batch allocates only inside hiredis. */
@@ -534,10 +535,24 @@ static void grow_items(tl_store *s, size_t n)
     s->itemcap = cap;
 }
 
-/* A key as shown in messages: printable bytes, at most 64 of them. */
-static const char *show_key(char buf[80], const char *key, size_t len)
+/* A key as shown in messages: printable bytes, at most 64 of them; with
+ * hide_keys, a hash tag's content (the customer id) as "...". */
+static const char *show_key(const tl_store *s, char buf[80], const char *key,
+                            size_t len)
 {
     size_t n = len < 64 ? len : 64, o = 0;
+    const char *tag = s->hide_keys ? memchr(key, '{', len) : NULL;
+    if (tag) {
+        const char *close = memchr(tag, '}', len - (size_t)(tag - key));
+        size_t pre = (size_t)(tag - key) + 1 < 60 ? (size_t)(tag - key) + 1 : 60;
+        for (size_t i = 0; i < pre; i++)
+            buf[o++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+        memcpy(buf + o, "...", 3);
+        o += 3;
+        if (close) buf[o++] = '}';
+        buf[o] = '\0';
+        return buf;
+    }
     for (size_t i = 0; i < n; i++)
         buf[o++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
     if (n < len) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
@@ -1325,36 +1340,96 @@ static void start_items(tl_store *s, size_t n)
     if (!s->slots) memset(s->route, 0, n * sizeof *s->route);
 }
 
+void tl_store_hide_keys(tl_store *s) { s->hide_keys = 1; }
+
+/* ------------------------------------------------------------------------ */
+/* Delete                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct del_item {
+    const char *key;
+    size_t keylen;
+    int existed;
+} del_item;
+
+static int del_append(tl_store *s, node *k, size_t i, void *ud)
+{
+    (void)i;
+    const del_item *d = ud;
+    const char *argv[] = {"DEL", d->key};
+    const size_t lens[] = {3, d->keylen};
+    return append(s, k, 2, argv, lens);
+}
+
+static int del_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
+                    char *msg, size_t msgsz)
+{
+    (void)i;
+    del_item *d = ud;
+    char kb[80];
+    int rc = TL_OK;
+    if (r->type == REDIS_REPLY_INTEGER)
+        d->existed = r->integer > 0;
+    else if (r->type == REDIS_REPLY_ERROR)
+        rc = tl_errf(msg, msgsz, transient_error(r) ? TL_ERR_IO : TL_ERR,
+                     "%s: DEL %s: %s%s", k->where,
+                     show_key(s, kb, d->key, d->keylen), r->str, reply_hint(r));
+    else
+        rc = tl_errf(msg, msgsz, TL_ERR, "%s: DEL %s: unexpected reply type %d",
+                     k->where, show_key(s, kb, d->key, d->keylen), r->type);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Through the batch engine, so that a cluster routes it and follows its
+ * redirects like any load or flush. */
+int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
+                    char *err, size_t errsz)
+{
+    pipe_guard g;
+    guard_begin(&g);
+    start_items(s, 1);
+    if (s->slots) s->kslot[0] = (uint16_t)tl_store_key_slot(key, keylen);
+    del_item d = {key, keylen, 0};
+    batch b = {1, "DEL", del_append, del_take, &d};
+    int rc = run_batch(s, &b, err, errsz);
+    if (rc == TL_OK && (s->flags[0] & ITEM_PENDING))
+        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: DEL: no reply", s->where);
+    if (rc == TL_OK && existed) *existed = d.existed;
+    guard_end(&g);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Load                                                                     */
 /* ------------------------------------------------------------------------ */
 
 /* Checks one HGETALL reply: TL_ERR for a wrong reply, TL_ERR_IO for an
  * error reply meaning "not now" (the caller then drops the connection). */
-static int check_hgetall(const node *k, const redisReply *r, const char *key,
-                         size_t keylen, char *err, size_t errsz)
+static int check_hgetall(const tl_store *s, const node *k, const redisReply *r,
+                         const char *key, size_t keylen, char *err, size_t errsz)
 {
     char kb[80];
     if (r->type == REDIS_REPLY_ERROR && transient_error(r))
         return tl_errf(err, errsz, TL_ERR_IO,
                        "%s: load: HGETALL %s: %s%s (will reconnect on the "
                        "next call)",
-                       k->where, show_key(kb, key, keylen), r->str,
+                       k->where, show_key(s, kb, key, keylen), r->str,
                        reply_hint(r));
     if (r->type == REDIS_REPLY_ERROR)
         return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", k->where,
-                       show_key(kb, key, keylen), r->str);
+                       show_key(s, kb, key, keylen), r->str);
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
         return tl_errf(err, errsz, TL_ERR,
                        "%s: HGETALL %s: unexpected reply (type %d, %zu "
                        "elements)",
-                       k->where, show_key(kb, key, keylen), r->type,
+                       k->where, show_key(s, kb, key, keylen), r->type,
                        r->elements);
     for (size_t j = 0; j < r->elements; j++)
         if (r->element[j]->type != REDIS_REPLY_STRING)
             return tl_errf(err, errsz, TL_ERR,
                            "%s: HGETALL %s: element %zu is not a string",
-                           k->where, show_key(kb, key, keylen), j);
+                           k->where, show_key(s, kb, key, keylen), j);
     return TL_OK;
 }
 
@@ -1376,7 +1451,7 @@ static int load_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
 {
     const load_batch *lb = ud;
     s->replies[i] = r;
-    return check_hgetall(k, r, lb->keys[i], lb->keylens[i], msg, msgsz);
+    return check_hgetall(s, k, r, lb->keys[i], lb->keylens[i], msg, msgsz);
 }
 
 /*
@@ -1468,7 +1543,6 @@ static int flush_append(tl_store *s, node *nd, size_t i, void *ud)
 static int flush_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
                       char *msg, size_t msgsz)
 {
-    (void)s;
     tl_store_write *w = (tl_store_write *)ud + i;
     int rc = TL_OK;
     if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 ||
@@ -1486,7 +1560,7 @@ static int flush_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
         w->result = TL_ERR;
         rc = tl_errf(msg, msgsz, transient ? TL_ERR_IO : TL_ERR,
                      "%s: flush of %s: %s%s%s", k->where,
-                     show_key(kb, w->key, w->keylen),
+                     show_key(s, kb, w->key, w->keylen),
                      r->type == REDIS_REPLY_ERROR
                          ? r->str
                          : "unexpected reply from the flush script",
@@ -1506,7 +1580,7 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
         if (write_argc(&w[i]) > INT_MAX)
             return tl_errf(err, errsz, TL_ERR, "%s: flush of %s: %zu fields "
                            "do not fit in one command", s->where,
-                           show_key(kb, w[i].key, w[i].keylen), w[i].nfields);
+                           show_key(s, kb, w[i].key, w[i].keylen), w[i].nfields);
         w[i].result = RESULT_PENDING;
     }
     pipe_guard g;

@@ -71,9 +71,18 @@ tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
                             size_t errsz);
 void tl_store_free(tl_store *s);
 
+/* From now on, messages show a key's hash tag (the customer id) as
+ * "{...}": for tailord, whose log carries customer ids at debug only. */
+void tl_store_hide_keys(tl_store *s);
+
 /* PING; TL_OK when the server answers (a cluster: when its slot map can be
  * read and every master serving a slot answers). */
 int tl_store_ping(tl_store *s, char *err, size_t errsz);
+
+/* DEL of one key (`tailorctl forget`); *existed (may be NULL) says whether
+ * there was one.  TL_OK, or TL_ERR_IO (AUTH failures: TL_ERR_AUTH). */
+int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
+                    char *err, size_t errsz);
 
 /* Called once per field of each loaded key; idx is the key's index. */
 typedef void (*tl_store_field_cb)(void *ud, size_t idx, const char *field,

@@ -174,16 +174,6 @@ static void wait_progress(const char *group, int64_t timeout_ms)
         usleep(50000);
 }
 
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[2048];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
-    if (f) fclose(f);
-    return n;
-}
-
 /* Outages mid-stream, against a Redis with AOF (appendfsync always):
  * Redis killed with SIGKILL and restarted; Redis restarted with SHUTDOWN;
  * the broker down for 10 s; Fetch and OffsetCommit requests failing.  tailord must ride them all out by itself, and end exactly where
@@ -234,8 +224,8 @@ static void test_outage_pass(void)
     CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 60000), 0);
     /* One line when Redis went away, one when it came back - not one per
      * attempt. */
-    int down = count_lines(log, "retrying until redis is back");
-    int back = count_lines(log, "redis available again");
+    int down = tl_test_log_count(log, "retrying until redis is back");
+    int back = tl_test_log_count(log, "redis available again");
     printf("outage log: %d 'redis down' lines, %d 'redis back' lines\n", down, back);
     CU_ASSERT(down >= 1 && down <= 4);
     CU_ASSERT_EQUAL(down, back);

@@ -366,6 +366,29 @@ static void test_connect_tcp(void)
     tl_store_free(s);
 }
 
+/* DEL for `tailorctl forget`: says whether the key existed. */
+static void test_delete(void)
+{
+    char err[TL_ERRSZ] = "";
+    tl_store *s = tl_store_new(srv->url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    redisContext *c = redisConnect("127.0.0.1", srv->port);
+    CU_ASSERT_FATAL(c && !c->err);
+    freeReplyObject(redisCommand(c, "HSET t:del:{x} a 1"));
+    int existed = -1;
+    CU_ASSERT_EQUAL(tl_store_delete(s, "t:del:{x}", 9, &existed, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(existed, 1);
+    redisReply *r = redisCommand(c, "EXISTS t:del:{x}");
+    CU_ASSERT(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    CU_ASSERT_EQUAL(tl_store_delete(s, "t:del:{x}", 9, &existed, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(existed, 0);
+    redisFree(c);
+    tl_store_free(s);
+}
+
 static void test_connect_select_db(void)
 {
     char url[1100], err[TL_ERRSZ] = "";
@@ -651,6 +674,17 @@ static void test_load_wrongtype(void)
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, 1);
     CU_ASSERT_EQUAL(g.n, 2);
+    /* tailord's store keeps customer ids out of its messages. */
+    char err2[TL_ERRSZ] = "";
+    tl_store *hidden = tl_store_new(srv->url, TIMEOUT_MS, err2, sizeof err2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hidden);
+    tl_store_hide_keys(hidden);
+    CU_ASSERT_EQUAL(tl_store_load(hidden, keys, lens, 3, collect, &g, err2,
+                                  sizeof err2),
+                    TL_ERR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err2, "HGETALL l:cx:{...}: WRONGTYPE"));
+    CU_ASSERT_PTR_NULL(strstr(err2, "str"));
+    tl_store_free(hidden);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1161,6 +1195,7 @@ int main(void)
     CU_pSuite conn = CU_add_suite("store_connect", shared_init, shared_clean);
     CU_add_test(conn, "TCP", test_connect_tcp);
     CU_add_test(conn, "SELECT db", test_connect_select_db);
+    CU_add_test(conn, "DEL", test_delete);
     CU_add_test(conn, "connection refused", test_connect_refused);
     CU_add_test(conn, "handshake timeout", test_connect_timeout);
     CU_add_test(conn, "unix socket", test_connect_unix);

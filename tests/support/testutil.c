@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 int tl_test_run(void)
 {
     CU_basic_set_mode(CU_BRM_VERBOSE);
@@ -141,4 +143,50 @@ int tl_test_stop(pid_t pid, int sig, int timeout_ms)
         rc = tl_test_wait(pid, 5000);
     }
     return rc;
+}
+
+char *tl_test_read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return tl_xstrdup("");
+    size_t cap = 4096, n = 0;
+    char *buf = tl_xmalloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 >= cap) buf = tl_xrealloc(buf, cap *= 2);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+int tl_test_count_in(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+int tl_test_log_count(const char *path, const char *needle)
+{
+    char *log = tl_test_read_all(path);
+    int n = tl_test_count_in(log, needle);
+    free(log);
+    return n;
+}
+
+int tl_test_wait_log(const char *path, const char *needle, int seen,
+                     int timeout_ms)
+{
+    for (int64_t end = tl_now_mono_ms() + timeout_ms; tl_now_mono_ms() < end;) {
+        if (tl_test_log_count(path, needle) > seen) return 1;
+        usleep(20000);
+    }
+    char *log = tl_test_read_all(path);
+    size_t len = strlen(log);
+    fprintf(stderr, "\n  %s: no new '%s' within %d ms; its end:\n%s\n", path,
+            needle, timeout_ms, log + (len > 3000 ? len - 3000 : 0));
+    free(log);
+    return 0;
 }

@@ -41,4 +41,15 @@ int tl_test_stop(pid_t pid, int sig, int timeout_ms);
  * timeout (the process is left running), -2 if killed by a signal. */
 int tl_test_wait(pid_t pid, int timeout_ms);
 
+/* The whole file (malloc'd; "" when it cannot be read). */
+char *tl_test_read_all(const char *path);
+/* Occurrences of needle in hay. */
+int tl_test_count_in(const char *hay, const char *needle);
+/* Occurrences of needle in the file at path (a log). */
+int tl_test_log_count(const char *path, const char *needle);
+/* Waits up to timeout_ms until the file at path holds more than `seen`
+ * occurrences of needle: 1, or 0 after printing the file's end. */
+int tl_test_wait_log(const char *path, const char *needle, int seen,
+                     int timeout_ms);
+
 #endif

@@ -953,7 +953,7 @@ static void test_err_unknown_key(void)
     EXPECT_FILE("invalid_key_kafka.yaml",
                 "3:3: unknown key 'brokerz' in kafka (expected one of: brokers, "
                 "group, input, output, dead_letter, properties, batch_size, "
-                "batch_timeout)");
+                "batch_timeout, audit)");
     EXPECT_FILE("invalid_key_redis.yaml",
                 "4:3: unknown key 'tll' in redis (expected one of: url, prefix, "
                 "ttl, timeout, cluster)");
@@ -964,7 +964,7 @@ static void test_err_unknown_key(void)
                 "2:3: unknown key 'cache' in state (expected one of: "
                 "cache_size)");
     EXPECT_FILE("invalid_key_log.yaml",
-                "2:3: unknown key 'lvl' in log (expected one of: level)");
+                "2:3: unknown key 'lvl' in log (expected one of: level, format)");
     EXPECT_FILE("invalid_key_feature.yaml",
                 "4:5: unknown key 'wher' in features[0] (expected one of: name, "
                 "kind, where, field, window, resolution, max_length, "
@@ -2309,6 +2309,163 @@ static void test_http_section(void)
                "token)");
 }
 
+/* ---- issue 7: secrets, log format, audit topic, reload --------------------- */
+
+static void test_env_substitution(void)
+{
+    clear_env();
+    setenv("TL_T_PASS", "p@ss", 1);
+    setenv("TL_T_TOKEN", "tok", 1);
+    setenv("TL_T_EMPTY", "", 1);
+    tl_config *c = load_str_ok(
+        "redis: { url: 'redis://app:${TL_T_PASS}@h:6380/1' }\n"
+        "kafka:\n"
+        "  group: g${TL_T_EMPTY}\n"
+        "  properties: { sasl.password: \"${TL_T_TOKEN}\", client.id: 'a$${b}$c$' }\n"
+        "  audit: audit.${TL_T_TOKEN}\n"
+        "log: { level: warn, format: json }\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://app:p@ss@h:6380/1");
+    CU_ASSERT_STRING_EQUAL(c->group, "g");
+    CU_ASSERT_STRING_EQUAL(c->properties[0].val, "tok");
+    CU_ASSERT_STRING_EQUAL(c->properties[1].val, "a${b}$c$");
+    CU_ASSERT_STRING_EQUAL(c->audit, "audit.tok");
+    CU_ASSERT_EQUAL(c->log_format, TL_LOG_JSON);
+    CU_ASSERT_EQUAL(c->log_level, TL_LOG_WARN);
+    /* Secrets stay out of the summary. */
+    char *s = summary(c);
+    CU_ASSERT_PTR_NULL(strstr(s, "p@ss"));
+    CU_ASSERT_PTR_NULL(strstr(s, "= tok"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "property       sasl.password = ***\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "property       client.id = a${b}$c$\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "audit          audit.tok\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "format         json\n"));
+    free(s);
+    tl_config_free(c);
+    /* Keys are not expanded. */
+    c = load_str_ok("kafka: { properties: { '${TL_T_TOKEN}': x } }\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->properties[0].key, "${TL_T_TOKEN}");
+    tl_config_free(c);
+    c = load_str_ok("kafka: { group: x }\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->audit, "tailor.audit");
+    CU_ASSERT_EQUAL(c->log_format, TL_LOG_TEXT);
+    tl_config_free(c);
+
+    CU_ASSERT(tl_config_is_secret_key("sasl.password"));
+    CU_ASSERT(tl_config_is_secret_key("ssl.key.PASSWORD"));
+    CU_ASSERT(tl_config_is_secret_key("sasl.oauthbearer.client.secret"));
+    CU_ASSERT(tl_config_is_secret_key("sasl.jaas.config"));
+    CU_ASSERT(!tl_config_is_secret_key("sasl.username"));
+    unsetenv("TL_T_PASS");
+    unsetenv("TL_T_TOKEN");
+    unsetenv("TL_T_EMPTY");
+}
+
+static void test_err_env(void)
+{
+    clear_env();
+    unsetenv("TL_T_UNSET");
+    EXPECT_STR("kafka:\n  group: 'ab${TL_T_UNSET}'\n",
+               "2:13: environment variable TL_T_UNSET is not set (referenced "
+               "as ${TL_T_UNSET}; set it, e.g. in the EnvironmentFile, or "
+               "write $${ for a literal ${)");
+    EXPECT_STR("redis: { url: 'redis://${1X}@h' }\n",
+               "1:24: expected ${NAME} (NAME of letters, digits and _, not "
+               "starting with a digit) for an environment variable; write $${ "
+               "for a literal ${");
+    EXPECT_STR("kafka: { group: \"a${OPEN\" }\n",
+               "1:19: expected ${NAME} (NAME of letters, digits and _, not "
+               "starting with a digit) for an environment variable; write $${ "
+               "for a literal ${");
+    setenv("TL_T_URL", "http://u:hunter2@h", 1);
+    EXPECT_STR("redis: { url: '${TL_T_URL}' }\n",
+               "1:15: redis.url: expected "
+               "redis://[[user]:password@]host[:port][/db], "
+               "unix://[[user]:password@]/path/to/redis.sock or "
+               "redis-cluster://[[user]:password@]host:port[,host:port...], "
+               "got a value with credentials (not shown)");
+    unsetenv("TL_T_URL");
+    EXPECT_STR("log: { format: xml }\n",
+               "1:16: log.format: expected one of text, json, got 'xml'");
+}
+
+static tl_config *reload_cfg(const char *features)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "kafka: { group: g }\nfeatures:\n%s"
+             "triggers:\n  - { name: r, emit: { message: hi } }\n",
+             features);
+    return load_str_ok(text);
+}
+
+static void test_reloadable(void)
+{
+    clear_env();
+    char err[TL_ERRSZ];
+    tl_config *cur = reload_cfg("  - { name: n, kind: count }\n"
+                                "  - { name: s, kind: sum, field: amount }\n");
+    tl_config *same = reload_cfg("  - { name: s, kind: sum, field: amount }\n"
+                                 "  - { name: n, kind: count }\n"
+                                 "  - { name: m, kind: max, field: amount }\n");
+    tl_config *rekind = reload_cfg("  - { name: n, kind: sum, field: amount }\n"
+                                   "  - { name: s, kind: sum, field: amount }\n");
+    tl_config *gone = reload_cfg("  - { name: s, kind: sum, field: amount }\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(same);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rekind);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gone);
+    CU_ASSERT_EQUAL(tl_config_reloadable(cur, same, 0, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_config_reloadable(cur, rekind, 0, err, sizeof err),
+                    TL_ERR_CONFIG);
+    CU_ASSERT_STRING_EQUAL(err, "t.yaml: refused: feature n (count -> sum); "
+                           "stored state would be misread or left behind "
+                           "(rename the feature instead, or reload with "
+                           "force: tailord --force)");
+    CU_ASSERT_EQUAL(tl_config_reloadable(cur, gone, 0, err, sizeof err),
+                    TL_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "feature n (removed);"));
+    tl_log_level lv = tl_log_current;
+    tl_log_set_level(TL_LOG_ERROR); /* the forced reload's warning */
+    CU_ASSERT_EQUAL(tl_config_reloadable(cur, rekind, 1, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_config_reloadable(cur, gone, 1, err, sizeof err), TL_OK);
+    tl_log_set_level(lv);
+    tl_config_free(same);
+    /* Connection settings need a restart, force or not. */
+    static const char *const changed[][2] = {
+        {"kafka: { group: h }\n", "kafka.group"},
+        {"kafka: { group: g, brokers: 'b:1' }\n", "kafka.brokers"},
+        {"kafka: { group: g, input: [a, b] }\n", "kafka.input"},
+        {"kafka: { group: g, properties: { client.id: x } }\n", "kafka.properties"},
+        {"kafka: { group: g }\nredis: { url: 'redis://h:1/0' }\n", "redis.url"},
+        {"kafka: { group: g }\nredis: { prefix: 'p:' }\n", "redis.prefix"},
+        {"kafka: { group: g }\nredis: { timeout: 3s }\n", "redis.timeout"},
+        {"kafka: { group: g }\nhttp: { listen: '127.0.0.1:9' }\n", "http.listen"},
+    };
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "%sfeatures:\n  - { name: n, kind: count }\n"
+                 "  - { name: s, kind: sum, field: amount }\n"
+                 "triggers:\n  - { name: r, emit: { message: hi } }\n",
+                 changed[i][0]);
+        same = load_str_ok(text);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(same);
+        CU_ASSERT_EQUAL(tl_config_reloadable(cur, same, 1, err, sizeof err),
+                        TL_ERR_CONFIG);
+        char want[256];
+        snprintf(want, sizeof want, "t.yaml: %s changed, which needs a restart",
+                 changed[i][1]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+        tl_config_free(same);
+    }
+    tl_config_free(cur);
+    tl_config_free(rekind);
+    tl_config_free(gone);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -2327,6 +2484,9 @@ int main(void)
     CU_add_test(s, "rule options of issue 4", test_rule_options);
     CU_add_test(s, "rule set layout", test_ruleset_layout);
     CU_add_test(s, "rule_version", test_rule_version);
+    CU_add_test(s, "${ENV} substitution, secrets, log.format, kafka.audit",
+                test_env_substitution);
+    CU_add_test(s, "what a reload may change", test_reloadable);
     s = CU_add_suite("config_errors", NULL, NULL);
     CU_add_test(s, "YAML syntax, empty, not a mapping", test_err_yaml);
     CU_add_test(s, "unknown keys", test_err_unknown_key);
@@ -2341,6 +2501,7 @@ int main(void)
     CU_add_test(s, "expression positions", test_err_expr_position);
     CU_add_test(s, "type errors in conditions", test_err_if_type);
     CU_add_test(s, "templates", test_err_template);
+    CU_add_test(s, "${ENV} references, log.format", test_err_env);
     CU_add_test(s, "cap", test_err_cap);
     CU_add_test(s, "quiet_hours", test_err_quiet_hours);
     CU_add_test(s, "priority, group, holdout", test_err_priority_group_holdout);
