@@ -118,7 +118,7 @@ for page in man/tailord.8 man/tailorctl.1 man/tailord.yaml.5; do
 done
 documented() {
   local c
-  for c in check produce tail show forget reload lag; do
+  for c in check produce tail show forget reload lag stats; do
     grep -q "^\.BI\? *\"\?$c\b\|^\.BR \"$c \|^\.BI \"$c " man/tailorctl.1 || { echo "tailorctl.1: $c"; return 1; }
     "${TAILOR_BIN_DIR:-daemon}/tailorctl" "$c" --help | grep -q "^usage: tailorctl $c" || { echo "--help: $c"; return 1; }
   done
