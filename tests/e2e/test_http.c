@@ -348,6 +348,16 @@ static void test_reload_over_http(void)
     char path[128];
     snprintf(path, sizeof path, "/v1/customers/%s-r0", customers[0]);
     CU_ASSERT_EQUAL(request("GET", path, TOKEN, NULL), 200);
+
+    /* tailorctl reload --url: the same route, its token checked. */
+    char bin[4096];
+    snprintf(bin, sizeof bin, "%s", tl_test_bin("tailorctl"));
+    char *bad[] = {bin, "reload", "--url", base, "--token", "nope", NULL};
+    CU_ASSERT_NOT_EQUAL(tl_test_run_tool(bad), 0);
+    applied = tl_test_log_count(log_path, " applied: ");
+    char *good[] = {bin, "reload", "--url", base, "--token", TOKEN, NULL};
+    CU_ASSERT_EQUAL(tl_test_run_tool(good), 0);
+    CU_ASSERT(tl_test_wait_log(log_path, " applied: ", applied, 30000));
 }
 
 /* The JSON of a customer against its hash in Redis: every feature present
