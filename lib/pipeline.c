@@ -504,6 +504,8 @@ static int process_batch(tl_pipeline *p)
         tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
     }
     p->stats.last_commit_ms = tl_now_mono_ms();
+    p->stats.redis_round_trips = tl_store_round_trips(p->store);
+    p->stats.redis_commands = tl_store_commands(p->store);
     tl_batch_clear(b);
     tl_cache_trim(p->cache);
     p->in_batch = 0;

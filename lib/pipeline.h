@@ -40,6 +40,8 @@ typedef struct tl_stats {
     uint64_t state_errors;    /* malformed stored state (feature reset) */
     uint64_t store_errors;    /* vector writes the Redis server refused */
     uint64_t commit_errors;
+    uint64_t redis_round_trips; /* tl_store_round_trips, after each batch */
+    uint64_t redis_commands;    /* tl_store_commands, after each batch */
     int64_t first_event_ms, last_commit_ms; /* monotonic clock */
 } tl_stats;
 
