@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: runs the benchmark driver (bench/bench.c) bounded in time and
 # keeps its output in build/bench/last.txt.  Environment: BENCH_EVENTS
-# (1000000), BENCH_RATE (20000), BENCH_PACED_SECONDS (15), BENCH_DATA
+# (1000000), BENCH_RATE (20000), BENCH_PACED_SECONDS (15), BENCH_CONFIG
+# (bench/bench.yaml), BENCH_DATA
 # (../shared/data), BENCH_BOOTSTRAP (a real broker instead of the mock).
 set -euo pipefail
 driver=$1
