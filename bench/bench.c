@@ -699,7 +699,10 @@ static hot_figs hot_path(const dataset *d, size_t n)
                 die("hot path: event %zu: %s", i, err);
             tl_vec *v = tl_cache_get(cache, ev.customer_id, ev.customer_id_len);
             if (!v) v = tl_cache_put(cache, ev.customer_id, ev.customer_id_len);
-            tl_wm *wm = tl_vec_wm(v, T_EVENTS, (int32_t)(i % 64));
+            /* Keyed by customer, as on the topic: one partition each. */
+            int32_t part = (int32_t)(tl_fnv1a(TL_FNV_OFFSET, ev.customer_id,
+                                              ev.customer_id_len) % 64);
+            tl_wm *wm = tl_vec_wm(v, T_EVENTS, part);
             wm->applied = (int64_t)i;
             if (!v->dirty) {
                 v->dirty = 1;
