@@ -924,6 +924,21 @@ static void put_num(tl_event *ev, int f, int has, double x)
     }
 }
 
+/* The reader's default attrs (the writer lacks the field), into the arena. */
+static void default_attrs(const tl_event_decoder *d, tl_arena *arena,
+                          tl_event *ev)
+{
+    tl_attr *a = tl_arena_alloc(arena, d->def_nattrs * sizeof *a);
+    for (size_t i = 0; i < d->def_nattrs; i++) {
+        const tl_attr *s = &d->def_attrs[i];
+        a[i] = *s;
+        a[i].key = tl_arena_strndup(arena, s->key, s->keylen);
+        a[i].val = tl_arena_strndup(arena, s->val, s->vallen);
+    }
+    ev->attrs = a;
+    ev->nattrs = d->def_nattrs;
+}
+
 /* Fields of the reader schema that are not in the bytes (the reader lacks
  * an optional field): what Avro-C's path gives them. */
 static void fill_absent(tl_event_decoder *d, const int *seen, tl_arena *arena,
@@ -942,18 +957,7 @@ static void fill_absent(tl_event_decoder *d, const int *seen, tl_arena *arena,
         case SH_LONG: ev->ts = d->def_ts; break;
         case SH_ENUM: ev->channel = d->def_channel; break;
         case SH_OPT_NUM: put_num(ev, f, d->def_has_num[f], d->def_num[f]); break;
-        case SH_MAP: {
-            tl_attr *a = tl_arena_alloc(arena, d->def_nattrs * sizeof *a);
-            for (size_t i = 0; i < d->def_nattrs; i++) {
-                const tl_attr *s = &d->def_attrs[i];
-                a[i] = *s;
-                a[i].key = tl_arena_strndup(arena, s->key, s->keylen);
-                a[i].val = tl_arena_strndup(arena, s->val, s->vallen);
-            }
-            ev->attrs = a;
-            ev->nattrs = d->def_nattrs;
-            break;
-        }
+        case SH_MAP: default_attrs(d, arena, ev); break;
         }
     }
 }
@@ -1283,15 +1287,7 @@ static int take_attrs(tl_event_decoder *d, tl_arena *arena, tl_event *ev)
     int got = get_field(d, F_ATTRS, &map);
     if (got < 0) return -1;
     if (got == 0) {
-        tl_attr *a = tl_arena_alloc(arena, d->def_nattrs * sizeof *a);
-        for (size_t i = 0; i < d->def_nattrs; i++) {
-            const tl_attr *s = &d->def_attrs[i];
-            a[i] = *s;
-            a[i].key = tl_arena_strndup(arena, s->key, s->keylen);
-            a[i].val = tl_arena_strndup(arena, s->val, s->vallen);
-        }
-        ev->attrs = a;
-        ev->nattrs = d->def_nattrs;
+        default_attrs(d, arena, ev);
         return 0;
     }
     if (avro_value_get_size(&map, &n)) return -1;
