@@ -6,6 +6,8 @@
 #   make demo       the main job on the embedded default (mock Kafka + private Redis)
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make valgrind   run the unit suites under valgrind memcheck
+#   make bench      the benchmark (docs/benchmarks.md): tailord against the
+#                   Kafka and Redis ceilings of the same run, ~5-10 minutes
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke: 10 s each (CI); make fuzz-deps: clang
 #   make install    binaries, schemas, example config, unit file, man pages
@@ -62,7 +64,7 @@ E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
 BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
 .PHONY: all deps check test unit integration e2e demo asan valgrind clean tests \
-        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus install uninstall
+        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus install uninstall bench
 all: $(LIBA) $(BINS)
 
 # $(call apt_install,WHO,PACKAGES): installs the packages not yet installed.
@@ -119,6 +121,22 @@ asan:
 
 valgrind: $(UNIT_BIN)
 	@TAILOR_VALGRIND=1 bash tests/run.sh $(UNIT_BIN)
+
+# The benchmark (not part of check): bench/bench.c drives a private Redis,
+# the mock cluster (or BENCH_BOOTSTRAP), tailord and the ceilings;
+# bench/alloc_preload.so counts tailord's allocations (LD_PRELOAD).
+BENCH_O := $(O)/bench
+
+bench: all $(BENCH_O)/bench $(BENCH_O)/alloc_preload.so
+	@TAILOR_BIN_DIR=$(BINDIR) BENCH_LIB_DIR=$(BENCH_O) bash bench/run.sh $(BENCH_O)/bench
+
+$(BENCH_O)/bench: $(O)/obj/bench/bench.o $(SUP_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) $(CUNIT_LIBS)
+
+$(BENCH_O)/alloc_preload.so: bench/alloc_preload.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $<
 
 # Fuzzing: fuzz/fuzz_TARGET.c with clang -fsanitize=fuzzer,address,undefined
 # against the library compiled by clang with the same sanitizers and

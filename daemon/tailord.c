@@ -284,6 +284,10 @@ int main(int argc, char **argv)
     tl_info("tailord", "dead letters by reason: %s", by_reason);
     tl_http_stop(http);
     tl_info("tailord",
+            "redis: %" PRIu64 " round trips, %" PRIu64 " commands, %" PRIu64
+            " vector writes in %" PRIu64 " batches",
+            s->redis_round_trips, s->redis_commands, s->flushed, s->batches);
+    tl_info("tailord",
             "triggers: %" PRIu64 " produced (%" PRIu64 " holdout); suppressed: "
             "cooldown %" PRIu64 ", quiet_hours %" PRIu64 ", cap %" PRIu64
             ", group %" PRIu64,

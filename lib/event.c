@@ -569,6 +569,12 @@ struct tl_event_decoder {
     int def_has_num[F__COUNT];
     tl_attr *def_attrs;
     size_t def_nattrs;
+
+    /* Direct decoding (no writer schema: the bytes are in the reader's own
+     * schema): one step per field of the record, in schema order.  NULL
+     * when Avro-C resolves a writer schema instead. */
+    struct dstep *plan;
+    size_t nplan;
 };
 
 static json_t *json_field(json_t *schema_json, const char *name)
@@ -706,6 +712,346 @@ static int build_channel_map(tl_event_decoder *d, avro_schema_t rchan,
     return TL_OK;
 }
 
+/* The checks both formats share, once the fields are read: the decode
+ * limits first, then a missing customer, then the time. */
+static tl_reject check_event(const tl_event *ev, const char *no_customer,
+                             char *err, size_t errsz)
+{
+    if (ev->customer_id_len > TL_EVENT_MAX_CUSTOMER_ID) {
+        tl_errf(err, errsz, 0, "customer_id is %zu bytes, more than %d",
+                ev->customer_id_len, TL_EVENT_MAX_CUSTOMER_ID);
+        return TL_REJECT_DECODE;
+    }
+    if (ev->nattrs > TL_EVENT_MAX_ATTRS) {
+        tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
+                ev->nattrs, TL_EVENT_MAX_ATTRS);
+        return TL_REJECT_DECODE;
+    }
+    if (!ev->customer_id || ev->customer_id_len == 0) {
+        tl_errf(err, errsz, 0, "%s", no_customer);
+        return TL_REJECT_MISSING_CUSTOMER;
+    }
+    if (ev->ts < TL_EVENT_MIN_TS) {
+        tl_errf(err, errsz, 0, "ts %" PRId64 " is before "
+                "1970-01-01T00:00:00Z", ev->ts);
+        return TL_REJECT_BAD_TIMESTAMP;
+    }
+    if (ev->ts > TL_EVENT_MAX_TS) {
+        tl_errf(err, errsz, 0, "ts %" PRId64 " is after "
+                "2200-01-01T00:00:00Z", ev->ts);
+        return TL_REJECT_BAD_TIMESTAMP;
+    }
+    return TL_REJECT_NONE;
+}
+
+/* ------------------------------------------------------------------------
+ * Direct decoding: the common case of events written with the reader's own
+ * schema is read straight from the bytes into the arena, without Avro-C's
+ * generic values (avro_value_read allocates and frees a buffer for every
+ * string and map key, tens of blocks per event).  The bytes were already
+ * checked by avro_scan (every length, count, index and string), so this
+ * walk only reads.  A writer schema that differs goes through Avro-C's
+ * resolver instead (decode_avro below).
+ */
+
+enum dkind { DK_SKIP, DK_STR, DK_LONG, DK_INT, DK_ENUM, DK_DOUBLE, DK_FLOAT,
+             DK_MAP };
+
+typedef struct dstep {
+    int f;              /* enum field, -1: a field tailor does not read */
+    enum dkind kind;    /* of the value, or of the union's non-null branch */
+    int null_br;        /* union branch of null, -1: not a union */
+    avro_schema_t sch;  /* the field's schema, for skipping */
+} dstep;
+
+static enum dkind dkind_of(avro_schema_t s)
+{
+    s = unlink_schema(s);
+    if (is_avro_string(s)) return DK_STR;
+    if (is_avro_int64(s)) return DK_LONG;
+    if (is_avro_int32(s)) return DK_INT;
+    if (is_avro_enum(s)) return DK_ENUM;
+    if (is_avro_double(s)) return DK_DOUBLE;
+    if (is_avro_float(s)) return DK_FLOAT;
+    if (is_avro_map(s)) return DK_MAP;
+    return DK_SKIP;
+}
+
+/* The reader schema passed shape_ok, so each of our fields is one of the
+ * kinds above, possibly in a union with null. */
+static void build_plan(tl_event_decoder *d)
+{
+    size_t n = avro_schema_record_size(d->reader);
+    d->plan = tl_xcalloc(n ? n : 1, sizeof *d->plan);
+    d->nplan = n;
+    for (size_t i = 0; i < n; i++) {
+        dstep *st = &d->plan[i];
+        const char *name = avro_schema_record_field_name(d->reader, (int)i);
+        st->sch = field_schema(d->reader, (int)i);
+        st->f = -1;
+        st->null_br = -1;
+        st->kind = DK_SKIP;
+        for (int f = 0; f < F__COUNT; f++)
+            if (strcmp(fields[f].name, name) == 0) st->f = f;
+        if (st->f < 0) continue;
+        int nb, vb;
+        avro_schema_t base = nullable_base(st->sch, &nb, &vb);
+        if (base) {
+            st->null_br = nb;
+            st->kind = dkind_of(base);
+        } else {
+            st->kind = dkind_of(st->sch);
+        }
+    }
+}
+
+typedef struct rd {
+    const unsigned char *p, *end;
+} rd;
+
+static int rd_varint(rd *r, int64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (r->p == r->end) return -1;
+        unsigned b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int rd_str(rd *r, const char **s, size_t *n)
+{
+    int64_t len;
+    if (rd_varint(r, &len) || len < 0 || (uint64_t)len > (size_t)(r->end - r->p))
+        return -1;
+    *s = (const char *)r->p;
+    *n = (size_t)len;
+    r->p += len;
+    return 0;
+}
+
+/* Little-endian IEEE 754, as Avro writes them, whatever the host order. */
+static int rd_fixed(rd *r, size_t n, uint64_t *bits)
+{
+    if ((size_t)(r->end - r->p) < n) return -1;
+    *bits = 0;
+    for (size_t i = 0; i < n; i++) *bits |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return 0;
+}
+
+/* The attrs map: entries counted first (so they land in one array), then
+ * read; duplicate keys keep the last value, as Avro-C's map does. */
+static int rd_map(rd *r, tl_arena *arena, tl_event *ev)
+{
+    rd c = *r;
+    size_t total = 0;
+    for (;;) {
+        int64_t count, size;
+        if (rd_varint(&c, &count)) return -1;
+        if (count == 0) break;
+        if (count < 0) {
+            if (count == INT64_MIN || rd_varint(&c, &size)) return -1;
+            count = -count;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            const char *k, *v;
+            size_t kl, vl;
+            if (rd_str(&c, &k, &kl) || rd_str(&c, &v, &vl)) return -1;
+        }
+        total += (size_t)count;
+    }
+    tl_attr *a = tl_arena_alloc(arena, (total ? total : 1) * sizeof *a);
+    size_t n = 0;
+    for (;;) {
+        int64_t count, size;
+        if (rd_varint(r, &count)) return -1;
+        if (count == 0) break;
+        if (count < 0) {
+            if (rd_varint(r, &size)) return -1;
+            count = -count;
+        }
+        for (int64_t i = 0; i < count; i++, n++) {
+            const char *k, *v;
+            if (rd_str(r, &k, &a[n].keylen) || rd_str(r, &v, &a[n].vallen))
+                return -1;
+            a[n].key = tl_arena_strndup(arena, k, a[n].keylen);
+            a[n].val = tl_arena_strndup(arena, v, a[n].vallen);
+        }
+    }
+    sort_attrs(a, n, arena);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* The stable sort keeps equal keys in input order: the last wins. */
+        if (i + 1 < n && attr_cmp(a[i].key, a[i].keylen, a[i + 1].key,
+                                  a[i + 1].keylen) == 0)
+            continue;
+        a[w++] = a[i];
+    }
+    ev->attrs = a;
+    ev->nattrs = w;
+    return 0;
+}
+
+static void put_str(tl_event *ev, int f, const char *s, size_t n)
+{
+    switch (f) {
+    case F_EVENT_ID: ev->event_id = s; break;
+    case F_CUSTOMER_ID:
+        ev->customer_id = s;
+        ev->customer_id_len = n;
+        break;
+    case F_TYPE: ev->type = s; break;
+    case F_ITEM: ev->item = s; break;
+    case F_STORE: ev->store = s; break;
+    default: break;
+    }
+}
+
+static void put_num(tl_event *ev, int f, int has, double x)
+{
+    if (f == F_QUANTITY) {
+        ev->has_quantity = has;
+        ev->quantity = x;
+    } else if (f == F_AMOUNT) {
+        ev->has_amount = has;
+        ev->amount = x;
+    }
+}
+
+/* The reader's default attrs (the writer lacks the field), into the arena. */
+static void default_attrs(const tl_event_decoder *d, tl_arena *arena,
+                          tl_event *ev)
+{
+    tl_attr *a = tl_arena_alloc(arena, d->def_nattrs * sizeof *a);
+    for (size_t i = 0; i < d->def_nattrs; i++) {
+        const tl_attr *s = &d->def_attrs[i];
+        a[i] = *s;
+        a[i].key = tl_arena_strndup(arena, s->key, s->keylen);
+        a[i].val = tl_arena_strndup(arena, s->val, s->vallen);
+    }
+    ev->attrs = a;
+    ev->nattrs = d->def_nattrs;
+}
+
+/* Fields of the reader schema that are not in the bytes (the reader lacks
+ * an optional field): what Avro-C's path gives them. */
+static void fill_absent(tl_event_decoder *d, const int *seen, tl_arena *arena,
+                        tl_event *ev)
+{
+    for (int f = 0; f < F__COUNT; f++) {
+        if (seen[f]) continue;
+        switch (fields[f].shape) {
+        case SH_STR:
+        case SH_OPT_STR: {
+            const char *s = d->def_str[f];
+            size_t n = s ? strlen(s) : 0;
+            put_str(ev, f, s ? tl_arena_strndup(arena, s, n) : NULL, n);
+            break;
+        }
+        case SH_LONG: ev->ts = d->def_ts; break;
+        case SH_ENUM: ev->channel = d->def_channel; break;
+        case SH_OPT_NUM: put_num(ev, f, d->def_has_num[f], d->def_num[f]); break;
+        case SH_MAP: default_attrs(d, arena, ev); break;
+        }
+    }
+}
+
+static int decode_step(tl_event_decoder *d, const dstep *st, rd *r,
+                       tl_arena *arena, tl_event *ev, char *err, size_t errsz)
+{
+    int64_t v;
+    uint64_t bits;
+    if (st->f < 0) {
+        scan sc = {r->p, r->end, (size_t)(r->end - r->p), err, errsz,
+                   0, 0, NULL};
+        if (scan_value(&sc, st->sch, 1)) return -1;
+        r->p = sc.p;
+        return 0;
+    }
+    if (st->null_br >= 0) {
+        if (rd_varint(r, &v)) return -1;
+        if (v == st->null_br) {
+            if (fields[st->f].shape == SH_OPT_NUM) put_num(ev, st->f, 0, 0);
+            else put_str(ev, st->f, NULL, 0);
+            return 0;
+        }
+    }
+    switch (st->kind) {
+    case DK_STR: {
+        const char *s;
+        size_t n;
+        if (rd_str(r, &s, &n)) return -1;
+        put_str(ev, st->f, tl_arena_strndup(arena, s, n), n);
+        return 0;
+    }
+    case DK_LONG:
+    case DK_INT:
+        if (rd_varint(r, &v)) return -1;
+        if (st->f == F_TS) ev->ts = v;
+        else put_num(ev, st->f, 1, (double)v);
+        return 0;
+    case DK_DOUBLE: {
+        double x;
+        if (rd_fixed(r, 8, &bits)) return -1;
+        memcpy(&x, &bits, sizeof x);
+        put_num(ev, st->f, 1, x);
+        return 0;
+    }
+    case DK_FLOAT: {
+        float x;
+        uint32_t b32;
+        if (rd_fixed(r, 4, &bits)) return -1;
+        b32 = (uint32_t)bits;
+        memcpy(&x, &b32, sizeof x);
+        put_num(ev, st->f, 1, x);
+        return 0;
+    }
+    case DK_ENUM:
+        if (rd_varint(r, &v) || v < 0 || (uint64_t)v >= d->nchan) return -1;
+        if (d->chan_map[v] < 0) {
+            tl_errf(err, errsz, 0,
+                    "channel '%s' is not a symbol of the reader schema",
+                    avro_schema_enum_get(d->wchannel, (int)v));
+            return -2;
+        }
+        ev->channel = (tl_channel)d->chan_map[v];
+        return 0;
+    case DK_MAP: return rd_map(r, arena, ev);
+    case DK_SKIP: break;
+    }
+    return -1;
+}
+
+static tl_reject decode_direct(tl_event_decoder *d, const void *buf,
+                               size_t len, tl_arena *arena, tl_event *ev,
+                               char *err, size_t errsz)
+{
+    rd r = {buf, (const unsigned char *)buf + len};
+    int seen[F__COUNT] = {0};
+    for (size_t i = 0; i < d->nplan; i++) {
+        const dstep *st = &d->plan[i];
+        int rc = decode_step(d, st, &r, arena, ev, err, errsz);
+        if (rc == -2) return TL_REJECT_DECODE;
+        if (rc) {
+            /* Unreachable after avro_scan; kept as a guard. */
+            tl_errf(err, errsz, 0, "cannot read field '%s' of the Avro event",
+                    avro_schema_record_field_name(d->reader, (int)i));
+            return TL_REJECT_DECODE;
+        }
+        if (st->f >= 0) seen[st->f] = 1;
+    }
+    fill_absent(d, seen, arena, ev);
+    if (!ev->event_id) ev->event_id = "";
+    if (!ev->type) ev->type = "";
+    return check_event(ev, "customer_id is empty", err, errsz);
+}
+
 static int avro_decoder_init(tl_event_decoder *d, const char *reader_json,
                              const char *writer_json, char *err, size_t errsz)
 {
@@ -835,6 +1181,7 @@ static int avro_decoder_init(tl_event_decoder *d, const char *reader_json,
         if (build_channel_map(d, rchan, rjson, err, errsz)) goto fail;
     }
 
+    if (!writer_json) build_plan(d);
     d->in = avro_reader_memory(NULL, 0);
     if (!d->in) {
         tl_errf(err, errsz, TL_ERR_NOMEM, "cannot create an Avro reader");
@@ -882,6 +1229,7 @@ void tl_event_decoder_free(tl_event_decoder *d)
     if (d->writer) avro_schema_decref(d->writer);
     if (d->reader) avro_schema_decref(d->reader);
     free(d->chan_map);
+    free(d->plan);
     for (int f = 0; f < F__COUNT; f++) free(d->def_str[f]);
     for (size_t i = 0; i < d->def_nattrs; i++) {
         free((char *)d->def_attrs[i].key);
@@ -939,15 +1287,7 @@ static int take_attrs(tl_event_decoder *d, tl_arena *arena, tl_event *ev)
     int got = get_field(d, F_ATTRS, &map);
     if (got < 0) return -1;
     if (got == 0) {
-        tl_attr *a = tl_arena_alloc(arena, d->def_nattrs * sizeof *a);
-        for (size_t i = 0; i < d->def_nattrs; i++) {
-            const tl_attr *s = &d->def_attrs[i];
-            a[i] = *s;
-            a[i].key = tl_arena_strndup(arena, s->key, s->keylen);
-            a[i].val = tl_arena_strndup(arena, s->val, s->vallen);
-        }
-        ev->attrs = a;
-        ev->nattrs = d->def_nattrs;
+        default_attrs(d, arena, ev);
         return 0;
     }
     if (avro_value_get_size(&map, &n)) return -1;
@@ -968,38 +1308,6 @@ static int take_attrs(tl_event_decoder *d, tl_arena *arena, tl_event *ev)
     ev->attrs = a;
     ev->nattrs = n;
     return 0;
-}
-
-/* The checks both formats share, once the fields are read: the decode
- * limits first, then a missing customer, then the time. */
-static tl_reject check_event(const tl_event *ev, const char *no_customer,
-                             char *err, size_t errsz)
-{
-    if (ev->customer_id_len > TL_EVENT_MAX_CUSTOMER_ID) {
-        tl_errf(err, errsz, 0, "customer_id is %zu bytes, more than %d",
-                ev->customer_id_len, TL_EVENT_MAX_CUSTOMER_ID);
-        return TL_REJECT_DECODE;
-    }
-    if (ev->nattrs > TL_EVENT_MAX_ATTRS) {
-        tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
-                ev->nattrs, TL_EVENT_MAX_ATTRS);
-        return TL_REJECT_DECODE;
-    }
-    if (!ev->customer_id || ev->customer_id_len == 0) {
-        tl_errf(err, errsz, 0, "%s", no_customer);
-        return TL_REJECT_MISSING_CUSTOMER;
-    }
-    if (ev->ts < TL_EVENT_MIN_TS) {
-        tl_errf(err, errsz, 0, "ts %" PRId64 " is before "
-                "1970-01-01T00:00:00Z", ev->ts);
-        return TL_REJECT_BAD_TIMESTAMP;
-    }
-    if (ev->ts > TL_EVENT_MAX_TS) {
-        tl_errf(err, errsz, 0, "ts %" PRId64 " is after "
-                "2200-01-01T00:00:00Z", ev->ts);
-        return TL_REJECT_BAD_TIMESTAMP;
-    }
-    return TL_REJECT_NONE;
 }
 
 static tl_reject decode_avro(tl_event_decoder *d, const void *buf, size_t len,
@@ -1023,6 +1331,8 @@ static tl_reject decode_avro(tl_event_decoder *d, const void *buf, size_t len,
                 len - used);
         return TL_REJECT_DECODE;
     }
+
+    if (d->plan) return decode_direct(d, buf, len, arena, ev, err, errsz);
 
     /* avro_value_read resets the (reused) value first, releasing the
      * previous message's strings. */

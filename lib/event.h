@@ -5,10 +5,11 @@
  *
  * Ownership: a decoded tl_event's strings live in the tl_arena passed to the
  * decoder; they stay valid until that arena is reset.  The decoder itself
- * (tl_event_decoder) is reused for every message and owns its Avro values, so
- * steady-state Avro decoding creates no Avro objects and tailor allocates
- * nothing beyond the arena (avro_value_read itself still mallocs and frees
- * a buffer per string and map key it reads).
+ * (tl_event_decoder) is reused for every message.  Events written with the
+ * reader's own schema (no writer schema configured) are decoded straight
+ * from the bytes and allocate nothing beyond the arena; with a writer
+ * schema, Avro-C's resolver reads them into the decoder's reused Avro values
+ * (avro_value_read mallocs and frees a buffer per string and map key).
  */
 #ifndef TL_EVENT_H
 #define TL_EVENT_H
@@ -99,7 +100,8 @@ typedef struct tl_event_decoder tl_event_decoder;
  * and `writer_schema_json` the schema producers write with, or NULL when it is
  * the same; the writer's data is resolved to the reader's schema by Avro-C
  * (so producers may add fields, and fields the reader has with defaults may
- * be missing).
+ * be missing).  Without a writer schema the bytes are decoded directly (the
+ * same events, errors and limits as Avro-C's path, without its allocations).
  * For TL_FMT_JSON both may be NULL.
  * Returns NULL and fills err when a schema does not parse or the two do not
  * resolve.  Free with tl_event_decoder_free.

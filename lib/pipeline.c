@@ -540,6 +540,10 @@ static int process_batch(tl_pipeline *p)
         tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
     }
     p->stats.last_commit_ms = tl_now_mono_ms();
+    atomic_store_explicit(&p->stats.redis_round_trips,
+                          tl_store_round_trips(p->store), memory_order_relaxed);
+    atomic_store_explicit(&p->stats.redis_commands, tl_store_commands(p->store),
+                          memory_order_relaxed);
     tl_batch_clear(b);
     tl_cache_trim(p->cache);
     tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
@@ -940,6 +944,13 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
                        tl_counter_get(&s->fenced));
     tl_prom_sample_u64(b, "tailor_vector_write_errors_total", ref,
                        tl_counter_get(&s->store_errors));
+    tl_prom_one_u64(b, "tailor_redis_round_trips_total", "counter",
+                    "Round trips to Redis (a pipelined batch to one node is "
+                    "one).",
+                    tl_counter_get(&s->redis_round_trips));
+    tl_prom_one_u64(b, "tailor_redis_commands_total", "counter",
+                    "Commands sent to Redis.",
+                    tl_counter_get(&s->redis_commands));
     tl_prom_one_u64(b, "tailor_state_errors_total", "counter",
                     "Malformed stored feature state (that feature restarted).",
                     tl_counter_get(&s->state_errors));

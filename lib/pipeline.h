@@ -56,6 +56,8 @@ typedef struct tl_stats {
     tl_counter state_errors;  /* malformed stored state (feature reset) */
     tl_counter store_errors;  /* vector writes the Redis server refused */
     tl_counter commit_errors;
+    tl_counter redis_round_trips; /* tl_store_round_trips, after each batch */
+    tl_counter redis_commands;    /* tl_store_commands, after each batch */
     tl_counter cache_hits, cache_misses; /* vector lookups of decoded events */
     tl_gauge cache_size;      /* customers cached, after each batch */
     tl_histogram batch_seconds; /* first decode to commit, per batch */

@@ -68,6 +68,17 @@ tl_sink *tl_sink_new(const tl_config *cfg, const char *brokers, char *err,
         return NULL;
     }
     tl_arena_init(&s->arena, 1 << 20);
+    /* The producer learns the output topic's partitions and leaders on its
+     * first message, which then waits for that metadata request (half a
+     * second and more measured on the mock cluster: the first batch's
+     * delivery wait).  Asked for now, while the consumer joins its group.
+     * Bounded, and harmless when it fails: the first message asks again. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, cfg->output, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt && rd_kafka_metadata(s->rk, 0, rkt, &md, 5000) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
     return s;
 }
 

@@ -71,6 +71,11 @@ struct tl_trigger_codec {
     char *buf;
     size_t cap;
     size_t idx[T__COUNT];
+    /* Direct encoding, when the schema has exactly our fields: their order
+     * in the record and the enum index of each channel (-1: absent). */
+    int direct;
+    enum tfield order[T__COUNT];
+    int chan_idx[TL_CH__COUNT];
 };
 
 /* Output larger than this is a runaway trigger, not something to produce. */
@@ -114,6 +119,13 @@ tl_trigger_codec *tl_trigger_codec_new(const char *schema_json, char *err,
         if (f == T_CHANNEL) c->channel = fs;
         c->idx[f] = (size_t)i;
     }
+    if (avro_schema_record_size(c->schema) == T__COUNT) {
+        c->direct = 1;
+        for (int f = 0; f < T__COUNT; f++) c->order[c->idx[f]] = (enum tfield)f;
+    }
+    for (int ch = 0; ch < TL_CH__COUNT; ch++)
+        c->chan_idx[ch] = avro_schema_enum_get_by_name(
+            c->channel, tl_channel_name((tl_channel)ch));
     c->klass = avro_generic_class_from_schema(c->schema);
     if (!c->klass || avro_generic_value_new(c->klass, &c->value)) {
         tl_errf(err, errsz, TL_ERR_CONFIG, "trigger schema: %s",
@@ -169,6 +181,106 @@ static int set_map(tl_trigger_codec *c, enum tfield f, const tl_attr *a,
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Direct encoding: the bytes Avro-C would write for the same trigger,
+ * written straight into the codec's buffer.  Avro-C's generic value copies
+ * every string it is given (a few allocations per trigger); this allocates
+ * only when the buffer must grow.
+ */
+
+typedef struct wbuf {
+    tl_trigger_codec *c;
+    size_t n;
+} wbuf;
+
+static int w_room(wbuf *w, size_t more)
+{
+    if (more > TRIGGER_MAX_SIZE - w->n) return -1;
+    if (w->n + more > w->c->cap) {
+        size_t cap = w->c->cap ? w->c->cap : 512;
+        while (cap < w->n + more) cap *= 2;
+        w->c->buf = tl_xrealloc(w->c->buf, cap);
+        w->c->cap = cap;
+    }
+    return 0;
+}
+
+static int w_long(wbuf *w, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    if (w_room(w, 10)) return -1;
+    unsigned char *p = (unsigned char *)w->c->buf + w->n;
+    size_t k = 0;
+    while (z > 0x7f) {
+        p[k++] = (unsigned char)((z & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    p[k++] = (unsigned char)z;
+    w->n += k;
+    return 0;
+}
+
+static int w_str(wbuf *w, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (w_long(w, (int64_t)len) || w_room(w, len)) return -1;
+    if (len) memcpy(w->c->buf + w->n, s, len);
+    w->n += len;
+    return 0;
+}
+
+/* A map as Avro-C writes it: one block; a key given twice appears once, at
+ * its first place, with its last value. */
+static int w_map(wbuf *w, const tl_attr *a, size_t n)
+{
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        const char *k = a[i].key ? a[i].key : "";
+        while (j < i && strcmp(a[j].key ? a[j].key : "", k)) j++;
+        distinct += j == i;
+    }
+    if (distinct && w_long(w, (int64_t)distinct)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = a[i].key ? a[i].key : "";
+        size_t j = 0, last = i;
+        while (j < i && strcmp(a[j].key ? a[j].key : "", k)) j++;
+        if (j < i) continue;
+        for (j = i + 1; j < n; j++)
+            if (!strcmp(a[j].key ? a[j].key : "", k)) last = j;
+        if (w_str(w, k) || w_str(w, a[last].val ? a[last].val : ""))
+            return -1;
+    }
+    return w_long(w, 0);
+}
+
+static int encode_direct(tl_trigger_codec *c, const tl_trigger *t, int e,
+                         size_t *outlen)
+{
+    wbuf w = {c, 0};
+    for (int i = 0; i < T__COUNT; i++) {
+        int rc = 0;
+        switch (c->order[i]) {
+        case T_ID: rc = w_str(&w, t->id); break;
+        case T_RULE: rc = w_str(&w, t->rule); break;
+        case T_CUSTOMER_ID: rc = w_str(&w, t->customer_id); break;
+        case T_TS: rc = w_long(&w, t->ts); break;
+        case T_CAUSE: rc = w_str(&w, t->cause_event_id); break;
+        case T_CHANNEL: rc = w_long(&w, e); break;
+        case T_MESSAGE: rc = w_str(&w, t->message); break;
+        case T_ATTRS: rc = w_map(&w, t->attrs, t->nattrs); break;
+        case T_EXPLAIN: rc = w_map(&w, t->explain, t->nexplain); break;
+        case T_HOLDOUT:
+            if (!(rc = w_room(&w, 1))) c->buf[w.n++] = t->holdout ? 1 : 0;
+            break;
+        case T__COUNT: break;
+        }
+        if (rc) return -1;
+    }
+    *outlen = w.n;
+    return 0;
+}
+
 int tl_trigger_encode(tl_trigger_codec *c, const tl_trigger *t,
                       const void **out, size_t *outlen, char *err,
                       size_t errsz)
@@ -176,11 +288,19 @@ int tl_trigger_encode(tl_trigger_codec *c, const tl_trigger *t,
     avro_value_t v;
     int rc;
     const char *sym = tl_channel_name(t->channel);
-    int e = avro_schema_enum_get_by_name(c->channel, sym);
+    int e = (unsigned)t->channel < TL_CH__COUNT ? c->chan_idx[t->channel] : -1;
     if (e < 0)
         return tl_errf(err, errsz, TL_ERR,
                        "channel '%s' is not a symbol of the trigger schema",
                        sym);
+    if (c->direct) {
+        if (encode_direct(c, t, e, outlen))
+            return tl_errf(err, errsz, TL_ERR,
+                           "cannot encode the trigger: more than %zu bytes",
+                           TRIGGER_MAX_SIZE);
+        *out = c->buf;
+        return TL_OK;
+    }
     /* Clears the previous trigger (maps would otherwise keep old keys). */
     avro_value_reset(&c->value);
     if (set_str(c, T_ID, t->id) || set_str(c, T_RULE, t->rule) ||

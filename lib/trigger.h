@@ -9,6 +9,9 @@
  * Ownership: a tl_trigger only borrows its strings.  Decoded triggers borrow
  * from the arena passed to tl_trigger_decode.  The codec owns its Avro schema,
  * value and output buffer; encoded bytes are valid until the next encode.
+ * A schema of exactly the trigger's fields (the built-in one, any order) is
+ * encoded directly into the buffer, allocating nothing once it is large
+ * enough; a schema with more fields goes through Avro-C's generic value.
  */
 #ifndef TL_TRIGGER_H
 #define TL_TRIGGER_H

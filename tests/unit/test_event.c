@@ -1732,6 +1732,300 @@ static void test_json_text(void)
     tl_arena_free(&a);
 }
 
+
+/* ------------------------------------------------------------------------
+ * Direct decoding against Avro-C: a decoder without a writer schema reads
+ * the bytes itself; given the same schema as writer, it goes through
+ * Avro-C's resolver.  Both must agree on every input.
+ */
+
+typedef struct two_decoders {
+    tl_event_decoder *direct, *avroc;
+    tl_arena a, b;
+} two_decoders;
+
+static void two_new(two_decoders *t, const char *schema)
+{
+    char err[TL_ERRSZ];
+    t->direct = tl_event_decoder_new(TL_FMT_AVRO, schema, NULL, err, sizeof err);
+    t->avroc = tl_event_decoder_new(TL_FMT_AVRO, schema,
+                                    schema ? schema : tl_schema_interaction_event,
+                                    err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->direct);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->avroc);
+    tl_arena_init(&t->a, 0);
+    tl_arena_init(&t->b, 0);
+}
+
+static void two_free(two_decoders *t)
+{
+    tl_event_decoder_free(t->direct);
+    tl_event_decoder_free(t->avroc);
+    tl_arena_free(&t->a);
+    tl_arena_free(&t->b);
+}
+
+/* Decodes with both; 1 when they agree (same verdict, same message, same
+ * event).  *accepted: whether the event was accepted. */
+static int two_agree(two_decoders *t, const void *buf, size_t len,
+                     int *accepted)
+{
+    char e1[TL_ERRSZ] = "", e2[TL_ERRSZ] = "";
+    tl_event x, y;
+    tl_arena_reset(&t->a);
+    tl_arena_reset(&t->b);
+    tl_reject r1 = tl_event_decode(t->direct, buf, len, &t->a, &x, e1, sizeof e1);
+    tl_reject r2 = tl_event_decode(t->avroc, buf, len, &t->b, &y, e2, sizeof e2);
+    if (accepted) *accepted = r1 == TL_REJECT_NONE;
+    if (r1 != r2) {
+        fprintf(stderr, "\ndirect: %s (%s), Avro-C: %s (%s)\n",
+                tl_reject_name(r1), e1, tl_reject_name(r2), e2);
+        return 0;
+    }
+    if (r1 != TL_REJECT_NONE) {
+        if (strcmp(e1, e2)) fprintf(stderr, "\n'%s' vs '%s'\n", e1, e2);
+        return strcmp(e1, e2) == 0;
+    }
+    /* NaN (a mutated double) is not equal to itself: compare bits. */
+    if (x.has_quantity && y.has_quantity &&
+        memcmp(&x.quantity, &y.quantity, sizeof x.quantity) == 0)
+        x.quantity = y.quantity = 0;
+    if (x.has_amount && y.has_amount &&
+        memcmp(&x.amount, &y.amount, sizeof x.amount) == 0)
+        x.amount = y.amount = 0;
+    if (!events_equal(&x, &y) || !attrs_sorted(&x)) {
+        fprintf(stderr, "\naccepted, but the events differ (customer '%s', "
+                "%zu and %zu attrs)\n", x.customer_id, x.nattrs, y.nattrs);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_direct_slice(void)
+{
+    char err[TL_ERRSZ], line[65536];
+    two_decoders t;
+    tl_arena a;
+    size_t n = 0, same = 0;
+    gzFile gz = gzopen(tl_test_src("tests/data/complete_journey_slice.jsonl.gz"),
+                       "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gz);
+    two_new(&t, NULL);
+    tl_arena_init(&a, 0);
+    tl_event_encoder *enc = tl_event_encoder_new(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    while (gzgets(gz, line, sizeof line)) {
+        tl_event ev;
+        const void *buf;
+        size_t len;
+        int ok;
+        tl_arena_reset(&a);
+        if (tl_event_from_json(line, strlen(line), &a, &ev, err, sizeof err) !=
+                TL_REJECT_NONE ||
+            tl_event_encode(enc, &ev, &buf, &len, err, sizeof err))
+            continue;
+        n++;
+        same += two_agree(&t, buf, len, &ok) && ok;
+    }
+    CU_ASSERT(n > 19000);
+    CU_ASSERT_EQUAL(same, n);
+    gzclose(gz);
+    tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+    two_free(&t);
+}
+
+/* Every seed of fuzz/corpus/avro, every prefix of it, and every byte of it
+ * replaced by 0x00, 0x01, 0x7f, 0x80 and 0xff. */
+static void test_direct_corpus(void)
+{
+    static const char *const seeds[] = {
+        "no-customer.avro", "nulls.avro",   "odd.avro",          "slice-1.avro",
+        "slice-2.avro",     "slice-3.avro", "writer-schema.avro"};
+    static const unsigned char subst[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+    two_decoders t;
+    two_new(&t, NULL);
+    size_t inputs = 0, agreed = 0, accepted = 0;
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) {
+        char rel[256], err[TL_ERRSZ];
+        size_t len;
+        snprintf(rel, sizeof rel, "fuzz/corpus/avro/%s", seeds[s]);
+        char *buf = tl_read_file(tl_test_src(rel), &len, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+        unsigned char *m = malloc(len ? len : 1);
+        for (size_t cut = 0; cut <= len; cut++) {
+            int ok;
+            inputs++;
+            agreed += two_agree(&t, buf, cut, &ok);
+            accepted += ok;
+        }
+        for (size_t i = 0; i < len; i++)
+            for (size_t k = 0; k < sizeof subst; k++) {
+                int ok;
+                memcpy(m, buf, len);
+                m[i] = subst[k];
+                inputs++;
+                agreed += two_agree(&t, m, len, &ok);
+                accepted += ok;
+            }
+        free(m);
+        free(buf);
+    }
+    CU_ASSERT_EQUAL(agreed, inputs);
+    /* Both verdicts are exercised. */
+    CU_ASSERT(accepted > 100);
+    CU_ASSERT(inputs - accepted > 100);
+    two_free(&t);
+}
+
+/* A key given twice (across blocks, one with the negative count and byte
+ * size form): the last value wins, as in Avro-C's map. */
+static void test_direct_duplicate_keys(void)
+{
+    bytes b;
+    two_decoders t;
+    tl_event ev;
+    char err[TL_ERRSZ];
+    two_new(&t, NULL);
+    b.n = 0;
+    put_str(&b, "e-1");
+    put_str(&b, "906");
+    put_long(&b, 1483273827000);
+    put_long(&b, 2);
+    put_str(&b, "purchase");
+    put_long(&b, 0);
+    put_long(&b, 0);
+    put_long(&b, 0);
+    put_long(&b, 0);
+    put_long(&b, 2);
+    put_str(&b, "k");
+    put_str(&b, "first");
+    put_str(&b, "a");
+    put_str(&b, "x");
+    put_long(&b, -2); /* two entries, then their size in bytes */
+    put_long(&b, 12);
+    put_str(&b, "k");
+    put_str(&b, "second");
+    put_str(&b, "b");
+    put_str(&b, "y");
+    put_long(&b, 0);
+    int ok;
+    CU_ASSERT(two_agree(&t, b.b, b.n, &ok));
+    CU_ASSERT(ok);
+    tl_arena_reset(&t.a);
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(t.direct, b.b, b.n, &t.a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 3);
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "k"), "second");
+    two_free(&t);
+}
+
+/* A reader schema of other shapes: fields in another order, ts an int,
+ * quantity a plain float, amount a union with null second, item a plain
+ * string, fields tailor does not read (of every complex type) in between,
+ * and no store or attrs. */
+static void test_direct_other_shapes(void)
+{
+    char *schema = schema_with_fields(
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"extra_rec\",\"type\":{\"type\":\"record\",\"name\":\"X\","
+        "\"fields\":[{\"name\":\"a\",\"type\":\"boolean\"},"
+        "{\"name\":\"b\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":3}}]}},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"int\"},"
+        "{\"name\":\"extra_arr\",\"type\":{\"type\":\"array\",\"items\":[\"null\",\"bytes\",\"float\"]}},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\"},"
+        "{\"name\":\"item\",\"type\":\"string\"},"
+        "{\"name\":\"quantity\",\"type\":\"float\"},"
+        "{\"name\":\"amount\",\"type\":[\"double\",\"null\"]},"
+        "{\"name\":\"extra_map\",\"type\":{\"type\":\"map\",\"values\":\"long\"}}");
+    two_decoders t;
+    two_new(&t, schema);
+    bytes b;
+    for (int variant = 0; variant < 2; variant++) {
+        b.n = 0;
+        put_str(&b, "17850");
+        b.b[b.n++] = 1; /* boolean */
+        memcpy(b.b + b.n, "abc", 3);
+        b.n += 3;
+        put_str(&b, "or-1");
+        put_long(&b, 1291191);
+        put_long(&b, 3); /* array: null, bytes, float */
+        put_long(&b, 0);
+        put_long(&b, 1);
+        put_str(&b, "\x01\x02");
+        put_long(&b, 2);
+        memcpy(b.b + b.n, "\x00\x00\xc0\x3f", 4);
+        b.n += 4;
+        put_long(&b, 0);
+        put_long(&b, 0); /* web */
+        put_str(&b, "purchase");
+        put_str(&b, "85123A");
+        memcpy(b.b + b.n, "\x00\x00\xc0\x40", 4); /* 6.0f */
+        b.n += 4;
+        if (variant == 0) {
+            put_long(&b, 0);
+            put_double(&b, 15.3);
+        } else {
+            put_long(&b, 1); /* null */
+        }
+        put_long(&b, 1);
+        put_str(&b, "n");
+        put_long(&b, -5);
+        put_long(&b, 0);
+        int ok;
+        CU_ASSERT(two_agree(&t, b.b, b.n, &ok));
+        CU_ASSERT(ok);
+        tl_event ev;
+        char err[TL_ERRSZ];
+        tl_arena_reset(&t.a);
+        CU_ASSERT_EQUAL_FATAL(
+            tl_event_decode(t.direct, b.b, b.n, &t.a, &ev, err, sizeof err),
+            TL_REJECT_NONE);
+        CU_ASSERT_STRING_EQUAL(ev.customer_id, "17850");
+        CU_ASSERT_STRING_EQUAL(ev.event_id, "or-1");
+        CU_ASSERT_EQUAL(ev.ts, 1291191);
+        CU_ASSERT_STRING_EQUAL(ev.item, "85123A");
+        CU_ASSERT_PTR_NULL(ev.store);
+        CU_ASSERT(ev.has_quantity && ev.quantity == 6.0);
+        CU_ASSERT_EQUAL(ev.has_amount, variant == 0);
+        CU_ASSERT_EQUAL(ev.nattrs, 0);
+    }
+    two_free(&t);
+    free(schema);
+}
+
+/* The direct path allocates nothing once the arena has its chunk. */
+static void test_direct_no_alloc(void)
+{
+    char err[TL_ERRSZ];
+    bytes b;
+    tl_arena a;
+    tl_event ev;
+    if (tl_test_under_valgrind()) return;
+    tl_alloc_counter_install();
+    tl_arena_init(&a, 1 << 16);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    handmade_event(&b, "906");
+    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    tl_alloc_calls = 0;
+    tl_alloc_counting = 1;
+    for (int i = 0; i < 1000; i++) {
+        tl_arena_reset(&a);
+        tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err);
+    }
+    tl_alloc_counting = 0;
+    CU_ASSERT_EQUAL(tl_alloc_calls, 0);
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "basket_id"), "31198705046");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -1748,6 +2042,13 @@ int main(void)
     CU_add_test(s, "writer with extra field", test_avro_writer_extra_field);
     CU_add_test(s, "writer lacking fields", test_avro_writer_lacks_fields);
     CU_add_test(s, "bad and incompatible schemas", test_avro_bad_schemas);
+    s = CU_add_suite("event_avro_direct", NULL, NULL);
+    CU_add_test(s, "slice: direct = Avro-C", test_direct_slice);
+    CU_add_test(s, "corpus, prefixes, mutations: direct = Avro-C",
+                test_direct_corpus);
+    CU_add_test(s, "duplicate map keys", test_direct_duplicate_keys);
+    CU_add_test(s, "other reader shapes", test_direct_other_shapes);
+    CU_add_test(s, "no allocation", test_direct_no_alloc);
     s = CU_add_suite("event_json", NULL, NULL);
     CU_add_test(s, "dataset line", test_json_line);
     CU_add_test(s, "attrs formatting", test_json_attr_formatting);

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../support/alloc_count.h"
 #include "../support/testutil.h"
+#include "schemas.h"
 #include "trigger.h"
 
 #define ATTR(k, v) {k, v, sizeof k - 1, sizeof v - 1}
@@ -275,6 +277,100 @@ static void test_codec_schema(void)
     tl_trigger_codec_free(c);
 }
 
+/* The direct encoder (a schema of exactly the trigger's fields) writes the
+ * bytes Avro-C writes: the same schema with one more field of type null
+ * (zero bytes on the wire) goes through Avro-C's generic value. */
+static void test_direct_bytes(void)
+{
+    static const char *const fields_json =
+        "{\"name\":\"holdout\",\"type\":\"boolean\"},"
+        "{\"name\":\"explain\",\"type\":{\"type\":\"map\",\"values\":\"string\"}},"
+        "{\"name\":\"trigger_id\",\"type\":\"string\"},"
+        "{\"name\":\"rule\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"cause_event_id\",\"type\":\"string\"},"
+        "{\"name\":\"channel\",\"type\":{\"type\":\"enum\",\"name\":\"C\","
+        "\"symbols\":[\"chat\",\"web\",\"app\",\"store\",\"call_center\","
+        "\"email\",\"other\"]}},"
+        "{\"name\":\"message\",\"type\":\"string\"},"
+        "{\"name\":\"attrs\",\"type\":{\"type\":\"map\",\"values\":\"string\"}}";
+    char err[TL_ERRSZ], direct_schema[2048], avroc_schema[2048];
+    /* The built-in order, and a shuffled one with its own enum order. */
+    for (int shuffled = 0; shuffled < 2; shuffled++) {
+        if (shuffled) {
+            snprintf(direct_schema, sizeof direct_schema,
+                     "{\"type\":\"record\",\"name\":\"T\",\"fields\":[%s]}",
+                     fields_json);
+            snprintf(avroc_schema, sizeof avroc_schema,
+                     "{\"type\":\"record\",\"name\":\"T\",\"fields\":[%s,"
+                     "{\"name\":\"pad\",\"type\":\"null\"}]}",
+                     fields_json);
+        } else {
+            const char *builtin = tl_schema_trigger;
+            const char *end = strrchr(builtin, ']');
+            CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+            snprintf(direct_schema, sizeof direct_schema, "%s", builtin);
+            snprintf(avroc_schema, sizeof avroc_schema,
+                     "%.*s,{\"name\":\"pad\",\"type\":\"null\"}%s",
+                     (int)(end - builtin), builtin, end);
+        }
+        tl_trigger_codec *d = tl_trigger_codec_new(direct_schema, err, sizeof err);
+        tl_trigger_codec *v = tl_trigger_codec_new(avroc_schema, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        tl_attr attrs[] = {ATTR("offer", "usual_order"), ATTR("lang", "en"),
+                           ATTR("offer", "second wins"), ATTR("", "")};
+        tl_attr explain[] = {ATTR("visits_30d", "4"), ATTR("z\xc3\xa9", "\xe2\x82\xac")};
+        struct { size_t na, ne; int ch, holdout; int64_t ts; const char *msg; } cases[] = {
+            {0, 0, TL_CH_WEB, 0, 0, ""},
+            {2, 1, TL_CH_STORE, 1, -1, "hi"},
+            {4, 2, TL_CH_CHAT, 0, INT64_MIN, "Welcome back! The usual 1075313?"},
+            {3, 2, TL_CH_OTHER, 1, INT64_MAX, NULL},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            tl_trigger t = sample(attrs, cases[i].na, explain, cases[i].ne);
+            t.channel = (tl_channel)cases[i].ch;
+            t.holdout = cases[i].holdout;
+            t.ts = cases[i].ts;
+            t.message = cases[i].msg;
+            const void *b1, *b2;
+            size_t l1, l2;
+            CU_ASSERT_EQUAL_FATAL(tl_trigger_encode(d, &t, &b1, &l1, err, sizeof err), TL_OK);
+            char *copy = malloc(l1);
+            memcpy(copy, b1, l1);
+            CU_ASSERT_EQUAL_FATAL(tl_trigger_encode(v, &t, &b2, &l2, err, sizeof err), TL_OK);
+            CU_ASSERT_EQUAL(l1, l2);
+            CU_ASSERT(l1 == l2 && memcmp(copy, b2, l1) == 0);
+            free(copy);
+        }
+        tl_trigger_codec_free(d);
+        tl_trigger_codec_free(v);
+    }
+}
+
+/* Encoding a trigger allocates nothing once the buffer is large enough. */
+static void test_direct_no_alloc(void)
+{
+    char err[TL_ERRSZ];
+    const void *buf;
+    size_t len;
+    if (tl_test_under_valgrind()) return;
+    tl_alloc_counter_install();
+    tl_trigger_codec *c = tl_trigger_codec_new(NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    tl_attr features[] = {ATTR("visits_30d", "4")};
+    tl_trigger t = sample(NULL, 0, features, 1);
+    CU_ASSERT_EQUAL(tl_trigger_encode(c, &t, &buf, &len, err, sizeof err), TL_OK);
+    tl_alloc_calls = 0;
+    tl_alloc_counting = 1;
+    for (int i = 0; i < 1000; i++)
+        tl_trigger_encode(c, &t, &buf, &len, err, sizeof err);
+    tl_alloc_counting = 0;
+    CU_ASSERT_EQUAL(tl_alloc_calls, 0);
+    tl_trigger_codec_free(c);
+}
+
 static void test_json(void)
 {
     tl_attr attrs[] = {ATTR("offer", "usual_order"),
@@ -330,6 +426,8 @@ int main(void)
     CU_add_test(s, "encode/decode round trip", test_roundtrip);
     CU_add_test(s, "truncated and trailing", test_decode_errors);
     CU_add_test(s, "schemas", test_codec_schema);
+    CU_add_test(s, "direct encoding = Avro-C bytes", test_direct_bytes);
+    CU_add_test(s, "encoding allocates nothing", test_direct_no_alloc);
     s = CU_add_suite("trigger_json", NULL, NULL);
     CU_add_test(s, "exact JSON", test_json);
     return tl_test_run();

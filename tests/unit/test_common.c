@@ -1,0 +1,98 @@
+/*
+ * Unit tests of lib/common's number text: tl_fmt_double and tl_fmt_number
+ * against the printf definitions they must keep (shortest of %.15g, %.16g,
+ * %.17g that reads back; %.15g; %.0f for whole numbers).
+ */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/testutil.h"
+#include "common.h"
+
+/* The definitions, written with printf only. */
+static void ref_double(char *buf, double v)
+{
+    if (isnan(v)) { snprintf(buf, TL_NUMBUF, "nan"); return; }
+    if (isinf(v)) { snprintf(buf, TL_NUMBUF, v < 0 ? "-inf" : "inf"); return; }
+    if (v == 0) { snprintf(buf, TL_NUMBUF, "0"); return; }
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(buf, TL_NUMBUF, "%.0f", v);
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, TL_NUMBUF, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+    snprintf(buf, TL_NUMBUF, "%.17g", v);
+}
+
+static void ref_number(char *buf, double v)
+{
+    if (isnan(v) || isinf(v) || v == 0 || (v == floor(v) && fabs(v) < 1e15))
+        ref_double(buf, v);
+    else
+        snprintf(buf, TL_NUMBUF, "%.15g", v);
+}
+
+static size_t mismatches;
+
+static void check(double v)
+{
+    char a[TL_NUMBUF], b[TL_NUMBUF];
+    int n = tl_fmt_double(a, v);
+    ref_double(b, v);
+    if (strcmp(a, b) || (size_t)n != strlen(a)) {
+        if (mismatches++ < 10)
+            fprintf(stderr, "\ntl_fmt_double(%a): '%s', printf: '%s'\n", v, a, b);
+    }
+    n = tl_fmt_number(a, v);
+    ref_number(b, v);
+    if (strcmp(a, b) || (size_t)n != strlen(a)) {
+        if (mismatches++ < 10)
+            fprintf(stderr, "\ntl_fmt_number(%a): '%s', printf: '%s'\n", v, a, b);
+    }
+}
+
+static void test_fmt_matches_printf(void)
+{
+    static const double edges[] = {
+        1, -1, 0.5, 0.1, 0.2, 0.3, 15.3, 50.27, 50.269999999999996, 2.55,
+        1e-4, 9.9999e-5, 0.00010000000000000002, 1e15, 999999999999999.0,
+        999999999999999.9, 1e15 - 0.5, 123456789012345.6, 12345678901234.56,
+        0.1 + 0.2, 1.0 / 3, 2.0 / 3, 1e-5, 1e300, -1e-300, 4503599627370497.0,
+        9007199254740993.0, 1e16, 0.30000000000000004, 100, 1e14, 1e14 + 0.25};
+    mismatches = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        check(edges[i]);
+        check(-edges[i]);
+        check(nextafter(edges[i], 0));
+        check(nextafter(edges[i], INFINITY));
+    }
+    /* Money, counts, their sums and averages, and arbitrary doubles. */
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 40000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double cents = (double)(int64_t)(x % 2000000) - 1000000;
+        check(cents / 100);
+        check(cents / 1000 + (double)(x >> 40) / 100);
+        check(cents / 7);
+        check((double)(x >> 11) * 0x1p-53 * pow(10, (double)(int)(x % 40) - 20));
+        double bits;
+        uint64_t y = x;
+        memcpy(&bits, &y, sizeof bits);
+        check(bits);
+    }
+    CU_ASSERT_EQUAL(mismatches, 0);
+}
+
+int main(void)
+{
+    CU_initialize_registry();
+    CU_pSuite s = CU_add_suite("common_numbers", NULL, NULL);
+    CU_add_test(s, "tl_fmt_double and tl_fmt_number = printf", test_fmt_matches_printf);
+    return tl_test_run();
+}
