@@ -3,7 +3,7 @@
 # free loopback ports for the real-broker tests, and waits until it serves
 # metadata.
 #
-#   tests/kafka/kafka-up.sh DIR [--scram USER:PASSWORD]
+#   tests/kafka/kafka-up.sh DIR [--scram USER:PASSWORD] [--partitions N]
 #
 # DIR holds the broker's configuration, data, log (DIR/kafka.log) and its
 # state file DIR/state (shell syntax):
@@ -14,6 +14,8 @@
 # restart the broker mid-stream.  --scram adds a SASL_PLAINTEXT listener
 # with SCRAM-SHA-256 and creates USER's credential when the storage is
 # formatted.
+# --partitions N lets producers create topics, with N partitions (benchmarks;
+# the tests create theirs).
 #
 # The broker and its runtime dependencies come from Maven Central
 # (tests/kafka/pom.xml pins the version), cached in ~/.m2; the classpath is
@@ -25,9 +27,11 @@ root=$(cd "$here/../.." && pwd)
 dir=${1:?usage: kafka-up.sh DIR [--scram USER:PASSWORD]}
 shift
 scram=""
+auto_parts=""
 while [ $# -gt 0 ]; do
   case $1 in
     --scram) scram=${2:?--scram needs USER:PASSWORD}; shift 2 ;;
+    --partitions) auto_parts=${2:?--partitions needs N}; shift 2 ;;
     *) echo "kafka-up: unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -101,8 +105,8 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLA
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
-num.partitions=1
-auto.create.topics.enable=false
+num.partitions=${auto_parts:-1}
+auto.create.topics.enable=$([ -n "$auto_parts" ] && echo true || echo false)
 delete.topic.enable=true
 offsets.topic.num.partitions=1
 offsets.topic.replication.factor=1
