@@ -4,6 +4,8 @@
 #   make deps       install the Debian packages needed (skips what is present)
 #   make check      deps + build + unit + integration + end-to-end suites
 #   make demo       the main job on the embedded default (mock Kafka + private Redis)
+#   make kafka-up   a real Apache Kafka broker (Maven Central, KRaft) on free
+#                   loopback ports, KAFKA_DIR=build/kafka/dev; make kafka-down
 #   make asan       build and run the tests under AddressSanitizer + UBSan
 #   make valgrind   run the unit suites under valgrind memcheck
 #   make bench      the benchmark (docs/benchmarks.md): tailord against the
@@ -25,7 +27,7 @@ PKGS    := rdkafka hiredis avro-c yaml-0.1 jansson zlib libmicrohttpd libsystemd
 DEB_PKGS := build-essential pkg-config librdkafka-dev libhiredis-dev libavro-dev \
             libyaml-dev libjansson-dev zlib1g-dev libcunit1-dev redis-server \
             redis-tools valgrind tzdata libmicrohttpd-dev libsystemd-dev systemd \
-            man-db groff-base
+            man-db groff-base default-jre-headless maven
 # Only for `make fuzz`: clang and its libFuzzer runtime (libclang-rt-14-dev
 # holds libclang_rt.fuzzer; clang only recommends it).
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -64,7 +66,8 @@ E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
 BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
 .PHONY: all deps check test unit integration e2e demo asan valgrind clean tests \
-        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus install uninstall bench
+        kafka-up kafka-down test-real-kafka install uninstall bench \
+        fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus
 all: $(LIBA) $(BINS)
 
 # $(call apt_install,WHO,PACKAGES): installs the packages not yet installed.
@@ -93,9 +96,37 @@ tests: $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN)
 # Shell tests (tests/install/*.sh) run make install of this flavour.
 SH_TESTS := $(wildcard tests/install/test_*.sh)
 
+# The end-to-end suites run twice: on librdkafka's mock cluster, then,
+# whenever Java is present, on a real Apache Kafka broker (test-real-kafka).
 test: all tests
-	@TAILOR_BIN_DIR=$(BINDIR) TAILOR_TEST_DIR=$(O)/tests \
-	  bash tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN) $(SH_TESTS)
+	@rc=0; TAILOR_BIN_DIR=$(BINDIR) TAILOR_TEST_DIR=$(O)/tests \
+	  bash tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(E2E_BIN) $(SH_TESTS) || rc=1; \
+	if command -v java >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory test-real-kafka || rc=1; \
+	else echo "test: no java on PATH, so the real-broker run is skipped"; fi; \
+	exit $$rc
+
+# A broker of its own (SASL/SCRAM listener included) for the end-to-end
+# suites, stopped and removed afterwards whatever happened.
+KAFKA_TEST_DIR := $(O)/kafka-test
+KAFKA_SCRAM    := tailor:tailor-scram-secret
+test-real-kafka: all tests
+	@bash tests/kafka/kafka-down.sh $(KAFKA_TEST_DIR) --purge >/dev/null; \
+	trap 'bash tests/kafka/kafka-down.sh $(KAFKA_TEST_DIR) --purge' EXIT; \
+	bash tests/kafka/kafka-up.sh $(KAFKA_TEST_DIR) --scram $(KAFKA_SCRAM) || exit 1; \
+	echo "=== the end-to-end suites again, on Apache Kafka"; \
+	TAILOR_TEST_KAFKA=$(abspath $(KAFKA_TEST_DIR)) TAILOR_BIN_DIR=$(BINDIR) \
+	  TAILOR_TEST_DIR=$(O)/tests bash tests/run.sh $(E2E_BIN)
+
+# A broker for trying things by hand: make kafka-up prints its address
+# (also in $(KAFKA_DIR)/state); make kafka-down stops it and removes it.
+KAFKA_DIR ?= build/kafka/dev
+kafka-up:
+	@bash tests/kafka/kafka-up.sh $(KAFKA_DIR) --scram $(KAFKA_SCRAM)
+	@tail -n +2 $(KAFKA_DIR)/state
+
+kafka-down:
+	@bash tests/kafka/kafka-down.sh $(KAFKA_DIR) --purge
 
 unit: $(UNIT_BIN)
 	@bash tests/run.sh $(UNIT_BIN)

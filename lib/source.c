@@ -184,6 +184,18 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
             tl_errf(err, errsz, TL_ERR_CONFIG, "kafka consumer: %s", e);
             return NULL;
         }
+    /* Cooperative-sticky unless kafka.properties chose: a member joining or
+     * leaving moves only the partitions that change owner, so the others
+     * keep flowing (on_rebalance handles incremental assign and revoke). */
+    int chosen = 0;
+    for (size_t i = 0; i < cfg->nproperties; i++)
+        chosen |= !strcmp(cfg->properties[i].key, "partition.assignment.strategy");
+    if (!chosen && rd_kafka_conf_set(conf, "partition.assignment.strategy",
+                                     "cooperative-sticky", e, sizeof e)) {
+        rd_kafka_conf_destroy(conf);
+        tl_errf(err, errsz, TL_ERR_CONFIG, "kafka consumer: %s", e);
+        return NULL;
+    }
     tl_source *s = tl_xcalloc(1, sizeof *s);
     s->drain = drain;
     s->ud = ud;

@@ -241,6 +241,72 @@ static void test_kafka_refuses(void)
     with_brokers("broker refuses connections", brokers, "Connection refused");
 }
 
+/* ---- SASL/SCRAM (real broker) ----------------------------------------------- */
+
+/* A configuration whose kafka.properties authenticate with SCRAM-SHA-256 as
+ * the broker's user, with `password`; in path.  0, or -1 on the mock (no
+ * SASL listener) having said why. */
+static int sasl_config(const char *path, const char *password, char *brokers,
+                       size_t size)
+{
+    char user[128], text[2048];
+    if (!tl_test_kafka_state("sasl_bootstrap", brokers, size) ||
+        !tl_test_kafka_state("sasl_user", user, sizeof user)) {
+        tl_test_skip("SASL/SCRAM", world.mock ? "the mock cluster has no SASL listener"
+                                              : "the broker has no SASL listener");
+        return -1;
+    }
+    snprintf(text, sizeof text,
+             "kafka: { group: badenv-sasl, input: [" IN_TOPIC "], output: " OUT_TOPIC
+             ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms,\n"
+             "  properties: { security.protocol: SASL_PLAINTEXT, sasl.mechanism: "
+             "SCRAM-SHA-256,\n    sasl.username: '%s', sasl.password: '%s' } }\n"
+             "redis: { prefix: 'badenv-sasl:' }\n"
+             "features:\n"
+             "  - { name: n, kind: count }\n",
+             user, password);
+    return write_file(path, text);
+}
+
+static void test_sasl_right_credentials(void)
+{
+    char cfg[600], log[600], brokers[256], password[128];
+    snprintf(cfg, sizeof cfg, "%s/sasl.yaml", world.tmp);
+    if (!tl_test_kafka_state("sasl_password", password, sizeof password) ||
+        sasl_config(cfg, password, brokers, sizeof brokers))
+        return;
+    snprintf(log, sizeof log, "%s/sasl.log", world.tmp);
+    setenv("TAILOR_KAFKA_BROKERS", brokers, 1);
+    pid_t pid = tl_test_start_tailord(cfg, log);
+    setenv("TAILOR_KAFKA_BROKERS", world.brokers, 1);
+    CU_ASSERT_FATAL(pid > 0);
+    /* Through the SASL listener: consumed (a dead letter, produced) and
+     * committed, which the plain listener then shows. */
+    CU_ASSERT_EQUAL(tl_test_produce(world.brokers, IN_TOPIC, "c1", "not avro", 8), 0);
+    CU_ASSERT(tl_test_wait_drained(world.brokers, "badenv-sasl", IN_TOPIC, 30000));
+    CU_ASSERT_EQUAL(tl_test_stop(pid, SIGTERM, 15000), 0);
+}
+
+static void test_sasl_wrong_password(void)
+{
+    char cfg[600], brokers[256], head[300];
+    snprintf(cfg, sizeof cfg, "%s/sasl-wrong.yaml", world.tmp);
+    if (sasl_config(cfg, "not-the-password", brokers, sizeof brokers)) return;
+    snprintf(head, sizeof head, "cannot reach Kafka at %s within 10 s", brokers);
+    const char *want[] = {head, "SASL authentication error",
+                          "invalid credentials with SASL mechanism SCRAM-SHA-256", NULL};
+    setenv("TAILOR_KAFKA_BROKERS", brokers, 1);
+    outcome o;
+    run_tailord(cfg, KAFKA_BOUND_MS, &o);
+    setenv("TAILOR_KAFKA_BROKERS", world.brokers, 1);
+    int ok = o.code == 1;
+    for (size_t i = 0; want[i]; i++) ok = ok && strstr(o.err, want[i]);
+    if (!ok) fprintf(stderr, "\nwrong SASL password: exit %d, stderr:\n%s\n", o.code, o.err);
+    CU_ASSERT_EQUAL(o.code, 1);
+    CU_ASSERT(ok);
+    CU_ASSERT_PTR_NULL(strstr(o.err, "not-the-password"));
+}
+
 /* ---- Redis ------------------------------------------------------------------ */
 
 static void with_redis_url(const char *what, const char *url,
@@ -380,6 +446,10 @@ int main(void)
                 test_kafka_does_not_resolve);
     CU_add_test(s, "a broker that refuses: exit 1 within 15 s",
                 test_kafka_refuses);
+    CU_add_test(s, "SASL/SCRAM, right credentials: consumes and commits",
+                test_sasl_right_credentials);
+    CU_add_test(s, "SASL/SCRAM, wrong password: exit 1, password not shown",
+                test_sasl_wrong_password);
     CU_add_test(s, "a malformed Redis URL: exit 1", test_redis_url_malformed);
     CU_add_test(s, "a wrong Redis password: exit 1, password not shown",
                 test_redis_wrong_password);

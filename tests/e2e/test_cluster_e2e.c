@@ -91,10 +91,7 @@ static int suite_init(void)
     char err[1024];
     if (tl_test_world_start(&world, PARTS, IN_TOPIC, "triggers_clean", "dlq"))
         return 1;
-    if (tl_kafka_mock_topic(world.mock, "triggers_cluster", 4, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    if (tl_test_world_topic(&world, "triggers_cluster", 4)) return 1;
     cl = tl_redis_cluster_start(NODES, err, sizeof err);
     if (!cl) {
         fprintf(stderr, "cluster: %s\n", err);

@@ -76,11 +76,8 @@ static int write_config(const char *path, const char *group, const char *out,
 static int suite_init(void)
 {
     if (tl_test_world_start(&world, PARTS, IN_TOPIC, OUT_TOPIC, "dlq")) return 1;
-    char err[256], http[160];
-    if (tl_kafka_mock_topic(world.mock, "triggers_clean", 4, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    char http[160];
+    if (tl_test_world_topic(&world, "triggers_clean", 4)) return 1;
     int port = tl_test_free_port();
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     snprintf(http, sizeof http,

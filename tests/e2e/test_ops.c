@@ -58,13 +58,9 @@ static int stop(pid_t pid)
 
 static int suite_init(void)
 {
-    char err[512];
     if (tl_test_world_start(&world, 2, IN_TOPIC, OUT_TOPIC, DLQ_TOPIC))
         return 1;
-    if (tl_kafka_mock_topic(world.mock, AUDIT_TOPIC, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    if (tl_test_world_topic(&world, AUDIT_TOPIC, 1)) return 1;
     return 0;
 }
 

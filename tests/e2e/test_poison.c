@@ -640,11 +640,9 @@ static int suite_init(void)
     if (!(f = fopen(big_cfg_path, "w"))) return 1;
     fputs(big_config_text, f);
     fclose(f);
-    if (tl_kafka_mock_topic(world.mock, BIG_TOPIC, 1, err, sizeof err) ||
-        tl_kafka_mock_topic(world.mock, BIG_DLQ, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
+    if (tl_test_world_topic(&world, BIG_TOPIC, 1) ||
+        tl_test_world_topic(&world, BIG_DLQ, 1))
         return 1;
-    }
     enc = tl_event_encoder_new(NULL, err, sizeof err);
     dec = tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err);
     tcodec = tl_trigger_codec_new(NULL, err, sizeof err);

@@ -2,6 +2,7 @@
 
 #include <CUnit/Basic.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,25 +12,248 @@
 #include "redis_server.h"
 #include "testutil.h"
 
+const char *tl_test_real_kafka(void)
+{
+    const char *d = getenv("TAILOR_TEST_KAFKA");
+    return d && *d ? d : NULL;
+}
+
+const char *tl_test_kafka_state(const char *key, char *buf, size_t size)
+{
+    const char *dir = tl_test_real_kafka();
+    if (!dir) return NULL;
+    char path[1024], line[512];
+    snprintf(path, sizeof path, "%s/state", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t klen = strlen(key);
+    const char *found = NULL;
+    while (!found && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, klen) && line[klen] == '=') {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(buf, size, "%s", line + klen + 1);
+            found = buf;
+        }
+    fclose(f);
+    return found;
+}
+
+void tl_test_skip(const char *what, const char *why)
+{
+    printf("\n  SKIPPED on the %s: %s (%s)\n",
+           tl_test_real_kafka() ? "real broker" : "mock cluster", what, why);
+}
+
+static rd_kafka_t *admin(const char *brokers)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e);
+    return rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+}
+
+/* Waits for one admin result on q (bounded); the event, or NULL. */
+static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (ev && rd_kafka_event_error(ev)) {
+        fprintf(stderr, "kafka admin: %s\n", rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* Topics on the broker other than Kafka's own (names starting "__"). */
+static int user_topics(rd_kafka_t *rk, char ***names)
+{
+    const struct rd_kafka_metadata *md;
+    *names = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000)) return -1;
+    int n = 0;
+    *names = calloc((size_t)md->topic_cnt + 1, sizeof **names);
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strncmp(md->topics[i].topic, "__", 2))
+            (*names)[n++] = strdup(md->topics[i].topic);
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Deletes every consumer group and user topic, waiting until the topics
+ * are gone from the metadata. */
+static int wipe_broker(const char *brokers)
+{
+    rd_kafka_t *rk = admin(brokers);
+    if (!rk) return -1;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int rc = 0;
+    const struct rd_kafka_group_list *gl;
+    if (!rd_kafka_list_groups(rk, NULL, &gl, 10000)) {
+        if (gl->group_cnt > 0) {
+            rd_kafka_DeleteGroup_t **dg =
+                calloc((size_t)gl->group_cnt, sizeof *dg);
+            for (int i = 0; i < gl->group_cnt; i++)
+                dg[i] = rd_kafka_DeleteGroup_new(gl->groups[i].group);
+            rd_kafka_DeleteGroups(rk, dg, (size_t)gl->group_cnt, NULL, q);
+            rd_kafka_event_t *ev = admin_wait(q);
+            if (ev) rd_kafka_event_destroy(ev);
+            rd_kafka_DeleteGroup_destroy_array(dg, (size_t)gl->group_cnt);
+            free(dg);
+        }
+        rd_kafka_group_list_destroy(gl);
+    }
+    char **names;
+    int n = user_topics(rk, &names);
+    if (n > 0) {
+        rd_kafka_DeleteTopic_t **dt = calloc((size_t)n, sizeof *dt);
+        for (int i = 0; i < n; i++) dt[i] = rd_kafka_DeleteTopic_new(names[i]);
+        rd_kafka_DeleteTopics(rk, dt, (size_t)n, NULL, q);
+        rd_kafka_event_t *ev = admin_wait(q);
+        if (!ev) rc = -1;
+        else rd_kafka_event_destroy(ev);
+        rd_kafka_DeleteTopic_destroy_array(dt, (size_t)n);
+        free(dt);
+    }
+    free_names(names, n > 0 ? n : 0);
+    int64_t deadline = tl_now_mono_ms() + 30000;
+    while (!rc && (n = user_topics(rk, &names)) != 0) {
+        free_names(names, n > 0 ? n : 0);
+        if (tl_now_mono_ms() > deadline) {
+            fprintf(stderr, "kafka: %d topic(s) still there 30 s after deletion\n", n);
+            rc = -1;
+            break;
+        }
+        usleep(200000);
+    }
+    if (!rc) free_names(names, 0);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* Creates topic on a real broker, retrying while a deletion of the same
+ * name is still under way, then waits until every partition has a leader. */
+static int real_topic(const char *brokers, const char *topic, int partitions)
+{
+    char e[512];
+    rd_kafka_t *rk = admin(brokers);
+    if (!rk) return -1;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int rc = -1;
+    int64_t deadline = tl_now_mono_ms() + 30000;
+    while (rc && tl_now_mono_ms() < deadline) {
+        rd_kafka_NewTopic_t *nt =
+            rd_kafka_NewTopic_new(topic, partitions, 1, e, sizeof e);
+        rd_kafka_NewTopic_set_config(nt, "max.message.bytes", "16777216");
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_event_t *ev = admin_wait(q);
+        if (!ev) break;
+        size_t cnt;
+        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
+            rd_kafka_event_CreateTopics_result(ev), &cnt);
+        rd_kafka_resp_err_t te = cnt ? rd_kafka_topic_result_error(res[0]) : 0;
+        if (!te) rc = 0;
+        else {
+            snprintf(e, sizeof e, "%s", rd_kafka_topic_result_error_string(res[0]));
+            usleep(300000);
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    while (!rc) { /* leaders elected: metadata names one for each partition */
+        const struct rd_kafka_metadata *md;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        int ok = 0;
+        if (!rd_kafka_metadata(rk, 0, rkt, &md, 5000)) {
+            ok = md->topic_cnt == 1 && !md->topics[0].err &&
+                 md->topics[0].partition_cnt == partitions;
+            for (int p = 0; ok && p < md->topics[0].partition_cnt; p++)
+                if (md->topics[0].partitions[p].leader < 0) ok = 0;
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (ok) break;
+        if (tl_now_mono_ms() > deadline) {
+            snprintf(e, sizeof e, "no leader for every partition within 30 s");
+            rc = -1;
+        }
+        usleep(100000);
+    }
+    if (rc) fprintf(stderr, "kafka: cannot create topic %s: %s\n", topic, e);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int tl_test_world_topic(tl_test_world *w, const char *topic, int partitions)
+{
+    if (!w->mock) return real_topic(w->brokers, topic, partitions);
+    char err[512];
+    if (tl_kafka_mock_topic(w->mock, topic, partitions, err, sizeof err)) {
+        fprintf(stderr, "test world: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int tl_test_kafka_crash_restart(int down_ms)
+{
+    char pid[32];
+    const char *dir = tl_test_real_kafka();
+    if (!dir || !tl_test_kafka_state("pid", pid, sizeof pid)) return -1;
+    pid_t p = (pid_t)atol(pid);
+    if (p <= 1 || kill(p, SIGKILL)) return -1;
+    /* Not our child (kafka-up.sh started it): wait until it is gone. */
+    for (int i = 0; i < 200 && kill(p, 0) == 0; i++) usleep(50000);
+    usleep((useconds_t)down_ms * 1000);
+    char *argv[] = {(char *)"bash", strdup(tl_test_src("tests/kafka/kafka-up.sh")),
+                    (char *)dir, NULL};
+    int rc = tl_test_run_tool(argv);
+    free(argv[1]);
+    return rc == 0 ? 0 : -1;
+}
+
 int tl_test_world_start(tl_test_world *w, int partitions, const char *in,
                         const char *out, const char *dlq)
 {
-    char err[1024];
+    char err[1024] = "";
     memset(w, 0, sizeof *w);
     w->tmp = tl_test_tmpdir();
     w->redis = tl_redis_server_start(NULL, err, sizeof err);
     if (!w->redis) goto fail;
-    w->mock = tl_kafka_mock_new(NULL, 1, partitions, err, sizeof err);
-    if (!w->mock || tl_kafka_mock_topic(w->mock, in, partitions, err, sizeof err) ||
-        tl_kafka_mock_topic(w->mock, out, partitions, err, sizeof err) ||
-        tl_kafka_mock_topic(w->mock, dlq, 1, err, sizeof err))
+    if (tl_test_real_kafka()) {
+        if (!tl_test_kafka_state("bootstrap", w->real_brokers,
+                                 sizeof w->real_brokers)) {
+            snprintf(err, sizeof err, "no bootstrap in %s/state (TAILOR_TEST_KAFKA)",
+                     tl_test_real_kafka());
+            goto fail;
+        }
+        w->brokers = w->real_brokers;
+        printf("\n  (real Apache Kafka at %s)\n", w->brokers);
+        if (wipe_broker(w->brokers)) {
+            snprintf(err, sizeof err, "cannot empty the broker at %s", w->brokers);
+            goto fail;
+        }
+    } else {
+        w->mock = tl_kafka_mock_new(NULL, 1, partitions, err, sizeof err);
+        if (!w->mock) goto fail;
+        w->brokers = tl_kafka_mock_bootstraps(w->mock);
+    }
+    if (tl_test_world_topic(w, in, partitions) ||
+        tl_test_world_topic(w, out, partitions) ||
+        tl_test_world_topic(w, dlq, 1))
         goto fail;
-    w->brokers = tl_kafka_mock_bootstraps(w->mock);
     setenv("TAILOR_KAFKA_BROKERS", w->brokers, 1);
     setenv("TAILOR_REDIS_URL", w->redis->url, 1);
     return 0;
 fail:
-    fprintf(stderr, "test world: %s\n", err);
+    if (err[0]) fprintf(stderr, "test world: %s\n", err);
     return -1;
 }
 

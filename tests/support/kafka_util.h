@@ -16,19 +16,44 @@ struct tl_redis_server;
 struct tl_kafka_mock;
 
 /* A private world for an end-to-end suite: a temporary directory, a
- * redis-server and a mock cluster with the input and output topics
- * (`partitions` each) and a one-partition dead-letter topic;
- * TAILOR_KAFKA_BROKERS and TAILOR_REDIS_URL point at them.  Start returns 0,
- * or -1 having printed why; stop releases everything (by pid). */
+ * redis-server and a broker with the input and output topics (`partitions`
+ * each) and a one-partition dead-letter topic; TAILOR_KAFKA_BROKERS and
+ * TAILOR_REDIS_URL point at them.  The broker is a mock cluster the world
+ * hosts, or, when TAILOR_TEST_KAFKA names the directory of a broker that
+ * tests/kafka/kafka-up.sh started, that real Apache Kafka: the world then
+ * deletes every topic and consumer group left on it (earlier suites,
+ * earlier runs) before creating its own, so suites and reruns sharing one
+ * broker start from the same empty state as with a fresh mock.  Start
+ * returns 0, or -1 having printed why; stop releases everything (by pid). */
 typedef struct tl_test_world {
     char *tmp;
     struct tl_redis_server *redis;
-    struct tl_kafka_mock *mock;
+    struct tl_kafka_mock *mock; /* NULL with a real broker */
     const char *brokers;
+    char real_brokers[256];
 } tl_test_world;
 int tl_test_world_start(tl_test_world *w, int partitions, const char *in,
                         const char *out, const char *dlq);
 void tl_test_world_stop(tl_test_world *w);
+
+/* The real broker's directory ($TAILOR_TEST_KAFKA), or NULL on the mock. */
+const char *tl_test_real_kafka(void);
+
+/* A value from the real broker's state file (bootstrap, sasl_bootstrap,
+ * sasl_user, sasl_password, pid) in buf; NULL when absent. */
+const char *tl_test_kafka_state(const char *key, char *buf, size_t size);
+
+/* Creates topic with `partitions` on the world's broker, mock or real
+ * (waiting until it has leaders); 0, or -1 having printed why. */
+int tl_test_world_topic(tl_test_world *w, const char *topic, int partitions);
+
+/* Real broker only: SIGKILLs the Kafka JVM (by the pid in its state file)
+ * and starts it again on the same ports and data with kafka-up.sh, after
+ * down_ms; 0 once it serves again. */
+int tl_test_kafka_crash_restart(int down_ms);
+
+/* Prints, once per program, why a test is skipped in this mode. */
+void tl_test_skip(const char *what, const char *why);
 
 typedef void (*tl_test_msg_fn)(void *ud, const rd_kafka_message_t *m);
 
