@@ -126,6 +126,29 @@ uint64_t tl_fnv1a(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+/* Decimal digits of u, unterminated; returns how many. */
+static int put_u64(char *buf, uint64_t u)
+{
+    char tmp[20];
+    int n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n) buf[len++] = tmp[--n];
+    return len;
+}
+
+int tl_fmt_i64(char *buf, int64_t v)
+{
+    int len = 0;
+    if (v < 0) buf[len++] = '-';
+    /* 0 - (uint64_t)v is |v| even for INT64_MIN. */
+    len += put_u64(buf + len, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    buf[len] = '\0';
+    return len;
+}
+
 /*
  * Numbers of at most 15 significant digits between 1e-4 and 1e15 (counts,
  * money, most sums) without printf, which costs a microsecond per number
@@ -148,15 +171,10 @@ static int fmt_short_decimal(char *buf, double v)
         double r = nearbyint(s);
         if (r / p10[k] != a) continue;
         uint64_t whole = (uint64_t)r, scale = (uint64_t)p10[k];
-        uint64_t ip = whole / scale, fp = whole % scale;
-        char tmp[24];
-        int n = 0, len = 0;
-        do {
-            tmp[n++] = (char)('0' + ip % 10);
-            ip /= 10;
-        } while (ip);
+        uint64_t fp = whole % scale;
+        int len = 0;
         if (v < 0) buf[len++] = '-';
-        while (n) buf[len++] = tmp[--n];
+        len += put_u64(buf + len, whole / scale);
         if (k) {
             buf[len++] = '.';
             for (int d = k - 1; d >= 0; d--) {
@@ -186,6 +204,45 @@ int tl_fmt_double(char *buf, double v)
         if (strtod(buf, NULL) == v) return n;
     }
     return snprintf(buf, TL_NUMBUF, "%.17g", v);
+}
+
+/* C99 hexadecimal float of a finite nonzero v: "-0x1.8p+3" (normal) or
+ * "0x0.0000000000001p-1022" (subnormal).  It is exact by construction:
+ * the 52 stored mantissa bits as 13 hex digits, trailing zeros dropped. */
+static int fmt_hex(char *buf, double v)
+{
+    static const char hexd[] = "0123456789abcdef";
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int exp = (int)((bits >> 52) & 0x7ff);
+    uint64_t man = bits & ((UINT64_C(1) << 52) - 1);
+    int len = 0;
+    if (bits >> 63) buf[len++] = '-';
+    buf[len++] = '0';
+    buf[len++] = 'x';
+    buf[len++] = exp ? '1' : '0';
+    if (man) {
+        buf[len++] = '.';
+        for (int shift = 48; man; shift -= 4) {
+            buf[len++] = hexd[(man >> shift) & 15];
+            man &= (UINT64_C(1) << shift) - 1;
+        }
+    }
+    int e = exp ? exp - 1023 : -1022;
+    buf[len++] = 'p';
+    buf[len++] = e < 0 ? '-' : '+';
+    len += put_u64(buf + len, (uint64_t)(e < 0 ? -e : e));
+    buf[len] = '\0';
+    return len;
+}
+
+int tl_fmt_state_double(char *buf, double v)
+{
+    if (isnan(v) || isinf(v) || v == 0) return tl_fmt_double(buf, v);
+    int n = fmt_short_decimal(buf, v);
+    if (n >= 0) return n;
+    if (v == floor(v) && fabs(v) < 1e15) return tl_fmt_i64(buf, (int64_t)v);
+    return fmt_hex(buf, v);
 }
 
 int tl_fmt_number(char *buf, double v)

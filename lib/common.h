@@ -85,6 +85,18 @@ uint64_t tl_fnv1a(uint64_t h, const void *data, size_t len);
 #define TL_NUMBUF 32
 int tl_fmt_double(char *buf, double v);
 
+/* Exact text for internal state, fast: tl_fmt_double's text when it is a
+ * short decimal or a whole number (counts, money), otherwise a C99 hex float
+ * ("0x1.5555555555555p-2"), which strtod (tl_parse_double) reads back
+ * exactly.  The 17-digit decimal of a decayed value or an average costs a
+ * microsecond in printf, and a flush formats thousands of them.  buf holds
+ * TL_NUMBUF. */
+int tl_fmt_state_double(char *buf, double v);
+
+/* Decimal text of v without printf; returns the length (excluding NUL).
+ * buf holds 21 bytes. */
+int tl_fmt_i64(char *buf, int64_t v);
+
 /* Readable decimal text for people and campaign tools: at most 15
  * significant digits, so sums of money read "50.27", not the exact
  * "50.269999999999996" (exact text is for internal state, tl_fmt_double).

@@ -851,8 +851,8 @@ size_t tl_feature_save_size(const tl_feature *f)
     return n + 1;
 }
 
-static size_t put_num(char *buf, double v) { return (size_t)tl_fmt_double(buf, v); }
-static size_t put_int(char *buf, int64_t v) { return (size_t)sprintf(buf, "%lld", (long long)v); }
+static size_t put_num(char *buf, double v) { return (size_t)tl_fmt_state_double(buf, v); }
+static size_t put_int(char *buf, int64_t v) { return (size_t)tl_fmt_i64(buf, v); }
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -914,7 +914,9 @@ size_t tl_feature_save(const tl_feature *f, const unsigned char *block,
         for (uint32_t i = 0; i < h->len; i++) {
             const unsigned char *e = tk_entry(f, (unsigned char *)s, i);
             n += put_num(buf + n, getd(e + tk_count_off(f)));
-            n += (size_t)sprintf(buf + n, ",%u:", getu(e));
+            buf[n++] = ',';
+            n += put_int(buf + n, getu(e));
+            buf[n++] = ':';
             memcpy(buf + n, e + 4, getu(e));
             n += getu(e);
         }
@@ -942,7 +944,8 @@ size_t tl_feature_save(const tl_feature *f, const unsigned char *block,
             n += put_int(buf + n, geti(e + to));
             buf[n++] = ',';
             if (f->type == TL_T_LIST_STR) {
-                n += (size_t)sprintf(buf + n, "%u:", getu(e));
+                n += put_int(buf + n, getu(e));
+                buf[n++] = ':';
                 memcpy(buf + n, e + 4, getu(e));
                 n += getu(e);
             } else {

@@ -1,6 +1,7 @@
 /*
  * store — Redis I/O on hiredis 0.14 (blocking context, pipelining with
- * redisAppendCommandArgv + redisGetReply).  See store.h for the contract.
+ * RESP built here, redisAppendFormattedCommand, redisGetReply).  See
+ * store.h for the contract.
  *
  * Every public call that talks to Redis follows the same shape:
  *   1. reconnect if an earlier call dropped the connection (one attempt);
@@ -460,6 +461,8 @@ struct tl_store {
     size_t argcap;
     char *nums;           /* decimal text of ttl, nwm, expected, next */
     size_t numcap;
+    char *resp;           /* one command in the protocol's own form */
+    size_t respcap;
     redisReply **replies; /* load: held until every reply has arrived */
     uint16_t *route;      /* node index of each item of the batch */
     uint16_t *kslot;      /* cluster: hash slot of each item's key */
@@ -632,10 +635,39 @@ static int is_error(const redisReply *r, const char *code)
            strncmp(r->str, code, n) == 0 && (r->len == n || r->str[n] == ' ');
 }
 
+static char *put_len(char *p, char type, size_t n)
+{
+    *p++ = type;
+    p += tl_fmt_i64(p, (int64_t)n);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* The command in RESP, built here in a reused buffer rather than by
+ * redisAppendCommandArgv, whose sdscatfmt costs more than the rest of a
+ * flush's formatting and allocates a string per command. */
 static int append(tl_store *s, node *k, int argc, const char **argv,
                   const size_t *argvlen)
 {
-    if (redisAppendCommandArgv(k->c, argc, argv, argvlen) != REDIS_OK)
+    size_t need = 24;
+    for (int i = 0; i < argc; i++) need += argvlen[i] + 26;
+    if (need > s->respcap) {
+        size_t cap = s->respcap ? s->respcap : 4096;
+        while (cap < need) cap *= 2;
+        s->resp = tl_xrealloc(s->resp, cap);
+        s->respcap = cap;
+    }
+    char *p = put_len(s->resp, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        p = put_len(p, '$', argvlen[i]);
+        memcpy(p, argv[i], argvlen[i]);
+        p += argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    if (redisAppendFormattedCommand(k->c, s->resp, (size_t)(p - s->resp)) !=
+        REDIS_OK)
         return -1;
     s->commands++;
     k->sent++;
@@ -1273,6 +1305,7 @@ void tl_store_free(tl_store *s)
     free(s->argv);
     free(s->argvlen);
     free(s->nums);
+    free(s->resp);
     free(s->replies);
     free(s->route);
     free(s->kslot);
@@ -1498,7 +1531,7 @@ static size_t write_argc(const tl_store_write *w)
 
 static void put_num(tl_store *s, size_t k, char **p, int64_t v)
 {
-    int len = snprintf(*p, I64_TEXT, "%" PRId64, v);
+    int len = tl_fmt_i64(*p, v);
     s->argv[k] = *p;
     s->argvlen[k] = (size_t)len;
     *p += len;

@@ -1,9 +1,12 @@
 /*
  * Unit tests of lib/common's number text: tl_fmt_double and tl_fmt_number
  * against the printf definitions they must keep (shortest of %.15g, %.16g,
- * %.17g that reads back; %.15g; %.0f for whole numbers).
+ * %.17g that reads back; %.15g; %.0f for whole numbers); tl_fmt_state_double
+ * (reads back exactly; tl_fmt_double's text or glibc's %a) and tl_fmt_i64
+ * (%lld).
  */
 #include <CUnit/Basic.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,9 +43,45 @@ static void ref_number(char *buf, double v)
 
 static size_t mismatches;
 
+static void mismatch(const char *fn, double v, const char *got,
+                     const char *want)
+{
+    if (mismatches++ < 10)
+        fprintf(stderr, "\n%s(%a): '%s', expected: '%s'\n", fn, v, got, want);
+}
+
+/* Exact, and either the decimal tl_fmt_double gives (short or whole
+ * numbers: nothing changes for counts and money) or glibc's %a. */
+static void check_state(double v)
+{
+    char a[TL_NUMBUF], b[TL_NUMBUF];
+    int n = tl_fmt_state_double(a, v);
+    double back;
+    if ((size_t)n != strlen(a) || tl_parse_double(a, (size_t)n, &back) ||
+        (isnan(v) ? !isnan(back) : back != v || signbit(back) != signbit(v))) {
+        if (v == 0 && back == 0) return; /* -0 reads "0", as tl_fmt_double */
+        mismatch("tl_fmt_state_double (read back)", v, a, "the same value");
+        return;
+    }
+    if (strstr(a, "0x"))
+        snprintf(b, sizeof b, "%a", v);
+    else
+        tl_fmt_double(b, v);
+    if (strcmp(a, b)) mismatch("tl_fmt_state_double", v, a, b);
+}
+
+static void check_i64(int64_t v)
+{
+    char a[24], b[24];
+    int n = tl_fmt_i64(a, v);
+    snprintf(b, sizeof b, "%lld", (long long)v);
+    if (strcmp(a, b) || (size_t)n != strlen(a)) mismatch("tl_fmt_i64", (double)v, a, b);
+}
+
 static void check(double v)
 {
     char a[TL_NUMBUF], b[TL_NUMBUF];
+    check_state(v);
     int n = tl_fmt_double(a, v);
     ref_double(b, v);
     if (strcmp(a, b) || (size_t)n != strlen(a)) {
@@ -85,7 +124,33 @@ static void test_fmt_matches_printf(void)
         uint64_t y = x;
         memcpy(&bits, &y, sizeof bits);
         check(bits);
+        check_i64((int64_t)x);
+        check_i64((int64_t)(x % 100000) - 50000);
     }
+    CU_ASSERT_EQUAL(mismatches, 0);
+}
+
+static void test_state_and_int_edges(void)
+{
+    static const double edges[] = {
+        0x1p-1074, 0x1.fffffffffffffp-1023, 0x1p-1022, DBL_MAX, DBL_MIN,
+        0x1.8p+3, 1.0 / 3, 0.5 * exp2(-30), 1e15, 1e15 + 1, 123456.789012345678};
+    static const int64_t ints[] = {0, 1, -1, 9, 10, -10, INT64_MAX, INT64_MIN,
+                                   INT64_MIN + 1, 1000000000000000000LL};
+    mismatches = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        check_state(edges[i]);
+        check_state(-edges[i]);
+    }
+    check_state(NAN);
+    check_state(INFINITY);
+    check_state(-INFINITY);
+    check_state(-0.0);
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) check_i64(ints[i]);
+    char a[TL_NUMBUF];
+    CU_ASSERT_STRING_EQUAL((tl_fmt_state_double(a, 1.0 / 3), a), "0x1.5555555555555p-2");
+    CU_ASSERT_STRING_EQUAL((tl_fmt_state_double(a, 0x1p-1074), a), "0x0.0000000000001p-1022");
+    CU_ASSERT_STRING_EQUAL((tl_fmt_state_double(a, -24.5), a), "-24.5");
     CU_ASSERT_EQUAL(mismatches, 0);
 }
 
@@ -94,5 +159,7 @@ int main(void)
     CU_initialize_registry();
     CU_pSuite s = CU_add_suite("common_numbers", NULL, NULL);
     CU_add_test(s, "tl_fmt_double and tl_fmt_number = printf", test_fmt_matches_printf);
+    CU_add_test(s, "tl_fmt_state_double and tl_fmt_i64 at the edges",
+                test_state_and_int_edges);
     return tl_test_run();
 }
