@@ -614,12 +614,10 @@ static const char *quantile(const samples *ss, const char *name,
                             const char *extra, double q, char *out,
                             size_t outsz)
 {
-    char bucket[128], count_labels[128];
+    char bucket[128], cname[128];
     snprintf(bucket, sizeof bucket, "%s_bucket", name);
-    snprintf(count_labels, sizeof count_labels, "%s", extra);
-    char cname[128];
     snprintf(cname, sizeof cname, "%s_count", name);
-    double total = metric(ss, cname, count_labels);
+    double total = metric(ss, cname, extra);
     snprintf(out, outsz, "-");
     if (total <= 0) return out;
     size_t plen = strlen(extra);

@@ -330,6 +330,20 @@ static int expired(const tl_feature *f, const hdr *h, int64_t now)
     return f->ttl_ms && now - h->updated > f->ttl_ms;
 }
 
+int tl_feature_follows_time(const tl_feature *f)
+{
+    switch (f->kind) {
+    case TL_FK_WINDOW_COUNT:
+    case TL_FK_WINDOW_SUM:
+    case TL_FK_DECAYED_COUNT:
+    case TL_FK_DECAYED_SUM:
+    case TL_FK_SINCE:
+        return 1;
+    default:
+        return f->ttl_ms > 0;
+    }
+}
+
 int tl_feature_live(const tl_feature *f, const unsigned char *block,
                     int64_t now)
 {
@@ -655,8 +669,10 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         if (v.type == TL_T_NULL) return 0;
     }
     int64_t ts = ev->ts;
-    /* ttl with teeth: state older than ttl is gone, not continued. */
-    if (h->set && expired(f, h, ts)) tl_feature_reset(f, block);
+    /* ttl with teeth: state older than ttl is gone, not continued; that is
+     * a change even if the event then adds nothing. */
+    int reset = h->set && expired(f, h, ts);
+    if (reset) tl_feature_reset(f, block);
     int set = (int)h->set;
     double x = v.type == TL_T_BOOL ? v.u.b : v.u.num;
     switch (f->kind) {
@@ -678,7 +694,7 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         break;
     case TL_FK_LAST:
         /* Latest by event time; a tie goes to the later arrival. */
-        if (set && ts < h->updated) return 0;
+        if (set && ts < h->updated) return reset;
         if (v.type == TL_T_STR) {
             size_t n = utf8_cut(v.u.str.ptr, v.u.str.len, f->max_len);
             /* The rest is zeroed so that equal values are equal bytes. */
@@ -693,13 +709,13 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         if (!set || ts < geti(s + HDR)) puti(s + HDR, ts);
         break;
     case TL_FK_LAST_SEEN:
-        if (set && ts <= h->updated) return 0;
+        if (set && ts <= h->updated) return reset;
         break;
     case TL_FK_WINDOW_COUNT:
-        if (!window_add(f, s, set, ts, 1)) return 0;
+        if (!window_add(f, s, set, ts, 1)) return reset;
         break;
     case TL_FK_WINDOW_SUM:
-        if (!window_add(f, s, set, ts, x)) return 0;
+        if (!window_add(f, s, set, ts, x)) return reset;
         break;
     case TL_FK_DECAYED_COUNT:
         decay_add(f, s, set, ts, 1);
@@ -714,10 +730,10 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         distinct_add(f, s, value_hash(&v));
         break;
     case TL_FK_LAST_N:
-        if (!last_n_add(f, s, ts, &v)) return 0;
+        if (!last_n_add(f, s, ts, &v)) return reset;
         break;
     default:
-        return 0;
+        return reset;
     }
     if (!set || ts > h->updated) h->updated = ts;
     h->set = 1;

@@ -138,7 +138,9 @@ size_t tl_features_layout(tl_feature *fs, size_t n, size_t base);
 void tl_feature_reset(const tl_feature *f, unsigned char *block);
 
 /* Applies one event: evaluates `where` and `field` with fetch/ud (the event's
- * names) and updates the slice.  Returns 1 if the slice changed. */
+ * names) and updates the slice.  Returns 1 if the slice may have changed,
+ * 0 if it certainly did not (the event does not count for the feature):
+ * the flush writes only the features that changed (see tl_vec_encode). */
 int tl_feature_apply(const tl_feature *f, unsigned char *block,
                      const tl_event *ev, tl_expr_fetch fetch, void *ud);
 
@@ -150,6 +152,10 @@ void tl_feature_read(const tl_feature *f, const unsigned char *block,
 /* 1 when the feature has a value at `now` (set, and not expired by ttl). */
 int tl_feature_live(const tl_feature *f, const unsigned char *block,
                     int64_t now);
+
+/* 1 when the readable value can change with `now` alone, the state
+ * unchanged: windows, decayed values, since, and any feature with ttl. */
+int tl_feature_follows_time(const tl_feature *f);
 
 /* 1 when the kind keeps state of its own (all but since, which reads
  * another feature's). */

@@ -54,6 +54,7 @@ struct tl_pipeline {
     volatile sig_atomic_t *stop;
     int64_t stop_deadline;  /* monotonic ms: shutdown_timeout after SIGTERM */
     int in_batch;           /* inside process_batch (drain cannot run it) */
+    int commit_sync;        /* commit this batch synchronously */
     int abandon;            /* the batch's partitions were revoked mid-batch */
     int paused;             /* partitions paused while redis is down */
     tl_batch held;          /* messages that arrived while paused */
@@ -420,6 +421,7 @@ static int flush_dirty(tl_pipeline *p)
         }
         for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = v->wm[k].applied;
         v->dirty = 0;
+        v->changed = 0;
         tl_counter_add(&p->stats.flushed, 1);
     }
     p->ndirty = 0;
@@ -430,11 +432,7 @@ static int flush_dirty(tl_pipeline *p)
 static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
                         const rd_kafka_message_t *m)
 {
-    for (size_t k = 0; k < p->layout.nfeatures; k++)
-        tl_feature_apply(&p->layout.features[k], v->block, ev, tl_event_fetch,
-                         (void *)ev);
-    if (!v->has_newest || ev->ts > v->newest) v->newest = ev->ts;
-    v->has_newest = 1;
+    tl_vec_apply(v, &p->layout, ev);
     tl_eval_ctx ctx = {ev, p->layout.features, v->block};
     size_t n = tl_ruleset_eval(&p->cfg->ruleset, v->block, ev, tl_eval_fetch,
                                &ctx, p->firings, p->why);
@@ -533,10 +531,12 @@ static int process_batch(tl_pipeline *p)
         goto fail;
     }
     if (flush_dirty(p)) goto fail;
-    if (tl_source_commit(p->src, b, err, sizeof err)) {
+    /* Synchronous only when partitions are about to be given up (a
+     * revocation, the last batch before stopping): then the next owner
+     * starts where this batch ended. */
+    if (tl_source_commit(p->src, b, !p->commit_sync, err, sizeof err)) {
         /* Not fatal: the events will be consumed again and skipped by the
          * watermarks. */
-        tl_counter_add(&p->stats.commit_errors, 1);
         tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
     }
     p->stats.last_commit_ms = tl_now_mono_ms();
@@ -578,6 +578,16 @@ fail:
     return TL_ERR;
 }
 
+/* Before partitions are given up: the last asynchronous commit is with the
+ * coordinator when this returns (a failure only means re-reading). */
+static void sync_commits(tl_pipeline *p)
+{
+    char err[TL_ERRSZ];
+    if (tl_source_sync(p->src, err, sizeof err))
+        tl_warn("pipeline", "%s (the last batch will be re-read and skipped)",
+                err);
+}
+
 static void drain(void *ud)
 {
     tl_pipeline *p = ud;
@@ -588,7 +598,11 @@ static void drain(void *ud)
         tl_batch_clear(&p->held);
         return;
     }
-    if (process_batch(p) == TL_OK) {
+    p->commit_sync = 1;
+    int rc = process_batch(p);
+    p->commit_sync = 0;
+    sync_commits(p);
+    if (rc == TL_OK) {
         tl_cache_clear(p->cache);
         tl_gauge_set(&p->stats.cache_size, 0);
     }
@@ -807,7 +821,9 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
                  "stopped at once by a second signal; uncommitted events will "
                  "be consumed again at the next start");
     }
+    p->commit_sync = 1;
     if (!p->failed) process_batch(p);
+    sync_commits(p);
     tl_gauge_set(&p->stats.running, 0);
     if (p->failed)
         return tl_errf(err, errsz, TL_ERR_IO, "%s", p->fail_msg);
@@ -957,7 +973,7 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
     tl_prom_one_u64(b, "tailor_commit_errors_total", "counter",
                     "Offset commits that failed (the batch is re-read and "
                     "skipped).",
-                    tl_counter_get(&s->commit_errors));
+                    tl_counter_get(&s->kafka.commit_errors));
 
     uint64_t hits = tl_counter_get(&s->cache_hits);
     uint64_t misses = tl_counter_get(&s->cache_misses);

@@ -55,7 +55,6 @@ typedef struct tl_stats {
     tl_counter fenced;        /* vector writes refused by the watermark CAS */
     tl_counter state_errors;  /* malformed stored state (feature reset) */
     tl_counter store_errors;  /* vector writes the Redis server refused */
-    tl_counter commit_errors;
     tl_counter redis_round_trips; /* tl_store_round_trips, after each batch */
     tl_counter redis_commands;    /* tl_store_commands, after each batch */
     tl_counter cache_hits, cache_misses; /* vector lookups of decoded events */

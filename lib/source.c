@@ -13,6 +13,9 @@ struct tl_source {
     void *ud;
     int assigned;
     int paused; /* tl_source_pause in effect */
+    /* The offsets of the last asynchronous commit, until tl_source_sync
+     * commits them again synchronously (owned). */
+    rd_kafka_topic_partition_list_t *last;
     tl_kafka_health *health;
 };
 
@@ -161,6 +164,22 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* The result of an asynchronous commit, served by the consumer's poll. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *ud)
+{
+    (void)rk;
+    tl_source *s = ud;
+    const char *what = err ? rd_kafka_err2str(err) : NULL;
+    for (int i = 0; !what && offsets && i < offsets->cnt; i++)
+        if (offsets->elems[i].err) what = rd_kafka_err2str(offsets->elems[i].err);
+    /* No offsets to commit is not a failure (librdkafka's own commits). */
+    if (!what || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    tl_counter_add(&s->health->commit_errors, 1);
+    tl_warn("source", "offset commit: %s (the batch will be re-read and "
+            "skipped)", what);
+}
+
 tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
                          void (*drain)(void *ud), void *ud,
                          tl_kafka_health *health, char *err, size_t errsz)
@@ -203,6 +222,7 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
@@ -254,7 +274,8 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
     }
 }
 
-int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
+int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
+                     size_t errsz)
 {
     if (!b->n) return TL_OK;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
@@ -266,7 +287,7 @@ int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
         if (!p) p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
         if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
     }
-    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, 0);
+    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, async);
     int rc = TL_OK;
     if (e) {
         rc = tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
@@ -281,8 +302,28 @@ int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz)
                 break;
             }
     }
-    rd_kafka_topic_partition_list_destroy(l);
+    if (async && !rc) {
+        if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
+        s->last = l;
+    } else {
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (rc) tl_counter_add(&s->health->commit_errors, 1);
     return rc;
+}
+
+int tl_source_sync(tl_source *s, char *err, size_t errsz)
+{
+    if (!s->last) return TL_OK;
+    /* The same offsets again, synchronously: it returns once the
+     * coordinator has them, after the asynchronous request sent before. */
+    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, s->last, 0);
+    rd_kafka_topic_partition_list_destroy(s->last);
+    s->last = NULL;
+    if (!e) return TL_OK;
+    tl_counter_add(&s->health->commit_errors, 1);
+    return tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
+                   rd_kafka_err2str(e));
 }
 
 static void set_paused(tl_source *s, int pause)
@@ -326,6 +367,7 @@ void tl_source_free(tl_source *s)
 {
     if (!s) return;
     rd_kafka_consumer_close(s->rk);
+    if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
     rd_kafka_destroy(s->rk);
     free(s);
 }

@@ -1,6 +1,6 @@
 /*
  * source — the Kafka consumer: group membership, batch polling, rebalance
- * handling and manual, synchronous offset commits.
+ * handling and manual offset commits.
  *
  * Offsets are committed only by tl_source_commit, which the pipeline calls
  * after the batch's triggers are delivered and its vectors are flushed
@@ -42,6 +42,7 @@ typedef struct tl_kafka_health {
     tl_gauge assigned;    /* partitions assigned; -1 before the first
                            * assignment and while a revocation is handled */
     tl_counter rebalances; /* assignments and revocations */
+    tl_counter commit_errors; /* offset commits that failed, either way */
     tl_gauge brokers_up;  /* brokers in state UP at the last statistics;
                            * -1 before the first */
     pthread_mutex_t lock;
@@ -77,11 +78,23 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
 void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
                     volatile sig_atomic_t *stop);
 
-/* Commits, synchronously, the offset after the last message of each
- * partition in b.  TL_OK, or TL_ERR_IO with the broker's reason (the batch
- * will then be consumed again after a rebalance; the watermarks make that
- * harmless). */
-int tl_source_commit(tl_source *s, const tl_batch *b, char *err, size_t errsz);
+/* Commits the offset after the last message of each partition in b.
+ * Synchronous: TL_OK, or TL_ERR_IO with the broker's reason.  Asynchronous
+ * (async != 0): returns TL_OK once the request is queued; its result comes
+ * back through a later poll, which logs and counts a failure.  Either way a
+ * failed commit only means the batch is consumed again after a restart or
+ * rebalance, which the watermarks make harmless; the pipeline commits
+ * asynchronously between batches, so that no batch waits for the group
+ * coordinator, and synchronously before partitions are given up.  Failures
+ * count in health->commit_errors. */
+int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
+                     size_t errsz);
+
+/* Commits the offsets of the last asynchronous commit again, synchronously,
+ * so that they are with the coordinator when this returns (before
+ * partitions are given up or the consumer closes).  TL_OK when there is
+ * nothing to do. */
+int tl_source_sync(tl_source *s, char *err, size_t errsz);
 
 /* Backpressure while the batch cannot be finished (Redis down): pause
  * every assigned partition, then keep serving the group (heartbeats,

@@ -32,11 +32,22 @@ static void free_wms(tl_vec *v)
     v->nwm = 0;
 }
 
+void tl_vec_apply(tl_vec *v, const tl_layout *l, const tl_event *ev)
+{
+    for (size_t k = 0; k < l->nfeatures; k++)
+        if (tl_feature_apply(&l->features[k], v->block, ev, tl_event_fetch,
+                             (void *)ev) && k < 64)
+            v->changed |= UINT64_C(1) << k;
+    if (!v->has_newest || ev->ts > v->newest) v->newest = ev->ts;
+    v->has_newest = 1;
+}
+
 void tl_vec_reset(tl_vec *v, const tl_layout *l)
 {
     memset(v->block, 0, l->block_size);
     free_wms(v);
     v->dirty = 0;
+    v->changed = 0;
     v->has_newest = 0;
     v->newest = 0;
 }
@@ -50,6 +61,9 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
                       size_t flen, const char *val, size_t vlen, char *err,
                       size_t errsz)
 {
+    /* Whatever Redis holds is rewritten whole at the next flush: fields an
+     * older version or configuration wrote are brought up to date. */
+    v->changed = UINT64_MAX;
     if (flen == 3 && memcmp(field, "_ts", 3) == 0) {
         if (tl_parse_i64(val, vlen, &v->newest))
             return tl_errf(err, errsz, TL_ERR_DECODE,
@@ -133,6 +147,11 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
     for (size_t i = 0; i < l->nfeatures; i++) {
         const tl_feature *f = &l->features[i];
         int state = tl_feature_has_state(f);
+        int changed = i >= 64 || (v->changed >> i & 1);
+        /* Fields that are in Redis as they would be written again: the
+         * flush script's cost grows with the fields it sets, and an event
+         * typically changes a few features of many. */
+        if (!changed && !tl_feature_follows_time(f)) continue;
         if (!v->has_newest || !tl_feature_live(f, v->block, now)) {
             /* Never set (nothing to delete, but HDEL of an absent field is
              * free) or expired by ttl: its fields must go. */

@@ -54,6 +54,12 @@ typedef struct tl_vec {
     int64_t newest;     /* newest event ts applied (valid when has_newest) */
     int has_newest;
     int dirty;          /* changed since the last flush */
+    /* Features whose state changed since the last flush: bit i for feature
+     * i < 64 (those from 64 on always count as changed).  The flush writes
+     * a feature's fields only if its bit is set or its readable value
+     * follows time (tl_vec_encode); all ones after a load from Redis, so a
+     * stored vector is rewritten whole once per load. */
+    uint64_t changed;
     /* cache bookkeeping */
     uint64_t hash;
     struct tl_vec *prev, *next; /* LRU list, most recent at the head */
@@ -66,10 +72,16 @@ tl_wm *tl_vec_wm(tl_vec *v, const char *topic, int32_t partition);
 const tl_wm *tl_vec_wm_find(const tl_vec *v, const char *topic,
                             int32_t partition);
 
+/* Applies one event to every feature of the vector (tl_feature_apply, with
+ * the event's own names), marks in v->changed those that changed, and
+ * advances v->newest. */
+void tl_vec_apply(tl_vec *v, const tl_layout *l, const tl_event *ev);
+
 /* Resets the block to "never seen" and drops watermarks. */
 void tl_vec_reset(tl_vec *v, const tl_layout *l);
 
-/* Applies a field read from Redis (HGETALL) to the vector.  Readable fields
+/* Applies a field read from Redis (HGETALL) to the vector, and marks every
+ * feature changed.  Readable fields
  * and fields of features or rules no longer configured are ignored.  Returns
  * TL_OK, or TL_ERR_DECODE with a message for malformed internal state (the
  * feature is then reset). */
@@ -82,7 +94,10 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
  * compare-and-set writes) into arena-allocated strings: fields/flens/vals/
  * vlens get the fields to set (room for tl_vec_max_fields), dels/dlens the
  * fields to delete (room for tl_vec_max_dels), *ndels their number.
- * Returns the number of fields to set.
+ * Features are left out (neither set nor deleted) when their bit in
+ * v->changed is clear and their readable value does not follow time: what
+ * Redis holds for them is what would be written.  Rule state, ledgers and
+ * _ts are always written.  Returns the number of fields to set.
  */
 size_t tl_vec_max_fields(const tl_layout *l);
 size_t tl_vec_max_dels(const tl_layout *l);

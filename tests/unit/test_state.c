@@ -57,9 +57,7 @@ static void feed(tl_vec *v, int64_t ts, const char *item)
     e.ts = ts;
     e.type = "visit";
     e.item = item;
-    for (int i = 0; i < 3; i++) tl_feature_apply(&feats[i], v->block, &e, tl_event_fetch, &e);
-    if (!v->has_newest || ts > v->newest) v->newest = ts;
-    v->has_newest = 1;
+    tl_vec_apply(v, &layout, &e);
     tl_eval_ctx ctx = {&e, feats, v->block};
     tl_rule_eval(&rules[0], v->block, &e, tl_eval_fetch, &ctx);
 }
@@ -121,6 +119,9 @@ static void test_encode_load_roundtrip(void)
     CU_ASSERT_EQUAL(uw->applied, 41);
     CU_ASSERT_EQUAL(uw->stored, 41);
     CU_ASSERT_PTR_NULL(tl_vec_wm_find(u, "interactions", 4));
+    /* Loaded from Redis: written whole at its next flush. */
+    CU_ASSERT_EQUAL(u->changed, UINT64_MAX);
+    CU_ASSERT_EQUAL(tl_vec_encode(u, &layout, &a, f, fl, val, vl, del, dl, &nd), 8);
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t", 4, "1", 1, err, sizeof err), TL_ERR_DECODE);
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t:1", 6, "x", 1, err, sizeof err), TL_ERR_DECODE);
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_f:visits", 9, "oops", 4, err, sizeof err), TL_ERR_DECODE);
@@ -137,11 +138,51 @@ static void test_never_seen_encodes_nothing(void)
     const char *f[8], *val[8], *del[6];
     size_t fl[8], vl[8], dl[6], nd = 0;
     CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd), 0);
-    /* Nothing to set; the feature fields are deleted (HDEL of absent fields
-     * is harmless, and this is how expired values leave Redis). */
+    /* Nothing to set; the fields of what follows time (the window) are
+     * deleted (HDEL of absent fields is harmless, and this is how expired
+     * values leave Redis); the unchanged others are left alone. */
+    CU_ASSERT_EQUAL(nd, 2);
+    CU_ASSERT_STRING_EQUAL(del[0], "week");
+    CU_ASSERT_STRING_EQUAL(del[1], "_f:week");
+    /* Everything marked changed (as after a load): every feature's fields. */
+    v->changed = UINT64_MAX;
+    CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd), 0);
     CU_ASSERT_EQUAL(nd, 6);
     CU_ASSERT_STRING_EQUAL(del[0], "visits");
     CU_ASSERT_STRING_EQUAL(del[1], "_f:visits");
+    tl_arena_free(&a);
+    tl_cache_free(c);
+}
+
+/* After a flush only what an event changed is written, plus what follows
+ * time; the result in Redis is what a whole rewrite would leave. */
+static void test_encode_changed_only(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 10);
+    tl_vec *v = tl_cache_put(c, "c1", 2);
+    feed(v, 10 * DAY, "tea");
+    CU_ASSERT_EQUAL(v->changed, 7); /* visits, last_item, week */
+    v->changed = 0;                 /* flushed */
+    feed(v, 11 * DAY, NULL);        /* no item: last_item stays */
+    CU_ASSERT_EQUAL(v->changed, 5);
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    const char *f[8], *val[8], *del[6];
+    size_t fl[8], vl[8], dl[6], nd = 99;
+    size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
+    const char *want[] = {"visits", "_f:visits", "week", "_f:week",
+                          "_r:hello", "_ts"};
+    CU_ASSERT_EQUAL_FATAL(n, 6);
+    CU_ASSERT_EQUAL(nd, 0);
+    for (size_t i = 0; i < n; i++) CU_ASSERT_STRING_EQUAL(f[i], want[i]);
+    /* Nothing changed, time moved on: the window's value is written again. */
+    v->changed = 0;
+    v->newest = 20 * DAY;
+    n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
+    CU_ASSERT_EQUAL_FATAL(n, 4);
+    CU_ASSERT_STRING_EQUAL(f[0], "week");
+    CU_ASSERT_STRING_EQUAL(f[1], "_f:week");
+    CU_ASSERT_STRING_EQUAL(val[0], "0");
     tl_arena_free(&a);
     tl_cache_free(c);
 }
@@ -221,6 +262,8 @@ int main(void)
     CU_add_test(s, "redis key", test_key);
     CU_add_test(s, "encode, load: exact round trip", test_encode_load_roundtrip);
     CU_add_test(s, "a never-seen vector encodes no field", test_never_seen_encodes_nothing);
+    CU_add_test(s, "only changed features, and those following time",
+                test_encode_changed_only);
     CU_add_test(s, "cache LRU keeps dirty vectors", test_cache_lru_and_dirty);
     CU_add_test(s, "cache random operations", test_cache_random_ops);
     return tl_test_run();
