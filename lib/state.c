@@ -173,7 +173,8 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
         flens[n] = strlen(f->name);
         vals[n] = r;
         vlens[n++] = (size_t)rl;
-        if (!state) continue;
+        /* Only time moved: the value is new, the state as stored. */
+        if (!state || !changed) continue;
         char *s = tl_arena_alloc(arena, tl_feature_save_size(f));
         vlens[n] = tl_feature_save(f, v->block, s);
         vals[n] = s;

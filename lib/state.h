@@ -96,8 +96,9 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
  * fields to delete (room for tl_vec_max_dels), *ndels their number.
  * Features are left out (neither set nor deleted) when their bit in
  * v->changed is clear and their readable value does not follow time: what
- * Redis holds for them is what would be written.  Rule state, ledgers and
- * _ts are always written.  Returns the number of fields to set.
+ * Redis holds for them is what would be written; when it does follow time,
+ * only the readable value is written.  Rule state, ledgers and _ts are
+ * always written.  Returns the number of fields to set.
  */
 size_t tl_vec_max_fields(const tl_layout *l);
 size_t tl_vec_max_dels(const tl_layout *l);

@@ -354,19 +354,21 @@ fail:
  *
  *   KEYS[1]  the customer hash
  *   ARGV[1]  ttl_ms (PEXPIRE after the write when > 0)
- *   ARGV[2]  nwm, the number of watermark triples that follow
- *   ARGV[3]  ndel, the number of fields to delete that follow the triples
- *   ARGV[4..3+3*nwm]  field, expected, next  (per watermark)
+ *   ARGV[2]  nwm, the number of watermarks
+ *   ARGV[3]  ndel, the number of fields to delete
+ *   ARGV[4..3+2*nwm]  field, expected  (per watermark)
  *   then     ndel field names (HDEL together: values that expired)
- *   then     field, value, field, value, ...  (HSET together)
+ *   then     field, value, field, value, ...  (HSET together), ending with
+ *            the nwm pairs field, next  (per watermark, in the same order)
  *
  * Each watermark field must hold `expected` (this writer's previous flush)
  * or `next` (this very write, applied by an attempt whose reply was lost);
  * an absent field counts as "-1".  Anything else means another writer has
  * moved the watermark: return 0 and write nothing (zombie fencing).
- * Otherwise HDEL the deletions, HSET the pairs, then the watermarks to
- * `next` (so they win over a pair naming the same field), PEXPIRE, and
- * return 1.
+ * Otherwise HDEL the deletions, HSET the pairs (the watermarks last, so
+ * they win over a pair naming the same field; one HSET for both, since
+ * every redis.call from Lua costs about as much as a small command),
+ * PEXPIRE, and return 1.
  *
  * Watermarks are compared as decimal strings, never as numbers: Lua numbers
  * are doubles, exact only up to 2^53, while Kafka offsets are 64-bit.  Both
@@ -381,21 +383,19 @@ static const char flush_script[] =
     "local key = KEYS[1]\n"
     "local nwm = tonumber(ARGV[2])\n"
     "local ndel = tonumber(ARGV[3])\n"
+    "local nexts = #ARGV - 2 * nwm\n"
     "for i = 0, nwm - 1 do\n"
-    "  local cur = redis.call('HGET', key, ARGV[4 + 3 * i]) or '-1'\n"
-    "  if cur ~= ARGV[5 + 3 * i] and cur ~= ARGV[6 + 3 * i] then\n"
+    "  local cur = redis.call('HGET', key, ARGV[4 + 2 * i]) or '-1'\n"
+    "  if cur ~= ARGV[5 + 2 * i] and cur ~= ARGV[nexts + 2 + 2 * i] then\n"
     "    return 0\n"
     "  end\n"
     "end\n"
-    "local d = 4 + 3 * nwm\n"
+    "local d = 4 + 2 * nwm\n"
     "for i = d, d + ndel - 1, 1000 do\n"
     "  redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, d + ndel - 1)))\n"
     "end\n"
     "for i = d + ndel, #ARGV, 1000 do\n"
     "  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))\n"
-    "end\n"
-    "for i = 0, nwm - 1 do\n"
-    "  redis.call('HSET', key, ARGV[4 + 3 * i], ARGV[6 + 3 * i])\n"
     "end\n"
     "if tonumber(ARGV[1]) > 0 then\n"
     "  redis.call('PEXPIRE', key, ARGV[1])\n"
@@ -1526,7 +1526,7 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
 
 static size_t write_argc(const tl_store_write *w)
 {
-    return 7 + 3 * w->nwm + w->ndels + 2 * w->nfields;
+    return 7 + 4 * w->nwm + w->ndels + 2 * w->nfields;
 }
 
 static void put_num(tl_store *s, size_t k, char **p, int64_t v)
@@ -1558,13 +1558,16 @@ static int flush_append(tl_store *s, node *nd, size_t i, void *ud)
     for (size_t j = 0; j < w->nwm; j++) {
         a[k] = w->wm[j].field, l[k++] = w->wm[j].flen;
         put_num(s, k++, &p, w->wm[j].expected);
-        put_num(s, k++, &p, w->wm[j].next);
     }
     for (size_t j = 0; j < w->ndels; j++)
         a[k] = w->dels[j], l[k++] = w->dlens[j];
     for (size_t j = 0; j < w->nfields; j++) {
         a[k] = w->fields[j], l[k++] = w->flens[j];
         a[k] = w->vals[j], l[k++] = w->vlens[j];
+    }
+    for (size_t j = 0; j < w->nwm; j++) {
+        a[k] = w->wm[j].field, l[k++] = w->wm[j].flen;
+        put_num(s, k++, &p, w->wm[j].next);
     }
     TL_ASSERT(k == argc);
     return append(s, nd, (int)argc, a, l);
