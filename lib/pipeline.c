@@ -17,6 +17,31 @@ typedef struct item {
     tl_vec *vec; /* NULL: rejected */
 } item;
 
+/*
+ * One batch's flush and commit, written behind: the pipeline thread renders
+ * the writes and hands them to the flusher thread, which runs them on a
+ * connection of its own while the pipeline thread decodes and applies the
+ * next batch; that batch then finishes this job (finish_job: the results,
+ * any retry, the commit) before its own flush.  So the delivery contract
+ * holds batch by batch (triggers delivered, then flush, then commit), and
+ * at most one job is in flight.  Between its hand-off and its finish, no
+ * vector is evicted or freed: eviction runs only after a finish, and a
+ * customer of the job cannot be loaded from Redis meanwhile since it stays
+ * cached.
+ */
+typedef struct flush_job {
+    tl_arena arena;        /* the writes' text, until the job is finished */
+    tl_store_write *writes;
+    tl_vec **vecs;         /* vecs[i] is what writes[i] stores */
+    uint32_t **wmk;        /* wmk[i][k]: index in vecs[i]->wm of writes[i].wm[k] */
+    size_t n, cap;
+    tl_batch msgs;         /* the batch's messages, committed after the flush */
+    int queued;            /* handed over and not yet finished */
+    int done;              /* the flusher's attempt is over (under flock) */
+    int rc;                /* its result, and its message: */
+    char err[TL_ERRSZ];
+} flush_job;
+
 struct tl_pipeline {
     const tl_config *cfg;
     tl_config *owned;       /* cfg when it came from a reload */
@@ -46,8 +71,13 @@ struct tl_pipeline {
     size_t items_cap;
     tl_vec **misses, **dirty;
     size_t nmiss, ndirty, vec_cap;
-    tl_store_write *writes;
-    size_t writes_cap;
+    flush_job job;          /* the previous batch's flush, maybe in flight */
+    tl_store *fstore;       /* the flusher thread's own connection */
+    pthread_t flusher;
+    int flusher_started;
+    pthread_mutex_t flock;  /* job.queued/done/rc, fquit */
+    pthread_cond_t fcond;
+    int fquit;
     tl_firing *firings; /* room for every rule */
     tl_suppress *why;
 
@@ -331,41 +361,48 @@ static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
     return TL_OK;
 }
 
-static int flush_dirty(tl_pipeline *p)
+/* Renders the batch's dirty vectors into the job, and moves the batch's
+ * messages into it (they are committed when the job is finished). */
+static void render_job(tl_pipeline *p)
 {
-    if (!p->ndirty) return TL_OK;
-    if (p->ndirty > p->writes_cap) {
-        p->writes_cap = p->ndirty * 2;
-        p->writes = tl_xrealloc(p->writes, p->writes_cap * sizeof *p->writes);
+    flush_job *j = &p->job;
+    tl_arena_reset(&j->arena);
+    if (p->ndirty > j->cap) {
+        j->cap = p->ndirty * 2;
+        j->writes = tl_xrealloc(j->writes, j->cap * sizeof *j->writes);
+        j->vecs = tl_xrealloc(j->vecs, j->cap * sizeof *j->vecs);
+        j->wmk = tl_xrealloc(j->wmk, j->cap * sizeof *j->wmk);
     }
     size_t maxf = tl_vec_max_fields(&p->layout);
     size_t maxd = tl_vec_max_dels(&p->layout) + 1;
     for (size_t i = 0; i < p->ndirty; i++) {
         tl_vec *v = p->dirty[i];
-        tl_store_write *w = &p->writes[i];
+        tl_store_write *w = &j->writes[i];
         memset(w, 0, sizeof *w);
-        w->key = tl_state_key(&p->arena, p->cfg->redis_prefix, v->customer_id,
+        w->key = tl_state_key(&j->arena, p->cfg->redis_prefix, v->customer_id,
                               v->idlen, &w->keylen);
-        tl_store_wm *wm = tl_arena_alloc(&p->arena, v->nwm * sizeof *wm);
+        tl_store_wm *wm = tl_arena_alloc(&j->arena, v->nwm * sizeof *wm);
+        uint32_t *wmk = tl_arena_alloc(&j->arena, v->nwm * sizeof *wmk);
         size_t nwm = 0;
         for (size_t k = 0; k < v->nwm; k++) {
             if (v->wm[k].applied == v->wm[k].stored) continue;
             size_t tl = strlen(v->wm[k].topic);
-            char *f = tl_arena_alloc(&p->arena, tl + 20);
+            char *f = tl_arena_alloc(&j->arena, tl + 20);
             int n = snprintf(f, tl + 20, "_o:%s:%" PRId32, v->wm[k].topic,
                              v->wm[k].partition);
+            wmk[nwm] = (uint32_t)k;
             wm[nwm++] = (tl_store_wm){f, (size_t)n, v->wm[k].stored,
                                       v->wm[k].applied};
         }
         w->wm = wm;
         w->nwm = nwm;
-        const char **fields = tl_arena_alloc(&p->arena, maxf * sizeof *fields);
-        const char **vals = tl_arena_alloc(&p->arena, maxf * sizeof *vals);
-        size_t *flens = tl_arena_alloc(&p->arena, maxf * sizeof *flens);
-        size_t *vlens = tl_arena_alloc(&p->arena, maxf * sizeof *vlens);
-        const char **dels = tl_arena_alloc(&p->arena, maxd * sizeof *dels);
-        size_t *dlens = tl_arena_alloc(&p->arena, maxd * sizeof *dlens);
-        w->nfields = tl_vec_encode(v, &p->layout, &p->arena, fields, flens,
+        const char **fields = tl_arena_alloc(&j->arena, maxf * sizeof *fields);
+        const char **vals = tl_arena_alloc(&j->arena, maxf * sizeof *vals);
+        size_t *flens = tl_arena_alloc(&j->arena, maxf * sizeof *flens);
+        size_t *vlens = tl_arena_alloc(&j->arena, maxf * sizeof *vlens);
+        const char **dels = tl_arena_alloc(&j->arena, maxd * sizeof *dels);
+        size_t *dlens = tl_arena_alloc(&j->arena, maxd * sizeof *dlens);
+        w->nfields = tl_vec_encode(v, &p->layout, &j->arena, fields, flens,
                                    vals, vlens, dels, dlens, &w->ndels);
         w->fields = fields;
         w->flens = flens;
@@ -374,41 +411,144 @@ static int flush_dirty(tl_pipeline *p)
         w->dels = dels;
         w->dlens = dlens;
         w->ttl_ms = p->cfg->key_ttl_ms;
+        j->vecs[i] = v;
+        j->wmk[i] = wmk;
+        /* What the next batch changes is its own to write. */
+        v->dirty = 0;
+        v->changed = 0;
     }
-    int backoff = 100;
-    char refused[TL_ERRSZ] = "";
+    j->n = p->ndirty;
+    p->ndirty = 0;
+    tl_batch t = j->msgs;
+    j->msgs = p->batch;
+    p->batch = t;
+}
+
+static void *flusher_main(void *ud)
+{
+    tl_pipeline *p = ud;
+    flush_job *j = &p->job;
+    pthread_mutex_lock(&p->flock);
     for (;;) {
-        char err[TL_ERRSZ];
+        while (!p->fquit && !(j->queued && !j->done))
+            pthread_cond_wait(&p->fcond, &p->flock);
+        if (p->fquit) break;
+        pthread_mutex_unlock(&p->flock);
         int64_t t0 = tl_now_mono_us();
-        int rc = tl_store_flush(p->store, p->writes, p->ndirty, err, sizeof err);
+        int rc = tl_store_flush(p->fstore, j->writes, j->n, j->err,
+                                sizeof j->err);
         tl_histogram_observe_us(&p->stats.redis_flush_seconds,
                                 (uint64_t)(tl_now_mono_us() - t0));
+        pthread_mutex_lock(&p->flock);
+        j->rc = rc;
+        j->done = 1;
+        pthread_cond_broadcast(&p->fcond);
+    }
+    pthread_mutex_unlock(&p->flock);
+    return NULL;
+}
+
+/* The job's state, which the flusher thread reads under flock. */
+static void set_job(tl_pipeline *p, int queued, int done)
+{
+    pthread_mutex_lock(&p->flock);
+    p->job.queued = queued;
+    p->job.done = done;
+    pthread_cond_broadcast(&p->fcond);
+    pthread_mutex_unlock(&p->flock);
+}
+
+/* Hands the rendered job over: to the flusher thread, or, when this batch
+ * must be committed before returning (commit_sync), runs it here. */
+static void submit_job(tl_pipeline *p)
+{
+    flush_job *j = &p->job;
+    if (p->commit_sync) {
+        /* The flusher is idle (no job is queued), so j is ours. */
+        int64_t t0 = tl_now_mono_us();
+        j->rc = tl_store_flush(p->store, j->writes, j->n, j->err,
+                               sizeof j->err);
+        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
+        set_job(p, 1, 1);
+        return;
+    }
+    set_job(p, 1, 0);
+}
+
+static void wait_job(tl_pipeline *p)
+{
+    flush_job *j = &p->job;
+    pthread_mutex_lock(&p->flock);
+    while (j->queued && !j->done) pthread_cond_wait(&p->fcond, &p->flock);
+    pthread_mutex_unlock(&p->flock);
+}
+
+/* A job that will not be finished (the batch after it failed): its
+ * messages are not committed, so they are read again, as no-ops where the
+ * flush went through. */
+static void discard_job(tl_pipeline *p)
+{
+    wait_job(p);
+    tl_batch_clear(&p->job.msgs);
+    set_job(p, 0, 0);
+}
+
+/* A vector whose write was refused leaves the cache, and the current
+ * batch's dirty list if it is there. */
+static void drop_vec(tl_pipeline *p, tl_vec *v)
+{
+    if (v->dirty)
+        for (size_t i = 0; i < p->ndirty; i++)
+            if (p->dirty[i] == v) {
+                p->dirty[i] = p->dirty[--p->ndirty];
+                break;
+            }
+    tl_cache_remove(p->cache, v);
+}
+
+/* The previous batch's flush: an outage is retried here (with backoff,
+ * the input paused), the results go back to the vectors, then its offsets
+ * are committed. */
+static int finish_job(tl_pipeline *p)
+{
+    flush_job *j = &p->job;
+    if (!j->queued) return TL_OK;
+    wait_job(p);
+    int rc = j->rc, backoff = 100;
+    char refused[TL_ERRSZ] = "";
+    for (;;) {
         if (rc == TL_ERR) {
             /* Every reply arrived, but the server refused some writes (say a
              * key of another type in our keyspace): retrying cannot help, so
              * those customers are reported below and the rest goes on. */
-            snprintf(refused, sizeof refused, "%s", err);
+            snprintf(refused, sizeof refused, "%s", j->err);
             rc = TL_OK;
         }
-        int r = redis_retry(p, rc, "redis flush", err, &backoff);
+        int r = redis_retry(p, rc, "redis flush", j->err, &backoff);
         if (r == 0) break;
         if (r < 0) {
             snprintf(p->fail_msg, sizeof p->fail_msg,
-                     "stopped while redis was unavailable: %.400s", err);
+                     "stopped while redis was unavailable: %.400s", j->err);
             return TL_ERR_IO;
         }
+        int64_t t0 = tl_now_mono_us();
+        rc = tl_store_flush(p->store, j->writes, j->n, j->err, sizeof j->err);
+        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
     }
-    for (size_t i = 0; i < p->ndirty; i++) {
-        tl_vec *v = p->dirty[i];
-        if (p->writes[i].result == TL_ERR) {
+    for (size_t i = 0; i < j->n; i++) {
+        tl_vec *v = j->vecs[i];
+        const tl_store_write *w = &j->writes[i];
+        if (w->result == TL_ERR) {
             tl_counter_add(&p->stats.store_errors, 1);
             tl_error("pipeline", "redis refused the vector of a customer, "
                      "which keeps its previous stored state: %s", refused);
             tl_debug("pipeline", "... customer %s", v->customer_id);
-            tl_cache_remove(p->cache, v);
+            drop_vec(p, v);
             continue;
         }
-        if (p->writes[i].result == TL_ERR_FENCED) {
+        if (w->result == TL_ERR_FENCED) {
             /* Someone else wrote this customer since we read it: we no longer
              * own its partition (a zombie after a rebalance). Our copy is
              * stale; drop it rather than overwrite newer state. */
@@ -416,15 +556,32 @@ static int flush_dirty(tl_pipeline *p)
             tl_warn("pipeline",
                     "write of a customer vector refused: another instance "
                     "advanced it (this instance lost its partition)");
-            tl_cache_remove(p->cache, v);
+            drop_vec(p, v);
             continue;
         }
-        for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = v->wm[k].applied;
-        v->dirty = 0;
-        v->changed = 0;
+        for (size_t k = 0; k < w->nwm; k++)
+            v->wm[j->wmk[i][k]].stored = w->wm[k].next;
         tl_counter_add(&p->stats.flushed, 1);
     }
-    p->ndirty = 0;
+    char err[TL_ERRSZ];
+    /* Synchronous only when partitions are about to be given up (a
+     * revocation, the last batch before stopping): then the next owner
+     * starts where this batch ended. */
+    if (tl_source_commit(p->src, &j->msgs, !p->commit_sync, err, sizeof err))
+        /* Not fatal: the events will be consumed again and skipped by the
+         * watermarks. */
+        tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
+    p->stats.last_commit_ms = tl_now_mono_ms();
+    atomic_store_explicit(&p->stats.redis_round_trips,
+                          tl_store_round_trips(p->store) +
+                              tl_store_round_trips(p->fstore),
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->stats.redis_commands,
+                          tl_store_commands(p->store) +
+                              tl_store_commands(p->fstore),
+                          memory_order_relaxed);
+    tl_batch_clear(&j->msgs);
+    set_job(p, 0, 0);
     return TL_OK;
 }
 
@@ -447,22 +604,16 @@ static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
     tl_counter_add(&p->stats.applied, 1);
 }
 
-/* Everything after polling: the delivery contract, in order. */
-static int process_batch(tl_pipeline *p)
+/* Decode, cache, load, features, rules and triggers of the batch. */
+static int apply_batch(tl_pipeline *p)
 {
     tl_batch *b = &p->batch;
-    if (p->failed) return TL_ERR;
-    if (!b->n) return TL_OK;
     if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
-    int64_t t0 = tl_now_mono_us();
-    p->in_batch = 1;
-    tl_arena_reset(&p->arena);
     if (b->n > p->items_cap) {
         p->items_cap = b->n * 2;
         p->items = tl_xrealloc(p->items, p->items_cap * sizeof *p->items);
     }
     grow_vecs(p, b->n);
-    p->nmiss = p->ndirty = 0;
     tl_counter_add(&p->stats.events, b->n);
     tl_counter_add(&p->stats.batches, 1);
 
@@ -489,7 +640,7 @@ static int process_batch(tl_pipeline *p)
         }
         it->vec = v;
     }
-    if (load_misses(p)) goto fail;
+    if (load_misses(p)) return TL_ERR;
 
     for (size_t i = 0; i < b->n; i++) {
         item *it = &p->items[i];
@@ -516,7 +667,7 @@ static int process_batch(tl_pipeline *p)
             tl_counter_add(&p->stats.late, 1);
         } else {
             apply_event(p, v, ev, m);
-            if (p->failed) goto fail;
+            if (p->failed) return TL_ERR;
         }
         wm->applied = m->offset;
         if (!v->dirty) {
@@ -524,34 +675,44 @@ static int process_batch(tl_pipeline *p)
             p->dirty[p->ndirty++] = v;
         }
     }
+    return TL_OK;
+}
 
-    char err[TL_ERRSZ];
-    if (tl_sink_wait(p->sink, give_up, p, err, sizeof err)) {
-        snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
-        goto fail;
+/* Everything after polling: the delivery contract, in order, for this
+ * batch (applied, triggers delivered, flush handed over) and for the one
+ * before it (flush finished, offsets committed). */
+static int process_batch(tl_pipeline *p)
+{
+    tl_batch *b = &p->batch;
+    if (p->failed) return TL_ERR;
+    /* An empty batch still finishes the job in flight: an input gone quiet
+     * does not leave the last batch uncommitted. */
+    if (!b->n && !p->job.queued) return TL_OK;
+    int64_t t0 = tl_now_mono_us();
+    p->in_batch = 1;
+    tl_arena_reset(&p->arena);
+    p->nmiss = p->ndirty = 0;
+    if (b->n && apply_batch(p)) goto fail;
+    if (finish_job(p)) goto fail;
+    if (b->n) {
+        char err[TL_ERRSZ];
+        if (tl_sink_wait(p->sink, give_up, p, err, sizeof err)) {
+            snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
+            goto fail;
+        }
+        /* Nothing is in flight: vectors may leave the cache now. */
+        tl_cache_trim(p->cache);
+        tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
+        render_job(p);
+        submit_job(p);
+        if (p->commit_sync && finish_job(p)) goto fail;
+        tl_histogram_observe_us(&p->stats.batch_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
     }
-    if (flush_dirty(p)) goto fail;
-    /* Synchronous only when partitions are about to be given up (a
-     * revocation, the last batch before stopping): then the next owner
-     * starts where this batch ended. */
-    if (tl_source_commit(p->src, b, !p->commit_sync, err, sizeof err)) {
-        /* Not fatal: the events will be consumed again and skipped by the
-         * watermarks. */
-        tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
-    }
-    p->stats.last_commit_ms = tl_now_mono_ms();
-    atomic_store_explicit(&p->stats.redis_round_trips,
-                          tl_store_round_trips(p->store), memory_order_relaxed);
-    atomic_store_explicit(&p->stats.redis_commands, tl_store_commands(p->store),
-                          memory_order_relaxed);
-    tl_batch_clear(b);
-    tl_cache_trim(p->cache);
-    tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
-    tl_histogram_observe_us(&p->stats.batch_seconds,
-                            (uint64_t)(tl_now_mono_us() - t0));
     p->in_batch = 0;
     return TL_OK;
 fail:
+    if (p->job.queued) discard_job(p);
     /* Vectors of this batch were changed in memory but not stored: forget
      * them all so that a later run starts from Redis again. */
     if (p->abandon) {
@@ -577,6 +738,8 @@ fail:
     p->in_batch = 0;
     return TL_ERR;
 }
+
+
 
 /* Before partitions are given up: the last asynchronous commit is with the
  * coordinator when this returns (a failure only means re-reading). */
@@ -624,6 +787,9 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
                             cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_arena_init(&p->arena, 1 << 20);
+    tl_arena_init(&p->job.arena, 1 << 20);
+    pthread_mutex_init(&p->flock, NULL);
+    pthread_cond_init(&p->fcond, NULL);
     if (!brokers) brokers = cfg->brokers;
     p->brokers = tl_xstrdup(brokers);
     /* Redis is connected, and the group joined, in tl_pipeline_run: an
@@ -634,11 +800,23 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
         !(p->store = tl_store_new_lazy(cfg->redis_url,
                                        (int)cfg->redis_timeout_ms, err,
                                        errsz)) ||
+        !(p->fstore = tl_store_new_lazy(cfg->redis_url,
+                                        (int)cfg->redis_timeout_ms, err,
+                                        errsz)) ||
         !(p->sink = tl_sink_new(cfg, brokers, err, errsz))) {
         tl_pipeline_free(p);
         return NULL;
     }
     tl_store_hide_keys(p->store);
+    tl_store_hide_keys(p->fstore);
+    int e = pthread_create(&p->flusher, NULL, flusher_main, p);
+    if (e) {
+        tl_errf(err, errsz, TL_ERR, "cannot start the flusher thread: %s",
+                strerror(e));
+        tl_pipeline_free(p);
+        return NULL;
+    }
+    p->flusher_started = 1;
     p->cache = tl_cache_new(&p->layout, cfg->cache_size);
     p->firings = tl_xcalloc(cfg->nrules + 1, sizeof *p->firings);
     p->why = tl_xcalloc(cfg->nrules + 1, sizeof *p->why);
@@ -812,8 +990,10 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
         if (*stop > 1) break;
         process_batch(p);
         log_progress(p, &last_ms, &last_n);
-        /* The batch boundary: nothing in flight, nothing dirty. */
-        if (p->pending && !p->failed) apply_reload(p);
+        /* The batch boundary: nothing dirty; once the job in flight is
+         * finished (an empty batch does that), nothing in flight. */
+        if (p->pending && !p->failed && process_batch(p) == TL_OK)
+            apply_reload(p);
     }
     if (*stop > 1 && !p->failed) {
         p->failed = 1;
@@ -837,6 +1017,22 @@ void tl_pipeline_free(tl_pipeline *p)
     if (!p) return;
     /* Closing the consumer revokes its partitions, which drains the batch. */
     tl_source_free(p->src);
+    if (p->flusher_started) {
+        if (p->job.queued) discard_job(p);
+        pthread_mutex_lock(&p->flock);
+        p->fquit = 1;
+        pthread_cond_broadcast(&p->fcond);
+        pthread_mutex_unlock(&p->flock);
+        pthread_join(p->flusher, NULL);
+    }
+    pthread_cond_destroy(&p->fcond);
+    pthread_mutex_destroy(&p->flock);
+    tl_batch_free(&p->job.msgs);
+    tl_arena_free(&p->job.arena);
+    free(p->job.writes);
+    free(p->job.vecs);
+    free(p->job.wmk);
+    tl_store_free(p->fstore);
     tl_batch_free(&p->batch);
     tl_batch_free(&p->held);
     free(p->brokers);
@@ -849,7 +1045,6 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->items);
     free(p->misses);
     free(p->dirty);
-    free(p->writes);
     free(p->firings);
     free(p->why);
     free(p->stats.rule_triggers);
@@ -937,7 +1132,8 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
                     "Batches committed or abandoned.",
                     tl_counter_get(&s->batches));
     tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
-                   "From decoding a batch to committing its offsets.");
+                   "From decoding a batch to handing its flush over (the "
+                   "previous batch's flush and commit included).");
     tl_prom_histogram(b, "tailor_batch_duration_seconds", NULL,
                       &s->batch_seconds);
     tl_prom_family(b, "tailor_redis_duration_seconds", "histogram",

@@ -307,6 +307,14 @@ int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
         s->last = l;
     } else {
         rd_kafka_topic_partition_list_destroy(l);
+        /* A synchronous commit returns after the coordinator answered the
+         * asynchronous ones sent before it (one connection, in order), so
+         * there is nothing to send again; sending it would move those
+         * partitions' offsets back. */
+        if (!async && s->last) {
+            rd_kafka_topic_partition_list_destroy(s->last);
+            s->last = NULL;
+        }
     }
     if (rc) tl_counter_add(&s->health->commit_errors, 1);
     return rc;
