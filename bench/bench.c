@@ -24,6 +24,7 @@
  *
  * Everything it starts is stopped by pid; it prints one table.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -422,26 +423,56 @@ typedef struct proc_figs {
     long hwm_kb;    /* VmHWM */
 } proc_figs;
 
+/* utime + stime in seconds from a /proc/.../stat file; 0 if unreadable. */
+static double stat_cpu_s(const char *path)
+{
+    char buf[4096];
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = 0;
+    fclose(fp);
+    /* Fields after the command name, which may contain spaces. */
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                     &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of this process's threads named like librdkafka's mock
+ * cluster ("rdk:mock"): the broker's share of the machine. */
+static double mock_cpu_s(void)
+{
+    double sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp) continue;
+        if (!fgets(comm, sizeof comm, fp)) comm[0] = 0;
+        fclose(fp);
+        if (strncmp(comm, "rdk:mock", 8)) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        sum += stat_cpu_s(path);
+    }
+    closedir(d);
+    return sum;
+}
+
 static proc_figs proc_read(pid_t pid)
 {
     proc_figs f = {0, 0};
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (fp) {
-        size_t n = fread(buf, 1, sizeof buf - 1, fp);
-        buf[n] = 0;
-        fclose(fp);
-        /* Fields after the command name, which may contain spaces. */
-        char *p = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2,
-                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                        &ut, &st) == 2)
-            f.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    }
+    f.cpu_s = stat_cpu_s(path);
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    fp = fopen(path, "r");
+    FILE *fp = fopen(path, "r");
     if (fp) {
         while (fgets(buf, sizeof buf, fp))
             if (sscanf(buf, "VmHWM: %ld kB", &f.hwm_kb) == 1) break;
@@ -523,18 +554,31 @@ static redisContext *redis_connect(void)
 }
 
 /* A number from INFO: field "name:" in section. */
-static uint64_t redis_info(redisContext *c, const char *section,
-                           const char *name)
+static double redis_info_num(redisContext *c, const char *section,
+                             const char *name)
 {
     redisReply *r = redisCommand(c, "INFO %s", section);
     if (!r || r->type != REDIS_REPLY_STRING) die("INFO %s failed", section);
-    uint64_t v = 0;
+    double v = 0;
     char key[128];
     snprintf(key, sizeof key, "\n%s:", name);
     const char *p = strstr(r->str, key);
-    if (p) v = strtoull(p + strlen(key), NULL, 10);
+    if (p) v = strtod(p + strlen(key), NULL);
     freeReplyObject(r);
     return v;
+}
+
+static uint64_t redis_info(redisContext *c, const char *section,
+                           const char *name)
+{
+    return (uint64_t)redis_info_num(c, section, name);
+}
+
+/* Redis's own CPU seconds (INFO cpu: the main thread and its helpers). */
+static double redis_cpu_s(redisContext *c)
+{
+    return redis_info_num(c, "cpu", "used_cpu_user") +
+           redis_info_num(c, "cpu", "used_cpu_sys");
 }
 
 /* Calls of every command, summed from INFO commandstats (commands inside Lua
@@ -955,10 +999,16 @@ int main(void)
     if (paced_n > (long)d.n - 1) paced_n = (long)d.n - 1;
     int np = (int)((round_bytes * (uint64_t)rounds + PART_BYTES - 1) / PART_BYTES);
     /* The paced topic is read as it is written, so the mock cluster's
-     * retention only has to hold the unread tail: a few partitions, as a
-     * live topic would have.  (With the backlog topic's hundred partitions
-     * in the same consumer, a trial run measured a p99 of 720 ms.) */
-    int np_paced = 8;
+     * retention only has to hold the unread tail.  Two partitions, because
+     * the mock cluster finds a fetch's offset by walking the partition's
+     * message sets from the oldest (perf: 87 % of its thread's samples in
+     * that one loop), and 20,000 events/s with linger.ms 1 make sets of a
+     * few messages: with 8 partitions the walk grew until, 13 s into the
+     * run, the broker thread alone took a third of a core and the trigger
+     * p99 went from 20 ms to 100-300 ms; with 2, sets are 4 times larger
+     * and it stays at 20 ms.  A real broker indexes offsets; with
+     * BENCH_BOOTSTRAP, set BENCH_PACED_PARTITIONS as the topic would be. */
+    int np_paced = (int)env_long("BENCH_PACED_PARTITIONS", 2);
     if (np < 8) np = 8;
     create_topic(brokers, T_EVENTS, np);
     create_topic(brokers, T_PACED, np_paced);
@@ -999,6 +1049,7 @@ int main(void)
     uint64_t cmd0 = redis_info(rc, "stats", "total_commands_processed");
     uint64_t reads0 = redis_info(rc, "stats", "total_reads_processed");
     uint64_t calls0 = redis_calls(rc, NULL, 0);
+    double rcpu0 = redis_cpu_s(rc), mcpu0 = mock_cpu_s();
     char alloc_file[4096], log1[4096], log2[4096];
     snprintf(alloc_file, sizeof alloc_file, "%s/allocs", world.tmp);
     /* The logs outlive the run, next to the driver. */
@@ -1039,6 +1090,7 @@ int main(void)
         }
     }
     proc_figs pf = proc_read(pid);
+    double rcpu = redis_cpu_s(rc) - rcpu0, mcpu = mock_cpu_s() - mcpu0;
     tailord_figs tf = stop_tailord(pid, log1);
     uint64_t cmd1 = redis_info(rc, "stats", "total_commands_processed");
     uint64_t reads1 = redis_info(rc, "stats", "total_reads_processed");
@@ -1194,6 +1246,20 @@ int main(void)
     printf("%-48s %14.2f\n", "  tailord / Redis ceiling", tf.rate / rc_rate);
     printf("%-48s %14.2f\n", "CPU seconds per million events (tailord)",
            cpu_per_m);
+    /* The machine's budget: what tailord, Redis and the broker together
+     * spend per event, times the target's rate, in cores. */
+    double rcpu_m = rcpu / (double)tf.events * 1e6;
+    double mcpu_m = mcpu / (double)tf.events * 1e6;
+    printf("%-48s %14.2f\n", "  Redis, same run (INFO cpu)", rcpu_m);
+    if (ext)
+        printf("%-48s %14s\n", "  broker, same run (mock cluster thread)", "-");
+    else
+        printf("%-48s %14.2f\n", "  broker, same run (mock cluster thread)",
+               mcpu_m);
+    printf("%-48s %14.2f %10s\n",
+           "  cores all three need at 0.5 x Kafka ceiling",
+           (cpu_per_m + rcpu_m + (ext ? 0 : mcpu_m)) / 1e6 * 0.5 * kc_rate,
+           "(have 2)");
     printf("%-48s %14.4f %10s\n", "Redis round trips per event (tailord's count)",
            rt, "<= 0.05");
     printf("%-48s %14.4f\n", "Redis commands per event (tailord's count)",
