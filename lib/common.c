@@ -239,9 +239,9 @@ static int fmt_hex(char *buf, double v)
 int tl_fmt_state_double(char *buf, double v)
 {
     if (isnan(v) || isinf(v) || v == 0) return tl_fmt_double(buf, v);
+    /* Whole numbers below 1e15 are short decimals too (k = 0). */
     int n = fmt_short_decimal(buf, v);
     if (n >= 0) return n;
-    if (v == floor(v) && fabs(v) < 1e15) return tl_fmt_i64(buf, (int64_t)v);
     return fmt_hex(buf, v);
 }
 
