@@ -274,19 +274,11 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
     }
 }
 
-int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
-                     size_t errsz)
+/* Commits l (asynchronously: queues it) and reports a failure, counted in
+ * health->commit_errors. */
+static int commit_list(tl_source *s, rd_kafka_topic_partition_list_t *l,
+                       int async, char *err, size_t errsz)
 {
-    if (!b->n) return TL_OK;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *m = b->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(l, topic, m->partition);
-        if (!p) p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
-        if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
-    }
     rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, async);
     int rc = TL_OK;
     if (e) {
@@ -302,21 +294,41 @@ int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
                 break;
             }
     }
-    if (async && !rc) {
-        if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
-        s->last = l;
-    } else {
-        rd_kafka_topic_partition_list_destroy(l);
-        /* A synchronous commit returns after the coordinator answered the
-         * asynchronous ones sent before it (one connection, in order), so
-         * there is nothing to send again; sending it would move those
-         * partitions' offsets back. */
-        if (!async && s->last) {
-            rd_kafka_topic_partition_list_destroy(s->last);
-            s->last = NULL;
-        }
-    }
     if (rc) tl_counter_add(&s->health->commit_errors, 1);
+    return rc;
+}
+
+static void drop_last(tl_source *s)
+{
+    if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
+    s->last = NULL;
+}
+
+int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
+                     size_t errsz)
+{
+    if (!b->n) return TL_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(l, topic, m->partition);
+        if (!p) p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+        if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
+    }
+    int rc = commit_list(s, l, async, err, errsz);
+    if (async && !rc) {
+        drop_last(s);
+        s->last = l;
+        return rc;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    /* A synchronous commit returns after the coordinator answered the
+     * asynchronous ones sent before it (one connection, in order), so there
+     * is nothing to send again; sending it would move those partitions'
+     * offsets back. */
+    if (!async) drop_last(s);
     return rc;
 }
 
@@ -325,13 +337,9 @@ int tl_source_sync(tl_source *s, char *err, size_t errsz)
     if (!s->last) return TL_OK;
     /* The same offsets again, synchronously: it returns once the
      * coordinator has them, after the asynchronous request sent before. */
-    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, s->last, 0);
-    rd_kafka_topic_partition_list_destroy(s->last);
-    s->last = NULL;
-    if (!e) return TL_OK;
-    tl_counter_add(&s->health->commit_errors, 1);
-    return tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
-                   rd_kafka_err2str(e));
+    int rc = commit_list(s, s->last, 0, err, errsz);
+    drop_last(s);
+    return rc;
 }
 
 static void set_paused(tl_source *s, int pause)
@@ -375,7 +383,7 @@ void tl_source_free(tl_source *s)
 {
     if (!s) return;
     rd_kafka_consumer_close(s->rk);
-    if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
+    drop_last(s);
     rd_kafka_destroy(s->rk);
     free(s);
 }
