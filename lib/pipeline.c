@@ -424,6 +424,17 @@ static void render_job(tl_pipeline *p)
     p->batch = t;
 }
 
+/* One attempt at the job's writes on connection st, timed. */
+static int run_flush(tl_pipeline *p, tl_store *st)
+{
+    flush_job *j = &p->job;
+    int64_t t0 = tl_now_mono_us();
+    int rc = tl_store_flush(st, j->writes, j->n, j->err, sizeof j->err);
+    tl_histogram_observe_us(&p->stats.redis_flush_seconds,
+                            (uint64_t)(tl_now_mono_us() - t0));
+    return rc;
+}
+
 static void *flusher_main(void *ud)
 {
     tl_pipeline *p = ud;
@@ -434,11 +445,7 @@ static void *flusher_main(void *ud)
             pthread_cond_wait(&p->fcond, &p->flock);
         if (p->fquit) break;
         pthread_mutex_unlock(&p->flock);
-        int64_t t0 = tl_now_mono_us();
-        int rc = tl_store_flush(p->fstore, j->writes, j->n, j->err,
-                                sizeof j->err);
-        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
-                                (uint64_t)(tl_now_mono_us() - t0));
+        int rc = run_flush(p, p->fstore);
         pthread_mutex_lock(&p->flock);
         j->rc = rc;
         j->done = 1;
@@ -465,15 +472,19 @@ static void submit_job(tl_pipeline *p)
     flush_job *j = &p->job;
     if (p->commit_sync) {
         /* The flusher is idle (no job is queued), so j is ours. */
-        int64_t t0 = tl_now_mono_us();
-        j->rc = tl_store_flush(p->store, j->writes, j->n, j->err,
-                               sizeof j->err);
-        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
-                                (uint64_t)(tl_now_mono_us() - t0));
+        j->rc = run_flush(p, p->store);
         set_job(p, 1, 1);
         return;
     }
     set_job(p, 1, 0);
+}
+
+/* The job is over (finished or discarded): its messages go, the slot is
+ * free for the next batch. */
+static void end_job(tl_pipeline *p)
+{
+    tl_batch_clear(&p->job.msgs);
+    set_job(p, 0, 0);
 }
 
 static void wait_job(tl_pipeline *p)
@@ -490,8 +501,7 @@ static void wait_job(tl_pipeline *p)
 static void discard_job(tl_pipeline *p)
 {
     wait_job(p);
-    tl_batch_clear(&p->job.msgs);
-    set_job(p, 0, 0);
+    end_job(p);
 }
 
 /* A vector whose write was refused leaves the cache, and the current
@@ -532,10 +542,7 @@ static int finish_job(tl_pipeline *p)
                      "stopped while redis was unavailable: %.400s", j->err);
             return TL_ERR_IO;
         }
-        int64_t t0 = tl_now_mono_us();
-        rc = tl_store_flush(p->store, j->writes, j->n, j->err, sizeof j->err);
-        tl_histogram_observe_us(&p->stats.redis_flush_seconds,
-                                (uint64_t)(tl_now_mono_us() - t0));
+        rc = run_flush(p, p->store);
     }
     for (size_t i = 0; i < j->n; i++) {
         tl_vec *v = j->vecs[i];
@@ -580,8 +587,7 @@ static int finish_job(tl_pipeline *p)
                           tl_store_commands(p->store) +
                               tl_store_commands(p->fstore),
                           memory_order_relaxed);
-    tl_batch_clear(&j->msgs);
-    set_job(p, 0, 0);
+    end_job(p);
     return TL_OK;
 }
 
