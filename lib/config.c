@@ -304,37 +304,6 @@ static void fold(srcmap *m, int escaped)
     m->p = q;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-static void utf8_put(char *b, size_t *nb, unsigned long cp)
-{
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        *nb = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        *nb = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        *nb = 3;
-    } else {
-        b[0] = (char)(0xF0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (char)(0x80 | (cp & 0x3F));
-        *nb = 4;
-    }
-}
-
 /* One backslash escape of a double-quoted scalar at m->p. */
 static void escape(srcmap *m)
 {
@@ -369,14 +338,14 @@ static void escape(srcmap *m)
     if (hex) {
         unsigned long cp = 0;
         for (size_t i = 0; i < hex; i++) {
-            int v = p + 2 + i < n ? hexval(s[p + 2 + i]) : -1;
+            int v = p + 2 + i < n ? tl_hexval(s[p + 2 + i]) : -1;
             if (v < 0) {
                 m->bad = 1;
                 return;
             }
             cp = cp * 16 + (unsigned long)v;
         }
-        utf8_put(b, &nb, cp);
+        nb = tl_utf8_put(b, cp);
     }
     emit(m, b, nb, p, p + 2 + hex);
     m->p = p + 2 + hex;

@@ -333,41 +333,6 @@ typedef struct scan {
     const char *field; /* top-level field being walked, for messages */
 } scan;
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
- * U+10FFFF.  1 when s[0..n) is valid. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            if (c == 0xe0) lo = 0xa0;      /* overlong */
-            else if (c == 0xed) hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            if (c == 0xf0) lo = 0x90;      /* overlong */
-            else if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return 0; /* continuation byte, 0xc0, 0xc1, 0xf5.. */
-        }
-        if (n - i <= k) return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* The n bytes at s->p as event text (check_text only). */
 static int scan_text(scan *s, size_t n, const char *what)
 {
@@ -376,7 +341,7 @@ static int scan_text(scan *s, size_t n, const char *what)
     if (memchr(s->p, 0, n))
         return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
                        "field '%s'%s contains a NUL byte", f, what);
-    if (!utf8_valid(s->p, n))
+    if (!tl_utf8_valid(s->p, n))
         return tl_errf(s->err, s->errsz, TL_ERR_DECODE,
                        "field '%s'%s is not valid UTF-8", f, what);
     return TL_OK;
@@ -1895,47 +1860,6 @@ int tl_avro_write(struct avro_value *value, struct avro_writer_t_ *w,
     }
     *outlen = (size_t)avro_writer_tell(w);
     return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Files
- */
-
-char *tl_read_file(const char *path, size_t *len, char *err, size_t errsz)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0, cap = 4096;
-    if (!f) {
-        tl_errf(err, errsz, TL_ERR_IO, "cannot open %s: %s", path,
-                strerror(errno));
-        return NULL;
-    }
-    buf = tl_xmalloc(cap);
-    for (;;) {
-        if (cap - n < 2) {
-            cap *= 2;
-            buf = tl_xrealloc(buf, cap);
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                tl_errf(err, errsz, TL_ERR_IO, "cannot read %s: %s", path,
-                        strerror(errno));
-                goto fail;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-fail:
-    fclose(f);
-    free(buf);
-    return NULL;
 }
 
 /* ------------------------------------------------------------------------

@@ -144,9 +144,6 @@ int tl_event_encode(tl_event_encoder *enc, const tl_event *ev,
                     const void **out, size_t *outlen, char *err, size_t errsz);
 void tl_event_encoder_free(tl_event_encoder *enc);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer (caller frees);
- * NULL with err on failure.  Used for schema files. */
-char *tl_read_file(const char *path, size_t *len, char *err, size_t errsz);
 
 /*
  * Event fields for expressions: event_id, customer_id, ts (number, epoch ms),

@@ -1031,13 +1031,6 @@ static int take_str(cur *c, uint32_t max, const char **s, uint32_t *len)
     return 0;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    return -1;
-}
-
 static int load_body(const tl_feature *f, unsigned char *s, cur *c)
 {
     hdr *h = (hdr *)s;
@@ -1104,7 +1097,7 @@ static int load_body(const tl_feature *f, unsigned char *s, cur *c)
             return -1;
         unsigned char *dst = s + HDR;
         for (size_t i = 0; i < bytes; i++) {
-            int hi = hexval(c->p[2 * i]), lo = hexval(c->p[2 * i + 1]);
+            int hi = tl_hexval(c->p[2 * i]), lo = tl_hexval(c->p[2 * i + 1]);
             if (hi < 0 || lo < 0) return -1;
             dst[hll ? i : (i / 8) * 8 + 7 - i % 8] = (unsigned char)(hi << 4 | lo);
         }

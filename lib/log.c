@@ -61,28 +61,6 @@ static void put(out *o, const char *s, size_t n)
 
 static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned long cp;
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4, cp = s[0] & 0x07;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* s as the body of a JSON string: what a JSON parser must accept whatever
  * the message holds (a topic name, a broker's error text). */
 static void put_json_str(out *o, const char *s)
@@ -106,7 +84,7 @@ static void put_json_str(out *o, const char *s)
             puts_(o, esc);
             i++;
         } else {
-            size_t k = utf8_seq(p + i, n - i);
+            size_t k = tl_utf8_seq(p + i, n - i);
             if (k) {
                 put(o, s + i, k);
                 i += k;

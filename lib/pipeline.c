@@ -103,12 +103,6 @@ static void grow_vecs(tl_pipeline *p, size_t need)
     p->dirty = tl_xrealloc(p->dirty, p->vec_cap * sizeof *p->dirty);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Whether to stop retrying: at once after a second signal or a revocation
  * of the batch's partitions; after daemon.shutdown_timeout once stopping
  * was asked for; otherwise never (outages are waited out). */
@@ -132,7 +126,7 @@ static int give_up(void *ud)
 static void wait_blocked(tl_pipeline *p, int ms)
 {
     if (!p->src || !p->in_batch) {
-        sleep_ms(ms);
+        tl_sleep_ms(ms);
         return;
     }
     if (!p->paused) {
@@ -952,7 +946,7 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
                                       "stopped while waiting for redis");
         if (p->tick) p->tick(p->tick_ud);
-        sleep_ms(backoff);
+        tl_sleep_ms(backoff);
         if (backoff < 5000) backoff *= 2;
     }
     if (logged) tl_info("pipeline", "redis available");

@@ -183,8 +183,7 @@ int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
         if (!failed) break;
         tl_warn("sink", "%zu messages not delivered (%s); producing them again "
                 "in %d ms", failed, s->last_err, backoff_ms);
-        struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        tl_sleep_ms(backoff_ms);
         if (give_up && give_up(ud))
             return tl_errf(err, errsz, TL_ERR_IO,
                            "stopped with %zu undelivered messages: %s", failed,

@@ -53,14 +53,6 @@ static int url_fail(char *err, size_t errsz, const char *shown,
                    shown, what, form);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into a malloc'd string; NULL when an escape is
  * malformed or decodes to NUL (which could not be passed on as a C string). */
 static char *pct_decode(const char *s, size_t len)
@@ -76,7 +68,7 @@ static char *pct_decode(const char *s, size_t len)
             free(out);
             return NULL;
         }
-        int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+        int h = tl_hexval(s[i + 1]), l = tl_hexval(s[i + 2]);
         if (h < 0 || l < 0 || (h == 0 && l == 0)) {
             free(out);
             return NULL;
@@ -1216,10 +1208,7 @@ static int run_batch(tl_store *s, const batch *b, char *err, size_t errsz)
                   msg, err, errsz);
             return rc;
         }
-        if (tryagain) {
-            struct timespec ts = {0, TRYAGAIN_SLEEP_MS * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        if (tryagain) tl_sleep_ms(TRYAGAIN_SLEEP_MS);
     }
 
 abandon:

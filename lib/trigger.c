@@ -419,32 +419,6 @@ int tl_trigger_decode(tl_trigger_codec *c, const void *buf, size_t len,
  * JSON
  */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* A JSON string; bytes that are not UTF-8 (jansson refuses them, and Avro-C
  * does not check) become U+FFFD so that one bad attribute cannot lose the
  * whole trigger. */
@@ -456,7 +430,7 @@ static json_t *jstr(const char *s)
     size_t n = strlen(s), o = 0;
     char *fixed = tl_xmalloc(n * 3 + 1);
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+        size_t l = tl_utf8_seq((const unsigned char *)s + i, n - i);
         if (l) {
             memcpy(fixed + o, s + i, l);
             o += l;
