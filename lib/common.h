@@ -33,26 +33,6 @@ enum tl_err {
 #else
 #define TL_PRINTF(a, b)
 #define TL_UNUSED
-/* UTF-8 (RFC 3629, strict: no overlong forms, no surrogates, nothing above
- * U+10FFFF).  tl_utf8_seq: the length of the valid sequence at s (n > 0
- * bytes left), 0 when it is not one.  tl_utf8_valid: 1 when all of
- * s[0..n) is valid.  tl_utf8_put: writes code point cp (at most U+10FFFF)
- * into b (4 bytes), returns the length. */
-size_t tl_utf8_seq(const unsigned char *s, size_t n);
-int tl_utf8_valid(const unsigned char *s, size_t n);
-size_t tl_utf8_put(char *b, unsigned long cp);
-
-/* The value of a hexadecimal digit (either case), -1 for anything else. */
-int tl_hexval(char c);
-
-/* Sleeps ms milliseconds (nanosleep; an interrupted sleep returns early). */
-void tl_sleep_ms(int ms);
-
-/* Reads a whole file into a malloc'd, NUL-terminated buffer (the caller
- * frees it); *len (if not NULL) gets its length.  NULL with "cannot open
- * PATH: ..." or "cannot read PATH: ..." in err. */
-char *tl_read_file(const char *path, size_t *len, char *err, size_t errsz);
-
 #endif
 
 /* Formats into err (if err != NULL and errsz > 0). Always returns `code`, so
