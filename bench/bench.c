@@ -48,7 +48,7 @@
 #include "feature.h"
 #include "kafka.h"
 #include "rule.h"
-#include "state.h"
+#include "cache.h"
 #include "trigger.h"
 
 #include "../tests/support/alloc_count.h"

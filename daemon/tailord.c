@@ -28,7 +28,8 @@ static volatile sig_atomic_t stop_requested;
  * from another thread too (an HTTP reload endpoint calls request_reload). */
 static atomic_int reload_requested, reload_force;
 
-/* Async-signal-safe and thread-safe: the tick does the work. */
+/* Async-signal-safe and thread-safe: the loop's boundary hook does the
+ * work. */
 static void request_reload(int force)
 {
     if (force) atomic_store(&reload_force, 1);
@@ -97,7 +98,12 @@ static void tick(void *ud)
             d->last_ping_ms = now;
         }
     }
-    if (!stop_requested && atomic_exchange(&reload_requested, 0)) reload(d);
+}
+
+/* Between batches (tl_pipeline_set_boundary): a requested reload. */
+static void boundary(void *ud)
+{
+    if (!stop_requested && atomic_exchange(&reload_requested, 0)) reload(ud);
 }
 
 static void on_signal(int sig)
@@ -117,7 +123,8 @@ static int http_ready(void *ud, char *why, size_t whysz)
 {
     return tl_pipeline_ready(ud, why, whysz);
 }
-/* POST /v1/reload sets the same flag as SIGHUP; the tick does the work. */
+/* POST /v1/reload sets the same flag as SIGHUP; the boundary hook does the
+ * work. */
 static void http_reload(void *ud, int force)
 {
     (void)ud;
@@ -255,6 +262,7 @@ int main(int argc, char **argv)
     if (sd_watchdog_enabled(0, &d.watchdog_usec) <= 0) d.watchdog_usec = 0;
     sd_notify(0, "STATUS=joining the consumer group");
     tl_pipeline_set_tick(p, tick, &d);
+    tl_pipeline_set_boundary(p, boundary, &d);
     rc = tl_pipeline_run(p, &stop_requested, err, sizeof err);
     if (!d.stopping) sd_notify(0, "STOPPING=1");
     /* Refused credentials are a configuration error, like a bad file. */

@@ -1,99 +1,35 @@
-#include "pipeline.h"
+/*
+ * The batch loop.  One thread, one loop, explicit stages, each a function
+ * with the batch as its data:
+ *
+ *   take requests (fatal errors, reload) -> poll -> [revocation] ->
+ *   decode -> load -> apply (features, rules, produce) -> finish the
+ *   previous flush and commit it -> deliver -> flush (handed behind)
+ *
+ * Nothing calls back into the loop: the consumer's rebalance callback only
+ * records (source.h), the daemon's tick only observes, and reloads are
+ * taken at the top of the loop.  docs/architecture.md has the contract.
+ */
+#include "pipeline_int.h"
 
 #include <inttypes.h>
-#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-#include "sink.h"
-#include "source.h"
-#include "state.h"
-#include "store.h"
-#include "trigger.h"
 
-typedef struct item {
-    tl_event ev;
-    tl_vec *vec; /* NULL: rejected */
-} item;
-
-/*
- * One batch's flush and commit, written behind: the pipeline thread renders
- * the writes and hands them to the flusher thread, which runs them on a
- * connection of its own while the pipeline thread decodes and applies the
- * next batch; that batch then finishes this job (finish_job: the results,
- * any retry, the commit) before its own flush.  So the delivery contract
- * holds batch by batch (triggers delivered, then flush, then commit), and
- * at most one job is in flight.  Between its hand-off and its finish, no
- * vector is evicted or freed: eviction runs only after a finish, and a
- * customer of the job cannot be loaded from Redis meanwhile since it stays
- * cached.
- */
-typedef struct flush_job {
-    tl_arena arena;        /* the writes' text, until the job is finished */
-    tl_store_write *writes;
-    tl_vec **vecs;         /* vecs[i] is what writes[i] stores */
-    uint32_t **wmk;        /* wmk[i][k]: index in vecs[i]->wm of writes[i].wm[k] */
-    size_t n, cap;
-    tl_batch msgs;         /* the batch's messages, committed after the flush */
-    int queued;            /* handed over and not yet finished */
-    int done;              /* the flusher's attempt is over (under flock) */
-    int rc;                /* its result, and its message: */
-    char err[TL_ERRSZ];
-} flush_job;
-
-struct tl_pipeline {
-    const tl_config *cfg;
-    tl_config *owned;       /* cfg when it came from a reload */
-    tl_config *pending;     /* queued by tl_pipeline_reload */
-    tl_event_decoder *pending_dec;
-    void (*tick)(void *ud);
-    /* Called after a reload swapped the config in, before the old one is
-     * freed (tl_pipeline_set_config_hook). */
-    void (*on_config)(void *ud, const tl_config *cfg);
-    void *on_config_ud;
-    /* Held by tl_pipeline_metrics (another thread) and by apply_reload
-     * while it swaps cfg and the per-rule counters: a reload is rare, a
-     * scrape about once a second, the batch loop never takes it. */
-    pthread_mutex_t obs_lock;
-    void *tick_ud;
-    tl_layout layout;
-    tl_event_decoder *dec;
-    tl_trigger_codec *tcodec;
-    tl_store *store;
-    tl_source *src;
-    tl_sink *sink;
-    tl_cache *cache;
-
-    tl_batch batch;
-    tl_arena arena; /* everything that lives for one batch */
-    item *items;
-    size_t items_cap;
-    tl_vec **misses, **dirty;
-    size_t nmiss, ndirty, vec_cap;
-    flush_job job;          /* the previous batch's flush, maybe in flight */
-    tl_store *fstore;       /* the flusher thread's own connection */
-    pthread_t flusher;
-    int flusher_started;
-    pthread_mutex_t flock;  /* job.queued/done/rc, fquit */
-    pthread_cond_t fcond;
-    int fquit;
-    tl_firing *firings; /* room for every rule */
-    tl_suppress *why;
-
-    volatile sig_atomic_t *stop;
-    int64_t stop_deadline;  /* monotonic ms: shutdown_timeout after SIGTERM */
-    int in_batch;           /* inside process_batch (drain cannot run it) */
-    int commit_sync;        /* commit this batch synchronously */
-    int abandon;            /* the batch's partitions were revoked mid-batch */
-    int paused;             /* partitions paused while redis is down */
-    tl_batch held;          /* messages that arrived while paused */
-    char *brokers;
-    int failed;
-    char fail_msg[TL_ERRSZ];
-    int redis_down;
-    tl_stats stats;
-};
+/* The run cannot go on: err is why (the uncommitted events are consumed
+ * again at the next start). */
+static void fail(tl_pipeline *p, const char *fmt, ...) TL_PRINTF(2, 3);
+static void fail(tl_pipeline *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->fail_msg, sizeof p->fail_msg, fmt, ap);
+    va_end(ap);
+    p->failed = 1;
+}
 
 static void grow_vecs(tl_pipeline *p, size_t need)
 {
@@ -103,14 +39,19 @@ static void grow_vecs(tl_pipeline *p, size_t need)
     p->dirty = tl_xrealloc(p->dirty, p->vec_cap * sizeof *p->dirty);
 }
 
-/* Whether to stop retrying: at once after a second signal or a revocation
- * of the batch's partitions; after daemon.shutdown_timeout once stopping
- * was asked for; otherwise never (outages are waited out). */
+/* Whether a wait should end: at once after a second signal or when a
+ * revocation was recorded (the loop then hands the partitions over); after
+ * daemon.shutdown_timeout once stopping was asked for; otherwise never
+ * (outages are waited out).  A query: it only records why. */
 static int give_up(void *ud)
 {
     tl_pipeline *p = ud;
     if (p->tick) p->tick(p->tick_ud);
-    if (p->abandon || *p->stop >= 2) return 1;
+    if (*p->stop >= 2) return 1;
+    if (tl_source_revoking(p->src)) {
+        p->abandon = 1;
+        return 1;
+    }
     if (*p->stop == 1) {
         int64_t now = tl_now_mono_ms();
         if (!p->stop_deadline)
@@ -120,24 +61,28 @@ static int give_up(void *ud)
     return 0;
 }
 
+static void set_paused(tl_pipeline *p, int paused)
+{
+    if (p->paused == paused) return;
+    if (paused) tl_source_pause(p->src); else tl_source_resume(p->src);
+    p->paused = paused;
+    tl_gauge_set(&p->stats.paused, paused);
+    if (paused) tl_info("pipeline", "partitions paused until the batch can finish");
+}
+
 /* Waits ms while a batch cannot finish.  The partitions are paused, so no
  * new input piles up in memory (backpressure), but the consumer keeps
- * serving its group: a rebalance is answered instead of timing out. */
+ * serving its group: a rebalance is recorded, and ends the wait. */
 static void wait_blocked(tl_pipeline *p, int ms)
 {
     if (!p->src || !p->in_batch) {
         tl_sleep_ms(ms);
         return;
     }
-    if (!p->paused) {
-        tl_source_pause(p->src);
-        p->paused = 1;
-        tl_gauge_set(&p->stats.paused, 1);
-        tl_info("pipeline", "partitions paused until the batch can finish");
-    }
+    set_paused(p, 1);
     int64_t end = tl_now_mono_ms() + ms;
-    for (int64_t now = tl_now_mono_ms(); now < end && !p->abandon;
-         now = tl_now_mono_ms()) {
+    for (int64_t now = tl_now_mono_ms();
+         now < end && !tl_source_revoking(p->src); now = tl_now_mono_ms()) {
         tl_source_idle(p->src, &p->held, (int)(end - now < 1000 ? end - now : 1000));
         if (p->tick) p->tick(p->tick_ud);
     }
@@ -145,7 +90,7 @@ static void wait_blocked(tl_pipeline *p, int ms)
 
 /* Redis outages are retried with capped backoff until give_up says
  * otherwise, logging one line when Redis goes away and one when it is back,
- * not one per attempt. */
+ * not one per attempt.  0: go on; 1: try again; -1: give up. */
 static int redis_retry(tl_pipeline *p, int rc, const char *what,
                        const char *msg, int *backoff)
 {
@@ -155,11 +100,7 @@ static int redis_retry(tl_pipeline *p, int rc, const char *what,
         if (p->redis_down) tl_warn("pipeline", "redis available again");
         p->redis_down = 0;
         tl_gauge_set(&p->stats.redis_down, 0);
-        if (p->paused) {
-            tl_source_resume(p->src);
-            p->paused = 0;
-            tl_gauge_set(&p->stats.paused, 0);
-        }
+        set_paused(p, 0);
         return 0;
     }
     if (!p->redis_down)
@@ -188,7 +129,8 @@ static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
     }
 }
 
-static int load_misses(tl_pipeline *p)
+/* Stage: the batch's cache misses, loaded from Redis in one pipeline. */
+static int stage_load(tl_pipeline *p)
 {
     if (!p->nmiss) return TL_OK;
     const char **keys = tl_arena_alloc(&p->arena, p->nmiss * sizeof *keys);
@@ -256,87 +198,14 @@ static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
              topic, m->partition, m->offset, reason, msg);
 }
 
-/* A template rendered into the batch arena. */
-static const char *render(tl_pipeline *p, const tl_template *t,
-                          tl_eval_ctx *ctx)
-{
-    size_t n = tl_template_render(t, tl_eval_fetch, ctx, NULL, 0);
-    char *s = tl_arena_alloc(&p->arena, n + 1);
-    tl_template_render(t, tl_eval_fetch, ctx, s, n + 1);
-    return s;
-}
-
-/* The explanation of a trigger: every variable the rule's `if` read, named
- * as written ("visits_30d", "type", "attrs[\"tier\"]") with its value. */
-typedef struct explainer {
-    tl_pipeline *p;
-    tl_eval_ctx *ctx;
-    tl_attr *out; /* NULL while counting */
-    size_t n;
-} explainer;
-
-static void explain_var(void *ud, uint32_t var, const char *key)
-{
-    explainer *x = ud;
-    if (!x->out) {
-        x->n++;
-        return;
-    }
-    tl_pipeline *p = x->p;
-    const char *name;
-    if (var >= TL_EVENT_VAR_LIMIT) {
-        name = p->layout.features[var - TL_EVENT_VAR_LIMIT].name;
-    } else if (key) {
-        size_t n = strlen(key) + 16;
-        char *s = tl_arena_alloc(&p->arena, n);
-        snprintf(s, n, "%s[\"%s\"]", tl_event_var_name(var), key);
-        name = s;
-    } else {
-        name = tl_event_var_name(var);
-    }
-    tl_value v;
-    tl_eval_fetch(x->ctx, var, key, key ? strlen(key) : 0, &v);
-    size_t n = tl_value_format(&v, NULL, 0);
-    char *s = tl_arena_alloc(&p->arena, n + 1);
-    tl_value_format(&v, s, n + 1);
-    x->out[x->n++] = (tl_attr){name, s, strlen(name), n};
-}
-
+/* A firing rule's trigger, built and produced. */
 static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
                 const rd_kafka_message_t *m, tl_eval_ctx *ctx)
 {
     const tl_rule *r = fi->rule;
     tl_trigger t;
-    memset(&t, 0, sizeof t);
-    tl_trigger_make_id(t.id, rd_kafka_topic_name(m->rkt), m->partition,
-                       m->offset, r->name);
-    t.rule = r->name;
-    t.customer_id = ev->customer_id;
-    t.ts = ev->ts;
-    t.cause_event_id = ev->event_id;
-    t.channel = fi->channel;
-    t.holdout = fi->holdout;
-    t.message = render(p, &r->message, ctx);
-    if (r->nattrs) {
-        tl_attr *a = tl_arena_alloc(&p->arena, r->nattrs * sizeof *a);
-        for (size_t i = 0; i < r->nattrs; i++) {
-            const char *v = render(p, &r->attrs[i].value, ctx);
-            a[i] = (tl_attr){r->attrs[i].key, v, strlen(r->attrs[i].key),
-                             strlen(v)};
-        }
-        t.attrs = a;
-        t.nattrs = r->nattrs;
-    }
-    if (r->cond) {
-        explainer x = {p, ctx, NULL, 0};
-        tl_expr_vars(r->cond, explain_var, &x);
-        x.out = tl_arena_alloc(&p->arena, (x.n ? x.n : 1) * sizeof *x.out);
-        x.n = 0;
-        tl_expr_vars(r->cond, explain_var, &x);
-        t.explain = x.out;
-        t.nexplain = x.n;
-    }
-
+    tl_trigger_build(&t, fi, ev, rd_kafka_topic_name(m->rkt), m->partition,
+                     m->offset, ctx, &p->arena);
     const void *buf;
     size_t len;
     char err[TL_ERRSZ];
@@ -345,8 +214,9 @@ static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
         tl_sink_produce(p->sink, p->cfg->output, ev->customer_id,
                         ev->customer_id_len, buf, len, &h, 1, err,
                         sizeof err)) {
-        snprintf(p->fail_msg, sizeof p->fail_msg, "trigger %.64s: %.400s",
-                 r->name, err);
+        /* Abandoned (a full queue given up for a revocation): the batch is
+         * taken again; anything else ends the run. */
+        if (!p->abandon) fail(p, "trigger %.64s: %.400s", r->name, err);
         return TL_ERR_IO;
     }
     tl_counter_add(&p->stats.triggers, 1);
@@ -355,241 +225,9 @@ static int emit(tl_pipeline *p, const tl_firing *fi, const tl_event *ev,
     return TL_OK;
 }
 
-/* Renders the batch's dirty vectors into the job, and moves the batch's
- * messages into it (they are committed when the job is finished). */
-static void render_job(tl_pipeline *p)
-{
-    flush_job *j = &p->job;
-    tl_arena_reset(&j->arena);
-    if (p->ndirty > j->cap) {
-        j->cap = p->ndirty * 2;
-        j->writes = tl_xrealloc(j->writes, j->cap * sizeof *j->writes);
-        j->vecs = tl_xrealloc(j->vecs, j->cap * sizeof *j->vecs);
-        j->wmk = tl_xrealloc(j->wmk, j->cap * sizeof *j->wmk);
-    }
-    size_t maxf = tl_vec_max_fields(&p->layout);
-    size_t maxd = tl_vec_max_dels(&p->layout) + 1;
-    for (size_t i = 0; i < p->ndirty; i++) {
-        tl_vec *v = p->dirty[i];
-        tl_store_write *w = &j->writes[i];
-        memset(w, 0, sizeof *w);
-        w->key = tl_state_key(&j->arena, p->cfg->redis_prefix, v->customer_id,
-                              v->idlen, &w->keylen);
-        tl_store_wm *wm = tl_arena_alloc(&j->arena, v->nwm * sizeof *wm);
-        uint32_t *wmk = tl_arena_alloc(&j->arena, v->nwm * sizeof *wmk);
-        size_t nwm = 0;
-        for (size_t k = 0; k < v->nwm; k++) {
-            if (v->wm[k].applied == v->wm[k].stored) continue;
-            size_t tl = strlen(v->wm[k].topic);
-            char *f = tl_arena_alloc(&j->arena, tl + 20);
-            int n = snprintf(f, tl + 20, "_o:%s:%" PRId32, v->wm[k].topic,
-                             v->wm[k].partition);
-            wmk[nwm] = (uint32_t)k;
-            wm[nwm++] = (tl_store_wm){f, (size_t)n, v->wm[k].stored,
-                                      v->wm[k].applied};
-        }
-        w->wm = wm;
-        w->nwm = nwm;
-        const char **fields = tl_arena_alloc(&j->arena, maxf * sizeof *fields);
-        const char **vals = tl_arena_alloc(&j->arena, maxf * sizeof *vals);
-        size_t *flens = tl_arena_alloc(&j->arena, maxf * sizeof *flens);
-        size_t *vlens = tl_arena_alloc(&j->arena, maxf * sizeof *vlens);
-        const char **dels = tl_arena_alloc(&j->arena, maxd * sizeof *dels);
-        size_t *dlens = tl_arena_alloc(&j->arena, maxd * sizeof *dlens);
-        w->nfields = tl_vec_encode(v, &p->layout, &j->arena, fields, flens,
-                                   vals, vlens, dels, dlens, &w->ndels);
-        w->fields = fields;
-        w->flens = flens;
-        w->vals = vals;
-        w->vlens = vlens;
-        w->dels = dels;
-        w->dlens = dlens;
-        w->ttl_ms = p->cfg->key_ttl_ms;
-        j->vecs[i] = v;
-        j->wmk[i] = wmk;
-        /* What the next batch changes is its own to write. */
-        v->dirty = 0;
-        v->changed = 0;
-    }
-    j->n = p->ndirty;
-    p->ndirty = 0;
-    tl_batch t = j->msgs;
-    j->msgs = p->batch;
-    p->batch = t;
-}
-
-/* One attempt at the job's writes on connection st, timed. */
-static int run_flush(tl_pipeline *p, tl_store *st)
-{
-    flush_job *j = &p->job;
-    int64_t t0 = tl_now_mono_us();
-    int rc = tl_store_flush(st, j->writes, j->n, j->err, sizeof j->err);
-    tl_histogram_observe_us(&p->stats.redis_flush_seconds,
-                            (uint64_t)(tl_now_mono_us() - t0));
-    return rc;
-}
-
-static void *flusher_main(void *ud)
-{
-    tl_pipeline *p = ud;
-    flush_job *j = &p->job;
-    pthread_mutex_lock(&p->flock);
-    for (;;) {
-        while (!p->fquit && !(j->queued && !j->done))
-            pthread_cond_wait(&p->fcond, &p->flock);
-        if (p->fquit) break;
-        pthread_mutex_unlock(&p->flock);
-        int rc = run_flush(p, p->fstore);
-        pthread_mutex_lock(&p->flock);
-        j->rc = rc;
-        j->done = 1;
-        pthread_cond_broadcast(&p->fcond);
-    }
-    pthread_mutex_unlock(&p->flock);
-    return NULL;
-}
-
-/* The job's state, which the flusher thread reads under flock. */
-static void set_job(tl_pipeline *p, int queued, int done)
-{
-    pthread_mutex_lock(&p->flock);
-    p->job.queued = queued;
-    p->job.done = done;
-    pthread_cond_broadcast(&p->fcond);
-    pthread_mutex_unlock(&p->flock);
-}
-
-/* Hands the rendered job over: to the flusher thread, or, when this batch
- * must be committed before returning (commit_sync), runs it here. */
-static void submit_job(tl_pipeline *p)
-{
-    flush_job *j = &p->job;
-    if (p->commit_sync) {
-        /* The flusher is idle (no job is queued), so j is ours. */
-        j->rc = run_flush(p, p->store);
-        set_job(p, 1, 1);
-        return;
-    }
-    set_job(p, 1, 0);
-}
-
-/* The job is over (finished or discarded): its messages go, the slot is
- * free for the next batch. */
-static void end_job(tl_pipeline *p)
-{
-    tl_batch_clear(&p->job.msgs);
-    set_job(p, 0, 0);
-}
-
-static void wait_job(tl_pipeline *p)
-{
-    flush_job *j = &p->job;
-    pthread_mutex_lock(&p->flock);
-    while (j->queued && !j->done) pthread_cond_wait(&p->fcond, &p->flock);
-    pthread_mutex_unlock(&p->flock);
-}
-
-/* A job that will not be finished (the batch after it failed): its
- * messages are not committed, so they are read again, as no-ops where the
- * flush went through. */
-static void discard_job(tl_pipeline *p)
-{
-    wait_job(p);
-    end_job(p);
-}
-
-/* A vector whose write was refused leaves the cache, and the current
- * batch's dirty list if it is there. */
-static void drop_vec(tl_pipeline *p, tl_vec *v)
-{
-    if (v->dirty)
-        for (size_t i = 0; i < p->ndirty; i++)
-            if (p->dirty[i] == v) {
-                p->dirty[i] = p->dirty[--p->ndirty];
-                break;
-            }
-    tl_cache_remove(p->cache, v);
-}
-
-/* The previous batch's flush: an outage is retried here (with backoff,
- * the input paused), the results go back to the vectors, then its offsets
- * are committed. */
-static int finish_job(tl_pipeline *p)
-{
-    flush_job *j = &p->job;
-    if (!j->queued) return TL_OK;
-    wait_job(p);
-    int rc = j->rc, backoff = 100;
-    char refused[TL_ERRSZ] = "";
-    for (;;) {
-        if (rc == TL_ERR) {
-            /* Every reply arrived, but the server refused some writes (say a
-             * key of another type in our keyspace): retrying cannot help, so
-             * those customers are reported below and the rest goes on. */
-            snprintf(refused, sizeof refused, "%s", j->err);
-            rc = TL_OK;
-        }
-        int r = redis_retry(p, rc, "redis flush", j->err, &backoff);
-        if (r == 0) break;
-        if (r < 0) {
-            snprintf(p->fail_msg, sizeof p->fail_msg,
-                     "stopped while redis was unavailable: %.400s", j->err);
-            return TL_ERR_IO;
-        }
-        rc = run_flush(p, p->store);
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        tl_vec *v = j->vecs[i];
-        const tl_store_write *w = &j->writes[i];
-        if (w->result == TL_ERR) {
-            tl_counter_add(&p->stats.store_errors, 1);
-            tl_error("pipeline", "redis refused the vector of a customer, "
-                     "which keeps its previous stored state: %s", refused);
-            tl_debug("pipeline", "... customer %s", v->customer_id);
-            drop_vec(p, v);
-            continue;
-        }
-        if (w->result == TL_ERR_FENCED) {
-            /* Someone else wrote this customer since we read it: we no longer
-             * own its partition (a zombie after a rebalance). Our copy is
-             * stale; drop it rather than overwrite newer state. */
-            tl_counter_add(&p->stats.fenced, 1);
-            tl_warn("pipeline",
-                    "write of a customer vector refused: another instance "
-                    "advanced it (this instance lost its partition)");
-            drop_vec(p, v);
-            continue;
-        }
-        for (size_t k = 0; k < w->nwm; k++)
-            v->wm[j->wmk[i][k]].stored = w->wm[k].next;
-        tl_counter_add(&p->stats.flushed, 1);
-    }
-    char err[TL_ERRSZ];
-    /* Synchronous: an asynchronous commit that fails (a rebalance in
-     * progress) is not sent again, and a partition that then stays quiet
-     * keeps its committed offset behind for good (seen once in CI, the
-     * real-broker multi-instance test under ASan).  Until failed commits
-     * are re-sent, every batch waits for its commit as before. */
-    if (tl_source_commit(p->src, &j->msgs, 0, err, sizeof err))
-        /* Not fatal: the events will be consumed again and skipped by the
-         * watermarks. */
-        tl_warn("pipeline", "%s (the batch will be re-read and skipped)", err);
-    p->stats.last_commit_ms = tl_now_mono_ms();
-    atomic_store_explicit(&p->stats.redis_round_trips,
-                          tl_store_round_trips(p->store) +
-                              tl_store_round_trips(p->fstore),
-                          memory_order_relaxed);
-    atomic_store_explicit(&p->stats.redis_commands,
-                          tl_store_commands(p->store) +
-                              tl_store_commands(p->fstore),
-                          memory_order_relaxed);
-    end_job(p);
-    return TL_OK;
-}
-
 /* Features, then rules on the updated vector; triggers are produced. */
-static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
-                        const rd_kafka_message_t *m)
+static int apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
+                       const rd_kafka_message_t *m)
 {
     tl_vec_apply(v, &p->layout, ev);
     tl_eval_ctx ctx = {ev, p->layout.features, v->block};
@@ -599,18 +237,17 @@ static void apply_event(tl_pipeline *p, tl_vec *v, const tl_event *ev,
         if (p->why[k] != TL_SUP_NONE)
             tl_counter_add(&p->stats.suppressed[p->why[k]], 1);
     for (size_t k = 0; k < n; k++)
-        if (emit(p, &p->firings[k], ev, m, &ctx)) {
-            p->failed = 1;
-            return;
-        }
+        if (emit(p, &p->firings[k], ev, m, &ctx)) return TL_ERR_IO;
     tl_counter_add(&p->stats.applied, 1);
+    return TL_OK;
 }
 
-/* Decode, cache, load, features, rules and triggers of the batch. */
-static int apply_batch(tl_pipeline *p)
+/* Stage: every message decoded into the batch arena (rejects to the
+ * dead-letter topic), its customer's vector found in the cache or created
+ * there as a miss to load. */
+static void stage_decode(tl_pipeline *p)
 {
     tl_batch *b = &p->batch;
-    if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
     if (b->n > p->items_cap) {
         p->items_cap = b->n * 2;
         p->items = tl_xrealloc(p->items, p->items_cap * sizeof *p->items);
@@ -618,10 +255,9 @@ static int apply_batch(tl_pipeline *p)
     grow_vecs(p, b->n);
     tl_counter_add(&p->stats.events, b->n);
     tl_counter_add(&p->stats.batches, 1);
-
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
-        item *it = &p->items[i];
+        tl_item *it = &p->items[i];
         char err[TL_ERRSZ];
         it->vec = NULL;
         tl_reject why = tl_event_decode(p->dec, m->payload, m->len, &p->arena,
@@ -642,35 +278,45 @@ static int apply_batch(tl_pipeline *p)
         }
         it->vec = v;
     }
-    if (load_misses(p)) return TL_ERR;
+}
 
+/* An event too late to be placed exactly would rewrite history that rules
+ * already acted on: it goes to the dead-letter topic, and its offset
+ * counts as handled. */
+static void reject_late(tl_pipeline *p, const tl_vec *v, const tl_event *ev,
+                        const rd_kafka_message_t *m)
+{
+    char why[192];
+    snprintf(why, sizeof why,
+             "event time %lld ms is %lld ms before the customer's "
+             "newest event; events.max_lateness is %lld ms",
+             (long long)ev->ts, (long long)(v->newest - ev->ts),
+             (long long)p->cfg->max_lateness_ms);
+    dead_letter(p, m, TL_REJECT_LATE, why);
+    tl_counter_add(&p->stats.late, 1);
+}
+
+/* Stage: in offset order, each event above its vector's watermark is
+ * applied (or rejected as late); the vector joins the dirty list. */
+static int stage_apply(tl_pipeline *p)
+{
+    tl_batch *b = &p->batch;
     for (size_t i = 0; i < b->n; i++) {
-        item *it = &p->items[i];
+        tl_item *it = &p->items[i];
         if (!it->vec) continue;
         const rd_kafka_message_t *m = b->msgs[i];
         tl_vec *v = it->vec;
         tl_wm *wm = tl_vec_wm(v, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset <= wm->applied) {
-            tl_counter_add(&p->stats.duplicates, 1); /* applied before a crash or rebalance */
+            /* Applied before a crash or rebalance. */
+            tl_counter_add(&p->stats.duplicates, 1);
             continue;
         }
         const tl_event *ev = &it->ev;
-        if (v->has_newest && ev->ts < v->newest - p->cfg->max_lateness_ms) {
-            /* Too late to be placed exactly: it would rewrite history that
-             * rules already acted on. It goes to the dead-letter topic, and
-             * its offset counts as handled. */
-            char why[192];
-            snprintf(why, sizeof why,
-                     "event time %lld ms is %lld ms before the customer's "
-                     "newest event; events.max_lateness is %lld ms",
-                     (long long)ev->ts, (long long)(v->newest - ev->ts),
-                     (long long)p->cfg->max_lateness_ms);
-            dead_letter(p, m, TL_REJECT_LATE, why);
-            tl_counter_add(&p->stats.late, 1);
-        } else {
-            apply_event(p, v, ev, m);
-            if (p->failed) return TL_ERR;
-        }
+        if (v->has_newest && ev->ts < v->newest - p->cfg->max_lateness_ms)
+            reject_late(p, v, ev, m);
+        else if (apply_event(p, v, ev, m))
+            return TL_ERR_IO;
         wm->applied = m->offset;
         if (!v->dirty) {
             v->dirty = 1;
@@ -680,104 +326,225 @@ static int apply_batch(tl_pipeline *p)
     return TL_OK;
 }
 
-/* Everything after polling: the delivery contract, in order, for this
- * batch (applied, triggers delivered, flush handed over) and for the one
- * before it (flush finished, offsets committed). */
-static int process_batch(tl_pipeline *p)
+/* A vector whose write was refused leaves the cache, and the current
+ * batch's dirty list if it is there. */
+static void drop_vec(tl_pipeline *p, tl_vec *v)
 {
-    tl_batch *b = &p->batch;
+    if (v->dirty)
+        for (size_t i = 0; i < p->ndirty; i++)
+            if (p->dirty[i] == v) {
+                p->dirty[i] = p->dirty[--p->ndirty];
+                break;
+            }
+    tl_cache_remove(p->cache, v);
+}
+
+/* The flush's results go back to the vectors: stored watermarks; a fenced
+ * or refused customer leaves the cache. */
+static void take_results(tl_pipeline *p, const tl_flush_job *j,
+                         const char *refused)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        tl_vec *v = j->vecs[i];
+        const tl_store_write *w = &j->writes[i];
+        if (w->result == TL_ERR) {
+            tl_counter_add(&p->stats.store_errors, 1);
+            tl_error("pipeline", "redis refused the vector of a customer, "
+                     "which keeps its previous stored state: %s", refused);
+            tl_debug("pipeline", "... customer %s", v->customer_id);
+            drop_vec(p, v);
+        } else if (w->result == TL_ERR_FENCED) {
+            /* Someone else wrote this customer since we read it: we no
+             * longer own its partition (a zombie after a rebalance).  Our
+             * copy is stale; drop it rather than overwrite newer state. */
+            tl_counter_add(&p->stats.fenced, 1);
+            tl_warn("pipeline",
+                    "write of a customer vector refused: another instance "
+                    "advanced it (this instance lost its partition)");
+            drop_vec(p, v);
+        } else {
+            for (size_t k = 0; k < w->nwm; k++)
+                v->wm[j->wmk[i][k]].stored = w->wm[k].next;
+            tl_counter_add(&p->stats.flushed, 1);
+        }
+    }
+}
+
+/* The job's offsets, committed synchronously (issue 14 brings back
+ * asynchronous commits, with failed ones sent again). */
+static void commit(tl_pipeline *p, const tl_batch *msgs)
+{
+    char err[TL_ERRSZ];
+    /* A failure is not fatal: the source sends those offsets again (and
+     * logs it); events read twice meanwhile are skipped by the watermarks. */
+    tl_source_commit(p->src, msgs, err, sizeof err);
+    p->stats.last_commit_ms = tl_now_mono_ms();
+    const tl_store *fs = tl_flusher_store(p->flusher);
+    atomic_store_explicit(&p->stats.redis_round_trips,
+                          tl_store_round_trips(p->store) +
+                              tl_store_round_trips(fs),
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->stats.redis_commands,
+                          tl_store_commands(p->store) + tl_store_commands(fs),
+                          memory_order_relaxed);
+}
+
+/* Stage: the previous batch's flush finished — an outage retried here
+ * (with backoff, the input paused), the results given back to the vectors
+ * — and its offsets committed. */
+static int stage_finish(tl_pipeline *p)
+{
+    if (!tl_flusher_busy(p->flusher)) return TL_OK;
+    int rc = tl_flusher_wait(p->flusher), backoff = 100;
+    tl_flush_job *j = tl_flusher_job(p->flusher);
+    char refused[TL_ERRSZ] = "";
+    for (;;) {
+        if (rc == TL_ERR) {
+            /* Every reply arrived, but the server refused some writes (say
+             * a key of another type in our keyspace): retrying cannot help,
+             * so those customers are reported and the rest goes on. */
+            snprintf(refused, sizeof refused, "%s", j->err);
+            rc = TL_OK;
+        }
+        int r = redis_retry(p, rc, "redis flush", j->err, &backoff);
+        if (r == 0) break;
+        if (r < 0) {
+            snprintf(p->fail_msg, sizeof p->fail_msg,
+                     "stopped while redis was unavailable: %.400s", j->err);
+            return TL_ERR_IO;
+        }
+        rc = tl_flusher_run(p->flusher, p->store);
+    }
+    take_results(p, j, refused);
+    commit(p, &j->msgs);
+    tl_flusher_end(p->flusher, NULL);
+    return TL_OK;
+}
+
+/* Stage: every trigger and dead letter of the batch delivered. */
+static int stage_deliver(tl_pipeline *p)
+{
+    char err[TL_ERRSZ];
+    if (!tl_sink_wait(p->sink, err, sizeof err)) return TL_OK;
+    snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
+    return TL_ERR_IO;
+}
+
+/* Stage: the batch's dirty vectors rendered and handed to the flusher
+ * (sync: written here), with the batch's messages to commit after. */
+static void stage_flush(tl_pipeline *p, int sync)
+{
+    /* Nothing is in flight: vectors may leave the cache now. */
+    tl_cache_trim(p->cache);
+    tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
+    tl_flusher_render(p->flusher, p->dirty, p->ndirty, &p->layout,
+                      p->cfg->redis_prefix, p->cfg->key_ttl_ms, &p->batch);
+    p->ndirty = 0;
+    if (sync)
+        tl_flusher_run(p->flusher, p->store);
+    else
+        tl_flusher_submit(p->flusher);
+}
+
+/* A batch that could not finish.  Its vectors were changed in memory but
+ * not stored: the whole cache goes, so that what follows starts from
+ * Redis.  Abandoned for a revocation, its messages (and the unfinished
+ * flush's) are not lost: those of the partitions that stay are taken
+ * again, in order, by the next batch (as no-ops where they were applied
+ * and stored); the revoked ones are read by their new owner, with the
+ * same trigger ids.  Otherwise the run fails. */
+static void batch_failed(tl_pipeline *p)
+{
+    tl_batch *q = &p->spare;
+    if (p->abandon && !p->failed) {
+        tl_flusher_end(p->flusher, q);
+        tl_batch_move(q, &p->batch);
+        tl_batch_move(q, &p->held);
+        tl_batch t = p->batch;
+        p->batch = *q;
+        *q = t;
+        tl_warn("pipeline", "batch abandoned: partitions were revoked while "
+                "it could not finish; %zu events of the partitions that "
+                "stay are taken again", p->batch.n);
+        /* What is still assigned must not stay paused by a batch that no
+         * longer exists. */
+        set_paused(p, 0);
+    } else {
+        tl_flusher_end(p->flusher, NULL);
+        p->failed = 1;
+    }
+    p->abandon = 0;
+    for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
+    p->ndirty = 0;
+    tl_cache_clear(p->cache);
+    tl_gauge_set(&p->stats.cache_size, 0);
+}
+
+/* The stages after polling, for this batch (applied, triggers delivered,
+ * flush handed over) and for the one before it (flush finished, offsets
+ * committed).  sync: this batch's flush and commit too, before returning
+ * (a reload, the last batch before stopping). */
+static int process_batch(tl_pipeline *p, int sync)
+{
     if (p->failed) return TL_ERR;
     /* An empty batch still finishes the job in flight: an input gone quiet
      * does not leave the last batch uncommitted. */
-    if (!b->n && !p->job.queued) return TL_OK;
+    if (!p->batch.n && !tl_flusher_busy(p->flusher)) return TL_OK;
     int64_t t0 = tl_now_mono_us();
+    int n = p->batch.n > 0, rc = TL_OK;
     p->in_batch = 1;
     tl_arena_reset(&p->arena);
     p->nmiss = p->ndirty = 0;
-    if (b->n && apply_batch(p)) goto fail;
-    if (finish_job(p)) goto fail;
-    if (b->n) {
-        char err[TL_ERRSZ];
-        if (tl_sink_wait(p->sink, give_up, p, err, sizeof err)) {
-            snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
-            goto fail;
-        }
-        /* Nothing is in flight: vectors may leave the cache now. */
-        tl_cache_trim(p->cache);
-        tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
-        render_job(p);
-        submit_job(p);
-        if (p->commit_sync && finish_job(p)) goto fail;
+    if (n) {
+        if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
+        stage_decode(p);
+        rc = stage_load(p);
+        if (!rc) rc = stage_apply(p);
+    }
+    if (!rc) rc = stage_finish(p);
+    if (!rc && n) rc = stage_deliver(p);
+    if (!rc && n) {
+        stage_flush(p, sync);
+        if (sync) rc = stage_finish(p);
         tl_histogram_observe_us(&p->stats.batch_seconds,
                                 (uint64_t)(tl_now_mono_us() - t0));
     }
     p->in_batch = 0;
-    return TL_OK;
-fail:
-    if (p->job.queued) discard_job(p);
-    /* Vectors of this batch were changed in memory but not stored: forget
-     * them all so that a later run starts from Redis again. */
-    if (p->abandon) {
-        /* Not a failure: the partitions went to another owner, which reads
-         * the uncommitted events again (same trigger ids, no double
-         * counting thanks to the watermarks). */
-        tl_warn("pipeline", "batch of %zu events abandoned: its partitions "
-                "were revoked while it could not finish", b->n);
-        p->abandon = 0;
-        /* What is still assigned (a cooperative rebalance revokes only
-         * some partitions) must not stay paused. */
-        if (p->paused) tl_source_resume(p->src);
-        p->paused = 0;
-        tl_gauge_set(&p->stats.paused, 0);
-    } else {
-        p->failed = 1;
-    }
-    for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
-    tl_cache_clear(p->cache);
-    tl_gauge_set(&p->stats.cache_size, 0);
-    p->ndirty = 0;
-    tl_batch_clear(b);
-    p->in_batch = 0;
-    return TL_ERR;
+    if (rc) batch_failed(p);
+    return rc;
 }
 
-
-
-/* Before partitions are given up: the last asynchronous commit is with the
- * coordinator when this returns (a failure only means re-reading). */
-static void sync_commits(tl_pipeline *p)
+static int of_revoked(void *ud, const tl_vec *v)
 {
-    char err[TL_ERRSZ];
-    if (tl_source_sync(p->src, err, sizeof err))
-        tl_warn("pipeline", "%s (the last batch will be re-read and skipped)",
-                err);
+    for (size_t k = 0; k < v->nwm; k++)
+        if (tl_source_is_revoked(ud, v->wm[k].topic, v->wm[k].partition))
+            return 1;
+    return 0;
 }
 
-static void drain(void *ud)
+/* Stage, when a revocation was recorded: the flush in flight is finished
+ * and committed while the partitions are still ours; their unprocessed
+ * messages and their customers' cached vectors go (the new owner reads
+ * both again: stable trigger ids, and the watermarks stop double
+ * counting); then they are given up. */
+static void stage_revoke(tl_pipeline *p)
 {
-    tl_pipeline *p = ud;
-    if (p->in_batch) {
-        /* A revocation while the batch waits for Redis: it cannot be
-         * finished in time, so it is abandoned, with what was held. */
-        p->abandon = 1;
-        tl_batch_clear(&p->held);
-        return;
+    if (tl_flusher_busy(p->flusher)) {
+        p->in_batch = 1;
+        if (stage_finish(p)) batch_failed(p);
+        p->in_batch = 0;
     }
-    p->commit_sync = 1;
-    int rc = process_batch(p);
-    p->commit_sync = 0;
-    sync_commits(p);
-    if (rc == TL_OK) {
-        tl_cache_clear(p->cache);
-        tl_gauge_set(&p->stats.cache_size, 0);
-    }
+    tl_source_drop_revoked(p->src, &p->batch);
+    tl_source_drop_revoked(p->src, &p->held);
+    tl_cache_drop_if(p->cache, of_revoked, p->src);
+    tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
+    tl_source_revoke(p->src);
 }
 
 tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
                              char *err, size_t errsz)
 {
-    /* Until tl_pipeline_run supplies the caller's flag, a drain (consumer
-     * close after a failed start) sees "not stopping". */
+    /* Until tl_pipeline_run supplies the caller's flag: "not stopping". */
     static volatile sig_atomic_t not_stopping;
     tl_pipeline *p = tl_xcalloc(1, sizeof *p);
     p->stop = &not_stopping;
@@ -789,36 +556,33 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
                             cfg->nrules, cfg->block_size, &cfg->ruleset};
     tl_arena_init(&p->arena, 1 << 20);
-    tl_arena_init(&p->job.arena, 1 << 20);
-    pthread_mutex_init(&p->flock, NULL);
-    pthread_cond_init(&p->fcond, NULL);
     if (!brokers) brokers = cfg->brokers;
     p->brokers = tl_xstrdup(brokers);
     /* Redis is connected, and the group joined, in tl_pipeline_run: an
      * unreachable Redis at start is waited for, not fatal. */
+    tl_store *fstore = NULL;
     if (!(p->dec = tl_event_decoder_new(cfg->format, cfg->schema_json,
                                         cfg->writer_schema_json, err, errsz)) ||
         !(p->tcodec = tl_trigger_codec_new(NULL, err, errsz)) ||
         !(p->store = tl_store_new_lazy(cfg->redis_url,
                                        (int)cfg->redis_timeout_ms, err,
                                        errsz)) ||
-        !(p->fstore = tl_store_new_lazy(cfg->redis_url,
-                                        (int)cfg->redis_timeout_ms, err,
-                                        errsz)) ||
+        !(fstore = tl_store_new_lazy(cfg->redis_url,
+                                     (int)cfg->redis_timeout_ms, err, errsz)) ||
         !(p->sink = tl_sink_new(cfg, brokers, err, errsz))) {
+        tl_store_free(fstore);
         tl_pipeline_free(p);
         return NULL;
     }
     tl_store_hide_keys(p->store);
-    tl_store_hide_keys(p->fstore);
-    int e = pthread_create(&p->flusher, NULL, flusher_main, p);
-    if (e) {
-        tl_errf(err, errsz, TL_ERR, "cannot start the flusher thread: %s",
-                strerror(e));
+    tl_store_hide_keys(fstore);
+    if (!(p->flusher = tl_flusher_new(fstore, &p->stats.redis_flush_seconds,
+                                      err, errsz))) {
+        tl_store_free(fstore);
         tl_pipeline_free(p);
         return NULL;
     }
-    p->flusher_started = 1;
+    tl_sink_set_give_up(p->sink, give_up, p);
     p->cache = tl_cache_new(&p->layout, cfg->cache_size);
     p->firings = tl_xcalloc(cfg->nrules + 1, sizeof *p->firings);
     p->why = tl_xcalloc(cfg->nrules + 1, sizeof *p->why);
@@ -900,6 +664,12 @@ void tl_pipeline_set_tick(tl_pipeline *p, void (*fn)(void *ud), void *ud)
     p->tick_ud = ud;
 }
 
+void tl_pipeline_set_boundary(tl_pipeline *p, void (*fn)(void *ud), void *ud)
+{
+    p->boundary = fn;
+    p->boundary_ud = ud;
+}
+
 int tl_pipeline_assigned(const tl_pipeline *p)
 {
     return p->src ? tl_source_assigned(p->src) : 0;
@@ -951,9 +721,48 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
     }
     if (logged) tl_info("pipeline", "redis available");
     tl_gauge_set(&p->stats.redis_down, 0);
-    p->src = tl_source_new(p->cfg, p->brokers, drain, p, &p->stats.kafka, err,
-                           errsz);
+    p->src = tl_source_new(p->cfg, p->brokers, &p->stats.kafka, err, errsz);
     return p->src ? TL_OK : TL_ERR_CONFIG;
+}
+
+/* Stage: requests taken between batches, never inside one: a fatal
+ * librdkafka error ends the run; the daemon's boundary hook may queue a
+ * reload, which is applied once nothing is in flight (the batch in hand
+ * and the job finished: triggers delivered, vectors flushed, offsets
+ * committed). */
+static void take_requests(tl_pipeline *p)
+{
+    char err[TL_ERRSZ];
+    if (tl_sink_fatal(p->sink, err, sizeof err) ||
+        tl_source_fatal(p->src, err, sizeof err)) {
+        fail(p, "%s; stopping (the uncommitted events are consumed again "
+             "at the next start)", err);
+        return;
+    }
+    /* Offsets whose commit failed, sent again even when no batch comes. */
+    tl_source_retry(p->src, err, sizeof err);
+    if (p->boundary) p->boundary(p->boundary_ud);
+    if (p->pending && process_batch(p, 1) == TL_OK) apply_reload(p);
+}
+
+/* Stage: the batch filled, what arrived while paused first, then up to
+ * kafka.batch_size messages or kafka.batch_timeout, in slices of at most a
+ * second so that the tick keeps its pace; a recorded revocation ends it. */
+static void stage_poll(tl_pipeline *p)
+{
+    tl_batch_move(&p->batch, &p->held);
+    size_t max = (size_t)p->cfg->batch_size;
+    int64_t fill_end = tl_now_mono_ms() + p->cfg->batch_timeout_ms;
+    for (;;) {
+        int64_t left = fill_end - tl_now_mono_ms();
+        tl_source_poll(p->src, &p->batch, max,
+                       (int)(left < 0 ? 0 : left > 1000 ? 1000 : left),
+                       p->stop);
+        if (p->tick) p->tick(p->tick_ud);
+        if (*p->stop || p->batch.n >= max || tl_now_mono_ms() >= fill_end ||
+            tl_source_revoking(p->src))
+            break;
+    }
 }
 
 int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
@@ -966,77 +775,38 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
     int64_t last_ms = tl_now_mono_ms();
     uint64_t last_n = 0;
     while (!*stop && !p->failed) {
-        /* What arrived while paused comes first, in its order. */
-        for (size_t i = 0; i < p->held.n; i++) {
-            if (p->batch.n == p->batch.cap) {
-                p->batch.cap = p->batch.cap ? p->batch.cap * 2 : 1024;
-                p->batch.msgs = tl_xrealloc(p->batch.msgs,
-                                            p->batch.cap * sizeof *p->batch.msgs);
-            }
-            p->batch.msgs[p->batch.n++] = p->held.msgs[i];
-        }
-        p->held.n = 0;
-        /* In slices of at most a second, so that the tick keeps its pace
-         * whatever kafka.batch_timeout is. */
-        int64_t fill_end = tl_now_mono_ms() + p->cfg->batch_timeout_ms;
-        for (;;) {
-            int64_t left = fill_end - tl_now_mono_ms();
-            tl_source_poll(p->src, &p->batch, (size_t)p->cfg->batch_size,
-                           (int)(left < 0 ? 0 : left > 1000 ? 1000 : left),
-                           stop);
-            if (p->tick) p->tick(p->tick_ud);
-            if (*stop || p->batch.n >= (size_t)p->cfg->batch_size ||
-                tl_now_mono_ms() >= fill_end)
-                break;
-        }
+        take_requests(p);
+        if (p->failed) break;
+        stage_poll(p);
         if (*stop > 1) break;
-        process_batch(p);
+        if (tl_source_revoking(p->src)) {
+            stage_revoke(p);
+            continue;
+        }
+        process_batch(p, 0);
         log_progress(p, &last_ms, &last_n);
-        /* The batch boundary: nothing dirty; once the job in flight is
-         * finished (an empty batch does that), nothing in flight. */
-        if (p->pending && !p->failed && process_batch(p) == TL_OK)
-            apply_reload(p);
     }
-    if (*stop > 1 && !p->failed) {
-        p->failed = 1;
-        snprintf(p->fail_msg, sizeof p->fail_msg,
-                 "stopped at once by a second signal; uncommitted events will "
-                 "be consumed again at the next start");
-    }
-    p->commit_sync = 1;
-    if (!p->failed) process_batch(p);
-    sync_commits(p);
+    if (*stop > 1 && !p->failed)
+        fail(p, "stopped at once by a second signal; uncommitted events "
+             "will be consumed again at the next start");
+    /* The last batch, flushed and committed before the partitions go. */
+    if (!p->failed) process_batch(p, 1);
     tl_gauge_set(&p->stats.running, 0);
     if (p->failed)
         return tl_errf(err, errsz, TL_ERR_IO, "%s", p->fail_msg);
     return TL_OK;
 }
 
-const tl_stats *tl_pipeline_stats(const tl_pipeline *p) { return &p->stats; }
-
 void tl_pipeline_free(tl_pipeline *p)
 {
     if (!p) return;
-    /* Closing the consumer revokes its partitions, which drains the batch. */
+    /* Closing the consumer gives its partitions up at once: what was
+     * processed is committed (tl_pipeline_run), the rest is read again. */
     tl_source_free(p->src);
-    if (p->flusher_started) {
-        if (p->job.queued) discard_job(p);
-        pthread_mutex_lock(&p->flock);
-        p->fquit = 1;
-        pthread_cond_broadcast(&p->fcond);
-        pthread_mutex_unlock(&p->flock);
-        pthread_join(p->flusher, NULL);
-    }
-    pthread_cond_destroy(&p->fcond);
-    pthread_mutex_destroy(&p->flock);
-    tl_batch_free(&p->job.msgs);
-    tl_arena_free(&p->job.arena);
-    free(p->job.writes);
-    free(p->job.vecs);
-    free(p->job.wmk);
-    tl_store_free(p->fstore);
+    tl_flusher_free(p->flusher);
     tl_batch_free(&p->batch);
     tl_batch_free(&p->held);
+    tl_batch_free(&p->spare);
     free(p->brokers);
     tl_sink_free(p->sink);
     tl_store_free(p->store);
@@ -1056,178 +826,4 @@ void tl_pipeline_free(tl_pipeline *p)
     tl_config_free(p->pending);
     tl_config_free(p->owned);
     free(p);
-}
-
-/* ---- observation from another thread ------------------------------------ */
-
-static void lag_sample(void *ud, const tl_lag *l)
-{
-    char part[16];
-    snprintf(part, sizeof part, "%" PRId32, l->partition);
-    const char *lb[] = {"topic", l->topic, "partition", part, NULL};
-    tl_prom_sample_u64(ud, "tailor_consumer_lag", lb, (uint64_t)l->lag);
-}
-
-/* A counter family by reason, from index 1 (0 means "none"). */
-static void by_reason(tl_buf *b, const char *name, const char *help,
-                      const char *const *reasons, const tl_counter *c, int n)
-{
-    tl_prom_family(b, name, "counter", help);
-    for (int i = 1; i < n; i++) {
-        const char *lb[] = {"reason", reasons[i], NULL};
-        tl_prom_sample_u64(b, name, lb, tl_counter_get(&c[i]));
-    }
-}
-
-void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
-{
-    /* Only atomics, the lag table (under its lock) and, under obs_lock, the
-     * config and per-rule counters a reload may swap are read here. */
-    tl_pipeline *p = (tl_pipeline *)cp;
-    pthread_mutex_lock(&p->obs_lock);
-    tl_stats *s = &p->stats;
-    const tl_config *cfg = p->cfg;
-
-    uint64_t dead = 0;
-    for (int i = 1; i < TL_REJECT__COUNT; i++)
-        dead += tl_counter_get(&s->dead_letters[i]);
-    tl_prom_one_u64(b, "tailor_events_consumed_total", "counter",
-                    "Input messages taken into a batch (a batch abandoned or "
-                    "retried after a restart counts again).",
-                    tl_counter_get(&s->events));
-    tl_prom_family(b, "tailor_events_total", "counter",
-                   "Input events by result: applied to a vector, duplicate "
-                   "(at or below the watermark, a no-op), dead_letter.");
-    const char *applied[] = {"result", "applied", NULL};
-    const char *dup[] = {"result", "duplicate", NULL};
-    const char *dl[] = {"result", "dead_letter", NULL};
-    tl_prom_sample_u64(b, "tailor_events_total", applied,
-                       tl_counter_get(&s->applied));
-    tl_prom_sample_u64(b, "tailor_events_total", dup,
-                       tl_counter_get(&s->duplicates));
-    tl_prom_sample_u64(b, "tailor_events_total", dl, dead);
-    const char *rejects[TL_REJECT__COUNT];
-    for (int i = 1; i < TL_REJECT__COUNT; i++)
-        rejects[i] = tl_reject_name((tl_reject)i);
-    by_reason(b, "tailor_dead_letters_total",
-              "Events sent to the dead-letter topic, by reason.", rejects,
-              s->dead_letters, TL_REJECT__COUNT);
-    tl_prom_family(b, "tailor_triggers_total", "counter",
-                   "Triggers produced, by rule (holdouts included).");
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        const char *lb[] = {"rule", cfg->rules[i].name, "rule_version",
-                            cfg->rules[i].version, NULL};
-        tl_prom_sample_u64(b, "tailor_triggers_total", lb,
-                           tl_counter_get(&s->rule_triggers[i]));
-    }
-    tl_prom_one_u64(b, "tailor_trigger_holdouts_total", "counter",
-                    "Triggers produced for a control group (holdout).",
-                    tl_counter_get(&s->holdouts));
-    static const char *const sup[TL_SUP__COUNT] = {
-        [TL_SUP_COOLDOWN] = "cooldown", [TL_SUP_QUIET_HOURS] = "quiet_hours",
-        [TL_SUP_CAP] = "cap", [TL_SUP_GROUP] = "group"};
-    by_reason(b, "tailor_triggers_suppressed_total",
-              "Rule matches not emitted, by reason.", sup, s->suppressed,
-              TL_SUP__COUNT);
-
-    tl_prom_one_u64(b, "tailor_batches_total", "counter",
-                    "Batches committed or abandoned.",
-                    tl_counter_get(&s->batches));
-    tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
-                   "From decoding a batch to handing its flush over (the "
-                   "previous batch's flush and commit included).");
-    tl_prom_histogram(b, "tailor_batch_duration_seconds", NULL,
-                      &s->batch_seconds);
-    tl_prom_family(b, "tailor_redis_duration_seconds", "histogram",
-                   "Redis pipelined round trips (failed attempts included).");
-    const char *load[] = {"op", "load", NULL}, *flush[] = {"op", "flush", NULL};
-    tl_prom_histogram(b, "tailor_redis_duration_seconds", load,
-                      &s->redis_load_seconds);
-    tl_prom_histogram(b, "tailor_redis_duration_seconds", flush,
-                      &s->redis_flush_seconds);
-    tl_prom_one_u64(b, "tailor_vectors_written_total", "counter",
-                    "Customer vectors written to Redis.",
-                    tl_counter_get(&s->flushed));
-    tl_prom_family(b, "tailor_vector_write_errors_total", "counter",
-                   "Vector writes not done, by reason: fenced (another "
-                   "instance owns the partition), refused (Redis error "
-                   "reply).");
-    const char *fen[] = {"reason", "fenced", NULL};
-    const char *ref[] = {"reason", "refused", NULL};
-    tl_prom_sample_u64(b, "tailor_vector_write_errors_total", fen,
-                       tl_counter_get(&s->fenced));
-    tl_prom_sample_u64(b, "tailor_vector_write_errors_total", ref,
-                       tl_counter_get(&s->store_errors));
-    tl_prom_one_u64(b, "tailor_redis_round_trips_total", "counter",
-                    "Round trips to Redis (a pipelined batch to one node is "
-                    "one).",
-                    tl_counter_get(&s->redis_round_trips));
-    tl_prom_one_u64(b, "tailor_redis_commands_total", "counter",
-                    "Commands sent to Redis.",
-                    tl_counter_get(&s->redis_commands));
-    tl_prom_one_u64(b, "tailor_state_errors_total", "counter",
-                    "Malformed stored feature state (that feature restarted).",
-                    tl_counter_get(&s->state_errors));
-    tl_prom_one_u64(b, "tailor_commit_errors_total", "counter",
-                    "Offset commits that failed (the batch is re-read and "
-                    "skipped).",
-                    tl_counter_get(&s->kafka.commit_errors));
-
-    uint64_t hits = tl_counter_get(&s->cache_hits);
-    uint64_t misses = tl_counter_get(&s->cache_misses);
-    tl_prom_one_u64(b, "tailor_cache_customers", "gauge",
-                    "Customer vectors held in memory.",
-                    (uint64_t)tl_gauge_get(&s->cache_size));
-    tl_prom_family(b, "tailor_cache_lookups_total", "counter",
-                   "Vector lookups of decoded events: hit (in memory) or "
-                   "miss (loaded from Redis).");
-    const char *hit[] = {"result", "hit", NULL}, *miss[] = {"result", "miss", NULL};
-    tl_prom_sample_u64(b, "tailor_cache_lookups_total", hit, hits);
-    tl_prom_sample_u64(b, "tailor_cache_lookups_total", miss, misses);
-    tl_prom_one(b, "tailor_cache_hit_ratio", "gauge",
-                "Hits over lookups since start (0 before the first).",
-                hits + misses ? (double)hits / (double)(hits + misses) : 0);
-
-    tl_kafka_health *k = &s->kafka;
-    tl_prom_family(b, "tailor_consumer_lag", "gauge",
-                   "Messages behind the high watermark (committed offset), "
-                   "per assigned partition, as of librdkafka's last "
-                   "statistics (1 s).");
-    tl_kafka_health_lag(k, lag_sample, b);
-    tl_prom_one_u64(b, "tailor_rebalances_total", "counter",
-                    "Partition assignments and revocations.",
-                    tl_counter_get(&k->rebalances));
-    tl_prom_one(b, "tailor_assigned_partitions", "gauge",
-                "Partitions assigned (-1: none yet, or being revoked).",
-                (double)tl_gauge_get(&k->assigned));
-    tl_prom_one(b, "tailor_kafka_brokers_up", "gauge",
-                "Brokers connected (-1: not known yet).",
-                (double)tl_gauge_get(&k->brokers_up));
-    tl_prom_one_u64(b, "tailor_redis_up", "gauge",
-                    "0 while a Redis outage holds the pipeline.",
-                    tl_gauge_get(&s->redis_down) ? 0 : 1);
-    tl_prom_one_u64(b, "tailor_paused", "gauge",
-                    "1 while the input partitions are paused (backpressure).",
-                    (uint64_t)tl_gauge_get(&s->paused));
-    tl_prom_family(b, "tailor_config_info", "gauge",
-                   "The running configuration: its file and a hash of its "
-                   "text (config_version).");
-    const char *ci[] = {"path", cfg->path, "config_version", cfg->version,
-                        NULL};
-    tl_prom_sample_u64(b, "tailor_config_info", ci, 1);
-    pthread_mutex_unlock(&p->obs_lock);
-}
-
-int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
-{
-    tl_pipeline *p = (tl_pipeline *)cp;
-    const char *no = NULL;
-    if (tl_gauge_get(&p->stats.redis_down)) no = "redis unreachable";
-    else if (!tl_gauge_get(&p->stats.running)) no = "not running";
-    else if (tl_gauge_get(&p->stats.kafka.assigned) < 0)
-        no = "no partition assignment";
-    else if (tl_gauge_get(&p->stats.kafka.brokers_up) <= 0)
-        no = "kafka brokers unreachable";
-    if (no) snprintf(why, whysz, "%s", no);
-    return !no;
 }

@@ -1,18 +1,21 @@
 /*
  * pipeline — the batch loop of tailord and the owner of the delivery
- * contract:
+ * contract.  One loop on the calling thread, in stages (lib/pipeline.c):
  *
- *   poll batch -> decode (rejects to the dead-letter topic) -> load cache
- *   misses from Redis (one pipeline) -> apply features and evaluate rules in
- *   offset order, skipping events at or below the vector's watermark ->
- *   produce triggers -> wait for delivery -> flush changed vectors (one
- *   pipeline of compare-and-set scripts) -> commit offsets.
+ *   take requests -> poll -> decode (rejects to the dead-letter topic) ->
+ *   load cache misses from Redis (one pipeline) -> apply features and
+ *   evaluate rules in offset order, skipping events at or below the
+ *   vector's watermark, producing triggers -> finish the previous batch's
+ *   flush and commit its offsets -> wait for delivery -> hand this batch's
+ *   flush (one pipeline of compare-and-set scripts) to the flusher thread.
  *
  * A crash between any two steps loses nothing and double-counts nothing: see
  * docs/architecture.md.
  *
- * Reload: tl_pipeline_reload checks a new config against the running one
- * and queues it; the loop swaps it in between two batches, when every
+ * Nothing calls into the loop while it runs: the consumer's rebalance
+ * callback records a revocation, which the loop carries out at its next
+ * safe point; stop is a flag; reloads are queued by the boundary hook,
+ * which the loop calls between batches only, and applied when every
  * trigger is delivered, every vector flushed and every offset committed.
  * The cache is dropped then (the state block's layout follows the features
  * and rules), so vectors are read again from Redis, where state is stored
@@ -20,7 +23,7 @@
  *
  * Ownership: the pipeline borrows the cfg given to tl_pipeline_new (which
  * must outlive it) and owns configs given to tl_pipeline_reload, its Kafka
- * handles, Redis connection, cache and buffers.
+ * handles, Redis connections, flusher, cache and buffers.
  */
 #ifndef TL_PIPELINE_H
 #define TL_PIPELINE_H
@@ -30,7 +33,7 @@
 
 #include "config.h"
 #include "metrics.h"
-#include "source.h"
+#include "kafka_health.h"
 #include "event.h"
 #include "rule.h"
 
@@ -90,9 +93,14 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
 
 /* fn(ud) is called from the loop of tl_pipeline_run at least once a second
  * (between batches, and while a batch waits for Redis or Kafka, and while
- * waiting for Redis at start): for a watchdog, readiness, and to call
- * tl_pipeline_reload.  It must not block. */
+ * waiting for Redis at start): for a watchdog and readiness.  It observes
+ * only: it must not block, and may call nothing of the pipeline's but
+ * tl_pipeline_assigned and tl_pipeline_stats. */
 void tl_pipeline_set_tick(tl_pipeline *p, void (*fn)(void *ud), void *ud);
+
+/* fn(ud) is called from the loop between batches only, never while one is
+ * under way: the place to call tl_pipeline_reload. */
+void tl_pipeline_set_boundary(tl_pipeline *p, void (*fn)(void *ud), void *ud);
 
 /* fn(ud, cfg) is called from the loop when a reload has been applied, with
  * the new config, before the previous one is freed: for readers on other
@@ -108,7 +116,8 @@ int tl_pipeline_assigned(const tl_pipeline *p);
 const tl_config *tl_pipeline_config(const tl_pipeline *p);
 
 /*
- * Queues `next` to replace the running config at the next batch boundary
+ * From the boundary hook (or before tl_pipeline_run): queues `next` to
+ * replace the running config once nothing is in flight
  * (replacing one queued before and not yet applied).  Refused (TL_ERR_CONFIG,
  * err says what and what to do; `next` stays the caller's) when
  * tl_config_reloadable refuses it (force: TL_RELOAD_FORCE) or its event

@@ -22,7 +22,8 @@ struct tl_sink {
     pending *msgs;
     size_t n, cap;
     size_t inflight;
-    uint64_t delivered, redelivered;
+    int (*give_up)(void *ud); /* tl_sink_set_give_up */
+    void *give_up_ud;
     char last_err[256];
 };
 
@@ -39,7 +40,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
                  rd_kafka_err2str(m->err));
     } else {
         s->msgs[i].state = 1;
-        s->delivered++;
     }
 }
 
@@ -95,6 +95,25 @@ void tl_sink_free(tl_sink *s)
     free(s);
 }
 
+static int stop_now(tl_sink *s)
+{
+    return s->give_up && s->give_up(s->give_up_ud);
+}
+
+void tl_sink_set_give_up(tl_sink *s, int (*give_up)(void *ud), void *ud)
+{
+    s->give_up = give_up;
+    s->give_up_ud = ud;
+}
+
+int tl_sink_fatal(tl_sink *s, char *err, size_t errsz)
+{
+    char fe[512];
+    if (!rd_kafka_fatal_error(s->rk, fe, sizeof fe)) return 0;
+    tl_errf(err, errsz, TL_ERR_IO, "kafka producer fatal error: %s", fe);
+    return 1;
+}
+
 static int send_one(tl_sink *s, size_t i, char *err, size_t errsz)
 {
     pending *p = &s->msgs[i];
@@ -122,8 +141,14 @@ static int send_one(tl_sink *s, size_t i, char *err, size_t errsz)
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return tl_errf(err, errsz, TL_ERR_IO, "produce to %s: %s",
                            p->topic, rd_kafka_err2str(e));
-        /* Backpressure: serve delivery reports until there is room. */
+        /* Backpressure: serve delivery reports until there is room, or
+         * until the caller stops (a broker that stays away would otherwise
+         * hold a stopping tailord here for good). */
         rd_kafka_poll(s->rk, 100);
+        if (stop_now(s))
+            return tl_errf(err, errsz, TL_ERR_IO,
+                           "stopped while the producer's queue was full "
+                           "(%s)", p->topic);
     }
 }
 
@@ -161,19 +186,15 @@ int tl_sink_produce(tl_sink *s, const char *topic, const void *key,
     return rc;
 }
 
-int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
-                 size_t errsz)
+int tl_sink_wait(tl_sink *s, char *err, size_t errsz)
 {
     int backoff_ms = 100;
     for (;;) {
         while (s->inflight > 0) {
             /* rd_kafka_flush sends at once, ignoring linger.ms. */
             rd_kafka_flush(s->rk, 100);
-            char fe[256];
-            if (rd_kafka_fatal_error(s->rk, fe, sizeof fe))
-                return tl_errf(err, errsz, TL_ERR_IO,
-                               "kafka producer fatal error: %s", fe);
-            if (give_up && give_up(ud))
+            if (tl_sink_fatal(s, err, errsz)) return TL_ERR_IO;
+            if (stop_now(s))
                 return tl_errf(err, errsz, TL_ERR_IO,
                                "stopped while %zu messages were in flight",
                                s->inflight);
@@ -184,7 +205,7 @@ int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
         tl_warn("sink", "%zu messages not delivered (%s); producing them again "
                 "in %d ms", failed, s->last_err, backoff_ms);
         tl_sleep_ms(backoff_ms);
-        if (give_up && give_up(ud))
+        if (stop_now(s))
             return tl_errf(err, errsz, TL_ERR_IO,
                            "stopped with %zu undelivered messages: %s", failed,
                            s->last_err);
@@ -193,13 +214,9 @@ int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
             if (s->msgs[i].state < 0) {
                 int rc = send_one(s, i, err, errsz);
                 if (rc) return rc;
-                s->redelivered++;
             }
     }
     s->n = 0;
     tl_arena_reset(&s->arena);
     return TL_OK;
 }
-
-uint64_t tl_sink_delivered(const tl_sink *s) { return s->delivered; }
-uint64_t tl_sink_redelivered(const tl_sink *s) { return s->redelivered; }

@@ -37,21 +37,25 @@ tl_sink *tl_sink_new(const tl_config *cfg, const char *brokers, char *err,
                      size_t errsz);
 void tl_sink_free(tl_sink *s);
 
+/* give_up(ud) is asked while the sink waits (a full queue, deliveries):
+ * when it says 1, the wait ends with TL_ERR_IO.  A query, not a callback
+ * that acts: it must not call into the sink. */
+void tl_sink_set_give_up(tl_sink *s, int (*give_up)(void *ud), void *ud);
+
 /* Queues one message (all inputs copied). Blocks, serving delivery reports,
- * while librdkafka's queue is full. */
+ * while librdkafka's queue is full (until give_up says so). */
 int tl_sink_produce(tl_sink *s, const char *topic, const void *key,
                     size_t klen, const void *val, size_t vlen,
                     const tl_header *hdrs, size_t nhdrs, char *err,
                     size_t errsz);
 
 /* Waits until every message queued since the last successful wait is
- * delivered (see above).  Returns TL_OK, or TL_ERR_IO if give_up(ud) said
- * so, or a fatal producer error occurred, before that. */
-int tl_sink_wait(tl_sink *s, int (*give_up)(void *ud), void *ud, char *err,
-                 size_t errsz);
+ * delivered (see above).  Returns TL_OK, or TL_ERR_IO if give_up said so,
+ * or a fatal producer error occurred, before that. */
+int tl_sink_wait(tl_sink *s, char *err, size_t errsz);
 
-/* Messages delivered and delivery retries since creation. */
-uint64_t tl_sink_delivered(const tl_sink *s);
-uint64_t tl_sink_redelivered(const tl_sink *s);
+/* 1 with the reason in err when librdkafka raised a fatal error on the
+ * producer (idempotence can no longer be guaranteed; the pipeline stops). */
+int tl_sink_fatal(tl_sink *s, char *err, size_t errsz);
 
 #endif

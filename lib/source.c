@@ -9,49 +9,28 @@
 
 struct tl_source {
     rd_kafka_t *rk;
-    void (*drain)(void *ud);
-    void *ud;
     int assigned;
-    int paused; /* tl_source_pause in effect */
-    /* The offsets of the last asynchronous commit, until tl_source_sync
-     * commits them again synchronously (owned). */
-    rd_kafka_topic_partition_list_t *last;
+    int paused;  /* tl_source_pause in effect */
+    int closing; /* tl_source_free: revocations are carried out at once */
+    int cooperative; /* of the recorded revocation */
+    /* Recorded by the rebalance callback, carried out by tl_source_revoke
+     * (owned; NULL when none is pending). */
+    rd_kafka_topic_partition_list_t *revoking;
+    /* Offsets whose commit failed (a rebalance in progress, a coordinator
+     * moving), sent again with the next commit or by tl_source_retry:
+     * otherwise a partition that goes quiet would keep its committed offset
+     * behind for good (owned; NULL when none). */
+    rd_kafka_topic_partition_list_t *uncommitted;
+    int64_t retry_at;      /* monotonic ms: tl_source_retry's next try */
     tl_kafka_health *health;
 };
+
+/* Between two re-sends of failed commits when the input is quiet. */
+#define COMMIT_RETRY_MS 200
 
 /* How often librdkafka reports its statistics (brokers' states, lag): the
  * delay with which /readyz sees a broker go down or come back. */
 #define STATS_INTERVAL_MS "1000"
-
-void tl_kafka_health_init(tl_kafka_health *h)
-{
-    memset(h, 0, sizeof *h);
-    tl_gauge_set(&h->assigned, -1);
-    tl_gauge_set(&h->brokers_up, -1);
-    pthread_mutex_init(&h->lock, NULL);
-}
-
-static void free_lag(tl_lag *l, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(l[i].topic);
-    free(l);
-}
-
-void tl_kafka_health_destroy(tl_kafka_health *h)
-{
-    free_lag(h->lag, h->nlag);
-    h->lag = NULL;
-    h->nlag = 0;
-    pthread_mutex_destroy(&h->lock);
-}
-
-void tl_kafka_health_lag(tl_kafka_health *h,
-                         void (*fn)(void *ud, const tl_lag *l), void *ud)
-{
-    pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->nlag; i++) fn(ud, &h->lag[i]);
-    pthread_mutex_unlock(&h->lock);
-}
 
 /* librdkafka's statistics JSON (see its STATISTICS.md): brokers' states,
  * and per partition the consumer lag (-1 while unknown or not assigned).
@@ -92,70 +71,24 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *ud)
     json_decref(root);
     tl_kafka_health *h = s->health;
     tl_gauge_set(&h->brokers_up, up);
-    pthread_mutex_lock(&h->lock);
-    tl_lag *old = h->lag;
-    size_t nold = h->nlag;
-    h->lag = lag;
-    h->nlag = n;
-    pthread_mutex_unlock(&h->lock);
-    free_lag(old, nold);
+    tl_kafka_health_set_lag(h, lag, n);
     return 0;
 }
 
-void tl_batch_clear(tl_batch *b)
+/* Carries out a revocation: the partitions are given up. */
+static void unassign(tl_source *s, rd_kafka_topic_partition_list_t *parts,
+                     int cooperative)
 {
-    for (size_t i = 0; i < b->n; i++) rd_kafka_message_destroy(b->msgs[i]);
-    b->n = 0;
-}
-
-void tl_batch_free(tl_batch *b)
-{
-    tl_batch_clear(b);
-    free(b->msgs);
-    b->msgs = NULL;
-    b->cap = 0;
-}
-
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *ud)
-{
-    tl_source *s = ud;
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t re = 0;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        tl_info("source", "assigned %d partition(s)%s", parts->cnt,
-                cooperative ? " (incremental)" : "");
-        if (cooperative)
-            e = rd_kafka_incremental_assign(rk, parts);
-        else
-            re = rd_kafka_assign(rk, parts);
-        s->assigned = cooperative ? s->assigned + parts->cnt : parts->cnt;
-        tl_gauge_set(&s->health->assigned, s->assigned);
-        /* Partitions that join during backpressure wait like the others,
-         * or their input would pile up in the held batch. */
-        if (s->paused && !e && !re) {
-            rd_kafka_resp_err_t pe = rd_kafka_pause_partitions(rk, parts);
-            if (pe)
-                tl_warn("source", "pausing new partitions: %s",
-                        rd_kafka_err2str(pe));
-        }
-    } else {
-        tl_gauge_set(&s->health->assigned, -1);
-        /* Finish and commit what was polled while we still own it. */
-        tl_info("source", "%s %d partition(s): finishing the current batch",
-                rd_kafka_assignment_lost(rk) ? "lost" : "revoking", parts->cnt);
-        s->drain(s->ud);
-        if (cooperative)
-            e = rd_kafka_incremental_unassign(rk, parts);
-        else
-            re = rd_kafka_assign(rk, NULL);
-        s->assigned = cooperative ? s->assigned - parts->cnt : 0;
-        /* Cooperative: what remains is still assigned; eager: nothing is
-         * until the next assignment. */
-        if (cooperative) tl_gauge_set(&s->health->assigned, s->assigned);
-    }
-    tl_counter_add(&s->health->rebalances, 1);
+    if (cooperative)
+        e = rd_kafka_incremental_unassign(s->rk, parts);
+    else
+        re = rd_kafka_assign(s->rk, NULL);
+    s->assigned = cooperative ? s->assigned - parts->cnt : 0;
+    /* Cooperative: what remains is still assigned; eager: nothing is
+     * until the next assignment. */
+    if (cooperative) tl_gauge_set(&s->health->assigned, s->assigned);
     if (e) {
         tl_error("source", "rebalance: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -164,24 +97,107 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* The result of an asynchronous commit, served by the consumer's poll. */
-static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                      rd_kafka_topic_partition_list_t *offsets, void *ud)
+static void assign(tl_source *s, rd_kafka_topic_partition_list_t *parts,
+                   int cooperative)
 {
-    (void)rk;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = 0;
+    tl_info("source", "assigned %d partition(s)%s", parts->cnt,
+            cooperative ? " (incremental)" : "");
+    if (cooperative)
+        e = rd_kafka_incremental_assign(s->rk, parts);
+    else
+        re = rd_kafka_assign(s->rk, parts);
+    s->assigned = cooperative ? s->assigned + parts->cnt : parts->cnt;
+    tl_gauge_set(&s->health->assigned, s->assigned);
+    /* Partitions that join during backpressure wait like the others,
+     * or their input would pile up in the held batch. */
+    if (s->paused && !e && !re) {
+        rd_kafka_resp_err_t pe = rd_kafka_pause_partitions(s->rk, parts);
+        if (pe)
+            tl_warn("source", "pausing new partitions: %s",
+                    rd_kafka_err2str(pe));
+    }
+    if (e) {
+        tl_error("source", "rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else if (re) {
+        tl_error("source", "rebalance: %s", rd_kafka_err2str(re));
+    }
+}
+
+/* Runs inside rd_kafka_consumer_poll.  An assignment is taken at once (it
+ * asks nothing of the pipeline); a revocation is only recorded: the
+ * pipeline's loop carries it out at its next safe point (tl_source_revoke),
+ * after finishing and committing what it owes those partitions.  librdkafka
+ * waits for that unassign call (its WAIT_UNASSIGN_CALL join state, during
+ * which it keeps heartbeating).  While closing, nothing is left to finish,
+ * so a revocation is carried out here. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *ud)
+{
     tl_source *s = ud;
-    const char *what = err ? rd_kafka_err2str(err) : NULL;
-    for (int i = 0; !what && offsets && i < offsets->cnt; i++)
-        if (offsets->elems[i].err) what = rd_kafka_err2str(offsets->elems[i].err);
-    /* No offsets to commit is not a failure (librdkafka's own commits). */
-    if (!what || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
-    tl_counter_add(&s->health->commit_errors, 1);
-    tl_warn("source", "offset commit: %s (the batch will be re-read and "
-            "skipped)", what);
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    tl_counter_add(&s->health->rebalances, 1);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assign(s, parts, cooperative);
+        return;
+    }
+    tl_gauge_set(&s->health->assigned, -1);
+    tl_info("source", "%s %d partition(s)%s",
+            rd_kafka_assignment_lost(rk) ? "lost" : "revoking", parts->cnt,
+            s->closing ? "" : ": finishing what was taken from them");
+    if (s->closing) {
+        unassign(s, parts, cooperative);
+        return;
+    }
+    /* librdkafka does not call again before the unassign; merged anyway. */
+    if (!s->revoking) s->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(s->revoking, parts->elems[i].topic,
+                                                parts->elems[i].partition))
+            rd_kafka_topic_partition_list_add(s->revoking, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+    s->cooperative = cooperative;
+}
+
+int tl_source_revoking(const tl_source *s) { return s && s->revoking; }
+
+int tl_source_is_revoked(const tl_source *s, const char *topic,
+                         int32_t partition)
+{
+    return s->revoking &&
+           rd_kafka_topic_partition_list_find(s->revoking, topic, partition);
+}
+
+void tl_source_drop_revoked(tl_source *s, tl_batch *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        if (tl_source_is_revoked(s, rd_kafka_topic_name(m->rkt), m->partition))
+            rd_kafka_message_destroy(m);
+        else
+            b->msgs[k++] = m;
+    }
+    b->n = k;
+}
+
+void tl_source_revoke(tl_source *s)
+{
+    if (!s->revoking) return;
+    /* Their failed commits are not sent again: the new owner may have
+     * committed further already. */
+    for (int i = 0; s->uncommitted && i < s->revoking->cnt; i++)
+        rd_kafka_topic_partition_list_del(s->uncommitted,
+                                          s->revoking->elems[i].topic,
+                                          s->revoking->elems[i].partition);
+    unassign(s, s->revoking, s->cooperative);
+    rd_kafka_topic_partition_list_destroy(s->revoking);
+    s->revoking = NULL;
 }
 
 tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
-                         void (*drain)(void *ud), void *ud,
                          tl_kafka_health *health, char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
@@ -216,13 +232,10 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
         return NULL;
     }
     tl_source *s = tl_xcalloc(1, sizeof *s);
-    s->drain = drain;
-    s->ud = ud;
     s->health = health;
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
-    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
     if (!s->rk) {
         rd_kafka_conf_destroy(conf);
@@ -252,7 +265,7 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
                     volatile sig_atomic_t *stop)
 {
     int64_t deadline = tl_now_mono_ms() + timeout_ms;
-    while (b->n < max && !(stop && *stop)) {
+    while (b->n < max && !(stop && *stop) && !s->revoking) {
         int64_t left = deadline - tl_now_mono_ms();
         if (left < 0) left = 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, (int)left);
@@ -274,40 +287,63 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
     }
 }
 
-/* Commits l (asynchronously: queues it) and reports a failure, counted in
- * health->commit_errors. */
-static int commit_list(tl_source *s, rd_kafka_topic_partition_list_t *l,
-                       int async, char *err, size_t errsz)
+/* Adds the offsets of from that are beyond to's (or absent there). */
+static void merge_offsets(rd_kafka_topic_partition_list_t *to,
+                          const rd_kafka_topic_partition_list_t *from)
 {
-    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, async);
-    int rc = TL_OK;
-    if (e) {
-        rc = tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
-                     rd_kafka_err2str(e));
-    } else {
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].err) {
-                rc = tl_errf(err, errsz, TL_ERR_IO,
-                             "offset commit of %s [%d]: %s", l->elems[i].topic,
-                             l->elems[i].partition,
-                             rd_kafka_err2str(l->elems[i].err));
-                break;
-            }
+    for (int i = 0; from && i < from->cnt; i++) {
+        const rd_kafka_topic_partition_t *f = &from->elems[i];
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(to, f->topic, f->partition);
+        if (!p) p = rd_kafka_topic_partition_list_add(to, f->topic, f->partition);
+        if (f->offset > p->offset) p->offset = f->offset;
     }
-    if (rc) tl_counter_add(&s->health->commit_errors, 1);
+}
+
+/* The broker's answer to committing l: TL_OK, or TL_ERR_IO with why. */
+static int commit_list(tl_source *s, rd_kafka_topic_partition_list_t *l,
+                       char *err, size_t errsz)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, 0);
+    if (e)
+        return tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
+                       rd_kafka_err2str(e));
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].err)
+            return tl_errf(err, errsz, TL_ERR_IO,
+                           "offset commit of %s [%d]: %s", l->elems[i].topic,
+                           l->elems[i].partition,
+                           rd_kafka_err2str(l->elems[i].err));
+    return TL_OK;
+}
+
+/* Commits l (taken), with whatever failed before: on failure all of it is
+ * kept for the next try, logged once per streak of failures. */
+static int commit_taken(tl_source *s, rd_kafka_topic_partition_list_t *l,
+                        char *err, size_t errsz)
+{
+    merge_offsets(l, s->uncommitted);
+    int rc = commit_list(s, l, err, errsz);
+    int was_failing = s->uncommitted != NULL;
+    if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
+    s->uncommitted = NULL;
+    if (rc == TL_OK) {
+        rd_kafka_topic_partition_list_destroy(l);
+        if (was_failing) tl_info("source", "offset commits go through again");
+        return TL_OK;
+    }
+    s->uncommitted = l;
+    s->retry_at = tl_now_mono_ms() + COMMIT_RETRY_MS;
+    tl_counter_add(&s->health->commit_errors, 1);
+    if (!was_failing)
+        tl_warn("source", "%s; sending it again with the next commit", err);
     return rc;
 }
 
-static void drop_last(tl_source *s)
-{
-    if (s->last) rd_kafka_topic_partition_list_destroy(s->last);
-    s->last = NULL;
-}
-
-int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
+int tl_source_commit(tl_source *s, const tl_batch *b, char *err,
                      size_t errsz)
 {
-    if (!b->n) return TL_OK;
+    if (!b->n && !s->uncommitted) return TL_OK;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
@@ -317,29 +353,21 @@ int tl_source_commit(tl_source *s, const tl_batch *b, int async, char *err,
         if (!p) p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
         if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
     }
-    int rc = commit_list(s, l, async, err, errsz);
-    if (async && !rc) {
-        drop_last(s);
-        s->last = l;
-        return rc;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    /* A synchronous commit returns after the coordinator answered the
-     * asynchronous ones sent before it (one connection, in order), so there
-     * is nothing to send again; sending it would move those partitions'
-     * offsets back. */
-    if (!async) drop_last(s);
-    return rc;
+    return commit_taken(s, l, err, errsz);
 }
 
-int tl_source_sync(tl_source *s, char *err, size_t errsz)
+int tl_source_retry(tl_source *s, char *err, size_t errsz)
 {
-    if (!s->last) return TL_OK;
-    /* The same offsets again, synchronously: it returns once the
-     * coordinator has them, after the asynchronous request sent before. */
-    int rc = commit_list(s, s->last, 0, err, errsz);
-    drop_last(s);
-    return rc;
+    if (!s->uncommitted || tl_now_mono_ms() < s->retry_at) return TL_OK;
+    return commit_taken(s, rd_kafka_topic_partition_list_new(8), err, errsz);
+}
+
+int tl_source_fatal(tl_source *s, char *err, size_t errsz)
+{
+    char fe[512];
+    if (!rd_kafka_fatal_error(s->rk, fe, sizeof fe)) return 0;
+    tl_errf(err, errsz, TL_ERR_IO, "kafka consumer fatal error: %s", fe);
+    return 1;
 }
 
 static void set_paused(tl_source *s, int pause)
@@ -382,8 +410,10 @@ int tl_source_assigned(tl_source *s) { return s->assigned; }
 void tl_source_free(tl_source *s)
 {
     if (!s) return;
+    s->closing = 1;
     rd_kafka_consumer_close(s->rk);
-    drop_last(s);
+    if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
+    if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
     rd_kafka_destroy(s->rk);
     free(s);
 }

@@ -1,7 +1,8 @@
 /*
  * state — a customer's vector in memory (feature and rule state block plus
  * per-partition offset watermarks), the bounded LRU cache of vectors, and the
- * vector's (de)serialization to Redis hash fields.  No I/O.
+ * vector's (de)serialization to Redis hash fields.  No I/O.  The cache of
+ * vectors is cache.h.
  *
  * Redis fields of one customer hash:
  *   <feature>                 readable value (decimal text, strings verbatim)
@@ -12,10 +13,6 @@
  *   _ts                       the customer's newest event time (lateness)
  * Readable values are as of the customer's newest event; a feature with no
  * value then (never set, or expired by its ttl) has its fields deleted.
- *
- * Ownership: the cache owns its vectors (created by tl_cache_put, freed on
- * eviction or tl_cache_free).  A vector pointer stays valid until it is
- * evicted; dirty vectors are never evicted.
  */
 #ifndef TL_STATE_H
 #define TL_STATE_H
@@ -111,21 +108,7 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
 char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,
                    size_t idlen, size_t *keylen);
 
-typedef struct tl_cache tl_cache;
-
-/* max: customers kept; the cache may exceed it while vectors are dirty. */
-tl_cache *tl_cache_new(const tl_layout *l, size_t max);
-void tl_cache_free(tl_cache *c);
-/* Looks up and marks most recently used; NULL when absent. */
-tl_vec *tl_cache_get(tl_cache *c, const char *id, size_t idlen);
-/* Inserts a new vector (reset, not dirty) for an id that is absent. */
-tl_vec *tl_cache_put(tl_cache *c, const char *id, size_t idlen);
-/* Removes and frees one vector. */
-void tl_cache_remove(tl_cache *c, tl_vec *v);
-/* Evicts least recently used clean vectors until at most max remain. */
-void tl_cache_trim(tl_cache *c);
-/* Drops every vector (after a rebalance: others may have written them). */
-void tl_cache_clear(tl_cache *c);
-size_t tl_cache_size(const tl_cache *c);
+/* Frees a vector made outside a cache (the cache frees its own). */
+void tl_vec_free(tl_vec *v);
 
 #endif

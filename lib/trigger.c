@@ -488,3 +488,83 @@ fail:
     json_decref(o);
     return s;
 }
+
+/* ---- building a trigger from a firing rule ------------------------------ */
+
+/* A template rendered into the arena. */
+static const char *render(tl_arena *a, const tl_template *t, tl_eval_ctx *ctx)
+{
+    size_t n = tl_template_render(t, tl_eval_fetch, ctx, NULL, 0);
+    char *s = tl_arena_alloc(a, n + 1);
+    tl_template_render(t, tl_eval_fetch, ctx, s, n + 1);
+    return s;
+}
+
+typedef struct explainer {
+    tl_arena *arena;
+    tl_eval_ctx *ctx;
+    tl_attr *out; /* NULL while counting */
+    size_t n;
+} explainer;
+
+static const char *var_name(explainer *x, uint32_t var, const char *key)
+{
+    if (var >= TL_EVENT_VAR_LIMIT)
+        return x->ctx->features[var - TL_EVENT_VAR_LIMIT].name;
+    if (!key) return tl_event_var_name(var);
+    size_t n = strlen(key) + 16;
+    char *s = tl_arena_alloc(x->arena, n);
+    snprintf(s, n, "%s[\"%s\"]", tl_event_var_name(var), key);
+    return s;
+}
+
+static void explain_var(void *ud, uint32_t var, const char *key)
+{
+    explainer *x = ud;
+    if (!x->out) {
+        x->n++;
+        return;
+    }
+    const char *name = var_name(x, var, key);
+    tl_value v;
+    tl_eval_fetch(x->ctx, var, key, key ? strlen(key) : 0, &v);
+    size_t n = tl_value_format(&v, NULL, 0);
+    char *s = tl_arena_alloc(x->arena, n + 1);
+    tl_value_format(&v, s, n + 1);
+    x->out[x->n++] = (tl_attr){name, s, strlen(name), n};
+}
+
+void tl_trigger_build(tl_trigger *t, const tl_firing *fi, const tl_event *ev,
+                      const char *topic, int32_t partition, int64_t offset,
+                      tl_eval_ctx *ctx, tl_arena *arena)
+{
+    const tl_rule *r = fi->rule;
+    memset(t, 0, sizeof *t);
+    tl_trigger_make_id(t->id, topic, partition, offset, r->name);
+    t->rule = r->name;
+    t->customer_id = ev->customer_id;
+    t->ts = ev->ts;
+    t->cause_event_id = ev->event_id;
+    t->channel = fi->channel;
+    t->holdout = fi->holdout;
+    t->message = render(arena, &r->message, ctx);
+    if (r->nattrs) {
+        tl_attr *a = tl_arena_alloc(arena, r->nattrs * sizeof *a);
+        for (size_t i = 0; i < r->nattrs; i++) {
+            const char *v = render(arena, &r->attrs[i].value, ctx);
+            a[i] = (tl_attr){r->attrs[i].key, v, strlen(r->attrs[i].key),
+                             strlen(v)};
+        }
+        t->attrs = a;
+        t->nattrs = r->nattrs;
+    }
+    if (r->cond) {
+        explainer x = {arena, ctx, NULL, 0};
+        tl_expr_vars(r->cond, explain_var, &x);
+        x.out = tl_arena_alloc(arena, (x.n ? x.n : 1) * sizeof *x.out);
+        x.n = 0;
+        tl_expr_vars(r->cond, explain_var, &x);
+        t->explain = x.out;
+        t->nexplain = x.n;
+    }
+}

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "event.h"
+#include "rule.h"
 
 #define TL_TRIGGER_ID_LEN 16
 
@@ -42,6 +43,19 @@ typedef struct tl_trigger {
 
 void tl_trigger_make_id(char out[TL_TRIGGER_ID_LEN + 1], const char *topic,
                         int32_t partition, int64_t offset, const char *rule);
+
+/*
+ * The trigger a firing rule makes for the event at (topic, partition,
+ * offset): its id, the rule's message and attrs rendered, and `explain`:
+ * every variable the rule's `if` read, named as written ("visits_30d",
+ * "type", "attrs[\"tier\"]") with its value, so "why did it fire" never
+ * needs the config at hand.  ctx is the evaluation context the rule saw
+ * (features: its feature table, for their names).  Every string is
+ * allocated in arena (or borrowed from the rule and the event).
+ */
+void tl_trigger_build(tl_trigger *t, const tl_firing *fi, const tl_event *ev,
+                      const char *topic, int32_t partition, int64_t offset,
+                      tl_eval_ctx *ctx, tl_arena *arena);
 
 typedef struct tl_trigger_codec tl_trigger_codec;
 /* schema_json NULL: the built-in schemas/trigger.avsc. */

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "state.h"
+#include "cache.h"
 
 void tl_view_add(tl_view_fields *fs, const char *name, size_t nlen,
                  const char *val, size_t vlen)

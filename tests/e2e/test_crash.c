@@ -181,14 +181,10 @@ static void test_crash_pass(void)
     CU_ASSERT(kills >= MIN_KILLS);
 }
 
-/* Waits until `group` committed more than it had, bounded. */
+/* Until `group` committed more than it had, bounded. */
 static void wait_progress(const char *group, int64_t timeout_ms)
 {
-    int64_t before = tl_test_committed(world.brokers, group, IN_TOPIC);
-    int64_t until = tl_now_mono_ms() + timeout_ms;
-    while (tl_now_mono_ms() < until &&
-           tl_test_committed(world.brokers, group, IN_TOPIC) <= before)
-        usleep(50000);
+    tl_test_wait_progress(world.brokers, group, IN_TOPIC, timeout_ms);
 }
 
 /* Fetch = 1, OffsetCommit = 8 (rdkafka_protocol.h).  Produce errors are

@@ -428,3 +428,13 @@ int tl_test_run_tool(char *const argv[])
     pid_t pid = tl_test_spawn(argv, NULL, NULL);
     return pid > 0 ? tl_test_wait(pid, 120000) : -1;
 }
+
+void tl_test_wait_progress(const char *brokers, const char *group,
+                           const char *topic, int64_t timeout_ms)
+{
+    int64_t before = tl_test_committed(brokers, group, topic);
+    int64_t until = tl_now_mono_ms() + timeout_ms;
+    while (tl_now_mono_ms() < until &&
+           tl_test_committed(brokers, group, topic) <= before)
+        usleep(20000);
+}

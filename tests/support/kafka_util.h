@@ -72,6 +72,11 @@ int tl_test_wait_drained(const char *brokers, const char *group,
 int64_t tl_test_committed(const char *brokers, const char *group,
                           const char *topic);
 
+/* Waits until `group` has committed more of topic than it had when called,
+ * up to timeout_ms. */
+void tl_test_wait_progress(const char *brokers, const char *group,
+                           const char *topic, int64_t timeout_ms);
+
 /* Produces one message (key may be ""), waiting for delivery; 0 on success. */
 int tl_test_produce(const char *brokers, const char *topic, const char *key,
                     const void *val, size_t len);

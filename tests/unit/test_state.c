@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "../support/testutil.h"
-#include "state.h"
+#include "cache.h"
 
 #define DAY 86400000LL
 

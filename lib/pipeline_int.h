@@ -1,0 +1,75 @@
+/*
+ * The pipeline's own state, shared by lib/pipeline.c (the loop, pipeline
+ * thread) and lib/pipeline_metrics.c (what other threads may read: the
+ * counters in `stats`, and cfg under obs_lock).  Not a public header.
+ */
+#ifndef TL_PIPELINE_INT_H
+#define TL_PIPELINE_INT_H
+
+#include <pthread.h>
+
+#include "cache.h"
+#include "flusher.h"
+#include "pipeline.h"
+#include "sink.h"
+#include "source.h"
+#include "store.h"
+#include "trigger.h"
+
+/* One input message of the batch: its event and the customer's vector
+ * (NULL: dead-lettered at decode). */
+typedef struct tl_item {
+    tl_event ev;
+    tl_vec *vec;
+} tl_item;
+
+struct tl_pipeline {
+    const tl_config *cfg;
+    tl_config *owned;       /* cfg when it came from a reload */
+    tl_config *pending;     /* queued by tl_pipeline_reload */
+    tl_event_decoder *pending_dec;
+    void (*tick)(void *ud); /* observation only: systemd, watchdog */
+    void *tick_ud;
+    void (*boundary)(void *ud); /* between batches: reload requests */
+    void *boundary_ud;
+    /* Called after a reload swapped the config in, before the old one is
+     * freed (tl_pipeline_set_config_hook). */
+    void (*on_config)(void *ud, const tl_config *cfg);
+    void *on_config_ud;
+    /* Held by tl_pipeline_metrics (another thread) and by apply_reload
+     * while it swaps cfg and the per-rule counters: a reload is rare, a
+     * scrape about once a second, the batch loop never takes it. */
+    pthread_mutex_t obs_lock;
+    tl_layout layout;
+    tl_event_decoder *dec;
+    tl_trigger_codec *tcodec;
+    tl_store *store;        /* loads, and retried flushes */
+    tl_source *src;
+    tl_sink *sink;
+    tl_cache *cache;
+    tl_flusher *flusher;    /* the previous batch's flush, maybe in flight */
+
+    tl_batch batch;         /* the batch being filled, then processed */
+    tl_batch held;          /* messages that arrived while paused */
+    tl_batch spare;         /* for requeueing an abandoned batch */
+    tl_arena arena;         /* everything that lives for one batch */
+    tl_item *items;
+    size_t items_cap;
+    tl_vec **misses, **dirty;
+    size_t nmiss, ndirty, vec_cap;
+    tl_firing *firings;     /* room for every rule */
+    tl_suppress *why;
+
+    volatile sig_atomic_t *stop;
+    int64_t stop_deadline;  /* monotonic ms: shutdown_timeout after SIGTERM */
+    int in_batch;           /* a batch is being processed: waits pause input */
+    int abandon;            /* a wait gave up for a recorded revocation */
+    int paused;             /* partitions paused while redis is down */
+    int failed;
+    char fail_msg[TL_ERRSZ];
+    int redis_down;
+    char *brokers;
+    tl_stats stats;
+};
+
+#endif
