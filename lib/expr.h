@@ -85,6 +85,10 @@
  * that memory changes.  Because lower writes into the expression, one
  * expression must not be evaluated by two threads at once (tailor evaluates
  * on one thread).
+ *
+ * Files: expr.c (this API, the evaluator), expr_lex.c (lexer, compile
+ * errors), expr_parse.c (parser, type checker), expr_int.h (what they
+ * share).  Time zones are the tz module's (tz.h).
  */
 #ifndef TL_EXPR_H
 #define TL_EXPR_H

@@ -61,11 +61,12 @@ const char *tl_feature_kind_list(void)
 
 static int strings(const tl_feature *f) { return f->field && tl_expr_type(f->field) == TL_T_STR; }
 
-int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
-                      size_t errsz)
+/* The checks all kinds share, in this order: the options the kind does not
+ * take or needs, ttl, the field's type, max_length (set to its default where
+ * it applies).  ft is the field's type (TL_T_NULL without a field). */
+static int check_options(tl_feature *f, const tl_feature_kind_info *ki,
+                         tl_type ft, char *err, size_t errsz)
 {
-    const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
-    if (!ki) return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
     if (ki->needs_field && !f->field)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "kind %s needs 'field' (the event value it uses)",
@@ -103,7 +104,6 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
                        "field of kind %s must be a %s, got %s", ki->name,
                        tl_type_name(ki->field_type),
                        tl_type_name(tl_expr_type(f->field)));
-    tl_type ft = f->field ? tl_expr_type(f->field) : TL_T_NULL;
     if (ki->needs_field && ki->field_type == TL_T_NULL &&
         ft != TL_T_NUM && ft != TL_T_STR &&
         !(ft == TL_T_BOOL && f->kind != TL_FK_LAST_N))
@@ -122,9 +122,64 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
     if (f->max_len > 4096)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "max_length %u is above the limit 4096", f->max_len);
+    return TL_OK;
+}
 
+/* window_count, window_sum: the resolution (default window/30) and the
+ * number of buckets. */
+static int finish_window(tl_feature *f, const char *kind, char *err,
+                         size_t errsz)
+{
+    if (f->window_ms <= 0)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s needs a 'window' above 0", kind);
+    if (!f->resolution_ms) {
+        /* Default: 30 buckets, but never finer than a millisecond. */
+        f->resolution_ms = f->window_ms / 30 ? f->window_ms / 30 : 1;
+        while (f->window_ms % f->resolution_ms) f->resolution_ms--;
+    }
+    if (f->resolution_ms <= 0 || f->window_ms % f->resolution_ms)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "window (%lld ms) must be a multiple of resolution "
+                       "(%lld ms)",
+                       (long long)f->window_ms,
+                       (long long)f->resolution_ms);
+    int64_t nb = f->window_ms / f->resolution_ms;
+    if (nb > TL_FEATURE_MAX_BUCKETS)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "window/resolution gives %lld buckets, more than "
+                       "%d: use a coarser resolution",
+                       (long long)nb, TL_FEATURE_MAX_BUCKETS);
+    f->nbuckets = (uint32_t)nb;
+    return TL_OK;
+}
+
+/* since: `of` must be a first_seen or last_seen feature of `all`. */
+static int finish_since(tl_feature *f, const tl_feature *all, char *err,
+                        size_t errsz)
+{
+    const tl_feature *of = all && f->of >= 0 ? &all[f->of] : NULL;
+    if (!of)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind since needs 'of' (a first_seen or last_seen "
+                       "feature)");
+    if (of->kind != TL_FK_FIRST_SEEN && of->kind != TL_FK_LAST_SEEN)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "'of' must name a first_seen or last_seen feature; "
+                       "'%s' is a %s",
+                       of->name, kinds[of->kind].name);
+    f->of_feature = of;
+    return TL_OK;
+}
+
+/* The kind's own options; sets type (and nbuckets) and *size, the slice
+ * size before alignment (see feature_int.h for the layouts). */
+static int finish_kind(tl_feature *f, const tl_feature *all, tl_type ft,
+                       size_t *size, char *err, size_t errsz)
+{
+    int rc = TL_OK;
     f->type = TL_T_NUM;
-    size_t size = HDR + sizeof(double);
+    *size = HDR + sizeof(double);
     switch (f->kind) {
     case TL_FK_COUNT:
     case TL_FK_SUM:
@@ -132,47 +187,26 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
     case TL_FK_MAX:
         break;
     case TL_FK_AVG:
-        size = HDR + 2 * sizeof(double);
+        *size = HDR + 2 * sizeof(double);
         break;
     case TL_FK_LAST:
         f->type = ft;
-        if (ft == TL_T_STR) size = HDR + f->max_len + 1;
+        if (ft == TL_T_STR) *size = HDR + f->max_len + 1;
         break;
     case TL_FK_FIRST_SEEN:
-        size = HDR + sizeof(int64_t);
+        *size = HDR + sizeof(int64_t);
         break;
     case TL_FK_LAST_SEEN:
-        size = HDR;
+        *size = HDR;
         break;
     case TL_FK_WINDOW_COUNT:
-    case TL_FK_WINDOW_SUM: {
-        if (f->window_ms <= 0)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "kind %s needs a 'window' above 0", ki->name);
-        if (!f->resolution_ms) {
-            /* Default: 30 buckets, but never finer than a millisecond. */
-            f->resolution_ms = f->window_ms / 30 ? f->window_ms / 30 : 1;
-            while (f->window_ms % f->resolution_ms) f->resolution_ms--;
-        }
-        if (f->resolution_ms <= 0 || f->window_ms % f->resolution_ms)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "window (%lld ms) must be a multiple of resolution "
-                           "(%lld ms)",
-                           (long long)f->window_ms,
-                           (long long)f->resolution_ms);
-        int64_t nb = f->window_ms / f->resolution_ms;
-        if (nb > TL_FEATURE_MAX_BUCKETS)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "window/resolution gives %lld buckets, more than "
-                           "%d: use a coarser resolution",
-                           (long long)nb, TL_FEATURE_MAX_BUCKETS);
-        f->nbuckets = (uint32_t)nb;
-        size = HDR + sizeof(int64_t) + sizeof(double) * f->nbuckets;
+    case TL_FK_WINDOW_SUM:
+        rc = finish_window(f, kinds[f->kind].name, err, errsz);
+        *size = HDR + sizeof(int64_t) + sizeof(double) * f->nbuckets;
         break;
-    }
     case TL_FK_DECAYED_COUNT:
     case TL_FK_DECAYED_SUM:
-        size = HDR + sizeof(double) + sizeof(int64_t);
+        *size = HDR + sizeof(double) + sizeof(int64_t);
         break;
     case TL_FK_TOP_K:
         if (f->k < 1 || f->k > 100)
@@ -184,7 +218,7 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
                            "capacity must be from k (%u) to 10000, got %u",
                            f->k, f->capacity);
         f->type = TL_T_LIST_STR;
-        size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
+        *size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
         break;
     case TL_FK_DISTINCT:
         if (!f->exact_up_to) f->exact_up_to = DEFAULT_EXACT_UP_TO;
@@ -197,33 +231,35 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
             return tl_errf(err, errsz, TL_ERR_CONFIG,
                            "precision must be from 4 to 16, got %u",
                            f->precision);
-        size = HDR + distinct_bytes(f);
+        *size = HDR + distinct_bytes(f);
         break;
     case TL_FK_LAST_N:
         if (f->n < 1 || f->n > 100)
             return tl_errf(err, errsz, TL_ERR_CONFIG,
                            "n must be from 1 to 100, got %u", f->n);
         f->type = ft == TL_T_STR ? TL_T_LIST_STR : TL_T_LIST_NUM;
-        size = HDR + f->n * (ft == TL_T_STR ? str_entry(f) : 16);
+        *size = HDR + f->n * (ft == TL_T_STR ? str_entry(f) : 16);
         break;
-    case TL_FK_SINCE: {
-        const tl_feature *of = all && f->of >= 0 ? &all[f->of] : NULL;
-        if (!of)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "kind since needs 'of' (a first_seen or last_seen "
-                           "feature)");
-        if (of->kind != TL_FK_FIRST_SEEN && of->kind != TL_FK_LAST_SEEN)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "'of' must name a first_seen or last_seen feature; "
-                           "'%s' is a %s",
-                           of->name, kinds[of->kind].name);
-        f->of_feature = of;
-        size = 0;
+    case TL_FK_SINCE:
+        rc = finish_since(f, all, err, errsz);
+        *size = 0;
         break;
-    }
     default:
         return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
     }
+    return rc;
+}
+
+int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
+                      size_t errsz)
+{
+    const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
+    if (!ki) return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
+    tl_type ft = f->field ? tl_expr_type(f->field) : TL_T_NULL;
+    size_t size;
+    int rc = check_options(f, ki, ft, err, errsz);
+    if (rc == TL_OK) rc = finish_kind(f, all, ft, &size, err, errsz);
+    if (rc != TL_OK) return rc;
     f->size = align8(size);
     return TL_OK;
 }
