@@ -15,7 +15,7 @@
  * the dictionary), and "No such file or directory" for any other path.  The
  * fuzzer thus never opens a file the input names (no /dev/zero, no FIFO) and
  * runs the same in any directory.  Time zones in quiet_hours are still read
- * from the tz database (lib/expr.c only accepts names that stay inside it).
+ * from the tz database (lib/tz.c only accepts names that stay inside it).
  */
 #include <errno.h>
 #include <stddef.h>

@@ -254,6 +254,20 @@ int tl_fmt_number(char *buf, double v)
     return snprintf(buf, TL_NUMBUF, "%.15g", v);
 }
 
+const char *tl_fmt_show(const char *s, size_t n, char buf[TL_SHOWSZ])
+{
+    size_t m = n > TL_SHOW_MAX ? TL_SHOW_MAX : n;
+    for (size_t i = 0; i < m; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (n > TL_SHOW_MAX)
+        memcpy(buf + TL_SHOW_MAX, "...", 4);
+    else
+        buf[m] = '\0';
+    return buf;
+}
+
 int tl_parse_double(const char *s, size_t len, double *out)
 {
     char tmp[64];

@@ -103,6 +103,13 @@ int tl_fmt_i64(char *buf, int64_t v);
  * Whole numbers below 1e15 print without exponent.  buf holds TL_NUMBUF. */
 int tl_fmt_number(char *buf, double v);
 
+/* Source text quoted in a one-line message (an expression's token, a time
+ * zone's name): cut at TL_SHOW_MAX bytes with "..." appended, control
+ * characters (a line break, a NUL) as '?'.  Writes into buf and returns it. */
+#define TL_SHOW_MAX 40
+#define TL_SHOWSZ (TL_SHOW_MAX + 4)
+const char *tl_fmt_show(const char *s, size_t n, char buf[TL_SHOWSZ]);
+
 /* Parses a whole string as a double (strtod, C locale); 0 on success. */
 int tl_parse_double(const char *s, size_t len, double *out);
 /* Parses a whole string as a signed 64-bit decimal integer; 0 on success. */

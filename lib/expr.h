@@ -69,12 +69,11 @@
  * "ts" cannot compile days_since.  Evaluation never reads the clock: event
  * time everywhere, also under replay.
  * Time zones: tz must be a string literal naming a zone of the tz database
- * ("Europe/Madrid"), loaded while compiling from $TZDIR or else
- * /usr/share/zoneinfo (Debian package tzdata); "UTC" is built in.  The
- * TZif file's 64-bit transition table is used, and its POSIX TZ footer rule
- * for times after the table (beyond 2037).  Evaluation is a binary search in
- * memory the expression owns: no file access, no localtime, no setenv.  For
- * t outside +-8.64e15 ms (about 273,000 years) hour and weekday give null.
+ * ("Europe/Madrid"), loaded while compiling (tl_tz_load, tz.h: from $TZDIR
+ * or else /usr/share/zoneinfo; "UTC" is built in) and owned by the
+ * expression.  Evaluation is a binary search in that memory: no file access,
+ * no localtime, no setenv.  For t outside +-8.64e15 ms (about 273,000 years)
+ * hour and weekday give null.
  *
  * Names are resolved at compile time through a tl_expr_scope supplied by the
  * caller (event fields, feature names, ...): expr itself knows no names.
@@ -86,6 +85,10 @@
  * that memory changes.  Because lower writes into the expression, one
  * expression must not be evaluated by two threads at once (tailor evaluates
  * on one thread).
+ *
+ * Files: expr.c (this API, the evaluator), expr_lex.c (lexer, compile
+ * errors), expr_parse.c (parser, type checker), expr_int.h (what they
+ * share).  Time zones are the tz module's (tz.h).
  */
 #ifndef TL_EXPR_H
 #define TL_EXPR_H
@@ -199,21 +202,6 @@ void tl_expr_eval(const tl_expr *e, tl_expr_fetch fetch, void *ud,
 int tl_expr_true(const tl_expr *e, tl_expr_fetch fetch, void *ud);
 
 void tl_expr_free(tl_expr *e);
-
-/*
- * Time zones, as hour() and weekday() read them (see "Time zones" above),
- * for other modules (quiet hours).  tl_tz_load loads zone `name` (len
- * bytes, not necessarily NUL-terminated; "UTC" is built in) and returns it
- * (owned by the caller, tl_tz_free), or NULL with "unknown time zone 'X'"
- * or "cannot use time zone 'X': why" in err.  It reads a file: load once,
- * not per event.  tl_tz_local_minutes sets *minute_of_day (0..1439) to the
- * local time of ms (epoch ms) in z and returns 0, or returns -1 for ms
- * outside +-8.64e15; it allocates nothing and reads no file.
- */
-typedef struct tl_tz tl_tz;
-tl_tz *tl_tz_load(const char *name, size_t len, char *err, size_t errsz);
-int tl_tz_local_minutes(const tl_tz *z, int64_t ms, int *minute_of_day);
-void tl_tz_free(tl_tz *z);
 
 /* Writes a value as text for people: numbers via tl_fmt_number (at most 15
  * significant digits), bools true/false, null as "" (empty), strings

@@ -1,39 +1,17 @@
+/*
+ * feature.c: the feature kinds (their table, tl_feature_finish, the slice
+ * layout) and the per-event path: tl_feature_apply and tl_feature_read,
+ * which allocate nothing (one exception: a distinct set turning into a
+ * sketch, once per customer).  The saved state is feature_state.c's.
+ */
 #include "feature.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "common.h"
+#include "feature_int.h"
 
-/*
- * Slice layouts.  Every kind but `since` starts with a header so that "never
- * set", ttl and the time of the last change are uniform:
- *   count, sum, min, max, last (number/bool)   hdr, double value
- *   avg                                        hdr, double sum, double n
- *   last (string)                              hdr, char text[max_len + 1]
- *   first_seen                                 hdr, int64 first
- *   last_seen                                  hdr (the value is `updated`)
- *   window_count, window_sum                   hdr, int64 head, double ring[nb]
- *   decayed_count, decayed_sum                 hdr, double value, int64 ref
- *   top_k                                      hdr, int64 ref, entry[capacity]
- *                                              entry = u32 len, bytes, double count
- *   distinct                                   hdr, u64 hash[] | u8 register[]
- *   last_n                                     hdr, entry[n]
- *                                              entry = (u32 len, bytes | double), i64 ts
- *   since                                      nothing: it reads `of`
- * hdr.len is the string length (last), the entries used (top_k, last_n) or
- * the exact hashes held (distinct; DISTINCT_HLL once it became a sketch).
- * Window buckets are a ring indexed by (bucket number mod nb); `head` is the
- * newest bucket number seen, so bucket k is live iff head - nb < k <= head.
- */
-typedef struct hdr {
-    int64_t updated; /* event time of the newest matching event */
-    uint32_t set;    /* 1 once any event matched */
-    uint32_t len;
-} hdr;
-
-#define HDR ((size_t)sizeof(hdr))
-#define DISTINCT_HLL UINT32_MAX
 #define DEFAULT_EXACT_UP_TO 100
 #define DEFAULT_PRECISION 10
 
@@ -81,24 +59,14 @@ const char *tl_feature_kind_list(void)
            "distinct, last_n, since";
 }
 
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
-
-/* Entry sizes of the list kinds: a u32 length and the bytes, padded, then
- * the count (top_k) or the ts (last_n). */
-static size_t str_entry(const tl_feature *f) { return align8(4 + f->max_len) + 8; }
 static int strings(const tl_feature *f) { return f->field && tl_expr_type(f->field) == TL_T_STR; }
 
-static size_t distinct_bytes(const tl_feature *f)
+/* The checks all kinds share, in this order: the options the kind does not
+ * take or needs, ttl, the field's type, max_length (set to its default where
+ * it applies).  ft is the field's type (TL_T_NULL without a field). */
+static int check_options(tl_feature *f, const tl_feature_kind_info *ki,
+                         tl_type ft, char *err, size_t errsz)
 {
-    size_t a = (size_t)f->exact_up_to * 8, b = (size_t)1 << f->precision;
-    return align8(a > b ? a : b);
-}
-
-int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
-                      size_t errsz)
-{
-    const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
-    if (!ki) return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
     if (ki->needs_field && !f->field)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "kind %s needs 'field' (the event value it uses)",
@@ -136,7 +104,6 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
                        "field of kind %s must be a %s, got %s", ki->name,
                        tl_type_name(ki->field_type),
                        tl_type_name(tl_expr_type(f->field)));
-    tl_type ft = f->field ? tl_expr_type(f->field) : TL_T_NULL;
     if (ki->needs_field && ki->field_type == TL_T_NULL &&
         ft != TL_T_NUM && ft != TL_T_STR &&
         !(ft == TL_T_BOOL && f->kind != TL_FK_LAST_N))
@@ -155,9 +122,64 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
     if (f->max_len > 4096)
         return tl_errf(err, errsz, TL_ERR_CONFIG,
                        "max_length %u is above the limit 4096", f->max_len);
+    return TL_OK;
+}
 
+/* window_count, window_sum: the resolution (default window/30) and the
+ * number of buckets. */
+static int finish_window(tl_feature *f, const char *kind, char *err,
+                         size_t errsz)
+{
+    if (f->window_ms <= 0)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind %s needs a 'window' above 0", kind);
+    if (!f->resolution_ms) {
+        /* Default: 30 buckets, but never finer than a millisecond. */
+        f->resolution_ms = f->window_ms / 30 ? f->window_ms / 30 : 1;
+        while (f->window_ms % f->resolution_ms) f->resolution_ms--;
+    }
+    if (f->resolution_ms <= 0 || f->window_ms % f->resolution_ms)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "window (%lld ms) must be a multiple of resolution "
+                       "(%lld ms)",
+                       (long long)f->window_ms,
+                       (long long)f->resolution_ms);
+    int64_t nb = f->window_ms / f->resolution_ms;
+    if (nb > TL_FEATURE_MAX_BUCKETS)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "window/resolution gives %lld buckets, more than "
+                       "%d: use a coarser resolution",
+                       (long long)nb, TL_FEATURE_MAX_BUCKETS);
+    f->nbuckets = (uint32_t)nb;
+    return TL_OK;
+}
+
+/* since: `of` must be a first_seen or last_seen feature of `all`. */
+static int finish_since(tl_feature *f, const tl_feature *all, char *err,
+                        size_t errsz)
+{
+    const tl_feature *of = all && f->of >= 0 ? &all[f->of] : NULL;
+    if (!of)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "kind since needs 'of' (a first_seen or last_seen "
+                       "feature)");
+    if (of->kind != TL_FK_FIRST_SEEN && of->kind != TL_FK_LAST_SEEN)
+        return tl_errf(err, errsz, TL_ERR_CONFIG,
+                       "'of' must name a first_seen or last_seen feature; "
+                       "'%s' is a %s",
+                       of->name, kinds[of->kind].name);
+    f->of_feature = of;
+    return TL_OK;
+}
+
+/* The kind's own options; sets type (and nbuckets) and *size, the slice
+ * size before alignment (see feature_int.h for the layouts). */
+static int finish_kind(tl_feature *f, const tl_feature *all, tl_type ft,
+                       size_t *size, char *err, size_t errsz)
+{
+    int rc = TL_OK;
     f->type = TL_T_NUM;
-    size_t size = HDR + sizeof(double);
+    *size = HDR + sizeof(double);
     switch (f->kind) {
     case TL_FK_COUNT:
     case TL_FK_SUM:
@@ -165,47 +187,26 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
     case TL_FK_MAX:
         break;
     case TL_FK_AVG:
-        size = HDR + 2 * sizeof(double);
+        *size = HDR + 2 * sizeof(double);
         break;
     case TL_FK_LAST:
         f->type = ft;
-        if (ft == TL_T_STR) size = HDR + f->max_len + 1;
+        if (ft == TL_T_STR) *size = HDR + f->max_len + 1;
         break;
     case TL_FK_FIRST_SEEN:
-        size = HDR + sizeof(int64_t);
+        *size = HDR + sizeof(int64_t);
         break;
     case TL_FK_LAST_SEEN:
-        size = HDR;
+        *size = HDR;
         break;
     case TL_FK_WINDOW_COUNT:
-    case TL_FK_WINDOW_SUM: {
-        if (f->window_ms <= 0)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "kind %s needs a 'window' above 0", ki->name);
-        if (!f->resolution_ms) {
-            /* Default: 30 buckets, but never finer than a millisecond. */
-            f->resolution_ms = f->window_ms / 30 ? f->window_ms / 30 : 1;
-            while (f->window_ms % f->resolution_ms) f->resolution_ms--;
-        }
-        if (f->resolution_ms <= 0 || f->window_ms % f->resolution_ms)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "window (%lld ms) must be a multiple of resolution "
-                           "(%lld ms)",
-                           (long long)f->window_ms,
-                           (long long)f->resolution_ms);
-        int64_t nb = f->window_ms / f->resolution_ms;
-        if (nb > TL_FEATURE_MAX_BUCKETS)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "window/resolution gives %lld buckets, more than "
-                           "%d: use a coarser resolution",
-                           (long long)nb, TL_FEATURE_MAX_BUCKETS);
-        f->nbuckets = (uint32_t)nb;
-        size = HDR + sizeof(int64_t) + sizeof(double) * f->nbuckets;
+    case TL_FK_WINDOW_SUM:
+        rc = finish_window(f, kinds[f->kind].name, err, errsz);
+        *size = HDR + sizeof(int64_t) + sizeof(double) * f->nbuckets;
         break;
-    }
     case TL_FK_DECAYED_COUNT:
     case TL_FK_DECAYED_SUM:
-        size = HDR + sizeof(double) + sizeof(int64_t);
+        *size = HDR + sizeof(double) + sizeof(int64_t);
         break;
     case TL_FK_TOP_K:
         if (f->k < 1 || f->k > 100)
@@ -217,7 +218,7 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
                            "capacity must be from k (%u) to 10000, got %u",
                            f->k, f->capacity);
         f->type = TL_T_LIST_STR;
-        size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
+        *size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
         break;
     case TL_FK_DISTINCT:
         if (!f->exact_up_to) f->exact_up_to = DEFAULT_EXACT_UP_TO;
@@ -230,33 +231,35 @@ int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
             return tl_errf(err, errsz, TL_ERR_CONFIG,
                            "precision must be from 4 to 16, got %u",
                            f->precision);
-        size = HDR + distinct_bytes(f);
+        *size = HDR + distinct_bytes(f);
         break;
     case TL_FK_LAST_N:
         if (f->n < 1 || f->n > 100)
             return tl_errf(err, errsz, TL_ERR_CONFIG,
                            "n must be from 1 to 100, got %u", f->n);
         f->type = ft == TL_T_STR ? TL_T_LIST_STR : TL_T_LIST_NUM;
-        size = HDR + f->n * (ft == TL_T_STR ? str_entry(f) : 16);
+        *size = HDR + f->n * (ft == TL_T_STR ? str_entry(f) : 16);
         break;
-    case TL_FK_SINCE: {
-        const tl_feature *of = all && f->of >= 0 ? &all[f->of] : NULL;
-        if (!of)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "kind since needs 'of' (a first_seen or last_seen "
-                           "feature)");
-        if (of->kind != TL_FK_FIRST_SEEN && of->kind != TL_FK_LAST_SEEN)
-            return tl_errf(err, errsz, TL_ERR_CONFIG,
-                           "'of' must name a first_seen or last_seen feature; "
-                           "'%s' is a %s",
-                           of->name, kinds[of->kind].name);
-        f->of_feature = of;
-        size = 0;
+    case TL_FK_SINCE:
+        rc = finish_since(f, all, err, errsz);
+        *size = 0;
         break;
-    }
     default:
         return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
     }
+    return rc;
+}
+
+int tl_feature_finish(tl_feature *f, const tl_feature *all, char *err,
+                      size_t errsz)
+{
+    const tl_feature_kind_info *ki = tl_feature_kind_get(f->kind);
+    if (!ki) return tl_errf(err, errsz, TL_ERR_CONFIG, "unknown kind");
+    tl_type ft = f->field ? tl_expr_type(f->field) : TL_T_NULL;
+    size_t size;
+    int rc = check_options(f, ki, ft, err, errsz);
+    if (rc == TL_OK) rc = finish_kind(f, all, ft, &size, err, errsz);
+    if (rc != TL_OK) return rc;
     f->size = align8(size);
     return TL_OK;
 }
@@ -278,29 +281,6 @@ void tl_feature_reset(const tl_feature *f, unsigned char *block)
 
 int tl_feature_has_state(const tl_feature *f) { return f->kind != TL_FK_SINCE; }
 
-/* Unaligned-safe access to the slice's numbers. */
-static double getd(const unsigned char *p)
-{
-    double d;
-    memcpy(&d, p, sizeof d);
-    return d;
-}
-static void putd(unsigned char *p, double d) { memcpy(p, &d, sizeof d); }
-static int64_t geti(const unsigned char *p)
-{
-    int64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static void puti(unsigned char *p, int64_t v) { memcpy(p, &v, sizeof v); }
-static uint32_t getu(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static void putu(unsigned char *p, uint32_t v) { memcpy(p, &v, sizeof v); }
-
 /* Bucket number of ts: floor division so that times before 1970 still map
  * to consecutive buckets. */
 static int64_t bucket_of(int64_t ts, int64_t res)
@@ -308,21 +288,6 @@ static int64_t bucket_of(int64_t ts, int64_t res)
     int64_t q = ts / res;
     if ((ts % res) && ts < 0) q--;
     return q;
-}
-
-static size_t ring_index(int64_t bucket, uint32_t n)
-{
-    int64_t r = bucket % (int64_t)n;
-    return (size_t)(r < 0 ? r + n : r);
-}
-
-/* Cuts a string to at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max) return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    return n;
 }
 
 static int expired(const tl_feature *f, const hdr *h, int64_t now)
@@ -425,11 +390,6 @@ static double decay_read(const tl_feature *f, const unsigned char *s,
 
 /* ---- top_k: Space-Saving with (optionally decayed) counts ------------------ */
 
-static unsigned char *tk_entry(const tl_feature *f, unsigned char *s, uint32_t i)
-{
-    return s + HDR + 8 + (size_t)i * str_entry(f);
-}
-static size_t tk_count_off(const tl_feature *f) { return align8(4 + f->max_len); }
 
 /* Order: higher count first; counts equal within rounding (decay makes
  * order-dependent last bits) compare by value bytes, so the order does not
@@ -617,14 +577,6 @@ static double distinct_read(const tl_feature *f, const unsigned char *s)
 
 /* ---- last_n ------------------------------------------------------------------ */
 
-static size_t ln_entry_size(const tl_feature *f)
-{
-    return f->type == TL_T_LIST_STR ? str_entry(f) : 16;
-}
-static size_t ln_ts_off(const tl_feature *f)
-{
-    return f->type == TL_T_LIST_STR ? align8(4 + f->max_len) : 8;
-}
 
 static int last_n_add(const tl_feature *f, unsigned char *s, int64_t ts,
                       const tl_value *v)
@@ -837,340 +789,6 @@ int tl_feature_format(const tl_feature *f, const unsigned char *block,
     tl_value v;
     tl_feature_read(f, block, now, &v);
     return (int)tl_value_format(&v, buf, size);
-}
-
-/* ---- save / load --------------------------------------------------------------- */
-
-size_t tl_feature_save_size(const tl_feature *f)
-{
-    size_t n = 3 * (TL_NUMBUF + 1);
-    switch (f->kind) {
-    case TL_FK_WINDOW_COUNT:
-    case TL_FK_WINDOW_SUM:
-        n += (size_t)f->nbuckets * (TL_NUMBUF + 1);
-        break;
-    case TL_FK_LAST:
-        n += f->max_len;
-        break;
-    case TL_FK_TOP_K:
-        n += (size_t)f->capacity * (2 * TL_NUMBUF + f->max_len);
-        break;
-    case TL_FK_DISTINCT:
-        n += 2 * distinct_bytes(f) + 16;
-        break;
-    case TL_FK_LAST_N:
-        n += (size_t)f->n * (2 * TL_NUMBUF + f->max_len);
-        break;
-    default:
-        break;
-    }
-    return n + 1;
-}
-
-static size_t put_num(char *buf, double v) { return (size_t)tl_fmt_state_double(buf, v); }
-static size_t put_int(char *buf, int64_t v) { return (size_t)tl_fmt_i64(buf, v); }
-
-static const char hexd[] = "0123456789abcdef";
-
-size_t tl_feature_save(const tl_feature *f, const unsigned char *block,
-                       char *buf)
-{
-    const unsigned char *s = block + f->offset;
-    const hdr *h = (const hdr *)s;
-    size_t n = 0;
-    if (f->kind == TL_FK_SINCE) {
-        buf[0] = '\0';
-        return 0;
-    }
-    n += put_int(buf + n, h->updated);
-    switch (f->kind) {
-    case TL_FK_LAST_SEEN:
-        break;
-    case TL_FK_FIRST_SEEN:
-        buf[n++] = ';';
-        n += put_int(buf + n, geti(s + HDR));
-        break;
-    case TL_FK_AVG:
-        buf[n++] = ';';
-        n += put_num(buf + n, getd(s + HDR));
-        buf[n++] = ';';
-        n += put_num(buf + n, getd(s + HDR + 8));
-        break;
-    case TL_FK_DECAYED_COUNT:
-    case TL_FK_DECAYED_SUM:
-        buf[n++] = ';';
-        n += put_num(buf + n, getd(s + HDR));
-        buf[n++] = ';';
-        n += put_int(buf + n, geti(s + HDR + 8));
-        break;
-    case TL_FK_WINDOW_COUNT:
-    case TL_FK_WINDOW_SUM: {
-        int64_t head = geti(s + HDR);
-        const unsigned char *ring = s + HDR + 8;
-        buf[n++] = ';';
-        n += put_int(buf + n, head);
-        buf[n++] = ';';
-        /* Newest bucket first; trailing zero buckets are implied. */
-        uint32_t last = 0;
-        for (uint32_t k = 0; k < f->nbuckets; k++)
-            if (getd(ring + 8 * ring_index(head - k, f->nbuckets)) != 0)
-                last = k + 1;
-        for (uint32_t k = 0; k < last; k++) {
-            if (k) buf[n++] = ',';
-            n += put_num(buf + n, getd(ring + 8 * ring_index(head - k, f->nbuckets)));
-        }
-        break;
-    }
-    case TL_FK_TOP_K:
-        buf[n++] = ';';
-        n += put_int(buf + n, geti(s + HDR));
-        buf[n++] = ';';
-        /* count "," length ":" bytes, per entry, in order: the length makes
-         * any byte in a value safe. */
-        for (uint32_t i = 0; i < h->len; i++) {
-            const unsigned char *e = tk_entry(f, (unsigned char *)s, i);
-            n += put_num(buf + n, getd(e + tk_count_off(f)));
-            buf[n++] = ',';
-            n += put_int(buf + n, getu(e));
-            buf[n++] = ':';
-            memcpy(buf + n, e + 4, getu(e));
-            n += getu(e);
-        }
-        break;
-    case TL_FK_DISTINCT: {
-        buf[n++] = ';';
-        int hll = h->len == DISTINCT_HLL;
-        buf[n++] = hll ? 'H' : 'E';
-        buf[n++] = ';';
-        size_t bytes = hll ? (size_t)1 << f->precision : (size_t)h->len * 8;
-        const unsigned char *d = s + HDR;
-        for (size_t i = 0; i < bytes; i++) {
-            /* Hashes as big-endian hex, registers one byte each. */
-            unsigned char c = hll ? d[i] : d[(i / 8) * 8 + 7 - i % 8];
-            buf[n++] = hexd[c >> 4];
-            buf[n++] = hexd[c & 15];
-        }
-        break;
-    }
-    case TL_FK_LAST_N: {
-        buf[n++] = ';';
-        size_t es = ln_entry_size(f), to = ln_ts_off(f);
-        for (uint32_t i = 0; i < h->len; i++) {
-            const unsigned char *e = s + HDR + i * es;
-            n += put_int(buf + n, geti(e + to));
-            buf[n++] = ',';
-            if (f->type == TL_T_LIST_STR) {
-                n += put_int(buf + n, getu(e));
-                buf[n++] = ':';
-                memcpy(buf + n, e + 4, getu(e));
-                n += getu(e);
-            } else {
-                n += put_num(buf + n, getd(e));
-                buf[n++] = ';';
-            }
-        }
-        break;
-    }
-    case TL_FK_LAST:
-        buf[n++] = ';';
-        if (f->type == TL_T_STR) {
-            memcpy(buf + n, s + HDR, h->len);
-            n += h->len;
-        } else {
-            n += put_num(buf + n, getd(s + HDR));
-        }
-        break;
-    default: /* count, sum, min, max */
-        buf[n++] = ';';
-        n += put_num(buf + n, getd(s + HDR));
-        break;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
-/* A cursor over saved text. */
-typedef struct cur {
-    const char *p, *end;
-} cur;
-
-/* Reads up to (not including) `stop` (or the end when stop is 0). */
-static int take(cur *c, char stop, const char **part, size_t *len)
-{
-    const char *q = stop ? memchr(c->p, stop, (size_t)(c->end - c->p)) : NULL;
-    if (stop && !q) return -1;
-    if (!q) q = c->end;
-    *part = c->p;
-    *len = (size_t)(q - c->p);
-    c->p = q + (stop ? 1 : 0);
-    return 0;
-}
-
-static int take_i64(cur *c, char stop, int64_t *v)
-{
-    const char *p;
-    size_t n;
-    return take(c, stop, &p, &n) || tl_parse_i64(p, n, v) ? -1 : 0;
-}
-
-static int take_num(cur *c, char stop, double *v)
-{
-    const char *p;
-    size_t n;
-    return take(c, stop, &p, &n) || tl_parse_double(p, n, v) ? -1 : 0;
-}
-
-/* "<len>:<bytes>" */
-static int take_str(cur *c, uint32_t max, const char **s, uint32_t *len)
-{
-    int64_t n;
-    if (take_i64(c, ':', &n) || n < 0 || n > max || n > c->end - c->p) return -1;
-    *s = c->p;
-    *len = (uint32_t)n;
-    c->p += n;
-    return 0;
-}
-
-static int load_body(const tl_feature *f, unsigned char *s, cur *c)
-{
-    hdr *h = (hdr *)s;
-    int64_t i64;
-    double d;
-    switch (f->kind) {
-    case TL_FK_LAST_SEEN:
-        return c->p == c->end ? 0 : -1;
-    case TL_FK_FIRST_SEEN:
-        if (take_i64(c, 0, &i64)) return -1;
-        puti(s + HDR, i64);
-        return 0;
-    case TL_FK_AVG:
-        if (take_num(c, ';', &d)) return -1;
-        putd(s + HDR, d);
-        if (take_num(c, 0, &d) || d < 1) return -1;
-        putd(s + HDR + 8, d);
-        return 0;
-    case TL_FK_DECAYED_COUNT:
-    case TL_FK_DECAYED_SUM:
-        if (take_num(c, ';', &d) || take_i64(c, 0, &i64)) return -1;
-        putd(s + HDR, d);
-        puti(s + HDR + 8, i64);
-        return 0;
-    case TL_FK_WINDOW_COUNT:
-    case TL_FK_WINDOW_SUM: {
-        int64_t head;
-        if (take_i64(c, ';', &head)) return -1;
-        puti(s + HDR, head);
-        for (uint32_t k = 0; c->p < c->end; k++) {
-            const char *comma = memchr(c->p, ',', (size_t)(c->end - c->p));
-            if (k >= f->nbuckets || take_num(c, comma ? ',' : 0, &d)) return -1;
-            putd(s + HDR + 8 + 8 * ring_index(head - k, f->nbuckets), d);
-            if (comma && c->p == c->end) return -1; /* trailing comma */
-        }
-        return 0;
-    }
-    case TL_FK_TOP_K: {
-        if (take_i64(c, ';', &i64)) return -1;
-        puti(s + HDR, i64);
-        while (c->p < c->end) {
-            const char *v;
-            uint32_t len;
-            if (h->len >= f->capacity || take_num(c, ',', &d) ||
-                take_str(c, f->max_len, &v, &len))
-                return -1;
-            unsigned char *e = tk_entry(f, s, h->len++);
-            putu(e, len);
-            memcpy(e + 4, v, len);
-            putd(e + tk_count_off(f), d);
-        }
-        return 0;
-    }
-    case TL_FK_DISTINCT: {
-        if (c->end - c->p < 2 || (c->p[0] != 'E' && c->p[0] != 'H') ||
-            c->p[1] != ';')
-            return -1;
-        int hll = c->p[0] == 'H';
-        c->p += 2;
-        size_t hex = (size_t)(c->end - c->p);
-        size_t bytes = hex / 2;
-        if (hex % 2 || (hll ? bytes != ((size_t)1 << f->precision)
-                            : bytes % 8 || bytes / 8 > f->exact_up_to))
-            return -1;
-        unsigned char *dst = s + HDR;
-        for (size_t i = 0; i < bytes; i++) {
-            int hi = tl_hexval(c->p[2 * i]), lo = tl_hexval(c->p[2 * i + 1]);
-            if (hi < 0 || lo < 0) return -1;
-            dst[hll ? i : (i / 8) * 8 + 7 - i % 8] = (unsigned char)(hi << 4 | lo);
-        }
-        h->len = hll ? DISTINCT_HLL : (uint32_t)(bytes / 8);
-        for (uint32_t i = 1; !hll && i < h->len; i++) {
-            uint64_t a, b;
-            memcpy(&a, dst + 8 * (size_t)(i - 1), 8);
-            memcpy(&b, dst + 8 * (size_t)i, 8);
-            if (a >= b) return -1; /* must be strictly sorted */
-        }
-        c->p = c->end;
-        return 0;
-    }
-    case TL_FK_LAST_N: {
-        size_t es = ln_entry_size(f), to = ln_ts_off(f);
-        while (c->p < c->end) {
-            if (h->len >= f->n || take_i64(c, ',', &i64)) return -1;
-            unsigned char *e = s + HDR + h->len * es;
-            if (f->type == TL_T_LIST_STR) {
-                const char *v;
-                uint32_t len;
-                if (take_str(c, f->max_len, &v, &len)) return -1;
-                putu(e, len);
-                memcpy(e + 4, v, len);
-            } else {
-                if (take_num(c, ';', &d)) return -1;
-                putd(e, d);
-            }
-            puti(e + to, i64);
-            h->len++;
-        }
-        return 0;
-    }
-    case TL_FK_LAST:
-        if (f->type == TL_T_STR) {
-            /* The rest is the raw string, which may itself contain ';'. */
-            size_t n = utf8_cut(c->p, (size_t)(c->end - c->p), f->max_len);
-            memcpy(s + HDR, c->p, n);
-            s[HDR + n] = '\0';
-            h->len = (uint32_t)n;
-            c->p = c->end;
-            return 0;
-        }
-        if (take_num(c, 0, &d)) return -1;
-        putd(s + HDR, d);
-        return 0;
-    default:
-        if (take_num(c, 0, &d)) return -1;
-        putd(s + HDR, d);
-        return 0;
-    }
-}
-
-int tl_feature_load(const tl_feature *f, unsigned char *block,
-                    const char *text, size_t len, char *err, size_t errsz)
-{
-    unsigned char *s = block + f->offset;
-    hdr *h = (hdr *)s;
-    cur c = {text, text + len};
-    int64_t upd;
-    tl_feature_reset(f, block);
-    if (f->kind == TL_FK_SINCE) return TL_OK;
-    int has_body = f->kind != TL_FK_LAST_SEEN;
-    if (take_i64(&c, has_body ? ';' : 0, &upd) || load_body(f, s, &c) ||
-        c.p != c.end) {
-        tl_feature_reset(f, block);
-        return tl_errf(err, errsz, TL_ERR_DECODE,
-                       "feature %s: malformed stored state '%.*s'", f->name,
-                       (int)(len > 80 ? 80 : len), text);
-    }
-    h->updated = upd;
-    h->set = 1;
-    return TL_OK;
 }
 
 void tl_feature_clear(tl_feature *f)

@@ -38,6 +38,9 @@
  * `now` reads as null.
  *
  * Ownership: tl_feature owns name and its expressions (tl_feature_clear).
+ *
+ * Files: feature.c (kinds, finish, apply, read), feature_state.c (save and
+ * load of the internal state), feature_int.h (the slice layout both use).
  */
 #ifndef TL_FEATURE_H
 #define TL_FEATURE_H

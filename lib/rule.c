@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "tz.h"
 
 /* ---- names -------------------------------------------------------------- */
 

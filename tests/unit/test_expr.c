@@ -19,6 +19,7 @@
 #include "../support/testutil.h"
 #include "common.h"
 #include "expr.h"
+#include "tz.h"
 
 
 /* ---- test scope ------------------------------------------------------- */
