@@ -211,5 +211,5 @@ int tl_avro_check_skip(avro_schema_t sch, const unsigned char **p,
     scan sc = {*p, end, (size_t)(end - *p), err, errsz, 0, 0, NULL};
     if (scan_value(&sc, sch, 1)) return -1;
     *p = sc.p;
-    return TL_OK;
+    return 0;
 }

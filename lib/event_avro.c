@@ -288,14 +288,15 @@ static int decode_step(tl_event_decoder *d, const dstep *st, rd *r,
 {
     int64_t v;
     uint64_t bits;
-    if (st->f < 0)
-        return tl_avro_check_skip(st->sch, &r->p, r->end, err, errsz) ? -1
-                                                                        : 0;
+    if (st->f < 0) /* a field tailor does not read: 0 or -1 */
+        return tl_avro_check_skip(st->sch, &r->p, r->end, err, errsz);
     if (st->null_br >= 0) {
         if (rd_varint(r, &v)) return -1;
         if (v == st->null_br) {
-            if (tl_event_schema_fields[st->f].shape == SH_OPT_NUM) put_num(ev, st->f, 0, 0);
-            else put_str(ev, st->f, NULL, 0);
+            if (tl_event_schema_fields[st->f].shape == SH_OPT_NUM)
+                put_num(ev, st->f, 0, 0);
+            else
+                put_str(ev, st->f, NULL, 0);
             return 0;
         }
     }
