@@ -1,7 +1,10 @@
 /*
  * event — the interaction event, its decoders (Avro binary with writer→reader
  * schema resolution, JSON lines) and its Avro encoder, and the event's names
- * for the expression language.
+ * for the expression language.  Files: event.c (the event, the decoder's
+ * front, expression names), event_schema.c, event_avro.c (direct decoding),
+ * event_avroc.c (Avro-C's resolver), event_from_json.c, event_encode.c,
+ * avro_check.c, avro_write.c; what they share is in event_int.h.
  *
  * Ownership: a decoded tl_event's strings live in the tl_arena passed to the
  * decoder; they stay valid until that arena is reset.  The decoder itself
@@ -173,7 +176,7 @@ const tl_attr *tl_event_attr(const tl_event *ev, const char *key,
  * and sets *used to its size.  Avro-C trusts lengths (a corrupt one makes it
  * attempt a huge allocation; a short read leaks its string buffer), so data
  * is checked with this before avro_value_read.  Allocates nothing.
- * TL_OK, or TL_ERR_DECODE with e.g. "truncated Avro data".
+ * TL_OK, or TL_ERR_DECODE with e.g. "truncated Avro data".  (avro_check.c)
  */
 struct avro_obj_t;
 int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
@@ -184,6 +187,7 @@ int tl_avro_check(struct avro_obj_t *schema, const void *buf, size_t len,
  * *buf (capacity *cap, malloc'd, owned by the caller), doubling the buffer
  * while it is too small, up to `max` bytes.  Shared by the event encoder and
  * the trigger codec.  0 and *outlen, or -1 (avro_strerror() says why).
+ * (avro_write.c)
  */
 struct avro_value;
 struct avro_writer_t_;
