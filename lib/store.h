@@ -120,7 +120,7 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
 /* The Redis Cluster hash slot (0..16383) of a key: CRC16 of its hash tag
  * (the bytes between the first '{' and the next '}', when not empty), else
  * of the whole key. */
-unsigned tl_store_key_slot(const char *key, size_t len);
+unsigned tl_store_cluster_key_slot(const char *key, size_t len);
 
 /* Round trips (one per node per pipelined round) and commands sent so far (for metrics and the benchmark),
  * including the handshake (AUTH, SELECT, SCRIPT LOAD) of each (re)connect. */
