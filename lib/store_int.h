@@ -1,8 +1,9 @@
 /*
  * store_int — what the parts of the store share and no other module may
- * use: the connection and store structures and the few functions that
+ * use: the connection and store structures, the few functions that
  * store.c (the I/O engine) and store_cluster.c (Redis Cluster routing)
- * call in each other.  The public interface is store.h.
+ * call in each other, and the flush script (store_script.c).  The public
+ * interface is store.h.
  *
  * Ownership: as in store.h; a tl_store owns its nodes, each node its
  * redisContext and host.
@@ -47,7 +48,7 @@ struct tl_store {
     size_t nnodes;
     uint16_t *slots;      /* cluster: node index of each slot; NULL single */
     int map_stale;        /* cluster: refresh the slot map before routing */
-    char sha[41];         /* of flush_script, from SCRIPT LOAD */
+    char sha[41];         /* of tl_store_script, from SCRIPT LOAD */
     uint64_t round_trips, commands;
     int hide_keys;        /* tl_store_hide_keys */
 
@@ -82,6 +83,10 @@ int tl_store_io_fail(tl_store *s, tl_store_node *k, const char *op,
 void tl_store_node_where(tl_store_node *k, const char *host, int port);
 /* Whether r is an error reply starting with the word `code`. */
 int tl_store_reply_is(const redisReply *r, const char *code);
+
+/* store_script.c: the flush's compare-and-set script and its length. */
+extern const char tl_store_script[];
+extern const size_t tl_store_script_len;
 
 /* store_cluster.c: slot map and redirects (a redis-cluster:// URL only). */
 
