@@ -1,5 +1,5 @@
 #include "config.h"
-#include "store.h"
+#include "redis_url.h"
 
 #include <errno.h>
 #include <stdarg.h>

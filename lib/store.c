@@ -1,7 +1,9 @@
 /*
  * store — Redis I/O on hiredis 0.14 (blocking context, pipelining with
  * RESP built here, redisAppendFormattedCommand, redisGetReply).  See
- * store.h for the contract.
+ * store.h for the contract.  The URL is parsed by redis_url.c; Redis
+ * Cluster routing (key slots, the slot map, MOVED and ASK) is
+ * store_cluster.c's, and store_int.h holds what the two files share.
  *
  * Every public call that talks to Redis follows the same shape:
  *   1. reconnect if an earlier call dropped the connection (one attempt);
@@ -11,388 +13,15 @@
  *   4. a NULL reply means the context is dead: free it, report TL_ERR_IO,
  *      and let the next call reconnect.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <time.h>
-
-/* ------------------------------------------------------------------------ */
-/* URL parsing                                                              */
-/* ------------------------------------------------------------------------ */
-
-#define FORM_TCP "redis://[[user]:password@]host[:port][/db]"
-#define FORM_UNIX "unix://[[user]:password@]/path[?db=N]"
-#define FORM_CLUSTER "redis-cluster://[[user]:password@]host[:port][,host[:port]...]"
-#define FORM_ANY FORM_TCP " or " FORM_UNIX
-
-/* Longest socket path the kernel accepts (sun_path minus the NUL). */
-#define UNIX_PATH_MAX_LEN (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
-
-/* "redis URL "<shown>": <what>; expected <form>".  `shown` is the URL with
- * the password replaced by *** so that the message can go to a log. */
-static int url_fail(char *err, size_t errsz, const char *shown,
-                    const char *form, const char *fmt, ...) TL_PRINTF(5, 6);
-static int url_fail(char *err, size_t errsz, const char *shown,
-                    const char *form, const char *fmt, ...)
-{
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return tl_errf(err, errsz, TL_ERR_CONFIG, "redis URL \"%s\": %s; expected %s",
-                   shown, what, form);
-}
-
-/* Percent-decodes s[0..len) into a malloc'd string; NULL when an escape is
- * malformed or decodes to NUL (which could not be passed on as a C string). */
-static char *pct_decode(const char *s, size_t len)
-{
-    char *out = tl_xmalloc(len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (i + 2 >= len) {
-            free(out);
-            return NULL;
-        }
-        int h = tl_hexval(s[i + 1]), l = tl_hexval(s[i + 2]);
-        if (h < 0 || l < 0 || (h == 0 && l == 0)) {
-            free(out);
-            return NULL;
-        }
-        out[o++] = (char)(h << 4 | l);
-        i += 2;
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Parses a non-negative decimal integer s[0..len) no larger than max. */
-static int parse_uint(const char *s, size_t len, long max, long *out)
-{
-    if (len == 0 || len > 10) return -1;
-    long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-/* Builds the URL as shown in messages: userinfo [ui, at) becomes "user:***"
- * (or "***" when it has no colon). */
-static char *redact(const char *url, const char *ui, const char *at)
-{
-    if (!ui) return tl_xstrdup(url);
-    const char *colon = memchr(ui, ':', (size_t)(at - ui));
-    size_t keep = colon ? (size_t)(colon - url) + 1 : (size_t)(ui - url);
-    size_t rest = strlen(at);
-    char *s = tl_xmalloc(keep + 3 + rest + 1);
-    memcpy(s, url, keep);
-    memcpy(s + keep, "***", 3);
-    memcpy(s + keep + 3, at, rest + 1);
-    return s;
-}
-
-void tl_redis_url_clear(tl_redis_url *u)
-{
-    if (!u) return;
-    free(u->host);
-    free(u->unix_path);
-    free(u->user);
-    free(u->password);
-    for (size_t i = 0; i < u->nseeds; i++) free(u->seed_hosts[i]);
-    free(u->seed_hosts);
-    free(u->seed_ports);
-    memset(u, 0, sizeof *u);
-}
-
-/* host[:port] or [IPv6][:port] in [h, hend) into a malloc'd *host and
- * *port (6379 when absent). */
-static int parse_hostport(const char *h, const char *hend, char **host,
-                          int *port, char *err, size_t errsz,
-                          const char *shown, const char *form)
-{
-    const char *hp_end, *pstart = NULL;
-    if (*h == '[') { /* [IPv6]:port */
-        const char *rb = memchr(h, ']', (size_t)(hend - h));
-        if (!rb)
-            return url_fail(err, errsz, shown, form,
-                            "IPv6 host lacks its ']'");
-        *host = tl_xstrndup(h + 1, (size_t)(rb - h - 1));
-        hp_end = rb + 1;
-        if (hp_end < hend && *hp_end != ':')
-            return url_fail(err, errsz, shown, form,
-                            "unexpected \"%.*s\" after the IPv6 host",
-                            (int)(hend - hp_end), hp_end);
-        if (hp_end < hend) pstart = hp_end + 1;
-    } else {
-        const char *colon = memchr(h, ':', (size_t)(hend - h));
-        hp_end = colon ? colon : hend;
-        *host = tl_xstrndup(h, (size_t)(hp_end - h));
-        if (colon) pstart = colon + 1;
-    }
-    if (!**host) return url_fail(err, errsz, shown, form, "host is missing");
-    *port = 6379;
-    if (pstart) {
-        long v;
-        if (parse_uint(pstart, (size_t)(hend - pstart), 65535, &v) != 0 ||
-            v == 0)
-            return url_fail(err, errsz, shown, form,
-                            "port \"%.*s\" is not a number in 1..65535",
-                            (int)(hend - pstart), pstart);
-        *port = (int)v;
-    }
-    return TL_OK;
-}
-
-int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
-                       size_t errsz)
-{
-    memset(out, 0, sizeof *out);
-    if (!url || !*url)
-        return tl_errf(err, errsz, TL_ERR_CONFIG,
-                       "redis URL is empty; expected %s", FORM_ANY);
-
-    const char *sep = strstr(url, "://");
-    const char *rest = sep ? sep + 3 : url;
-    int is_unix = sep && (size_t)(sep - url) == 4 &&
-                  strncasecmp(url, "unix", 4) == 0;
-    int is_cluster = sep && (size_t)(sep - url) == 13 &&
-                     strncasecmp(url, "redis-cluster", 13) == 0;
-
-    /* Find the userinfo first, so that no message can show a password.  A
-     * TCP URL's host, port and db cannot hold '@', so its userinfo ends at
-     * the last one (an unescaped '/' or '@' in a password still works); a
-     * socket path may hold anything, so there it ends at the first "@/". */
-    const char *ui = NULL, *at = NULL;
-    if (is_unix) {
-        if (*rest != '/' && (at = strstr(rest, "@/")) != NULL) ui = rest;
-    } else if ((at = strrchr(rest, '@')) != NULL) {
-        ui = rest;
-    }
-    char *shown = redact(url, ui, at);
-    int rc = TL_ERR_CONFIG;
-
-    if (!sep) {
-        url_fail(err, errsz, shown, FORM_ANY, "missing scheme");
-        goto fail;
-    }
-    size_t slen = (size_t)(sep - url);
-    const char *form = is_unix ? FORM_UNIX : is_cluster ? FORM_CLUSTER : FORM_TCP;
-    out->cluster = is_cluster;
-    if (!is_unix && !is_cluster &&
-        !(slen == 5 && strncasecmp(url, "redis", 5) == 0)) {
-        if (slen == 6 && strncasecmp(url, "rediss", 6) == 0)
-            url_fail(err, errsz, shown, FORM_ANY,
-                     "TLS (rediss://) is not supported by this build");
-        else
-            url_fail(err, errsz, shown, FORM_ANY,
-                     "scheme \"%.*s\" is not supported", (int)slen, url);
-        goto fail;
-    }
-
-    if (ui) {
-        const char *colon = memchr(ui, ':', (size_t)(at - ui));
-        if (!colon) {
-            url_fail(err, errsz, shown, form,
-                     "credentials must be [user]:password");
-            goto fail;
-        }
-        if (colon > ui) {
-            out->user = pct_decode(ui, (size_t)(colon - ui));
-            if (!out->user) {
-                url_fail(err, errsz, shown, form,
-                         "user has an invalid percent-escape (use %%XX, not "
-                         "%%00)");
-                goto fail;
-            }
-        }
-        out->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
-        if (!out->password) {
-            url_fail(err, errsz, shown, form,
-                     "password has an invalid percent-escape (use %%XX, not "
-                     "%%00)");
-            goto fail;
-        }
-        /* "redis://:@host" means no AUTH; "user:@" is AUTH user "" (an ACL
-         * user with nopass). */
-        if (!*out->password && !out->user) {
-            free(out->password);
-            out->password = NULL;
-        }
-        rest = at + 1;
-    }
-
-    if (is_unix) {
-        if (*rest != '/') {
-            url_fail(err, errsz, shown, form, "socket path must be absolute");
-            goto fail;
-        }
-        const char *q = strchr(rest, '?');
-        size_t plen = q ? (size_t)(q - rest) : strlen(rest);
-        if (plen < 2) {
-            url_fail(err, errsz, shown, form, "socket path is missing");
-            goto fail;
-        }
-        if (plen > UNIX_PATH_MAX_LEN) {
-            url_fail(err, errsz, shown, form,
-                     "socket path is longer than %zu bytes",
-                     (size_t)UNIX_PATH_MAX_LEN);
-            goto fail;
-        }
-        out->unix_path = tl_xstrndup(rest, plen);
-        if (q) {
-            long db;
-            if (strncmp(q + 1, "db=", 3) != 0) {
-                url_fail(err, errsz, shown, form,
-                         "query \"%s\" is not supported (only db=N)", q + 1);
-                goto fail;
-            }
-            if (parse_uint(q + 4, strlen(q + 4), INT_MAX, &db) != 0) {
-                url_fail(err, errsz, shown, form,
-                         "database \"%s\" is not a non-negative integer",
-                         q + 4);
-                goto fail;
-            }
-            out->db = (int)db;
-        }
-        free(shown);
-        return TL_OK;
-    }
-
-    /* host[:port] up to the first '/', then the db. */
-    const char *query = strchr(rest, '?');
-    if (query) {
-        url_fail(err, errsz, shown, form, "query \"%s\" is not supported",
-                 query + 1);
-        goto fail;
-    }
-    const char *slash = strchr(rest, '/');
-    const char *hend = slash ? slash : rest + strlen(rest);
-    if (is_cluster) {
-        if (slash && slash[1] && strcmp(slash + 1, "0") != 0) {
-            url_fail(err, errsz, shown, form,
-                     "database \"%s\": Redis Cluster has only database 0",
-                     slash + 1);
-            goto fail;
-        }
-        for (const char *h = rest;;) {
-            const char *comma = memchr(h, ',', (size_t)(hend - h));
-            const char *e = comma ? comma : hend;
-            out->seed_hosts = tl_xrealloc(out->seed_hosts,
-                                          (out->nseeds + 1) *
-                                              sizeof *out->seed_hosts);
-            out->seed_ports = tl_xrealloc(out->seed_ports,
-                                          (out->nseeds + 1) *
-                                              sizeof *out->seed_ports);
-            size_t k = out->nseeds++;
-            out->seed_hosts[k] = NULL;
-            if (parse_hostport(h, e, &out->seed_hosts[k], &out->seed_ports[k],
-                               err, errsz, shown, form) != TL_OK)
-                goto fail;
-            if (!comma) break;
-            h = comma + 1;
-        }
-        out->host = tl_xstrdup(out->seed_hosts[0]);
-        out->port = out->seed_ports[0];
-        free(shown);
-        return TL_OK;
-    }
-    if (parse_hostport(rest, hend, &out->host, &out->port, err, errsz, shown,
-                       form) != TL_OK)
-        goto fail;
-    if (slash && slash[1]) {
-        long db;
-        if (parse_uint(slash + 1, strlen(slash + 1), INT_MAX, &db) != 0) {
-            url_fail(err, errsz, shown, form,
-                     "database \"%s\" is not a non-negative integer",
-                     slash + 1);
-            goto fail;
-        }
-        out->db = (int)db;
-    }
-    free(shown);
-    return TL_OK;
-
-fail:
-    free(shown);
-    tl_redis_url_clear(out);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The flush script                                                         */
-/* ------------------------------------------------------------------------ */
-
-/*
- * One conditional write of one hash, atomic because Redis runs a script to
- * completion.  One key per call keeps every call inside one Cluster slot.
- *
- *   KEYS[1]  the customer hash
- *   ARGV[1]  ttl_ms (PEXPIRE after the write when > 0)
- *   ARGV[2]  nwm, the number of watermarks
- *   ARGV[3]  ndel, the number of fields to delete
- *   ARGV[4..3+2*nwm]  field, expected  (per watermark)
- *   then     ndel field names (HDEL together: values that expired)
- *   then     field, value, field, value, ...  (HSET together), ending with
- *            the nwm pairs field, next  (per watermark, in the same order)
- *
- * Each watermark field must hold `expected` (this writer's previous flush)
- * or `next` (this very write, applied by an attempt whose reply was lost);
- * an absent field counts as "-1".  Anything else means another writer has
- * moved the watermark: return 0 and write nothing (zombie fencing).
- * Otherwise HDEL the deletions, HSET the pairs (the watermarks last, so
- * they win over a pair naming the same field; one HSET for both, since
- * every redis.call from Lua costs about as much as a small command),
- * PEXPIRE, and return 1.
- *
- * Watermarks are compared as decimal strings, never as numbers: Lua numbers
- * are doubles, exact only up to 2^53, while Kafka offsets are 64-bit.  Both
- * sides are written by tl_store_flush with PRId64, so equal offsets are
- * equal strings.
- *
- * HDEL and HSET go in chunks of 1000 arguments because unpack() is limited
- * by the Lua C stack (LUAI_MAXCSTACK, 8000 slots); 1000 is even, so no pair
- * splits.
- */
-static const char flush_script[] =
-    "local key = KEYS[1]\n"
-    "local nwm = tonumber(ARGV[2])\n"
-    "local ndel = tonumber(ARGV[3])\n"
-    "local nexts = #ARGV - 2 * nwm\n"
-    "for i = 0, nwm - 1 do\n"
-    "  local cur = redis.call('HGET', key, ARGV[4 + 2 * i]) or '-1'\n"
-    "  if cur ~= ARGV[5 + 2 * i] and cur ~= ARGV[nexts + 2 + 2 * i] then\n"
-    "    return 0\n"
-    "  end\n"
-    "end\n"
-    "local d = 4 + 2 * nwm\n"
-    "for i = d, d + ndel - 1, 1000 do\n"
-    "  redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, d + ndel - 1)))\n"
-    "end\n"
-    "for i = d + ndel, #ARGV, 1000 do\n"
-    "  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))\n"
-    "end\n"
-    "if tonumber(ARGV[1]) > 0 then\n"
-    "  redis.call('PEXPIRE', key, ARGV[1])\n"
-    "end\n"
-    "return 1\n";
 
 /* ------------------------------------------------------------------------ */
 /* Store                                                                    */
@@ -404,8 +33,6 @@ static const char flush_script[] =
  * NOSCRIPT or a redirect); positive, so it cannot be mistaken for a tl_err. */
 #define RESULT_PENDING 1
 
-#define NSLOTS 16384
-#define NO_NODE UINT16_MAX
 /* Rounds of one load or flush: the first, then at most this many minus one
  * after redirects (MOVED, ASK, TRYAGAIN) or a NOSCRIPT.  A slot moves once
  * per migration, so more rounds would only chase a cluster in turmoil; the
@@ -414,53 +41,6 @@ static const char flush_script[] =
 /* Wait before a round that follows TRYAGAIN (a multi-key command during a
  * migration; ours are single-key, so this is a safety net). */
 #define TRYAGAIN_SLEEP_MS 20
-
-/* Per-item routing flags (cluster and NOSCRIPT rounds). */
-#define ITEM_PENDING 1
-#define ITEM_ASKING 2 /* send ASKING first: the slot is being imported */
-
-/* One connection: the single server, or one master of a cluster. */
-typedef struct node {
-    char *host;           /* cluster: from CLUSTER SLOTS or a redirect;
-                             single: NULL (the URL says where) */
-    int port;
-    char where[300];      /* "redis 127.0.0.1:6379": prefix of messages */
-    redisContext *c;      /* NULL after an I/O error, until reconnected */
-    int reload;           /* SCRIPT LOAD at the start of the next round */
-    int loaded;           /* this round began with SCRIPT LOAD */
-    int broken;           /* this round: a "not now" error reply; dropped
-                             once every reply of the round was read */
-    size_t sent;          /* commands appended this round */
-} node;
-
-struct tl_store {
-    tl_redis_url url;
-    char where[300];      /* the single server, or "redis cluster h:p,..." */
-    int timeout_ms;       /* <= 0: none */
-    node **nodes;         /* single: one; cluster: every master seen (seeds
-                             first); pointers, so adding one moves none */
-    size_t nnodes;
-    uint16_t *slots;      /* cluster: node index of each slot; NULL single */
-    int map_stale;        /* cluster: refresh the slot map before routing */
-    char sha[41];         /* of flush_script, from SCRIPT LOAD */
-    uint64_t round_trips, commands;
-    int hide_keys;        /* tl_store_hide_keys */
-
-    /* Reused across calls and grown to the high-water mark, so that a
-     * steady-state batch allocates only inside hiredis. */
-    const char **argv;    /* one command at a time: hiredis copies it */
-    size_t *argvlen;
-    size_t argcap;
-    char *nums;           /* decimal text of ttl, nwm, expected, next */
-    size_t numcap;
-    char *resp;           /* one command in the protocol's own form */
-    size_t respcap;
-    redisReply **replies; /* load: held until every reply has arrived */
-    uint16_t *route;      /* node index of each item of the batch */
-    uint16_t *kslot;      /* cluster: hash slot of each item's key */
-    unsigned char *flags; /* ITEM_* */
-    size_t itemcap;
-};
 
 /*
  * hiredis writes with write(2), so a server that went away raises SIGPIPE,
@@ -555,7 +135,7 @@ static const char *show_key(const tl_store *s, char buf[80], const char *key,
     return buf;
 }
 
-static void drop(node *k)
+static void drop(tl_store_node *k)
 {
     if (k->c) redisFree(k->c);
     k->c = NULL;
@@ -563,8 +143,8 @@ static void drop(node *k)
 
 /* The context died (NULL reply, failed append): say why, drop it.  Ops
  * other than the handshake say that the next call reconnects. */
-static int io_fail(tl_store *s, node *k, const char *op, char *err,
-                   size_t errsz)
+int tl_store_io_fail(tl_store *s, tl_store_node *k, const char *op,
+                     char *err, size_t errsz)
 {
     int handshake = strcmp(op, "handshake") == 0;
     char why[160];
@@ -620,7 +200,7 @@ static const char *reply_hint(const redisReply *r)
 }
 
 /* Whether r is an error reply starting with the word `code`. */
-static int is_error(const redisReply *r, const char *code)
+int tl_store_reply_is(const redisReply *r, const char *code)
 {
     size_t n = strlen(code);
     return r->type == REDIS_REPLY_ERROR && r->len >= n &&
@@ -639,8 +219,8 @@ static char *put_len(char *p, char type, size_t n)
 /* The command in RESP, built here in a reused buffer rather than by
  * redisAppendCommandArgv, whose sdscatfmt costs more than the rest of a
  * flush's formatting and allocates a string per command. */
-static int append(tl_store *s, node *k, int argc, const char **argv,
-                  const size_t *argvlen)
+int tl_store_append(tl_store *s, tl_store_node *k, int argc,
+                    const char **argv, const size_t *argvlen)
 {
     size_t need = 24;
     for (int i = 0; i < argc; i++) need += argvlen[i] + 26;
@@ -666,16 +246,16 @@ static int append(tl_store *s, node *k, int argc, const char **argv,
     return 0;
 }
 
-static int append_script_load(tl_store *s, node *k)
+static int append_script_load(tl_store *s, tl_store_node *k)
 {
-    const char *argv[] = {"SCRIPT", "LOAD", flush_script};
-    const size_t lens[] = {6, 4, sizeof flush_script - 1};
-    return append(s, k, 3, argv, lens);
+    const char *argv[] = {"SCRIPT", "LOAD", tl_store_script};
+    const size_t lens[] = {6, 4, tl_store_script_len};
+    return tl_store_append(s, k, 3, argv, lens);
 }
 
 /* Checks a SCRIPT LOAD reply and keeps the SHA (the same on every node:
  * it is the script's SHA1). */
-static int take_sha(tl_store *s, const node *k, const redisReply *r,
+static int take_sha(tl_store *s, const tl_store_node *k, const redisReply *r,
                     char *err, size_t errsz)
 {
     if (r->type != REDIS_REPLY_STRING || r->len != 40)
@@ -688,7 +268,7 @@ static int take_sha(tl_store *s, const node *k, const redisReply *r,
     return TL_OK;
 }
 
-static int connect_fail(const node *k, redisContext *c, int tcp,
+static int connect_fail(const tl_store_node *k, redisContext *c, int tcp,
                         int timeout_ms, char *err, size_t errsz)
 {
     static const char hint[] =
@@ -715,18 +295,11 @@ static int connect_fail(const node *k, redisContext *c, int tcp,
     return code;
 }
 
-/*
- * Connects and runs the handshake in one round trip: [AUTH], [SELECT],
- * SCRIPT LOAD.  The replies come in order; the first failure is reported
- * (an AUTH failure also fails the others with NOAUTH, which says less).
- * A refused AUTH or SELECT is TL_ERR_AUTH (a configuration problem, which
- * tailord reports and stops on at start); every other failure is TL_ERR_IO.
- * Callers retrying load or flush treat both alike, since an operator may fix
- * the server meanwhile.  Every node of a cluster gets the same credentials.
- */
-static int do_connect(tl_store *s, node *k, char *err, size_t errsz)
+/* Opens k's connection (the URL's server, or a cluster node) with the
+ * store's timeout for connect(2) and for every command. */
+static int open_context(tl_store *s, tl_store_node *k, char *err,
+                        size_t errsz)
 {
-    TL_ASSERT(!k->c);
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
     int timed = s->timeout_ms > 0;
     const char *host = k->host ? k->host : s->url.host;
@@ -748,12 +321,15 @@ static int do_connect(tl_store *s, node *k, char *err, size_t errsz)
         return rc;
     }
     k->c = c;
-    k->reload = 0;
+    return TL_OK;
+}
 
-    int nreplies = 0, rc = TL_OK, refused = 0;
-    int has_auth = s->url.password != NULL;
-    char dbtext[I64_TEXT];
-    if (has_auth) {
+/* Appends [AUTH], [SELECT] and SCRIPT LOAD; returns how many replies to
+ * read, or -1 when the context failed. */
+static int append_handshake(tl_store *s, tl_store_node *k)
+{
+    int nreplies = 0;
+    if (s->url.password) {
         const char *argv[3] = {"AUTH"};
         size_t lens[3] = {4};
         int argc = 1;
@@ -763,18 +339,41 @@ static int do_connect(tl_store *s, node *k, char *err, size_t errsz)
         }
         argv[argc] = s->url.password;
         lens[argc++] = strlen(s->url.password);
-        if (append(s, k, argc, argv, lens) != 0) goto io;
+        if (tl_store_append(s, k, argc, argv, lens) != 0) return -1;
         nreplies++;
     }
     if (s->url.db != 0) {
+        char dbtext[I64_TEXT];
         const char *argv[] = {"SELECT", dbtext};
         size_t lens[] = {6, (size_t)snprintf(dbtext, sizeof dbtext, "%d",
                                              s->url.db)};
-        if (append(s, k, 2, argv, lens) != 0) goto io;
+        if (tl_store_append(s, k, 2, argv, lens) != 0) return -1;
         nreplies++;
     }
-    if (append_script_load(s, k) != 0) goto io;
-    nreplies++;
+    if (append_script_load(s, k) != 0) return -1;
+    return nreplies + 1;
+}
+
+/*
+ * Connects and runs the handshake in one round trip: [AUTH], [SELECT],
+ * SCRIPT LOAD.  The replies come in order; the first failure is reported
+ * (an AUTH failure also fails the others with NOAUTH, which says less).
+ * A refused AUTH or SELECT is TL_ERR_AUTH (a configuration problem, which
+ * tailord reports and stops on at start); every other failure is TL_ERR_IO.
+ * Callers retrying load or flush treat both alike, since an operator may fix
+ * the server meanwhile.  Every node of a cluster gets the same credentials.
+ */
+int tl_store_connect(tl_store *s, tl_store_node *k, char *err, size_t errsz)
+{
+    TL_ASSERT(!k->c);
+    int rc = open_context(s, k, err, errsz);
+    if (rc != TL_OK) return rc;
+    k->reload = 0;
+
+    int refused = 0;
+    int has_auth = s->url.password != NULL;
+    int nreplies = append_handshake(s, k);
+    if (nreplies < 0) goto io;
     s->round_trips++;
 
     for (int i = 0; i < nreplies; i++) {
@@ -817,180 +416,15 @@ static int do_connect(tl_store *s, node *k, char *err, size_t errsz)
 
 io:
     k->sent = 0;
-    return io_fail(s, k, "handshake", err, errsz);
+    return tl_store_io_fail(s, k, "handshake", err, errsz);
 }
 
-static void node_where(node *k, const char *host, int port)
+void tl_store_node_where(tl_store_node *k, const char *host, int port)
 {
     if (strchr(host, ':'))
         snprintf(k->where, sizeof k->where, "redis [%s]:%d", host, port);
     else
         snprintf(k->where, sizeof k->where, "redis %s:%d", host, port);
-}
-
-/* The index of the cluster node host:port, added when it is new. */
-static uint16_t node_index(tl_store *s, const char *host, size_t hostlen,
-                           int port)
-{
-    for (size_t i = 0; i < s->nnodes; i++)
-        if (s->nodes[i]->port == port && strlen(s->nodes[i]->host) == hostlen &&
-            memcmp(s->nodes[i]->host, host, hostlen) == 0)
-            return (uint16_t)i;
-    /* Far more than any real cluster (Redis advises at most 1000 nodes);
-     * reaching it means a corrupt map, which the caller reports. */
-    if (s->nnodes >= NO_NODE - 1) return NO_NODE;
-    node *k = tl_xcalloc(1, sizeof *k);
-    k->host = tl_xstrndup(host, hostlen);
-    k->port = port;
-    node_where(k, k->host, port);
-    s->nodes = tl_xrealloc(s->nodes, (s->nnodes + 1) * sizeof *s->nodes);
-    s->nodes[s->nnodes] = k;
-    return (uint16_t)s->nnodes++;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Cluster: key slots, slot map, redirects                                  */
-/* ------------------------------------------------------------------------ */
-
-/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), as Redis Cluster
- * hashes keys (cluster spec, "Keys distribution model"). */
-static uint16_t crc16(const char *p, size_t n)
-{
-    uint16_t crc = 0;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= (uint16_t)((unsigned char)p[i] << 8);
-        for (int b = 0; b < 8; b++)
-            crc = crc & 0x8000 ? (uint16_t)(crc << 1 ^ 0x1021)
-                               : (uint16_t)(crc << 1);
-    }
-    return crc;
-}
-
-unsigned tl_store_key_slot(const char *key, size_t len)
-{
-    const char *open = memchr(key, '{', len);
-    if (open) {
-        size_t after = len - (size_t)(open + 1 - key);
-        const char *close = memchr(open + 1, '}', after);
-        if (close && close > open + 1) {
-            key = open + 1;
-            len = (size_t)(close - open - 1);
-        }
-    }
-    return crc16(key, len) & (NSLOTS - 1);
-}
-
-/* Fills s->slots from a CLUSTER SLOTS reply: [[first, last, [host, port,
- * id, ...], replicas...], ...].  An empty host means "the node you asked"
- * (a node that does not know its own address). */
-static int take_slots(tl_store *s, const node *asked, const redisReply *r,
-                      char *err, size_t errsz)
-{
-    if (r->type != REDIS_REPLY_ARRAY)
-        return tl_errf(err, errsz, TL_ERR_IO,
-                       "%s: CLUSTER SLOTS: unexpected reply type %d",
-                       asked->where, r->type);
-    for (size_t i = 0; i < NSLOTS; i++) s->slots[i] = NO_NODE;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        const redisReply *m = e->type == REDIS_REPLY_ARRAY && e->elements >= 3
-                                  ? e->element[2]
-                                  : NULL;
-        if (!m || e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER ||
-            m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-            m->element[0]->type != REDIS_REPLY_STRING ||
-            m->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[0]->integer < 0 ||
-            e->element[1]->integer >= NSLOTS ||
-            e->element[0]->integer > e->element[1]->integer ||
-            m->element[1]->integer <= 0 || m->element[1]->integer > 65535)
-            return tl_errf(err, errsz, TL_ERR_IO,
-                           "%s: CLUSTER SLOTS: malformed entry %zu",
-                           asked->where, i);
-        const char *host = m->element[0]->str;
-        size_t hostlen = m->element[0]->len;
-        if (hostlen == 0 || (hostlen == 1 && *host == '?'))
-            host = asked->host, hostlen = strlen(asked->host);
-        uint16_t idx = node_index(s, host, hostlen, (int)m->element[1]->integer);
-        if (idx == NO_NODE)
-            return tl_errf(err, errsz, TL_ERR_IO,
-                           "%s: CLUSTER SLOTS names too many nodes",
-                           asked->where);
-        for (long long k = e->element[0]->integer; k <= e->element[1]->integer;
-             k++)
-            s->slots[k] = idx;
-    }
-    return TL_OK;
-}
-
-/*
- * Reads the slot map from the first node that answers, trying the nodes in
- * order (the seeds of the URL come first, then every master seen since).
- * A refused handshake (credentials) is TL_ERR_AUTH at once: every node has
- * the same ones.  So is a server that is not in cluster mode, since
- * waiting cannot fix the URL.
- */
-static int refresh_map(tl_store *s, char *err, size_t errsz)
-{
-    int rc = TL_ERR_IO;
-    for (size_t i = 0; i < s->nnodes; i++) {
-        node *k = s->nodes[i];
-        if (!k->c && (rc = do_connect(s, k, err, errsz)) != TL_OK) {
-            if (rc == TL_ERR_AUTH) return rc;
-            continue;
-        }
-        const char *argv[] = {"CLUSTER", "SLOTS"};
-        const size_t lens[] = {7, 5};
-        redisReply *r = NULL;
-        s->round_trips++;
-        if (append(s, k, 2, argv, lens) != 0 ||
-            redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) {
-            k->sent = 0;
-            rc = io_fail(s, k, "CLUSTER SLOTS", err, errsz);
-            continue;
-        }
-        k->sent = 0;
-        if (r->type == REDIS_REPLY_ERROR) {
-            int off = strstr(r->str, "cluster support disabled") != NULL;
-            rc = tl_errf(err, errsz, off ? TL_ERR_AUTH : TL_ERR_IO,
-                         "%s: CLUSTER SLOTS: %s%s", k->where, r->str,
-                         off ? " (a single server: use redis:// instead of "
-                               "redis-cluster://)"
-                             : "");
-            freeReplyObject(r);
-            if (off) return rc;
-            continue;
-        }
-        rc = take_slots(s, k, r, err, errsz);
-        freeReplyObject(r);
-        if (rc == TL_OK) {
-            s->map_stale = 0;
-            return TL_OK;
-        }
-    }
-    return rc;
-}
-
-/* Parses "MOVED <slot> <host>:<port>" or "ASK ..." into the slot and the
- * target's node index (NO_NODE when malformed).  An empty host means the
- * node that answered. */
-static uint16_t redirect_target(tl_store *s, const node *from,
-                                const redisReply *r, unsigned *slot)
-{
-    const char *p = strchr(r->str, ' ');
-    if (!p) return NO_NODE;
-    char *end;
-    unsigned long sl = strtoul(p + 1, &end, 10);
-    if (end == p + 1 || *end != ' ' || sl >= NSLOTS) return NO_NODE;
-    const char *addr = end + 1, *colon = strrchr(addr, ':');
-    if (!colon) return NO_NODE;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535) return NO_NODE;
-    *slot = (unsigned)sl;
-    if (colon == addr) return node_index(s, from->host, strlen(from->host),
-                                         (int)port);
-    return node_index(s, addr, (size_t)(colon - addr), (int)port);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1011,11 +445,11 @@ static uint16_t redirect_target(tl_store *s, const node *from,
 typedef struct batch {
     size_t n;
     const char *op; /* "load" or "flush", for messages */
-    int (*append_item)(tl_store *s, node *k, size_t i, void *ud);
+    int (*append_item)(tl_store *s, tl_store_node *k, size_t i, void *ud);
     /* Owns r.  Returns TL_OK, TL_ERR (message in msg) or TL_ERR_IO when the
      * node cannot serve now (msg too): it is dropped after the round. */
-    int (*take)(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
-                char *msg, size_t msgsz);
+    int (*take)(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
+                void *ud, char *msg, size_t msgsz);
     void *ud;
 } batch;
 
@@ -1030,41 +464,12 @@ static void merge(int *rc, int code, const char *msg, char *err, size_t errsz)
     }
 }
 
-/* Points every pending item that is not being asked elsewhere at the
- * master of its slot; TL_ERR_IO when a slot has none (the map is then
- * refreshed at the start of the next call). */
-static int route_items(tl_store *s, const batch *b, int round, char *err,
-                       size_t errsz)
-{
-    if (!s->slots) return TL_OK;
-    /* Within a call, MOVED patches the map slot by slot: a node asked for
-     * the whole map right after a migration may not know of it yet.  The
-     * next call starts from a fresh map. */
-    if (s->map_stale && round == 0) {
-        int rc = refresh_map(s, err, errsz);
-        if (rc != TL_OK) return rc;
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        if (!(s->flags[i] & ITEM_PENDING) || (s->flags[i] & ITEM_ASKING))
-            continue;
-        s->route[i] = s->slots[s->kslot[i]];
-        if (s->route[i] == NO_NODE) {
-            s->map_stale = 1;
-            return tl_errf(err, errsz, TL_ERR_IO,
-                           "%s: %s: no master serves slot %u (cluster not "
-                           "ready, or a master is down; will retry)",
-                           s->where, b->op, (unsigned)s->kslot[i]);
-        }
-    }
-    return TL_OK;
-}
-
 /* Reads the replies of node k for this round.  Returns TL_OK, or the
  * merged failure; *again is set when an item stays pending. */
 static int read_node(tl_store *s, const batch *b, uint16_t ki, int *again,
                      int *tryagain, char *err, size_t errsz)
 {
-    node *k = s->nodes[ki];
+    tl_store_node *k = s->nodes[ki];
     char msg[TL_ERRSZ];
     int rc = TL_OK;
     redisReply *r = NULL;
@@ -1083,27 +488,12 @@ static int read_node(tl_store *s, const batch *b, uint16_t ki, int *again,
             s->flags[i] &= (unsigned char)~ITEM_ASKING;
         }
         if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r) goto io;
-        unsigned slot;
-        uint16_t to;
-        if (s->slots && (is_error(r, "MOVED") || is_error(r, "ASK")) &&
-            (to = redirect_target(s, k, r, &slot)) != NO_NODE) {
-            if (r->str[0] == 'M') {
-                s->slots[slot] = to;
-                s->map_stale = 1;
-            } else {
-                s->route[i] = to;
-                s->flags[i] |= ITEM_ASKING;
-            }
+        if (s->slots && tl_store_cluster_redirected(s, k, i, r, tryagain)) {
             *again = 1;
             freeReplyObject(r);
             continue;
         }
-        if (s->slots && is_error(r, "TRYAGAIN")) {
-            *again = *tryagain = 1;
-            freeReplyObject(r);
-            continue;
-        }
-        if (is_error(r, "NOSCRIPT") && !k->loaded) {
+        if (tl_store_reply_is(r, "NOSCRIPT") && !k->loaded) {
             /* The script cache was emptied under us (SCRIPT FLUSH by an
              * operator, or a failover to a server that never saw our
              * SCRIPT LOAD): load it again there, then retry. */
@@ -1120,7 +510,7 @@ static int read_node(tl_store *s, const batch *b, uint16_t ki, int *again,
     return rc;
 
 io:
-    io_fail(s, k, b->op, msg, sizeof msg);
+    tl_store_io_fail(s, k, b->op, msg, sizeof msg);
     merge(&rc, TL_ERR_IO, msg, err, errsz);
     return rc;
 }
@@ -1143,7 +533,9 @@ static int run_batch(tl_store *s, const batch *b, char *err, size_t errsz)
     char msg[TL_ERRSZ];
     int rc = TL_OK;
     for (int round = 0;; round++) {
-        int code = route_items(s, b, round, msg, sizeof msg);
+        int code = s->slots ? tl_store_cluster_route(s, b->n, b->op, round,
+                                                     msg, sizeof msg)
+                            : TL_OK;
         if (code != TL_OK) {
             merge(&rc, code, msg, err, errsz);
             return rc;
@@ -1151,8 +543,9 @@ static int run_batch(tl_store *s, const batch *b, char *err, size_t errsz)
         for (size_t j = 0; j < s->nnodes; j++) s->nodes[j]->sent = 0;
         for (size_t i = 0; i < b->n; i++) {
             if (!(s->flags[i] & ITEM_PENDING)) continue;
-            node *k = s->nodes[s->route[i]];
-            if (!k->c && (code = do_connect(s, k, msg, sizeof msg)) != TL_OK) {
+            tl_store_node *k = s->nodes[s->route[i]];
+            if (!k->c &&
+                (code = tl_store_connect(s, k, msg, sizeof msg)) != TL_OK) {
                 if (s->slots) s->map_stale = 1;
                 merge(&rc, code, msg, err, errsz);
                 goto abandon;
@@ -1165,28 +558,29 @@ static int run_batch(tl_store *s, const batch *b, char *err, size_t errsz)
             if (s->flags[i] & ITEM_ASKING) {
                 const char *argv[] = {"ASKING"};
                 const size_t lens[] = {6};
-                if (append(s, k, 1, argv, lens) != 0) goto append_failed;
+                if (tl_store_append(s, k, 1, argv, lens) != 0)
+                    goto append_failed;
             }
             if (b->append_item(s, k, i, b->ud) != 0) goto append_failed;
             continue;
         append_failed:
-            io_fail(s, k, b->op, msg, sizeof msg);
+            tl_store_io_fail(s, k, b->op, msg, sizeof msg);
             merge(&rc, TL_ERR_IO, msg, err, errsz);
             goto abandon;
         }
         int again = 0, tryagain = 0;
         for (size_t j = 0; j < s->nnodes; j++) {
-            node *k = s->nodes[j];
+            tl_store_node *k = s->nodes[j];
             if (!k->sent) continue;
             s->round_trips++;
             if (write_node(k->c) != 0) {
                 k->sent = 0;
-                io_fail(s, k, b->op, msg, sizeof msg);
+                tl_store_io_fail(s, k, b->op, msg, sizeof msg);
                 merge(&rc, TL_ERR_IO, msg, err, errsz);
             }
         }
         for (size_t j = 0; j < s->nnodes; j++) {
-            node *k = s->nodes[j];
+            tl_store_node *k = s->nodes[j];
             if (!k->sent) continue;
             merge(&rc, read_node(s, b, (uint16_t)j, &again, &tryagain, msg,
                                  sizeof msg),
@@ -1215,7 +609,7 @@ abandon:
     /* Commands were appended to some connections but will not be read:
      * those connections are out of step, so drop them. */
     for (size_t j = 0; j < s->nnodes; j++) {
-        node *k = s->nodes[j];
+        tl_store_node *k = s->nodes[j];
         if (k->sent) drop(k);
         k->sent = 0;
         k->loaded = 0;
@@ -1234,8 +628,8 @@ tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
     if (!s) return NULL;
     pipe_guard g;
     guard_begin(&g);
-    int rc = s->slots ? refresh_map(s, err, errsz)
-                      : do_connect(s, s->nodes[0], err, errsz);
+    int rc = s->slots ? tl_store_cluster_refresh(s, err, errsz)
+                      : tl_store_connect(s, s->nodes[0], err, errsz);
     guard_end(&g);
     if (rc != TL_OK) {
         tl_store_free(s);
@@ -1251,27 +645,17 @@ tl_store *tl_store_new_lazy(const char *url, int timeout_ms, char *err,
     if (tl_redis_url_parse(url, &s->url, err, errsz) != TL_OK) goto fail;
     s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     if (s->url.cluster) {
-        s->slots = tl_xmalloc(NSLOTS * sizeof *s->slots);
-        s->map_stale = 1;
-        int o = snprintf(s->where, sizeof s->where, "redis cluster ");
-        for (size_t i = 0; i < s->url.nseeds; i++) {
-            const char *h = s->url.seed_hosts[i];
-            node_index(s, h, strlen(h), s->url.seed_ports[i]);
-            if (o < (int)sizeof s->where)
-                o += snprintf(s->where + o, sizeof s->where - (size_t)o,
-                              strchr(h, ':') ? "%s[%s]:%d" : "%s%s:%d",
-                              i ? "," : "", h, s->url.seed_ports[i]);
-        }
+        tl_store_cluster_init(s);
         return s;
     }
-    node *k = tl_xcalloc(1, sizeof *k);
+    tl_store_node *k = tl_xcalloc(1, sizeof *k);
     s->nodes = tl_xmalloc(sizeof *s->nodes);
     s->nodes[0] = k;
     s->nnodes = 1;
     if (s->url.unix_path)
         snprintf(k->where, sizeof k->where, "redis unix:%s", s->url.unix_path);
     else
-        node_where(k, s->url.host, s->url.port);
+        tl_store_node_where(k, s->url.host, s->url.port);
     memcpy(s->where, k->where, sizeof s->where);
     return s;
 
@@ -1305,21 +689,21 @@ void tl_store_free(tl_store *s)
 uint64_t tl_store_round_trips(const tl_store *s) { return s->round_trips; }
 uint64_t tl_store_commands(const tl_store *s) { return s->commands; }
 
-static int ping_node(tl_store *s, node *k, char *err, size_t errsz)
+static int ping_node(tl_store *s, tl_store_node *k, char *err, size_t errsz)
 {
-    int rc = k->c ? TL_OK : do_connect(s, k, err, errsz);
+    int rc = k->c ? TL_OK : tl_store_connect(s, k, err, errsz);
     if (rc != TL_OK) return rc;
     const char *argv[] = {"PING"};
     const size_t lens[] = {4};
     redisReply *r = NULL;
-    if (append(s, k, 1, argv, lens) != 0) {
+    if (tl_store_append(s, k, 1, argv, lens) != 0) {
         k->sent = 0;
-        return io_fail(s, k, "PING", err, errsz);
+        return tl_store_io_fail(s, k, "PING", err, errsz);
     }
     k->sent = 0;
     s->round_trips++;
     if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r)
-        return io_fail(s, k, "PING", err, errsz);
+        return tl_store_io_fail(s, k, "PING", err, errsz);
     if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
         rc = TL_OK;
     else if (r->type == REDIS_REPLY_ERROR)
@@ -1342,7 +726,7 @@ int tl_store_ping(tl_store *s, char *err, size_t errsz)
         rc = ping_node(s, s->nodes[0], err, errsz);
         goto out;
     }
-    if ((rc = refresh_map(s, err, errsz)) != TL_OK) goto out;
+    if ((rc = tl_store_cluster_refresh(s, err, errsz)) != TL_OK) goto out;
     unsigned char *used = tl_xcalloc(s->nnodes, 1);
     for (size_t i = 0; i < NSLOTS; i++)
         if (s->slots[i] != NO_NODE) used[s->slots[i]] = 1;
@@ -1354,12 +738,18 @@ out:
     return rc;
 }
 
-/* Marks items 0..n-1 pending and, in a cluster, hashes their keys. */
+/* Marks items 0..n-1 pending (a single server: on its only node). */
 static void start_items(tl_store *s, size_t n)
 {
     grow_items(s, n);
     memset(s->flags, ITEM_PENDING, n);
     if (!s->slots) memset(s->route, 0, n * sizeof *s->route);
+}
+
+/* In a cluster, hashes the key of item i to its slot for routing. */
+static void slot_item(tl_store *s, size_t i, const char *key, size_t len)
+{
+    if (s->slots) s->kslot[i] = (uint16_t)tl_store_cluster_key_slot(key, len);
 }
 
 void tl_store_hide_keys(tl_store *s) { s->hide_keys = 1; }
@@ -1374,17 +764,17 @@ typedef struct del_item {
     int existed;
 } del_item;
 
-static int del_append(tl_store *s, node *k, size_t i, void *ud)
+static int del_append(tl_store *s, tl_store_node *k, size_t i, void *ud)
 {
     (void)i;
     const del_item *d = ud;
     const char *argv[] = {"DEL", d->key};
     const size_t lens[] = {3, d->keylen};
-    return append(s, k, 2, argv, lens);
+    return tl_store_append(s, k, 2, argv, lens);
 }
 
-static int del_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
-                    char *msg, size_t msgsz)
+static int del_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
+                    void *ud, char *msg, size_t msgsz)
 {
     (void)i;
     del_item *d = ud;
@@ -1411,7 +801,7 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
     pipe_guard g;
     guard_begin(&g);
     start_items(s, 1);
-    if (s->slots) s->kslot[0] = (uint16_t)tl_store_key_slot(key, keylen);
+    slot_item(s, 0, key, keylen);
     del_item d = {key, keylen, 0};
     batch b = {1, "DEL", del_append, del_take, &d};
     int rc = run_batch(s, &b, err, errsz);
@@ -1428,8 +818,9 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
 
 /* Checks one HGETALL reply: TL_ERR for a wrong reply, TL_ERR_IO for an
  * error reply meaning "not now" (the caller then drops the connection). */
-static int check_hgetall(const tl_store *s, const node *k, const redisReply *r,
-                         const char *key, size_t keylen, char *err, size_t errsz)
+static int check_hgetall(const tl_store *s, const tl_store_node *k,
+                         const redisReply *r, const char *key, size_t keylen,
+                         char *err, size_t errsz)
 {
     char kb[80];
     if (r->type == REDIS_REPLY_ERROR && transient_error(r))
@@ -1460,16 +851,16 @@ typedef struct load_batch {
     const size_t *keylens;
 } load_batch;
 
-static int load_append(tl_store *s, node *k, size_t i, void *ud)
+static int load_append(tl_store *s, tl_store_node *k, size_t i, void *ud)
 {
     const load_batch *lb = ud;
     const char *argv[] = {"HGETALL", lb->keys[i]};
     const size_t lens[] = {7, lb->keylens[i]};
-    return append(s, k, 2, argv, lens);
+    return tl_store_append(s, k, 2, argv, lens);
 }
 
-static int load_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
-                     char *msg, size_t msgsz)
+static int load_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
+                     void *ud, char *msg, size_t msgsz)
 {
     const load_batch *lb = ud;
     s->replies[i] = r;
@@ -1490,9 +881,7 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
     guard_begin(&g);
     start_items(s, n);
     memset(s->replies, 0, n * sizeof *s->replies);
-    if (s->slots)
-        for (size_t i = 0; i < n; i++)
-            s->kslot[i] = (uint16_t)tl_store_key_slot(keys[i], keylens[i]);
+    for (size_t i = 0; i < n; i++) slot_item(s, i, keys[i], keylens[i]);
     load_batch lb = {keys, keylens};
     batch b = {n, "load", load_append, load_take, &lb};
     int rc = run_batch(s, &b, err, errsz);
@@ -1526,8 +915,9 @@ static void put_num(tl_store *s, size_t k, char **p, int64_t v)
     *p += len;
 }
 
-/* Builds the EVALSHA of write i in the reused arrays and appends it. */
-static int flush_append(tl_store *s, node *nd, size_t i, void *ud)
+/* Builds the EVALSHA of write i in the reused arrays and appends it; the
+ * arguments are in the order tl_store_script reads them (store_script.c). */
+static int flush_append(tl_store *s, tl_store_node *nd, size_t i, void *ud)
 {
     const tl_store_write *w = (const tl_store_write *)ud + i;
     size_t argc = write_argc(w);
@@ -1559,21 +949,21 @@ static int flush_append(tl_store *s, node *nd, size_t i, void *ud)
         put_num(s, k++, &p, w->wm[j].next);
     }
     TL_ASSERT(k == argc);
-    return append(s, nd, (int)argc, a, l);
+    return tl_store_append(s, nd, (int)argc, a, l);
 }
 
 /* An error reply fails only its write (result TL_ERR), unless it says the
  * server cannot take writes now: then the node's connection is dropped and
  * the batch returns TL_ERR_IO like any I/O failure. */
-static int flush_take(tl_store *s, node *k, size_t i, redisReply *r, void *ud,
-                      char *msg, size_t msgsz)
+static int flush_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
+                      void *ud, char *msg, size_t msgsz)
 {
     tl_store_write *w = (tl_store_write *)ud + i;
     int rc = TL_OK;
     if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 ||
                                            r->integer == 1)) {
         w->result = r->integer == 1 ? TL_OK : TL_ERR_FENCED;
-    } else if (is_error(r, "NOSCRIPT")) {
+    } else if (tl_store_reply_is(r, "NOSCRIPT")) {
         w->result = TL_ERR;
         rc = tl_errf(msg, msgsz, TL_ERR,
                      "%s: flush: NOSCRIPT again right after SCRIPT LOAD; is "
@@ -1611,9 +1001,7 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
     pipe_guard g;
     guard_begin(&g);
     start_items(s, n);
-    if (s->slots)
-        for (size_t i = 0; i < n; i++)
-            s->kslot[i] = (uint16_t)tl_store_key_slot(w[i].key, w[i].keylen);
+    for (size_t i = 0; i < n; i++) slot_item(s, i, w[i].key, w[i].keylen);
     batch b = {n, "flush", flush_append, flush_take, w};
     int rc = run_batch(s, &b, err, errsz);
     /* Writes whose reply never came: unknown, which the caller must treat

@@ -3,9 +3,7 @@
  * of customer hashes, and a pipelined batch flush where every key is written by
  * a Lua compare-and-set on its offset watermarks (one key per script call).
  *
- * URLs: redis://[[user]:password@]host[:port][/db]   (port 6379, db 0)
- *       unix://[[user]:password@]/path/to/redis.sock[?db=N]
- *       redis-cluster://[[user]:password@]host[:port][,host[:port]...]
+ * URLs: redis://, unix:// and redis-cluster:// (redis_url.h has the forms).
  *
  * Redis Cluster: the hosts are seeds; the store reads the slot map (CLUSTER
  * SLOTS) from the first that answers, hashes each key to its slot (CRC16 of
@@ -32,25 +30,6 @@
 #include <stdint.h>
 
 #include "common.h"
-
-typedef struct tl_redis_url {
-    char *host;      /* NULL for unix sockets */
-    int port;
-    char *unix_path; /* NULL for TCP */
-    int db;
-    char *user;      /* NULL: no ACL user (AUTH password only) */
-    char *password;  /* NULL: no AUTH */
-    int cluster;     /* redis-cluster://: host and port are the first seed */
-    size_t nseeds;   /* cluster: every host:port of the URL */
-    char **seed_hosts;
-    int *seed_ports;
-} tl_redis_url;
-
-/* Parses url into *out (malloc'd strings; free with tl_redis_url_clear).
- * Error message names the URL part that is wrong and shows the expected form. */
-int tl_redis_url_parse(const char *url, tl_redis_url *out, char *err,
-                       size_t errsz);
-void tl_redis_url_clear(tl_redis_url *u);
 
 typedef struct tl_store tl_store;
 
@@ -141,7 +120,7 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
 /* The Redis Cluster hash slot (0..16383) of a key: CRC16 of its hash tag
  * (the bytes between the first '{' and the next '}', when not empty), else
  * of the whole key. */
-unsigned tl_store_key_slot(const char *key, size_t len);
+unsigned tl_store_cluster_key_slot(const char *key, size_t len);
 
 /* Round trips (one per node per pipelined round) and commands sent so far (for metrics and the benchmark),
  * including the handshake (AUTH, SELECT, SCRIPT LOAD) of each (re)connect. */

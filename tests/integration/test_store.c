@@ -10,6 +10,7 @@
  */
 #include "../support/redis_server.h"
 #include "../support/testutil.h"
+#include "redis_url.h"
 #include "store.h"
 
 #include <CUnit/Basic.h>

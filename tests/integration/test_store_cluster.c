@@ -11,6 +11,7 @@
  */
 #include "../support/redis_server.h"
 #include "../support/testutil.h"
+#include "redis_url.h"
 #include "store.h"
 
 #include <CUnit/Basic.h>
@@ -104,7 +105,7 @@ static char *node_id(size_t i)
 
 static int slot_of(const char *key)
 {
-    return (int)tl_store_key_slot(key, strlen(key));
+    return (int)tl_store_cluster_key_slot(key, strlen(key));
 }
 
 /* One conditional write: watermark _o:in:0 from `expected` to `next`, and
@@ -224,21 +225,21 @@ static void test_key_slot(void)
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         redisReply *r = on(0, "CLUSTER KEYSLOT %b", keys[i], strlen(keys[i]));
         CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_INTEGER);
-        if ((unsigned)r->integer != tl_store_key_slot(keys[i], strlen(keys[i])))
+        if ((unsigned)r->integer != tl_store_cluster_key_slot(keys[i], strlen(keys[i])))
             fprintf(stderr, "slot of \"%s\": %u, server %lld\n", keys[i],
-                    tl_store_key_slot(keys[i], strlen(keys[i])), r->integer);
-        CU_ASSERT_EQUAL(tl_store_key_slot(keys[i], strlen(keys[i])),
+                    tl_store_cluster_key_slot(keys[i], strlen(keys[i])), r->integer);
+        CU_ASSERT_EQUAL(tl_store_cluster_key_slot(keys[i], strlen(keys[i])),
                         (unsigned)r->integer);
         freeReplyObject(r);
     }
     /* The spec's check value, and 1000 generated keys. */
-    CU_ASSERT_EQUAL(tl_store_key_slot("123456789", 9), 0x31C3 & 16383);
+    CU_ASSERT_EQUAL(tl_store_cluster_key_slot("123456789", 9), 0x31C3 & 16383);
     for (int i = 0; i < 1000; i++) {
         char key[64];
         snprintf(key, sizeof key, "p:cx:{c%d-%x}", i, i * 7919);
         redisReply *r = on(0, "CLUSTER KEYSLOT %s", key);
         CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_INTEGER);
-        CU_ASSERT_EQUAL(tl_store_key_slot(key, strlen(key)),
+        CU_ASSERT_EQUAL(tl_store_cluster_key_slot(key, strlen(key)),
                         (unsigned)r->integer);
         freeReplyObject(r);
     }
