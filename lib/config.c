@@ -13,7 +13,6 @@
 #include "config_int.h"
 #include "store.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
@@ -644,38 +643,35 @@ done:
     return L.c;
 }
 
+/*
+ * The configuration file, read by tl_read_file.  Its message is reshaped to
+ * name the file first, "PATH: cannot open configuration: REASON" (people
+ * and tests/e2e/test_bad_env.c read that), where tl_read_file says "cannot
+ * open PATH: REASON" or "cannot read PATH: REASON" (common.h).
+ * fuzz/fuzz_config.c wraps tl_read_file to serve schema files from memory;
+ * it loads with tl_config_load_string, so no configuration file is read
+ * through the wrapper.
+ */
 static char *read_config_file(const char *path, size_t *len, char *err,
                               size_t errsz)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tl_errf(err, errsz, TL_ERR_IO, "%s: cannot open configuration: %s",
-                path, strerror(errno));
-        return NULL;
+    size_t plen = strlen(path), msz = plen + TL_ERRSZ;
+    char *msg = tl_xcalloc(msz, 1);
+    char *text = tl_read_file(path, len, msg, msz);
+    if (!text) {
+        /* REASON follows "cannot open PATH: ", 12 + plen + 2 bytes; the
+         * whole message stands for it were it ever in another shape. */
+        int rd = !strncmp(msg, "cannot read ", 12);
+        const char *why = msg;
+        if ((rd || !strncmp(msg, "cannot open ", 12)) &&
+            !strncmp(msg + 12, path, plen) &&
+            !strncmp(msg + 12 + plen, ": ", 2))
+            why = msg + 12 + plen + 2;
+        tl_errf(err, errsz, TL_ERR_IO, "%s: cannot %s configuration: %s",
+                path, rd ? "read" : "open", why);
     }
-    size_t cap = 4096, n = 0;
-    char *buf = tl_xmalloc(cap);
-    int bad = 0;
-    for (;;) {
-        if (n + 1 >= cap) buf = tl_xrealloc(buf, cap *= 2);
-        errno = 0;
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            bad = ferror(f) ? (errno ? errno : EIO) : 0;
-            break;
-        }
-    }
-    fclose(f);
-    if (bad) {
-        tl_errf(err, errsz, TL_ERR_IO, "%s: cannot read configuration: %s",
-                path, strerror(bad));
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    free(msg);
+    return text;
 }
 
 tl_config *tl_config_load(const char *path, char *err, size_t errsz)
