@@ -97,8 +97,9 @@ typedef struct tl_config {
                              * the cap ledgers (tl_ruleset_init) */
     size_t block_size;      /* bytes of one customer's state block */
 
-    /* Private to config.c: source text of expressions and templates, for
-     * tl_config_print_summary (compiled expressions keep no text). */
+    /* Private to lib/config*.c (config_int.h): source text of expressions
+     * and templates, for tl_config_print_summary (compiled expressions keep
+     * no text). */
     struct tl_config_text *text;
 } tl_config;
 
