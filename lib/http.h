@@ -1,19 +1,27 @@
 /*
- * http — tailord's HTTP endpoint (libmicrohttpd, one internal thread); the
- * client side for tailorctl is lib/httpc.
+ * http — tailord's HTTP endpoint (libmicrohttpd, a pool of polling
+ * worker threads); the client side for tailorctl is lib/httpc.
  *
  * Routes (README.md "HTTP endpoint"):
  *   GET  /healthz            200 while the process serves requests
  *   GET  /readyz             200, or 503 "not ready: REASON" (Redis PING on
- *                            the endpoint's own connection, then opts.ready)
+ *                            the endpoint's own connection, then opts.ready;
+ *                            REASON is a cause such as "redis unreachable",
+ *                            never an address or the server's text)
  *   GET  /metrics            Prometheus text 0.0.4 (opts.metrics)
  *   GET  /v1/customers/{id}  the vector as JSON (lib/view), expired
  *                            features omitted; 404 for an unknown customer
+ *                            (400 for an id with NUL or invalid UTF-8)
  *   POST /v1/reload[?force=1] opts.reload, then 202
  * /v1/ is refused with 401 unless the request carries "Authorization:
- * Bearer TOKEN" when a token is configured (compared in constant time).
- * Requests are served one at a time by the server's thread, which owns
- * its Redis connection (never the pipeline's).
+ * Bearer TOKEN" when a token is configured (compared in constant time),
+ * as soon as the headers are in.  A request body over 1 KiB (or chunked)
+ * gets 413 before it is read; a request not whole within 10 s is cut.
+ * /healthz takes no lock and never waits on Redis: the workers that may
+ * wait on Redis are bounded (/v1/ beyond that gets 503 at once).  The
+ * endpoint has its own two Redis connections (never the pipeline's): one
+ * for customer lookups, one for the readiness PING.  opts' callbacks may
+ * be called from several workers at once.
  *
  * Ownership: tl_http_start copies opts but borrows cfg (until
  * tl_http_set_config replaces it) and the callbacks' ud, which must outlive
