@@ -187,14 +187,20 @@ static void wait_progress(const char *group, int64_t timeout_ms)
     tl_test_wait_progress(world.brokers, group, IN_TOPIC, timeout_ms);
 }
 
-/* Fetch = 1, OffsetCommit = 8 (rdkafka_protocol.h).  Produce errors are
- * left out: with them, librdkafka 2.0.2's mock cluster lost 3-4 of 8,140
- * acknowledged trigger messages in some runs (idempotent retries after an
- * injected whole-request error).  The real-broker run of this suite kills
- * the broker mid-produce instead (broker_crash_pass), which exercises the
- * same retries against Kafka itself: in four runs here (two SIGKILLs of the
- * broker each, 2,220 to 8,140 trigger ids) no id went missing, which points
- * at the mock. */
+/* Fetch = 1, OffsetCommit = 8, Produce = 0 (rdkafka_protocol.h).  Produce
+ * gets connection drops only: a broker error on a Produce request (e.g.
+ * NOT_LEADER_FOR_PARTITION, which this pass injected before) loses the
+ * acknowledged messages of that request on librdkafka 2.0.2's mock (3-4 of
+ * 8,140 trigger ids here).  The mock appends the partition's next request,
+ * already in flight, because it checks idempotent sequence numbers only for
+ * transactional producers (rdkafka_mock.c:229), where a real broker answers
+ * OUT_OF_ORDER_SEQUENCE_NUMBER; the producer then reports the failed
+ * request's messages delivered without resending them
+ * (rdkafka_request.c:3274, rd_kafka_dr_implicit_ack).  A dropped connection
+ * fails every request behind it, so nothing is acknowledged that way (it
+ * may duplicate, which this pass allows).  tests/integration/
+ * test_sink_errors.c reproduces both.  The real-broker run kills the broker
+ * mid-produce instead (broker_crash_pass). */
 static void mock_request_errors(rd_kafka_mock_cluster_t *mc)
 {
     rd_kafka_mock_push_request_errors(mc, 1, 2,
@@ -203,6 +209,8 @@ static void mock_request_errors(rd_kafka_mock_cluster_t *mc)
     rd_kafka_mock_push_request_errors(mc, 8, 2,
                                       RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE);
+    rd_kafka_mock_push_request_errors(mc, 0, 2, RD_KAFKA_RESP_ERR__TRANSPORT,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT);
 }
 
 /* The real broker's outage: its JVM SIGKILLed twice while tailord is
