@@ -5,13 +5,16 @@
 #include <string.h>
 #include <time.h>
 
-tl_log_level tl_log_current = TL_LOG_INFO;
-static tl_log_format log_format = TL_LOG_TEXT;
+_Atomic(tl_log_level) tl_log_current = TL_LOG_INFO;
+static _Atomic(tl_log_format) log_format = TL_LOG_TEXT;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 static const char *const formats[] = {"text", "json"};
 
-void tl_log_set_level(tl_log_level l) { tl_log_current = l; }
+void tl_log_set_level(tl_log_level l)
+{
+    atomic_store_explicit(&tl_log_current, l, memory_order_relaxed);
+}
 
 const char *tl_log_level_name(tl_log_level l)
 {
@@ -28,7 +31,10 @@ int tl_log_level_parse(const char *s, tl_log_level *out)
     return -1;
 }
 
-void tl_log_set_format(tl_log_format f) { log_format = f; }
+void tl_log_set_format(tl_log_format f)
+{
+    atomic_store_explicit(&log_format, f, memory_order_relaxed);
+}
 
 const char *tl_log_format_name(tl_log_format f)
 {
@@ -96,6 +102,31 @@ static void put_json_str(out *o, const char *s)
     }
 }
 
+/* s with its control characters escaped, so that a text line stays one
+ * line whatever a logged value holds (a customer id is the sender's). */
+static void put_text_str(out *o, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, plain = 0; /* plain: where the unescaped run began */
+    for (; p[i]; i++) {
+        if (p[i] >= 0x20 && p[i] != 0x7f) continue;
+        put(o, s + plain, i - plain);
+        plain = i + 1;
+        char esc[8];
+        if (p[i] == '\n')
+            puts_(o, "\\n");
+        else if (p[i] == '\r')
+            puts_(o, "\\r");
+        else if (p[i] == '\t')
+            puts_(o, "\\t");
+        else {
+            snprintf(esc, sizeof esc, "\\x%02x", p[i]);
+            puts_(o, esc);
+        }
+    }
+    put(o, s + plain, i - plain);
+}
+
 size_t tl_log_format_line(char *buf, size_t size, tl_log_format f,
                           const char *when, tl_log_level l,
                           const char *module, const char *msg)
@@ -115,9 +146,9 @@ size_t tl_log_format_line(char *buf, size_t size, tl_log_format f,
         char head[96];
         snprintf(head, sizeof head, "%s %-5s [", when, tl_log_level_name(l));
         puts_(&o, head);
-        puts_(&o, module);
+        put_text_str(&o, module);
         puts_(&o, "] ");
-        puts_(&o, msg);
+        put_text_str(&o, msg);
     }
     if (size) buf[o.len < size - 1 ? o.len : size - 1] = '\0';
     return o.len;
@@ -138,11 +169,13 @@ void tl_log_write(tl_log_level l, const char *module, const char *fmt, ...)
     char when[64], sec[32];
     strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when, sizeof when, "%s.%03dZ", sec, (int)(ts.tv_nsec / 1000000));
-    /* Escaping can make a JSON line up to six times the message; a line cut
-     * short would not parse, so the buffer holds the worst case. */
+    /* Escaping can make a JSON line up to six times the message (a text
+     * line four); a line cut short would not parse, so the buffer holds the
+     * worst case. */
     char line[6 * sizeof msg + 256];
-    size_t n = tl_log_format_line(line, sizeof line - 1, log_format, when, l,
-                                  module, msg);
+    tl_log_format f = atomic_load_explicit(&log_format, memory_order_relaxed);
+    size_t n = tl_log_format_line(line, sizeof line - 1, f, when, l, module,
+                                  msg);
     if (n > sizeof line - 2) n = sizeof line - 2;
     line[n++] = '\n';
     /* One write per line so concurrent writers do not interleave. */

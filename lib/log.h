@@ -8,8 +8,14 @@
  *    "msg":"assigned 4 partitions"}
  * with the message escaped as a JSON string (control characters as \uXXXX,
  * invalid UTF-8 bytes as U+FFFD), so a log shipper can parse every line.
- * Not thread-safe for level or format changes; writes are single fwrite
- * calls, so concurrent writers (librdkafka's threads) do not interleave
+ * In text lines control characters (C0 and DEL) are escaped too, as \n,
+ * \r, \t or \xNN: a logged value (a customer id) holding a newline cannot
+ * forge a line of its own.
+ *
+ * Thread-safe: the level and the format are atomics (a reload changes them
+ * while librdkafka's, the HTTP and the flusher threads log; relaxed order,
+ * a line logged just after a change may still use the old setting), and
+ * writes are single fwrite calls, so concurrent writers do not interleave
  * within a line.
  *
  * Policy: customer ids are logged at debug only (they identify people);
@@ -18,6 +24,7 @@
 #ifndef TL_LOG_H
 #define TL_LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "common.h"
@@ -31,7 +38,7 @@ typedef enum tl_log_level {
 
 typedef enum tl_log_format { TL_LOG_TEXT = 0, TL_LOG_JSON } tl_log_format;
 
-extern tl_log_level tl_log_current;
+extern _Atomic(tl_log_level) tl_log_current;
 
 void tl_log_set_level(tl_log_level l);
 /* "error", "warn", "info", "debug" */
@@ -55,7 +62,9 @@ void tl_log_write(tl_log_level l, const char *module, const char *fmt, ...)
 
 #define TL_LOG(level, module, ...)                                             \
     do {                                                                       \
-        if ((level) <= tl_log_current) tl_log_write(level, module, __VA_ARGS__); \
+        if ((level) <= atomic_load_explicit(&tl_log_current,                \
+                                            memory_order_relaxed))             \
+            tl_log_write(level, module, __VA_ARGS__);                          \
     } while (0)
 #define tl_error(mod, ...) TL_LOG(TL_LOG_ERROR, mod, __VA_ARGS__)
 #define tl_warn(mod, ...) TL_LOG(TL_LOG_WARN, mod, __VA_ARGS__)

@@ -41,20 +41,12 @@ static const char *good_config =
     "features:\n"
     "  - { name: n, kind: count }\n";
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static int suite_init(void)
 {
     if (tl_test_world_start(&world, 1, IN_TOPIC, OUT_TOPIC, DLQ_TOPIC))
         return 1;
     snprintf(good_cfg, sizeof good_cfg, "%s/good.yaml", world.tmp);
-    return write_file(good_cfg, good_config) ? 1 : 0;
+    return tl_test_write_file(good_cfg, good_config) ? 1 : 0;
 }
 
 static int suite_clean(void)
@@ -138,7 +130,7 @@ static void test_config_file_unreadable(void)
      * file and the directory above are the unreadable cases there. */
     if (geteuid() != 0) {
         snprintf(path, sizeof path, "%s/noperm.yaml", world.tmp);
-        CU_ASSERT_FATAL(write_file(path, good_config) == 0);
+        CU_ASSERT_FATAL(tl_test_write_file(path, good_config) == 0);
         CU_ASSERT_FATAL(chmod(path, 0) == 0);
         const char *want_perm[] = {path, "cannot open configuration",
                                    "Permission denied", NULL};
@@ -192,7 +184,7 @@ static void check_bad_configs(const bad_config *cases, size_t n)
     for (size_t i = 0; i < n; i++) {
         char path[600], where[700];
         snprintf(path, sizeof path, "%s/bad-%zu.yaml", world.tmp, i);
-        CU_ASSERT_FATAL(write_file(path, cases[i].text) == 0);
+        CU_ASSERT_FATAL(tl_test_write_file(path, cases[i].text) == 0);
         snprintf(where, sizeof where, "%s%s", path, cases[i].where);
         const char *want[5] = {where};
         size_t k = 1;
@@ -265,7 +257,7 @@ static int sasl_config(const char *path, const char *password, char *brokers,
              "features:\n"
              "  - { name: n, kind: count }\n",
              user, password);
-    return write_file(path, text);
+    return tl_test_write_file(path, text);
 }
 
 static void test_sasl_right_credentials(void)

@@ -80,10 +80,7 @@ static const char *config_fmt =
 static int write_config(const char *path, const char *group, const char *out,
                         int batch_size, const char *prefix, const char *extra)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, config_fmt, group, out, batch_size, prefix, extra);
-    return fclose(f);
+    return tl_test_write_filef(path, config_fmt, group, out, batch_size, prefix, extra);
 }
 
 static int suite_init(void)
@@ -142,21 +139,12 @@ static void test_clean_pass(void)
            (long long)(tl_now_mono_ms() - t0));
 }
 
-static char *node_id(size_t i)
-{
-    redisContext *c = tl_redis_cluster_connect(cl, i);
-    redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER MYID") : NULL;
-    char *id = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-    if (r) freeReplyObject(r);
-    if (c) redisFree(c);
-    return id;
-}
-
 /* redis-cli --cluster reshard: `slots` slots from node `from` to node `to`,
  * keys and all (MIGRATE), as an operator moves them. */
 static int reshard(size_t from, size_t to, int slots)
 {
-    char *fid = node_id(from), *tid = node_id(to);
+    char *fid = tl_redis_cluster_node_id(cl, from),
+         *tid = tl_redis_cluster_node_id(cl, to);
     char addr[32], n[16];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", cl->node[0]->port);
     snprintf(n, sizeof n, "%d", slots);

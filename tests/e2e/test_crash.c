@@ -75,10 +75,7 @@ static const char *config_fmt =
 static int write_config(const char *path, const char *group, const char *out,
                         const char *prefix)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, config_fmt, group, out, prefix);
-    return fclose(f);
+    return tl_test_write_filef(path, config_fmt, group, out, prefix);
 }
 
 

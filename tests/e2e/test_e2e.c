@@ -277,14 +277,6 @@ static char *hash_text(redisContext *c, const char *key)
     return t;
 }
 
-static char *hget(redisContext *c, const char *key, const char *field)
-{
-    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
-    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-    freeReplyObject(r);
-    return v;
-}
-
 static void take_snapshot(snapshot *s)
 {
     redisContext *c = redis_connect();
@@ -671,7 +663,7 @@ static void test_vectors_equal_recomputation(void)
         expect f[40];
         size_t n = expectations(u, f);
         for (size_t k = 0; k < n; k++) {
-            char *got = hget(c, key, f[k].field);
+            char *got = tl_test_hget(c, key, f[k].field);
             int same;
             if (!f[k].present) {
                 same = !got;
@@ -845,22 +837,11 @@ typedef struct dlq_seen {
     int garbage, missing, late, other;
 } dlq_seen;
 
-static const char *header(const rd_kafka_message_t *m, const char *name,
-                          size_t *len)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v = NULL;
-    if (rd_kafka_message_headers(m, &h) ||
-        rd_kafka_header_get_last(h, name, &v, len))
-        return NULL;
-    return v;
-}
-
 static void collect_dlq(void *ud, const rd_kafka_message_t *m)
 {
     dlq_seen *d = ud;
     size_t rl = 0;
-    const char *reason = header(m, "tailor.reason", &rl);
+    const char *reason = tl_test_header(m, "tailor.reason", &rl);
     if (reason && rl == 6 && memcmp(reason, "decode", 6) == 0 &&
         m->len == sizeof garbage - 1 && memcmp(m->payload, garbage, m->len) == 0)
         d->garbage++;
@@ -951,7 +932,7 @@ static void test_embedded_broker(void)
     redisContext *c = redis_connect();
     char *v = NULL;
     for (int i = 0; i < 300 && !v; i++) {
-        v = hget(c, "e2e:cx:{embedded-1}", "spend");
+        v = tl_test_hget(c, "e2e:cx:{embedded-1}", "spend");
         if (!v) usleep(100000);
     }
     CU_ASSERT_PTR_NOT_NULL(v);

@@ -72,14 +72,6 @@ static int suite_clean(void)
     return 0;
 }
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static int produce_event(const char *id, const char *customer, const char *type,
                          int64_t ts, double amount)
 {
@@ -136,7 +128,7 @@ static void test_notify(void)
     snprintf(sock_path, sizeof sock_path, "%s/notify.sock", world.tmp);
     snprintf(cfg, sizeof cfg, "%s/notify.yaml", world.tmp);
     snprintf(log, sizeof log, "%s/notify.log", world.tmp);
-    CU_ASSERT_FATAL(write_file(cfg,
+    CU_ASSERT_FATAL(tl_test_write_file(cfg,
         "kafka: { group: ops-notify, input: [" IN_TOPIC "], output: " OUT_TOPIC
         ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms }\n"
         "redis: { prefix: 'notify:' }\n"
@@ -345,7 +337,7 @@ static void test_reload(void)
     char err[TL_ERRSZ];
     trig_list l = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
     CU_ASSERT_PTR_NOT_NULL_FATAL(l.codec);
-    CU_ASSERT_FATAL(write_file(cfg, cfg_v1) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_v1) == 0);
     pid_t pid = track(tl_test_start_tailord(cfg, log));
     CU_ASSERT_FATAL(pid > 0);
     CU_ASSERT_FATAL(tl_test_wait_log(log, "assigned", 0, BOUND_MS));
@@ -361,7 +353,7 @@ static void test_reload(void)
     /* A good config: applied between batches; state carried over (visits
      * counts on from Redis), the edited rule has a new version, the new
      * rule fires. */
-    CU_ASSERT_FATAL(write_file(cfg, cfg_v2) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_v2) == 0);
     char pidtext[24];
     snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
     char *hup[] = {(char *)tl_test_bin("tailorctl"), "reload", "--pid", pidtext,
@@ -381,11 +373,11 @@ static void test_reload(void)
 
     /* A config that does not load: refused with FILE:LINE:COL, the running
      * rules keep firing. */
-    CU_ASSERT_FATAL(write_file(cfg, cfg_bad) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_bad) == 0);
     int refused = tl_test_log_count(log, "reload refused");
     char pidfile[600];
     snprintf(pidfile, sizeof pidfile, "%s/tailord.pid", world.tmp);
-    CU_ASSERT_FATAL(write_file(pidfile, pidtext) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(pidfile, pidtext) == 0);
     char *hup2[] = {(char *)tl_test_bin("tailorctl"), "reload", "--pid-file",
                     pidfile, NULL};
     CU_ASSERT_EQUAL(tl_test_run_tool(hup2), 0);
@@ -400,13 +392,13 @@ static void test_reload(void)
     CU_ASSERT_PTR_NOT_NULL(find(&l, "bye", "bye 3"));
 
     /* A kind change without --force: refused, old rules keep firing. */
-    CU_ASSERT_FATAL(write_file(cfg, cfg_rekind) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_rekind) == 0);
     refused = tl_test_log_count(log, "reload refused");
     kill(pid, SIGHUP);
     CU_ASSERT_FATAL(tl_test_wait_log(log, "reload refused", refused, BOUND_MS));
     CU_ASSERT(tl_test_log_count(log, "refused: feature visits (count -> sum)") == 1);
     /* Connection settings: a restart, not a reload. */
-    CU_ASSERT_FATAL(write_file(cfg, cfg_regroup) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_regroup) == 0);
     refused = tl_test_log_count(log, "reload refused");
     kill(pid, SIGHUP);
     CU_ASSERT_FATAL(tl_test_wait_log(log, "reload refused", refused, BOUND_MS));
@@ -422,12 +414,12 @@ static void test_reload(void)
     CU_ASSERT_EQUAL(tl_test_log_count(log, "dead letters by reason: decode 0"), 1);
 
     /* tailord --force: the kind change is applied. */
-    CU_ASSERT_FATAL(write_file(cfg, cfg_v2_force) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_v2_force) == 0);
     char *argv[] = {(char *)tl_test_bin("tailord"), "--force", "-c", cfg, NULL};
     pid = track(tl_test_spawn(argv, NULL, log2));
     CU_ASSERT_FATAL(pid > 0);
     CU_ASSERT_FATAL(tl_test_wait_log(log2, "assigned", 0, BOUND_MS));
-    CU_ASSERT_FATAL(write_file(cfg, cfg_rekind_force) == 0);
+    CU_ASSERT_FATAL(tl_test_write_file(cfg, cfg_rekind_force) == 0);
     kill(pid, SIGHUP);
     CU_ASSERT_FATAL(tl_test_wait_log(log2, "applied:", 0, BOUND_MS));
     CU_ASSERT(tl_test_log_count(log2, "reload with force: feature visits (count -> sum)") == 1);
@@ -454,14 +446,6 @@ static void on_audit(void *ud, const rd_kafka_message_t *m)
     if (a->n < 8) a->rec[a->n++] = json_loadb(m->payload, m->len, 0, &e);
 }
 
-static char *hget(redisContext *c, const char *key, const char *field)
-{
-    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
-    char *v = r && r->type == REDIS_REPLY_STRING ? tl_xstrdup(r->str) : NULL;
-    freeReplyObject(r);
-    return v;
-}
-
 static long long exists(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "EXISTS %s", key);
@@ -475,7 +459,7 @@ static void test_forget(void)
     char cfg[512], log[512];
     snprintf(cfg, sizeof cfg, "%s/forget.yaml", world.tmp);
     snprintf(log, sizeof log, "%s/forget.log", world.tmp);
-    CU_ASSERT_FATAL(write_file(cfg,
+    CU_ASSERT_FATAL(tl_test_write_file(cfg,
         "kafka: { group: ops-forget, input: [" IN_TOPIC "], output: " OUT_TOPIC
         ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms, audit: " AUDIT_TOPIC " }\n"
         "redis: { prefix: 'forget:' }\n"
@@ -490,7 +474,7 @@ static void test_forget(void)
     CU_ASSERT(produce_event("k1", "kept", "view", T0, 0) == 0);
     CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-forget", IN_TOPIC,
                                          BOUND_MS));
-    char *v = hget(rc, "forget:cx:{fiona}", "n");
+    char *v = tl_test_hget(rc, "forget:cx:{fiona}", "n");
     CU_ASSERT(v && !strcmp(v, "2"));
     free(v);
 
@@ -537,7 +521,7 @@ static void test_forget(void)
     CU_ASSERT(produce_event("f4", "fiona", "view", T0 + 3, 0) == 0);
     CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-forget", IN_TOPIC,
                                          BOUND_MS));
-    v = hget(rc, "forget:cx:{fiona}", "n");
+    v = tl_test_hget(rc, "forget:cx:{fiona}", "n");
     CU_ASSERT(v && !strcmp(v, "1"));
     free(v);
     CU_ASSERT_EQUAL(stop(pid), 0);
@@ -549,7 +533,7 @@ static void test_forget(void)
     freeReplyObject(redisCommand(rc, "HSET forget:cx:{kept} n 1"));
     char bad[600];
     snprintf(bad, sizeof bad, "%s/forget-bad.yaml", world.tmp);
-    CU_ASSERT_FATAL(write_file(bad,
+    CU_ASSERT_FATAL(tl_test_write_file(bad,
         "kafka: { brokers: '127.0.0.1:1', group: x }\n"
         "redis: { prefix: 'forget:' }\n") == 0);
     char *argv3[] = {"/usr/bin/env", "-u", "TAILOR_KAFKA_BROKERS",

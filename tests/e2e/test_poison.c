@@ -724,17 +724,6 @@ static void test_stream_through_tailord(void)
     processed = ok;
 }
 
-static const char *header(const rd_kafka_message_t *m, const char *name,
-                          size_t *len)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v = NULL;
-    if (rd_kafka_message_headers(m, &h) ||
-        rd_kafka_header_get_last(h, name, &v, len))
-        return NULL;
-    return v;
-}
-
 static size_t dlq_unknown, dlq_good, dlq_bad_reason, dlq_bad_bytes,
     dlq_dupes, dlq_no_error;
 static size_t dlq_by_reason[4];
@@ -744,11 +733,11 @@ static const char *const reasons[4] = {"decode", "missing_customer", "late",
 static void on_dead_letter(const rd_kafka_message_t *m)
 {
     size_t tl = 0, pl = 0, ol = 0, rl = 0, el = 0;
-    const char *topic = header(m, "tailor.topic", &tl);
-    const char *part = header(m, "tailor.partition", &pl);
-    const char *off = header(m, "tailor.offset", &ol);
-    const char *reason = header(m, "tailor.reason", &rl);
-    const char *error = header(m, "tailor.error", &el);
+    const char *topic = tl_test_header(m, "tailor.topic", &tl);
+    const char *part = tl_test_header(m, "tailor.partition", &pl);
+    const char *off = tl_test_header(m, "tailor.offset", &ol);
+    const char *reason = tl_test_header(m, "tailor.reason", &rl);
+    const char *error = tl_test_header(m, "tailor.error", &el);
     char buf[32];
     int32_t p = -1;
     int64_t o = -1;
@@ -901,10 +890,10 @@ static char big_error[256];
 static void on_big_dead_letter(const rd_kafka_message_t *m)
 {
     size_t pl = 0, ol = 0, rl = 0, el = 0;
-    const char *part = header(m, "tailor.partition", &pl);
-    const char *off = header(m, "tailor.offset", &ol);
-    const char *reason = header(m, "tailor.reason", &rl);
-    const char *error = header(m, "tailor.error", &el);
+    const char *part = tl_test_header(m, "tailor.partition", &pl);
+    const char *off = tl_test_header(m, "tailor.offset", &ol);
+    const char *reason = tl_test_header(m, "tailor.reason", &rl);
+    const char *error = tl_test_header(m, "tailor.error", &el);
     char p[32] = "", o[32] = "";
     if (part) snprintf(p, sizeof p, "%.*s", (int)pl, part);
     if (off) snprintf(o, sizeof o, "%.*s", (int)ol, off);

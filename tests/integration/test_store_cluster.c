@@ -96,10 +96,8 @@ static redisReply *on_asking(size_t i, const char *fmt, const char *key)
 
 static char *node_id(size_t i)
 {
-    redisReply *r = on(i, "CLUSTER MYID");
-    CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_STRING);
-    char *id = strdup(r->str);
-    freeReplyObject(r);
+    char *id = tl_redis_cluster_node_id(cl, i);
+    CU_ASSERT_FATAL(id != NULL);
     return id;
 }
 

@@ -7,7 +7,10 @@
 int tl_alloc_counting;
 unsigned long tl_alloc_calls;
 
-#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizers' runtimes replace malloc themselves (ThreadSanitizer's
+ * would call an instrumented malloc of ours before it is initialised), so
+ * under either their allocator hooks count. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 int __sanitizer_install_malloc_and_free_hooks(
     void (*malloc_hook)(const volatile void *, size_t),
     void (*free_hook)(const volatile void *));

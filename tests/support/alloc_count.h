@@ -4,7 +4,7 @@
  *
  * glibc no longer has __malloc_hook, and byte totals (mallinfo2) do not move
  * when an allocation is freed again, so calls are counted instead.  Under
- * AddressSanitizer its own allocator hooks do that; elsewhere the test
+ * AddressSanitizer or ThreadSanitizer their allocator hooks do that; elsewhere the test
  * program defines malloc/calloc/realloc/free itself (this object), which the
  * dynamic linker prefers over libc's, and forwards to glibc's real entry
  * points.  Valgrind replaces malloc in the executable too, so there the count

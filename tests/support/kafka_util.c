@@ -338,6 +338,17 @@ size_t tl_test_consume_all(const char *brokers, const char *topic,
     return n;
 }
 
+const char *tl_test_header(const rd_kafka_message_t *m, const char *name,
+                           size_t *len)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    if (rd_kafka_message_headers(m, &h) ||
+        rd_kafka_header_get_last(h, name, &v, len))
+        return NULL;
+    return v;
+}
+
 static int drained(const char *brokers, const char *group, const char *topic)
 {
     rd_kafka_t *rk = consumer(brokers, group);

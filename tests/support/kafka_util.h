@@ -62,6 +62,11 @@ typedef void (*tl_test_msg_fn)(void *ud, const rd_kafka_message_t *m);
 size_t tl_test_consume_all(const char *brokers, const char *topic,
                            tl_test_msg_fn fn, void *ud);
 
+/* The value of m's last header called name (not NUL-terminated; *len
+ * bytes), NULL when it has none. */
+const char *tl_test_header(const rd_kafka_message_t *m, const char *name,
+                           size_t *len);
+
 /* 1 once `group` has committed the end offset of every partition of topic,
  * waiting up to timeout_ms. */
 int tl_test_wait_drained(const char *brokers, const char *group,

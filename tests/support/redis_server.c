@@ -325,6 +325,24 @@ static char *join_sorted(char **lines, size_t n, size_t total)
     return out;
 }
 
+char *tl_test_hget(redisContext *c, const char *key, const char *field)
+{
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+char *tl_redis_cluster_node_id(const tl_redis_cluster *cl, size_t i)
+{
+    redisContext *c = tl_redis_cluster_connect(cl, i);
+    redisReply *r = c && !c->err ? redisCommand(c, "CLUSTER MYID") : NULL;
+    char *id = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    if (r) freeReplyObject(r);
+    if (c) redisFree(c);
+    return id;
+}
+
 char *tl_test_hash_text(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "HGETALL %s", key);

@@ -67,6 +67,8 @@ int tl_redis_server_restart(tl_redis_server *srv, char *err, size_t errsz);
  * hiredis redisContext. */
 struct redisContext;
 char *tl_test_hash_text(struct redisContext *c, const char *key);
+/* HGET key field (malloc'd; caller frees); NULL when absent or failed. */
+char *tl_test_hget(struct redisContext *c, const char *key, const char *field);
 
 /*
  * A Redis Cluster of n masters (no replicas): n cluster-enabled servers as
@@ -91,6 +93,8 @@ int tl_redis_cluster_wait_ok(tl_redis_cluster *cl, int timeout_ms, char *err,
 /* A connection to node i (a hiredis redisContext; caller redisFree()s). */
 struct redisContext *tl_redis_cluster_connect(const tl_redis_cluster *cl,
                                               size_t i);
+/* Node i's id (CLUSTER MYID; malloc'd, caller frees); NULL on failure. */
+char *tl_redis_cluster_node_id(const tl_redis_cluster *cl, size_t i);
 /* The index of the node that serves key's slot, by asking the nodes
  * (CLUSTER KEYSLOT, CLUSTER SLOTS on node 0); -1 on failure. */
 int tl_redis_cluster_owner(const tl_redis_cluster *cl, const char *key);

@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,22 @@ const char *tl_test_bin(const char *name)
     const char *dir = getenv("TAILOR_BIN_DIR");
     snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "daemon", name);
     return buf;
+}
+
+int tl_test_write_filef(const char *path, const char *fmt, ...)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    return fclose(f);
+}
+
+int tl_test_write_file(const char *path, const char *text)
+{
+    return tl_test_write_filef(path, "%s", text);
 }
 
 const char *tl_test_src(const char *rel)

@@ -41,6 +41,12 @@ int tl_test_stop(pid_t pid, int sig, int timeout_ms);
  * timeout (the process is left running), -2 if killed by a signal. */
 int tl_test_wait(pid_t pid, int timeout_ms);
 
+/* Writes the file at path (replacing it) with text, or with what fmt
+ * formats; 0, or -1 (errno) when it cannot be written. */
+int tl_test_write_file(const char *path, const char *text);
+int tl_test_write_filef(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* The whole file (malloc'd; "" when it cannot be read). */
 char *tl_test_read_all(const char *path);
 /* Occurrences of needle in hay. */

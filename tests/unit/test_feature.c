@@ -2,21 +2,11 @@
 #include <CUnit/Basic.h>
 #include <string.h>
 
+#include "../support/expr_util.h"
 #include "../support/testutil.h"
 #include "feature.h"
 
 #define DAY 86400000LL
-
-static tl_expr *ev_expr(const char *src, tl_type want)
-{
-    tl_expr_scope sc = {tl_event_resolve, NULL};
-    size_t off = 0;
-    char err[256];
-    tl_expr *e = tl_expr_compile(src, strlen(src), &sc, want, &off, err, sizeof err);
-    if (!e) fprintf(stderr, "compile %s: %s\n", src, err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-    return e;
-}
 
 /* A finished feature laid out alone at offset 0; `o` carries the options
  * of the newer kinds (k, n, half_life, ttl, ...). */
@@ -31,8 +21,8 @@ static tl_feature make_opts(tl_feature_kind kind, const char *where,
         memset(&f, 0, sizeof f);
     f.name = strdup("f");
     f.kind = kind;
-    f.where = where ? ev_expr(where, TL_T_BOOL) : NULL;
-    f.field = field ? ev_expr(field, TL_T_NULL) : NULL;
+    f.where = where ? tl_test_event_expr(where, TL_T_BOOL) : NULL;
+    f.field = field ? tl_test_event_expr(field, TL_T_NULL) : NULL;
     f.window_ms = window;
     f.resolution_ms = res;
     f.max_len = max_len;
@@ -260,7 +250,7 @@ static void finish_fails(tl_feature_kind k, const char *field, int64_t win,
     memset(&f, 0, sizeof f);
     f.name = strdup("f");
     f.kind = k;
-    f.field = field ? ev_expr(field, TL_T_NULL) : NULL;
+    f.field = field ? tl_test_event_expr(field, TL_T_NULL) : NULL;
     f.window_ms = win;
     f.resolution_ms = res;
     f.max_len = max_len;
@@ -652,7 +642,9 @@ static void test_new_finish_errors(void)
         o = cases[i].opts;
         o.name = strdup("f");
         o.kind = cases[i].kind;
-        o.field = cases[i].field ? ev_expr(cases[i].field, TL_T_NULL) : NULL;
+        o.field = cases[i].field
+                      ? tl_test_event_expr(cases[i].field, TL_T_NULL)
+                      : NULL;
         err[0] = 0;
         CU_ASSERT_EQUAL(tl_feature_finish(&o, NULL, err, sizeof err), TL_ERR_CONFIG);
         if (strcmp(err, cases[i].want) != 0)

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../support/expr_util.h"
 #include "../support/testutil.h"
 #include "feature.h"
 
@@ -23,16 +24,6 @@
 static tl_feature fs[16];
 static size_t nfs, block_size;
 
-static tl_expr *ev_expr(const char *src, tl_type want)
-{
-    tl_expr_scope sc = {tl_event_resolve, NULL};
-    size_t off;
-    char err[256];
-    tl_expr *e = tl_expr_compile(src, strlen(src), &sc, want, &off, err, sizeof err);
-    if (!e) fprintf(stderr, "%s: %s\n", src, err);
-    return e;
-}
-
 static void add(const char *name, tl_feature_kind kind, const char *where,
                 const char *field, tl_feature opts)
 {
@@ -40,8 +31,8 @@ static void add(const char *name, tl_feature_kind kind, const char *where,
     *f = opts;
     f->name = strdup(name);
     f->kind = kind;
-    f->where = where ? ev_expr(where, TL_T_BOOL) : NULL;
-    f->field = field ? ev_expr(field, TL_T_NULL) : NULL;
+    f->where = where ? tl_test_event_expr(where, TL_T_BOOL) : NULL;
+    f->field = field ? tl_test_event_expr(field, TL_T_NULL) : NULL;
 }
 
 static int suite_init(void)

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "../support/alloc_count.h"
+#include "../support/expr_util.h"
 #include "../support/testutil.h"
 #include "rule.h"
 
@@ -22,16 +23,6 @@ static tl_feature feats[2];
 static tl_names names = {feats, 2};
 static unsigned char *block;
 static size_t block_size;
-
-static tl_expr *ev_expr(const char *src)
-{
-    tl_expr_scope sc = {tl_event_resolve, NULL};
-    size_t off;
-    char err[256];
-    tl_expr *e = tl_expr_compile(src, strlen(src), &sc, TL_T_BOOL, &off, err, sizeof err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-    return e;
-}
 
 static tl_expr *names_expr(const char *src)
 {
@@ -99,7 +90,7 @@ static tl_rule make_rule(const char *when, const char *cond, tl_rule_mode mode,
     tl_rule r;
     memset(&r, 0, sizeof r);
     r.name = strdup("r");
-    r.when = when ? ev_expr(when) : NULL;
+    r.when = when ? tl_test_event_expr(when, TL_T_BOOL) : NULL;
     r.cond = cond ? names_expr(cond) : NULL;
     r.mode = mode;
     r.cooldown_ms = cooldown;
@@ -265,7 +256,7 @@ static tl_rule *fx_rule(fixture *f, const char *name, const char *when,
     tl_rule *r = &f->r[f->n++];
     memset(r, 0, sizeof *r);
     r->name = strdup(name);
-    r->when = when ? ev_expr(when) : NULL;
+    r->when = when ? tl_test_event_expr(when, TL_T_BOOL) : NULL;
     r->cond = cond ? names_expr(cond) : NULL;
     r->mode = mode;
     if (channel >= 0) {
