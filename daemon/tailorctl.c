@@ -850,7 +850,8 @@ static int cmd_forget(int argc, char **argv)
     /* The producer first: a broker that cannot be reached is found before
      * anything is erased. */
     char e[512];
-    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, sizeof err);
+    tl_kafka_opts ko = tl_kafka_opts_of(cfg, brokers);
+    rd_kafka_conf_t *conf = tl_kafka_conf(&ko, err, sizeof err);
     if (!conf) {
         fprintf(stderr, "tailorctl: %s\n", err);
         goto done;
@@ -867,7 +868,7 @@ static int cmd_forget(int argc, char **argv)
         rd_kafka_conf_destroy(conf);
         goto done;
     }
-    if (tl_kafka_check(cfg, brokers, 10000, err, sizeof err)) {
+    if (tl_kafka_check(&ko, 10000, err, sizeof err)) {
         fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
         goto done;
     }

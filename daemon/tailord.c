@@ -106,6 +106,24 @@ static void boundary(void *ud)
     if (!stop_requested && atomic_exchange(&reload_requested, 0)) reload(ud);
 }
 
+/* Bounds the teardown after the loop returned: librdkafka 2.0.2 can hang
+ * destroying a cooperative consumer that closes while an assignment is
+ * being processed (fixed upstream in 2.4.0), and a daemon that does not
+ * exit is worse than one that skips the rest of its teardown: everything
+ * that matters was committed, or will be read again. */
+#define TEARDOWN_TIMEOUT_S 30
+static volatile sig_atomic_t teardown_rc;
+
+static void on_teardown_timeout(int sig)
+{
+    (void)sig;
+    static const char msg[] = "tailord: teardown took over 30 s (a librdkafka "
+                              "hang); exiting without finishing it\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(teardown_rc ? teardown_rc : 2);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -248,8 +266,8 @@ int main(int argc, char **argv)
     }
     /* librdkafka would retry an unreachable broker forever: say so and
      * exit 1 instead. */
-    if (tl_kafka_check(cfg, brokers ? brokers : cfg->brokers,
-                       KAFKA_CHECK_TIMEOUT_MS, err, sizeof err))
+    tl_kafka_opts ko = tl_kafka_opts_of(cfg, brokers);
+    if (tl_kafka_check(&ko, KAFKA_CHECK_TIMEOUT_MS, err, sizeof err))
         goto fail;
     p = tl_pipeline_new(cfg, brokers, err, sizeof err);
     if (!p) goto fail;
@@ -268,6 +286,9 @@ int main(int argc, char **argv)
     /* Refused credentials are a configuration error, like a bad file. */
     rc = rc == TL_ERR_AUTH || rc == TL_ERR_CONFIG ? 1 : rc ? 2 : 0;
     if (rc) tl_error("tailord", "%s", err);
+    teardown_rc = rc;
+    signal(SIGALRM, on_teardown_timeout);
+    alarm(TEARDOWN_TIMEOUT_S);
 
     const tl_stats *s = tl_pipeline_stats(p);
     uint64_t dead = 0;

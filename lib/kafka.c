@@ -35,20 +35,26 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *ud)
         tl_info("kafka", "%s: %s", rd_kafka_err2name(err), reason);
 }
 
-rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
-                               char *err, size_t errsz)
+tl_kafka_opts tl_kafka_opts_of(const tl_config *cfg, const char *brokers)
+{
+    return (tl_kafka_opts){brokers ? brokers : cfg->brokers, cfg->properties,
+                           cfg->nproperties};
+}
+
+rd_kafka_conf_t *tl_kafka_conf(const tl_kafka_opts *o, char *err,
+                               size_t errsz)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char e[512];
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e))
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, e, sizeof e))
         goto fail;
     if (rd_kafka_conf_set(conf, "client.id", "tailord", e, sizeof e))
         goto fail;
-    for (size_t i = 0; i < cfg->nproperties; i++)
-        if (rd_kafka_conf_set(conf, cfg->properties[i].key,
-                              cfg->properties[i].val, e, sizeof e)) {
+    for (size_t i = 0; i < o->nproperties; i++)
+        if (rd_kafka_conf_set(conf, o->properties[i].key,
+                              o->properties[i].val, e, sizeof e)) {
             tl_errf(err, errsz, TL_ERR_CONFIG,
-                    "kafka.properties.%s: %s", cfg->properties[i].key, e);
+                    "kafka.properties.%s: %s", o->properties[i].key, e);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -88,12 +94,13 @@ static void check_on_log(const rd_kafka_t *rk, int level, const char *fac,
     tl_debug("kafka", "check: %s: %s", fac, buf);
 }
 
-int tl_kafka_check(const tl_config *cfg, const char *brokers, int timeout_ms,
-                   char *err, size_t errsz)
+int tl_kafka_check(const tl_kafka_opts *o, int timeout_ms, char *err,
+                   size_t errsz)
 {
+    const char *brokers = o->brokers;
     char e[512];
     check_state st = {"", ""};
-    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
+    rd_kafka_conf_t *conf = tl_kafka_conf(o, err, errsz);
     if (!conf) return TL_ERR_CONFIG;
     rd_kafka_conf_set_error_cb(conf, check_on_error);
     rd_kafka_conf_set_log_cb(conf, check_on_log);

@@ -15,11 +15,22 @@
 
 #include "config.h"
 
-rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
-                               char *err, size_t errsz);
+/* What a Kafka client is made of: where the brokers are, and the
+ * properties passed verbatim (security included).  Borrowed. */
+typedef struct tl_kafka_opts {
+    const char *brokers;
+    const tl_kv *properties;
+    size_t nproperties;
+} tl_kafka_opts;
+
+/* The options of cfg's kafka section, brokers replaced when not NULL. */
+tl_kafka_opts tl_kafka_opts_of(const tl_config *cfg, const char *brokers);
+
+rd_kafka_conf_t *tl_kafka_conf(const tl_kafka_opts *o, char *err,
+                               size_t errsz);
 
 /*
- * Start-up check: whether a client with the config's properties (security
+ * Start-up check: whether a client with these properties (security
  * included) gets an answer to a metadata request from `brokers` within
  * timeout_ms.  librdkafka itself retries an unreachable or unresolvable
  * broker forever, which at start would turn a typo into a silent hang.
@@ -28,8 +39,8 @@ rd_kafka_conf_t *tl_kafka_conf(const tl_config *cfg, const char *brokers,
  * 'kafka.example:9092': Name or service not known"); TL_ERR_CONFIG when a
  * property is invalid.
  */
-int tl_kafka_check(const tl_config *cfg, const char *brokers, int timeout_ms,
-                   char *err, size_t errsz);
+int tl_kafka_check(const tl_kafka_opts *o, int timeout_ms, char *err,
+                   size_t errsz);
 
 typedef struct tl_kafka_mock tl_kafka_mock;
 

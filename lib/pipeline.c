@@ -569,7 +569,9 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
                                        errsz)) ||
         !(fstore = tl_store_new_lazy(cfg->redis_url,
                                      (int)cfg->redis_timeout_ms, err, errsz)) ||
-        !(p->sink = tl_sink_new(cfg, brokers, err, errsz))) {
+        !(p->sink = tl_sink_new(&(tl_kafka_opts){brokers, cfg->properties,
+                                                  cfg->nproperties},
+                                cfg->output, err, errsz))) {
         tl_store_free(fstore);
         tl_pipeline_free(p);
         return NULL;
@@ -721,7 +723,10 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
     }
     if (logged) tl_info("pipeline", "redis available");
     tl_gauge_set(&p->stats.redis_down, 0);
-    p->src = tl_source_new(p->cfg, p->brokers, &p->stats.kafka, err, errsz);
+    const tl_config *c = p->cfg;
+    tl_source_opts o = {{p->brokers, c->properties, c->nproperties}, c->group,
+                        c->inputs, c->ninputs};
+    p->src = tl_source_new(&o, &p->stats.kafka, err, errsz);
     return p->src ? TL_OK : TL_ERR_CONFIG;
 }
 
@@ -789,8 +794,15 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
     if (*stop > 1 && !p->failed)
         fail(p, "stopped at once by a second signal; uncommitted events "
              "will be consumed again at the next start");
-    /* The last batch, flushed and committed before the partitions go. */
-    if (!p->failed) process_batch(p, 1);
+    /* The last batch, flushed and committed before the partitions go.  Not
+     * a clean stop when it was abandoned instead (a revocation while Redis
+     * was away): its events are consumed again. */
+    if (!p->failed && process_batch(p, 1) != TL_OK && !p->failed)
+        fail(p, "stopped while the last batch could not finish (its "
+             "partitions were revoked); its events are consumed again");
+    /* A revocation recorded by the last poll is carried out now: librdkafka
+     * waits for it, and closing the consumer would wait forever. */
+    if (tl_source_revoking(p->src)) stage_revoke(p);
     tl_gauge_set(&p->stats.running, 0);
     if (p->failed)
         return tl_errf(err, errsz, TL_ERR_IO, "%s", p->fail_msg);

@@ -43,10 +43,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
     }
 }
 
-tl_sink *tl_sink_new(const tl_config *cfg, const char *brokers, char *err,
+tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
                      size_t errsz)
 {
-    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
+    rd_kafka_conf_t *conf = tl_kafka_conf(o, err, errsz);
     if (!conf) return NULL;
     char e[512];
     /* Idempotence gives retries without duplicates or reordering; acks=all
@@ -73,7 +73,7 @@ tl_sink *tl_sink_new(const tl_config *cfg, const char *brokers, char *err,
      * second and more measured on the mock cluster: the first batch's
      * delivery wait).  Asked for now, while the consumer joins its group.
      * Bounded, and harmless when it fails: the first message asks again. */
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, cfg->output, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, output, NULL);
     const struct rd_kafka_metadata *md = NULL;
     if (rkt && rd_kafka_metadata(s->rk, 0, rkt, &md, 5000) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR)

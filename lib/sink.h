@@ -22,7 +22,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common.h"
-#include "config.h"
+#include "kafka.h"
 
 typedef struct tl_sink tl_sink;
 
@@ -32,8 +32,9 @@ typedef struct tl_header {
     size_t vlen;
 } tl_header;
 
-/* Creates the producer on `brokers` with cfg->properties applied. */
-tl_sink *tl_sink_new(const tl_config *cfg, const char *brokers, char *err,
+/* Creates the producer (o borrowed); asks for `output`'s metadata at
+ * once, so that the first batch does not wait for it. */
+tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
                      size_t errsz);
 void tl_sink_free(tl_sink *s);
 

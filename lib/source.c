@@ -197,17 +197,17 @@ void tl_source_revoke(tl_source *s)
     s->revoking = NULL;
 }
 
-tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
-                         tl_kafka_health *health, char *err, size_t errsz)
+tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
+                         char *err, size_t errsz)
 {
-    rd_kafka_conf_t *conf = tl_kafka_conf(cfg, brokers, err, errsz);
+    rd_kafka_conf_t *conf = tl_kafka_conf(&o->kafka, err, errsz);
     if (!conf) return NULL;
     char e[512];
     /* Offsets move only after delivery + flush (the delivery contract);
      * a group with no committed offset starts at the beginning, so no event
      * published before tailord first ran is skipped. */
     const char *props[][2] = {
-        {"group.id", cfg->group},
+        {"group.id", o->group},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
@@ -223,8 +223,9 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
      * leaving moves only the partitions that change owner, so the others
      * keep flowing (on_rebalance handles incremental assign and revoke). */
     int chosen = 0;
-    for (size_t i = 0; i < cfg->nproperties; i++)
-        chosen |= !strcmp(cfg->properties[i].key, "partition.assignment.strategy");
+    for (size_t i = 0; i < o->kafka.nproperties; i++)
+        chosen |= !strcmp(o->kafka.properties[i].key,
+                          "partition.assignment.strategy");
     if (!chosen && rd_kafka_conf_set(conf, "partition.assignment.strategy",
                                      "cooperative-sticky", e, sizeof e)) {
         rd_kafka_conf_destroy(conf);
@@ -245,9 +246,9 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
     }
     rd_kafka_poll_set_consumer(s->rk);
     rd_kafka_topic_partition_list_t *topics =
-        rd_kafka_topic_partition_list_new((int)cfg->ninputs);
-    for (size_t i = 0; i < cfg->ninputs; i++)
-        rd_kafka_topic_partition_list_add(topics, cfg->inputs[i],
+        rd_kafka_topic_partition_list_new((int)o->ninputs);
+    for (size_t i = 0; i < o->ninputs; i++)
+        rd_kafka_topic_partition_list_add(topics, o->inputs[i],
                                           RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t re = rd_kafka_subscribe(s->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
@@ -259,6 +260,19 @@ tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
         return NULL;
     }
     return s;
+}
+
+/* A polled message joins b; a consumer error (not the end of a partition)
+ * is logged and dropped. */
+static void take(rd_kafka_message_t *m, tl_batch *b)
+{
+    if (!m->err) {
+        tl_batch_push(b, m);
+        return;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        tl_warn("source", "consumer: %s", rd_kafka_message_errstr(m));
+    rd_kafka_message_destroy(m);
 }
 
 void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
@@ -273,17 +287,7 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
             if (left == 0) break;
             continue;
         }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                tl_warn("source", "consumer: %s", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (b->n == b->cap) {
-            b->cap = b->cap ? b->cap * 2 : 1024;
-            b->msgs = tl_xrealloc(b->msgs, b->cap * sizeof *b->msgs);
-        }
-        b->msgs[b->n++] = m;
+        take(m, b);
     }
 }
 
@@ -391,18 +395,7 @@ void tl_source_resume(tl_source *s) { set_paused(s, 0); }
 void tl_source_idle(tl_source *s, tl_batch *held, int ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, ms);
-    if (!m) return;
-    if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            tl_warn("source", "consumer: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        return;
-    }
-    if (held->n == held->cap) {
-        held->cap = held->cap ? held->cap * 2 : 64;
-        held->msgs = tl_xrealloc(held->msgs, held->cap * sizeof *held->msgs);
-    }
-    held->msgs[held->n++] = m;
+    if (m) take(m, held);
 }
 
 int tl_source_assigned(tl_source *s) { return s->assigned; }
@@ -410,6 +403,9 @@ int tl_source_assigned(tl_source *s) { return s->assigned; }
 void tl_source_free(tl_source *s)
 {
     if (!s) return;
+    /* librdkafka waits for the unassign of a recorded revocation before
+     * anything else, closing included. */
+    if (s->revoking) tl_source_revoke(s);
     s->closing = 1;
     rd_kafka_consumer_close(s->rk);
     if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);

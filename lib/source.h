@@ -24,16 +24,24 @@
 #include <librdkafka/rdkafka.h>
 
 #include "batch.h"
-#include "config.h"
+#include "kafka.h"
 #include "kafka_health.h"
 #include "metrics.h"
 
 typedef struct tl_source tl_source;
 
+/* What the consumer needs (borrowed, only during tl_source_new). */
+typedef struct tl_source_opts {
+    tl_kafka_opts kafka;
+    const char *group;
+    char *const *inputs;
+    size_t ninputs;
+} tl_source_opts;
+
 /* health (borrowed, outlives the source) is kept current from the
  * rebalance and statistics callbacks. */
-tl_source *tl_source_new(const tl_config *cfg, const char *brokers,
-                         tl_kafka_health *health, char *err, size_t errsz);
+tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
+                         char *err, size_t errsz);
 
 /* Appends messages to b until it holds max or timeout_ms passed; returns
  * early when *stop is set or a revocation was recorded.  Consumer errors

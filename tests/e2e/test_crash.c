@@ -225,7 +225,8 @@ static void broker_crash_pass(void)
 /* Outages mid-stream, against a Redis with AOF (appendfsync always):
  * Redis killed with SIGKILL and restarted; Redis restarted with SHUTDOWN;
  * the broker down for 10 s (mock) or SIGKILLed and restarted (real broker);
- * Fetch and OffsetCommit requests failing (mock).  tailord must ride them all out by itself, and end exactly where
+ * Fetch and OffsetCommit requests failing and Produce connections dropped
+ * (mock).  tailord must ride them all out by itself, and end exactly where
  * the clean pass did. */
 static void test_outage_pass(void)
 {

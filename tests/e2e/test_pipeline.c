@@ -4,7 +4,8 @@
  * redis-server, over two rounds of the real data slice.  A clean single
  * pass is the reference; every disturbed pass must end with the same
  * vectors, field for field, and the same set of trigger ids:
- *   - start and stop: a pipeline stopped mid-stream and started again;
+ *   - start and stop: a pipeline stopped mid-stream and started again,
+ *     with Produce requests failing (mock);
  *   - cooperative rebalancing: a second and a third member join while the
  *     first works, then members leave, partitions moving each time;
  *   - Redis down while a flush is in flight, a member joining and leaving
@@ -16,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,9 @@
 #include "../support/testutil.h"
 #include "common.h"
 #include "config.h"
+#include "kafka.h"
 #include "pipeline.h"
+#include <librdkafka/rdkafka_mock.h>
 
 #define IN_TOPIC "interactions"
 #define PARTS 8
@@ -62,6 +66,7 @@ typedef struct member {
     tl_config *cfg;
     pthread_t thread;
     volatile sig_atomic_t stop;
+    atomic_int done;  /* tl_pipeline_run returned */
     int rc;
     char err[TL_ERRSZ];
 } member;
@@ -70,6 +75,7 @@ static void *member_main(void *ud)
 {
     member *m = ud;
     m->rc = tl_pipeline_run(m->p, &m->stop, m->err, sizeof m->err);
+    atomic_store(&m->done, 1);
     return NULL;
 }
 
@@ -180,9 +186,32 @@ static void compare_with_clean(const tl_redis_server *srv, const char *prefix,
     tl_test_compare_trigger_ids(world.brokers, "t_clean", topic, NULL);
 }
 
+/* Until m holds partitions (its share of a rebalance), bounded. */
+static void wait_assigned(member *m)
+{
+    const tl_stats *s = tl_pipeline_stats(m->p);
+    int64_t until = tl_now_mono_ms() + 60000;
+    while (tl_now_mono_ms() < until && tl_gauge_get(&s->kafka.assigned) <= 0)
+        usleep(20000);
+    CU_ASSERT(tl_gauge_get(&s->kafka.assigned) > 0);
+}
+
+/* Produce requests failing on the mock: connections dropped, which
+ * librdkafka 2.0.2's mock survives without losing acknowledged messages
+ * (other injected Produce errors make it lose some: see
+ * tests/integration/test_sink_errors.c). */
+static void produce_errors(void)
+{
+    if (!world.mock) return;
+    rd_kafka_mock_push_request_errors(tl_kafka_mock_cluster(world.mock), 0, 2,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT);
+}
+
 static void test_start_stop(void)
 {
     for (int i = 0; i < 3; i++) {
+        produce_errors();
         member *m = member_start("stop", "t_stop", world.redis->url, "stop:");
         wait_progress("stop", 30000);
         member_stop(m);
@@ -198,8 +227,10 @@ static void test_rebalance(void)
     member *a = member_start("multi", "t_multi", world.redis->url, "multi:");
     wait_progress("multi", 30000);
     member *b = member_start("multi", "t_multi", world.redis->url, "multi:");
+    wait_assigned(b);
     wait_progress("multi", 30000);
     member *c = member_start("multi", "t_multi", world.redis->url, "multi:");
+    wait_assigned(c);
     wait_progress("multi", 30000);
     const tl_stats *sa = tl_pipeline_stats(a->p);
     uint64_t moves = tl_counter_get(&sa->kafka.rebalances);
@@ -269,6 +300,38 @@ static void test_redis_down_revocation(void)
     compare_with_clean(own_redis, "outage:", "t_outage");
 }
 
+/* A fatal error of the idempotent producer (the mock answers a Produce
+ * request with OUT_OF_ORDER_SEQUENCE_NUMBER for the head-of-line batch,
+ * which librdkafka 2.0.2 makes fatal: rdkafka_request.c,
+ * rd_kafka_handle_idempotent_Produce_error) ends tailord with its message
+ * and exit 2, not a hang or a log line.  tailord, not a pipeline in this
+ * process: after that error, librdkafka 2.0.2 can hang destroying the
+ * consumer, which tailord bounds (exit within 30 s anyway).  Last: the
+ * mock is not the same afterwards. */
+static void test_fatal_error(void)
+{
+    if (!world.mock) {
+        tl_test_skip("a fatal producer error", "needs the mock's injected errors");
+        return;
+    }
+    tl_config *cfg = load_config("fatal", "t_stop", world.redis->url, "fatal:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    char path[600], log[600];
+    snprintf(path, sizeof path, "%s/fatal.yaml", world.tmp);
+    snprintf(log, sizeof log, "%s/fatal.log", world.tmp);
+    tl_config_free(cfg);
+    pid_t pid = tl_test_start_tailord(path, log);
+    CU_ASSERT_FATAL(pid > 0);
+    wait_progress("fatal", 30000);
+    rd_kafka_mock_push_request_errors(tl_kafka_mock_cluster(world.mock), 0, 1,
+                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    int rc = tl_test_wait(pid, 90000);
+    if (rc < 0) tl_test_stop(pid, SIGKILL, 5000);
+    printf("tailord exited %d ", rc);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT(tl_test_log_count(log, "kafka producer fatal error") >= 1);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -279,5 +342,6 @@ int main(void)
     CU_add_test(s, "members join and leave (cooperative)", test_rebalance);
     CU_add_test(s, "redis down, a member comes and goes, redis back",
                 test_redis_down_revocation);
+    CU_add_test(s, "a fatal producer error stops the run", test_fatal_error);
     return tl_test_run();
 }

@@ -159,9 +159,10 @@ static int produce_all(const scenario *sc, const char *topic, int run)
 {
     rd_kafka_mock_cluster_t *mc = tl_kafka_mock_cluster(mock);
     char err[512];
-    tl_sink *s = tl_sink_new(cfg, tl_kafka_mock_bootstraps(mock), err,
-                             sizeof err);
+    tl_kafka_opts ko = tl_kafka_opts_of(cfg, tl_kafka_mock_bootstraps(mock));
+    tl_sink *s = tl_sink_new(&ko, cfg->output, err, sizeof err);
     int ok = s != NULL;
+    if (s) tl_sink_set_give_up(s, past_deadline, NULL);
     for (int b = 0; ok && b < NMSG / BATCH; b++) {
         if (sc->nerr)
             rd_kafka_mock_push_request_errors_array(mc, PRODUCE, sc->nerr,
@@ -175,7 +176,7 @@ static int produce_all(const scenario *sc, const char *topic, int run)
             usleep(GAP_US);
         }
         deadline = tl_now_mono_ms() + 60000;
-        ok = ok && tl_sink_wait(s, past_deadline, NULL, err, sizeof err) == TL_OK;
+        ok = ok && tl_sink_wait(s, err, sizeof err) == TL_OK;
     }
     if (!ok) fprintf(stderr, "%s run %d: %s\n", sc->name, run, err);
     tl_sink_free(s);
