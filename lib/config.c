@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "common.h"
@@ -159,6 +160,7 @@ static int load_properties(loader *L, yaml_node_t *pm)
         char path[160];
         snprintf(path, sizeof path, "kafka.properties.%s", kv->key);
         if ((rc = tl_config_yaml_str(L, val, path, 1, &kv->val))) return rc;
+        kv->from_env = tl_config_env_expanded(L, val);
     }
     return TL_OK;
 }
@@ -636,6 +638,7 @@ done:
     free(L.fof);
     free(L.rname);
     free(L.lines);
+    free(L.expanded);
     if (rc != TL_OK) {
         tl_config_free(L.c);
         return NULL;
@@ -748,8 +751,16 @@ void tl_config_free(tl_config *c)
  * summary (config_print.c) is one of its users. */
 int tl_config_is_secret_key(const char *key)
 {
+    /* librdkafka 2.0.2's _RK_SENSITIVE properties (it redacts them in its
+     * own dumps), and the extensions, which may carry credentials. */
+    static const char *const names[] = {
+        "ssl.key.location", "ssl.key.password", "ssl.key.pem", "ssl.ca.pem",
+        "ssl.keystore.password", "sasl.username", "sasl.password",
+        "sasl.oauthbearer.config", "sasl.oauthbearer.extensions"};
     static const char *const words[] = {"password", "secret", "token",
                                         "sasl.jaas"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcasecmp(key, names[i])) return 1;
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (strcasestr(key, words[i])) return 1;
     return 0;

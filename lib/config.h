@@ -32,6 +32,7 @@
 
 typedef struct tl_kv {
     char *key, *val;
+    int from_env; /* val had a ${NAME} reference: masked in the summary */
 } tl_kv;
 
 typedef struct tl_config {
@@ -131,9 +132,13 @@ void tl_config_print_summary(const tl_config *c, FILE *out);
 int tl_config_reloadable(const tl_config *cur, const tl_config *next,
                          int force, char *err, size_t errsz);
 
-/* Whether a kafka.properties key (or any key) names a secret: it contains
- * "password", "secret", "token" or "sasl.jaas" (case-insensitive).  Such
- * values are masked in the summary and never logged. */
+/* Whether a kafka.properties key (or any key) names a secret: one of the
+ * properties librdkafka itself redacts (ssl.key.location, ssl.key.password,
+ * ssl.key.pem, ssl.ca.pem, ssl.keystore.password, sasl.username,
+ * sasl.password, sasl.oauthbearer.config), sasl.oauthbearer.extensions, or
+ * one containing "password", "secret", "token" or "sasl.jaas"
+ * (case-insensitive).  Such values are masked in the summary and never
+ * logged. */
 int tl_config_is_secret_key(const char *key);
 
 /* "30d", "12h", "5m", "10s", "500ms", "2w", "0": a non-negative integer and

@@ -2,7 +2,9 @@
  * config_env — ${NAME} substitution: every scalar value of the document (not
  * the keys) has its references to environment variables replaced before any
  * section reads it (the rules are in config.h).  Runs on the libyaml
- * document in place, so positions in messages stay those of the file.
+ * document in place, so positions in messages stay those of the file, and
+ * remembers which scalars had a reference (the summary masks such
+ * kafka.properties values).
  */
 #include "config_int.h"
 
@@ -18,9 +20,9 @@ static int env_name_char(int ch, int first)
            (!first && ch >= '0' && ch <= '9');
 }
 
-/* Replaces scalar n's value by its expansion (see config.h).  Errors point
- * at the '$' of the offending reference. */
-static int expand_scalar(loader *L, yaml_node_t *n)
+/* Replaces scalar n's value by its expansion (see config.h); *used set when
+ * it had a reference.  Errors point at the '$' of the offending reference. */
+static int expand_scalar(loader *L, yaml_node_t *n, unsigned char *used)
 {
     const char *s = scalar(n);
     size_t len = scalar_len(n);
@@ -63,6 +65,7 @@ static int expand_scalar(loader *L, yaml_node_t *n)
             }
             plen = strlen(piece);
             adv = j + 1 - i;
+            *used = 1;
         }
         if (o + plen + 1 > cap) {
             while (o + plen + 1 > cap) cap *= 2;
@@ -92,9 +95,18 @@ int tl_config_env_expand(loader *L)
             if (pr->key >= 1 && (size_t)pr->key <= nn) is_key[pr->key] = 1;
     }
     int rc = TL_OK;
+    L->expanded = tl_xcalloc(nn + 1, 1);
     for (size_t i = 0; rc == TL_OK && i < nn; i++)
         if (L->doc.nodes.start[i].type == YAML_SCALAR_NODE && !is_key[i + 1])
-            rc = expand_scalar(L, &L->doc.nodes.start[i]);
+            rc = expand_scalar(L, &L->doc.nodes.start[i],
+                               &L->expanded[i + 1]);
     free(is_key);
     return rc;
+}
+
+int tl_config_env_expanded(const loader *L, const yaml_node_t *n)
+{
+    const yaml_node_t *first = L->doc.nodes.start;
+    if (!L->expanded || n < first || n >= L->doc.nodes.top) return 0;
+    return L->expanded[n - first + 1];
 }

@@ -59,6 +59,7 @@ typedef struct loader {
     yaml_node_t **fof;   /* `of` values of features, or NULL */
     yaml_node_t **rname; /* name nodes of triggers */
     yaml_node_t *triggers; /* the triggers list, for tl_ruleset_init errors */
+    unsigned char *expanded; /* by node id: the scalar had a ${NAME} */
     char *err;
     size_t errsz;
 } loader;
@@ -178,6 +179,9 @@ int tl_config_yaml_expr(loader *L, const yaml_node_t *n, const char *path,
 
 /* config_env.c: ${NAME} in every scalar that is not a mapping key. */
 int tl_config_env_expand(loader *L);
+/* Whether n's value had a ${NAME} reference (the environment may hold a
+ * secret there, whatever the key says). */
+int tl_config_env_expanded(const loader *L, const yaml_node_t *n);
 /* config_features.c, config_triggers.c: the sections (the triggers after
  * the features, which they may name). */
 int tl_config_features_load(loader *L, yaml_node_t *n);

@@ -1,8 +1,9 @@
 /*
  * config_print — tl_config_print_summary, what `tailord --check` and
  * `tailorctl` show of a loaded configuration: every setting as it will be
- * used (defaults included), with secrets masked (tl_config_is_secret_key
- * for kafka.properties, the password of the Redis URL), and the features
+ * used (defaults included), with secrets masked (kafka.properties whose key
+ * is tl_config_is_secret_key or whose value came from ${NAME}, the password
+ * of the Redis URL), and the features
  * and triggers with the text of their expressions.
  */
 #include "config.h"
@@ -60,7 +61,8 @@ static void print_kafka(const tl_config *c, FILE *out)
             "  audit          %s\n", c->output, c->dead_letter, c->audit);
     for (size_t i = 0; i < c->nproperties; i++)
         fprintf(out, "  property       %s = %s\n", c->properties[i].key,
-                tl_config_is_secret_key(c->properties[i].key)
+                tl_config_is_secret_key(c->properties[i].key) ||
+                        c->properties[i].from_env
                     ? "***"
                     : c->properties[i].val);
     fprintf(out, "  batches        up to %d events or %s\n", c->batch_size,

@@ -5,6 +5,7 @@
  * encoder are in the event_*.c files listed in event_int.h.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "event_int.h"
@@ -140,7 +141,8 @@ void tl_event_default_attrs(const tl_event_decoder *d, tl_arena *arena,
 }
 
 /* The checks both formats share, once the fields are read: the decode
- * limits first, then a missing customer, then the time. */
+ * limits and finite numbers first, then a missing customer, then the
+ * time. */
 tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
                          char *err, size_t errsz)
 {
@@ -152,6 +154,20 @@ tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
     if (ev->nattrs > TL_EVENT_MAX_ATTRS) {
         tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
                 ev->nattrs, TL_EVENT_MAX_ATTRS);
+        return TL_REJECT_DECODE;
+    }
+    /* Avro can carry NaN and infinities (JSON cannot): one would stay in a
+     * sum or an average for good, or print as "inf" in a trigger. */
+    double x = 0;
+    const char *field =
+        ev->has_quantity && !isfinite(x = ev->quantity) ? "quantity"
+        : ev->has_amount && !isfinite(x = ev->amount)   ? "amount"
+                                                        : NULL;
+    if (field) {
+        char num[TL_NUMBUF];
+        tl_fmt_double(num, x);
+        tl_errf(err, errsz, 0, "field '%s' must be a finite number, not %s",
+                field, num);
         return TL_REJECT_DECODE;
     }
     if (!ev->customer_id || ev->customer_id_len == 0) {

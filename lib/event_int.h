@@ -154,7 +154,8 @@ void tl_event_attrs_sort(tl_attr *a, size_t n, tl_arena *arena);
 /* The reader's default attrs (the writer lacks the field), into the arena. */
 void tl_event_default_attrs(const tl_event_decoder *d, tl_arena *arena,
                             tl_event *ev);
-/* The checks every format ends with (limits, customer, time). */
+/* The checks every format ends with (limits, finite numbers, customer,
+ * time). */
 tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
                          char *err, size_t errsz);
 

@@ -6,6 +6,7 @@
  */
 #include "feature.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -317,6 +318,15 @@ int tl_feature_live(const tl_feature *f, const unsigned char *block,
     return h->set && !expired(f, h, now);
 }
 
+/* Sums saturate at +-DBL_MAX: the decoders refuse NaN and infinities, but
+ * enough large values (or a field expression's own overflow) would add up
+ * to an infinity that no later event could bring back.  A NaN (an
+ * expression's inf - inf) passes through unchanged. */
+static inline double sat(double x)
+{
+    return x > DBL_MAX ? DBL_MAX : x < -DBL_MAX ? -DBL_MAX : x;
+}
+
 /* ---- windows --------------------------------------------------------------- */
 
 static int window_add(const tl_feature *f, unsigned char *s, int set,
@@ -339,7 +349,7 @@ static int window_add(const tl_feature *f, unsigned char *s, int set,
     }
     puti(s + HDR, head);
     unsigned char *slot = ring + 8 * ring_index(b, n);
-    putd(slot, getd(slot) + v);
+    putd(slot, sat(getd(slot) + v));
     return 1;
 }
 
@@ -353,7 +363,7 @@ static double window_read(const tl_feature *f, const unsigned char *s,
     if (head < hi) hi = head;
     double sum = 0;
     for (int64_t k = lo; k <= hi; k++)
-        sum += getd(ring + 8 * ring_index(k, f->nbuckets));
+        sum = sat(sum + getd(ring + 8 * ring_index(k, f->nbuckets)));
     return sum;
 }
 
@@ -372,10 +382,10 @@ static void decay_add(const tl_feature *f, unsigned char *s, int set,
         v = x;
         ref = ts;
     } else if (ts >= ref) {
-        v = v * exp2(-(double)(ts - ref) / hl) + x;
+        v = sat(v * exp2(-(double)(ts - ref) / hl) + x);
         ref = ts;
     } else {
-        v += x * exp2(-(double)(ref - ts) / hl);
+        v = sat(v + x * exp2(-(double)(ref - ts) / hl));
     }
     putd(s + HDR, v);
     puti(s + HDR + 8, ref);
@@ -384,8 +394,10 @@ static void decay_add(const tl_feature *f, unsigned char *s, int set,
 static double decay_read(const tl_feature *f, const unsigned char *s,
                          int64_t now)
 {
-    return getd(s + HDR) *
-           exp2(-(double)(now - geti(s + HDR + 8)) / (double)f->half_life_ms);
+    /* Read before the reference time (an older event's turn) the value
+     * grows back, and may overflow. */
+    return sat(getd(s + HDR) * exp2(-(double)(now - geti(s + HDR + 8)) /
+                                    (double)f->half_life_ms));
 }
 
 /* ---- top_k: Space-Saving with (optionally decayed) counts ------------------ */
@@ -632,7 +644,7 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         putd(s + HDR, getd(s + HDR) + 1);
         break;
     case TL_FK_SUM:
-        putd(s + HDR, getd(s + HDR) + x);
+        putd(s + HDR, sat(getd(s + HDR) + x));
         break;
     case TL_FK_MIN:
         if (!set || x < getd(s + HDR)) putd(s + HDR, x);
@@ -641,7 +653,7 @@ int tl_feature_apply(const tl_feature *f, unsigned char *block,
         if (!set || x > getd(s + HDR)) putd(s + HDR, x);
         break;
     case TL_FK_AVG:
-        putd(s + HDR, getd(s + HDR) + x);
+        putd(s + HDR, sat(getd(s + HDR) + x));
         putd(s + HDR + 8, getd(s + HDR + 8) + 1);
         break;
     case TL_FK_LAST:

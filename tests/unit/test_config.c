@@ -2342,6 +2342,37 @@ static void test_env_substitution(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "format         json\n"));
     free(s);
     tl_config_free(c);
+    /* Private keys, OAUTHBEARER settings, the SASL user, and any property
+     * whose value came from the environment, whatever its key. */
+    setenv("TL_T_PASS", "envsecret", 1);
+    c = load_str_ok(
+        "kafka:\n"
+        "  properties:\n"
+        "    ssl.key.pem: '-----BEGIN PRIVATE KEY-----MIIkeydata'\n"
+        "    sasl.oauthbearer.config: 'principal=svc clientSecret=s3cr'\n"
+        "    sasl.username: svc-user\n"
+        "    ssl.certificate.pem: 'x${TL_T_PASS}y'\n"
+        "    client.id: '$${TL_T_PASS}'\n"
+        "    security.protocol: SASL_SSL\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    s = summary(c);
+    static const char *const hidden[] = {"MIIkeydata", "s3cr", "svc-user",
+                                         "envsecret"};
+    for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++)
+        CU_ASSERT_PTR_NULL(strstr(s, hidden[i]));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "property       ssl.key.pem = ***\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "property       sasl.oauthbearer.config = ***\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "property       sasl.username = ***\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "property       ssl.certificate.pem = ***\n"));
+    /* $${ is no reference: nothing from the environment. */
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "property       client.id = ${TL_T_PASS}\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(s, "property       security.protocol = SASL_SSL\n"));
+    free(s);
+    tl_config_free(c);
     /* Keys are not expanded. */
     c = load_str_ok("kafka: { properties: { '${TL_T_TOKEN}': x } }\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -2357,7 +2388,16 @@ static void test_env_substitution(void)
     CU_ASSERT(tl_config_is_secret_key("ssl.key.PASSWORD"));
     CU_ASSERT(tl_config_is_secret_key("sasl.oauthbearer.client.secret"));
     CU_ASSERT(tl_config_is_secret_key("sasl.jaas.config"));
-    CU_ASSERT(!tl_config_is_secret_key("sasl.username"));
+    /* Every property librdkafka 2.0.2 itself redacts (_RK_SENSITIVE). */
+    static const char *const sensitive[] = {
+        "ssl.key.location", "ssl.key.password", "ssl.key.pem", "ssl.ca.pem",
+        "ssl.keystore.password", "sasl.username", "sasl.password",
+        "sasl.oauthbearer.config"};
+    for (size_t i = 0; i < sizeof sensitive / sizeof *sensitive; i++)
+        CU_ASSERT(tl_config_is_secret_key(sensitive[i]));
+    CU_ASSERT(tl_config_is_secret_key("sasl.oauthbearer.extensions"));
+    CU_ASSERT(!tl_config_is_secret_key("ssl.ca.location"));
+    CU_ASSERT(!tl_config_is_secret_key("security.protocol"));
     unsetenv("TL_T_PASS");
     unsetenv("TL_T_TOKEN");
     unsetenv("TL_T_EMPTY");

@@ -4,6 +4,8 @@
  */
 #include <CUnit/Basic.h>
 #include <avro.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1550,6 +1552,102 @@ static void test_customer_id_length(void)
     tl_arena_free(&a);
 }
 
+/* NaN and the infinities: Avro can carry them (JSON cannot), and they are
+ * refused by the direct decoder and by Avro-C's resolving path alike, for
+ * double and float fields, naming the field. */
+static void test_non_finite(void)
+{
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    const void *buf;
+    size_t len;
+    /* quantity as a float, amount as a double */
+    char *fschema = schema_with_fields(
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"customer_id\",\"type\":\"string\"},"
+        "{\"name\":\"ts\",\"type\":\"long\"},"
+        "{\"name\":\"channel\",\"type\":" CHANNEL_ENUM "},"
+        "{\"name\":\"type\",\"type\":\"string\"},"
+        "{\"name\":\"quantity\",\"type\":[\"null\",\"float\"]},"
+        "{\"name\":\"amount\",\"type\":\"double\"}");
+    tl_event_encoder *enc[2] = {tl_event_encoder_new(NULL, err, sizeof err),
+                                tl_event_encoder_new(fschema, err,
+                                                     sizeof err)};
+    /* Per encoder: the direct decoder of its schema, the resolving one. */
+    tl_event_decoder *dec[2][2] = {
+        {tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err),
+         tl_event_decoder_new(TL_FMT_AVRO, NULL, tl_schema_interaction_event,
+                              err, sizeof err)},
+        {tl_event_decoder_new(TL_FMT_AVRO, fschema, NULL, err, sizeof err),
+         tl_event_decoder_new(TL_FMT_AVRO, NULL, fschema, err, sizeof err)}};
+    tl_arena_init(&a, 0);
+    static const double bad[] = {NAN, INFINITY, -INFINITY};
+    static const char *const text[] = {"nan", "inf", "-inf"};
+    for (int e = 0; e < 2; e++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(enc[e]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(dec[e][0]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(dec[e][1]);
+        for (int b = 0; b < 3; b++)
+            for (int f = 0; f < 2; f++) {
+                tl_event in = sample_event(NULL, 0);
+                *(f ? &in.amount : &in.quantity) = bad[b];
+                CU_ASSERT_EQUAL_FATAL(
+                    tl_event_encode(enc[e], &in, &buf, &len, err, sizeof err),
+                    TL_OK);
+                char want[64];
+                snprintf(want, sizeof want,
+                         "field '%s' must be a finite number, not %s",
+                         f ? "amount" : "quantity", text[b]);
+                for (int r = 0; r < 2; r++) {
+                    tl_arena_reset(&a);
+                    CU_ASSERT_EQUAL(tl_event_decode(dec[e][r], buf, len, &a,
+                                                    &ev, err, sizeof err),
+                                    TL_REJECT_DECODE);
+                    CU_ASSERT_STRING_EQUAL(err, want);
+                }
+            }
+        /* The largest finite values still pass. */
+        tl_event in = sample_event(NULL, 0);
+        in.quantity = -FLT_MAX;
+        in.amount = e ? DBL_MAX : -DBL_MAX;
+        CU_ASSERT_EQUAL_FATAL(
+            tl_event_encode(enc[e], &in, &buf, &len, err, sizeof err), TL_OK);
+        for (int r = 0; r < 2; r++) {
+            tl_arena_reset(&a);
+            CU_ASSERT_EQUAL(tl_event_decode(dec[e][r], buf, len, &a, &ev, err,
+                                            sizeof err),
+                            TL_REJECT_NONE);
+            CU_ASSERT_EQUAL(ev.quantity, -FLT_MAX);
+            CU_ASSERT_EQUAL(ev.amount, in.amount);
+        }
+    }
+    /* JSON has no such numbers; one out of range is invalid JSON. */
+    tl_event_decoder *j = tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err,
+                                               sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    static const char *const lines[] = {"NaN", "Infinity", "1e999", "-1e999"};
+    for (size_t i = 0; i < 4; i++) {
+        char line[256];
+        snprintf(line, sizeof line,
+                 "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,"
+                 "\"channel\":\"web\",\"type\":\"visit\",\"amount\":%s}",
+                 lines[i]);
+        tl_arena_reset(&a);
+        CU_ASSERT_EQUAL(
+            tl_event_decode(j, line, strlen(line), &a, &ev, err, sizeof err),
+            TL_REJECT_DECODE);
+    }
+    tl_event_decoder_free(j);
+    for (int e = 0; e < 2; e++) {
+        tl_event_decoder_free(dec[e][0]);
+        tl_event_decoder_free(dec[e][1]);
+        tl_event_encoder_free(enc[e]);
+    }
+    free(fschema);
+    tl_arena_free(&a);
+}
+
 /* n attrs "k<i>" -> "v", in blocks of `block` entries. */
 static void attrs_blocks(big *o, size_t n, size_t block)
 {
@@ -2067,6 +2165,7 @@ int main(void)
     CU_add_test(s, "Avro text is valid UTF-8", test_avro_utf8);
     CU_add_test(s, "timestamps from 1970 to 2200", test_timestamps);
     CU_add_test(s, "customer_id up to 256 bytes", test_customer_id_length);
+    CU_add_test(s, "NaN and infinities refused", test_non_finite);
     CU_add_test(s, "up to 10,000 attrs, 100,000 refused at once",
                 test_attrs_limit);
     CU_add_test(s, "messages up to 1 MiB, 10 MB refused at once",

@@ -1,5 +1,7 @@
 /* Feature kinds: hand-computed values, boundaries, and exact save/load. */
 #include <CUnit/Basic.h>
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "../support/expr_util.h"
@@ -431,6 +433,46 @@ static void test_decayed(void)
     tl_feature_clear(&s);
 }
 
+/* Sums saturate at +-DBL_MAX rather than overflow to an infinity no later
+ * event could undo: sum, avg's sum, window_sum's buckets and total,
+ * decayed_sum (also read before its reference time). */
+static void test_sums_saturate(void)
+{
+    tl_feature o = {.half_life_ms = DAY};
+    tl_feature fs[] = {
+        make(TL_FK_SUM, NULL, "amount", 0, 0, 0),
+        make(TL_FK_AVG, NULL, "amount", 0, 0, 0),
+        make(TL_FK_WINDOW_SUM, NULL, "amount", 2 * DAY, DAY, 0),
+        make_opts(TL_FK_DECAYED_SUM, NULL, "amount", 0, 0, 0, &o),
+        /* an expression's own overflow (amount * 1e300 is inf) */
+        make(TL_FK_SUM, NULL, "amount * 1e300", 0, 0, 0),
+    };
+    size_t n = sizeof fs / sizeof fs[0];
+    for (size_t k = 0; k < n; k++) {
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            unsigned char *b = calloc(1, fs[k].size);
+            apply(&fs[k], b, event(DAY, "p", "x", sign * 1e308, 1));
+            apply(&fs[k], b, event(DAY, "p", "x", sign * 1e308, 1));
+            double want = fs[k].kind == TL_FK_AVG ? DBL_MAX / 2 : DBL_MAX;
+            CU_ASSERT_EQUAL(num(&fs[k], b, DAY), sign * want);
+            /* window_sum: a third in the next bucket, summed on read */
+            apply(&fs[k], b, event(2 * DAY, "p", "x", sign * 1e308, 1));
+            double v = num(&fs[k], b, 2 * DAY);
+            CU_ASSERT(isfinite(v) && v * sign >= want / 1.5);
+            /* decayed_sum read a day before its reference: doubled */
+            v = num(&fs[k], b, DAY);
+            CU_ASSERT(isfinite(v));
+            char buf[64];
+            CU_ASSERT(tl_feature_format(&fs[k], b, 2 * DAY, buf,
+                                        sizeof buf) > 0);
+            CU_ASSERT_PTR_NULL(strstr(buf, "inf"));
+            roundtrip(&fs[k], b);
+            free(b);
+        }
+        tl_feature_clear(&fs[k]);
+    }
+}
+
 static void test_top_k(void)
 {
     tl_feature o = {.k = 2, .capacity = 3};
@@ -707,6 +749,7 @@ int main(void)
     CU_add_test(s, "first_seen", test_first_seen);
     CU_add_test(s, "window_sum", test_window_sum);
     CU_add_test(s, "decayed_count, decayed_sum", test_decayed);
+    CU_add_test(s, "sums saturate at DBL_MAX", test_sums_saturate);
     CU_add_test(s, "top_k", test_top_k);
     CU_add_test(s, "distinct", test_distinct);
     CU_add_test(s, "last_n", test_last_n);
