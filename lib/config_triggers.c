@@ -487,7 +487,7 @@ static int load_trigger(loader *L, yaml_node_t *n, size_t idx,
     char at[32], msg[TL_ERRSZ];
     trig t = {.at = at, .r = &L->c->rules[idx],
               .txt = &L->c->text->rules[idx],
-              .ev = {tl_event_resolve, NULL}, .nm = TL_NAMES_SCOPE(names)};
+              .ev = TL_WHEN_SCOPE(names), .nm = TL_NAMES_SCOPE(names)};
     tl_rule *r = t.r;
     int rc;
     snprintf(at, sizeof at, "triggers[%zu]", idx);

@@ -153,12 +153,17 @@ const char *tl_type_name(tl_type t);
  * for an index expression name["key"], the key (NUL-terminated; NULL for a
  * plain name): return 0 and set *var (any id the caller likes) and *type, or
  * return -1 if the name is unknown (or cannot be indexed).  An unknown name is
- * reported as a compile error at the name's column.
+ * reported as a compile error at the name's column: "unknown name 'x'", or
+ * what `explain` (optional, may be NULL) writes for it into msg (size
+ * bytes, returning 1; 0 keeps the default), e.g. a close name the user may
+ * have meant.  A name indexed by a number, l[0], is unknown when it
+ * resolves neither plain nor with a key (asked with the key "").
  */
 typedef struct tl_expr_scope {
     int (*resolve)(void *ud, const char *name, const char *key, uint32_t *var,
                    tl_type *type);
     void *ud;
+    int (*explain)(void *ud, const char *name, char *msg, size_t size);
 } tl_expr_scope;
 
 /*

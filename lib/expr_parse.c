@@ -103,6 +103,18 @@ static int try_resolve(const parser *p, const char *name, const char *key,
     return r;
 }
 
+/* Reports a name the scope does not know, at off: in the scope's words when
+ * it has some (why the name is not here, a close one). */
+static void unknown_name(parser *p, size_t off, const char *nm)
+{
+    char msg[TL_ERRSZ];
+    if (p->scope && p->scope->explain &&
+        p->scope->explain(p->scope->ud, nm, msg, sizeof msg) == 1)
+        tl_expr_lex_fail(p, off, "%s", msg);
+    else
+        tl_expr_lex_fail(p, off, "unknown name '%s'", nm);
+}
+
 /* A resolved variable (n made by the caller with room for its key). */
 static node *finish_var(parser *p, node *n, uint32_t id, tl_type type)
 {
@@ -136,7 +148,7 @@ static node *resolve_var(parser *p, const token *name, const token *key)
         char sh[TL_SHOWSZ];
         int plain = key ? try_resolve(p, nm, NULL, &id2, &type2) : -1;
         if (!key)
-            tl_expr_lex_fail(p, name->off, "unknown name '%s'", nm);
+            unknown_name(p, name->off, nm);
         else if (plain == 0 && is_list(type2))
             tl_expr_lex_fail(p, key->off,
                              "list index must be a number, got string");
@@ -269,7 +281,13 @@ static node *parse_call(parser *p)
             f = (int)i;
     if (f < 0) {
         char *nm = tl_xstrndup(p->src + name.off, name.len);
-        tl_expr_lex_fail(p, name.off, "unknown function '%s'", nm);
+        char known[128];
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+            n += (size_t)snprintf(known + n, sizeof known - n, "%s%s",
+                                  i ? ", " : "", fns[i].name);
+        tl_expr_lex_fail(p, name.off, "unknown function '%s' (functions: %s)",
+                         nm, known);
         free(nm);
         return NULL;
     }
@@ -371,7 +389,11 @@ static node *parse_name(parser *p)
         uint32_t id;
         tl_type type;
         int r = try_resolve(p, nm, NULL, &id, &type);
-        if (r != 0)
+        /* Neither a list nor a name taking keys: the name is the error,
+         * not the index. */
+        if (r != 0 && try_resolve(p, nm, "", &id, &type) != 0)
+            unknown_name(p, name.off, nm);
+        else if (r != 0)
             tl_expr_lex_fail(p, p->tok.off,
                              "expected a string key but found %s",
                              tl_expr_lex_found(p, fb));

@@ -219,7 +219,7 @@ static int finish_kind(tl_feature *f, const tl_feature *all, tl_type ft,
                            "capacity must be from k (%u) to 10000, got %u",
                            f->k, f->capacity);
         f->type = TL_T_LIST_STR;
-        *size = HDR + sizeof(int64_t) + f->capacity * str_entry(f);
+        *size = HDR + sizeof(int64_t) + f->capacity * tk_entry_size(f);
         break;
     case TL_FK_DISTINCT:
         if (!f->exact_up_to) f->exact_up_to = DEFAULT_EXACT_UP_TO;
@@ -402,16 +402,28 @@ static double decay_read(const tl_feature *f, const unsigned char *s,
 
 /* ---- top_k: Space-Saving with (optionally decayed) counts ------------------ */
 
+/* Counts may be overestimates: a counter taken over keeps the count it took
+ * over as its error.  What a value was certainly seen (count - err) is what
+ * ranks it, so an item bought twice ranks above ones that only inherited a
+ * count; while nothing was evicted every err is 0 and counts are exact. */
+static double tk_sure(const tl_feature *f, const unsigned char *e)
+{
+    return getd(e + tk_count_off(f)) - getd(e + tk_err_off(f));
+}
 
-/* Order: higher count first; counts equal within rounding (decay makes
- * order-dependent last bits) compare by value bytes, so the order does not
- * depend on the order events arrived in. */
+/* Equal within rounding: decay makes order-dependent last bits. */
+static int tk_near(double a, double b)
+{
+    return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b));
+}
+
+/* Order: higher guaranteed count first; equal ones compare by value bytes,
+ * so the order does not depend on the order events arrived in. */
 static int tk_before(const tl_feature *f, const unsigned char *a,
                      const unsigned char *b)
 {
-    double ca = getd(a + tk_count_off(f)), cb = getd(b + tk_count_off(f));
-    double tol = 1e-9 * fmax(fabs(ca), fabs(cb));
-    if (fabs(ca - cb) > tol) return ca > cb;
+    double ga = tk_sure(f, a), gb = tk_sure(f, b);
+    if (!tk_near(ga, gb)) return ga > gb;
     uint32_t la = getu(a), lb = getu(b);
     int c = memcmp(a + 4, b + 4, la < lb ? la : lb);
     return c ? c < 0 : la < lb;
@@ -419,34 +431,75 @@ static int tk_before(const tl_feature *f, const unsigned char *a,
 
 static void tk_swap(const tl_feature *f, unsigned char *a, unsigned char *b)
 {
-    unsigned char tmp[4 + 4096 + 16];
-    size_t n = str_entry(f);
+    unsigned char tmp[8 + 4096 + 16];
+    size_t n = tk_entry_size(f);
     memcpy(tmp, a, n);
     memcpy(a, b, n);
     memcpy(b, tmp, n);
+}
+
+/* Moves entry i, the only one whose rank changed, up or down to its place. */
+static void tk_settle(const tl_feature *f, unsigned char *s, uint32_t i)
+{
+    uint32_t n = ((hdr *)s)->len;
+    while (i > 0 && tk_before(f, tk_entry(f, s, i), tk_entry(f, s, i - 1))) {
+        tk_swap(f, tk_entry(f, s, i), tk_entry(f, s, i - 1));
+        i--;
+    }
+    while (i + 1 < n && tk_before(f, tk_entry(f, s, i + 1), tk_entry(f, s, i))) {
+        tk_swap(f, tk_entry(f, s, i), tk_entry(f, s, i + 1));
+        i++;
+    }
+}
+
+void tl_feature_top_k_sort(const tl_feature *f, unsigned char *s)
+{
+    for (uint32_t i = 1; i < ((hdr *)s)->len; i++) tk_settle(f, s, i);
+}
+
+/* Space-Saving's victim: the smallest count (which bounds every error);
+ * among equal ones the last in rank, the least certain, then the greatest
+ * value. */
+static uint32_t tk_victim(const tl_feature *f, unsigned char *s)
+{
+    uint32_t v = 0;
+    double min = getd(tk_entry(f, s, 0) + tk_count_off(f));
+    for (uint32_t i = 1; i < ((hdr *)s)->len; i++) {
+        double c = getd(tk_entry(f, s, i) + tk_count_off(f));
+        if (c < min || tk_near(c, min)) v = i, min = c < min ? c : min;
+    }
+    return v;
+}
+
+/* With half_life: counts and errors are kept as of the reference time (the
+ * newest event); returns the weight of an event at ts. */
+static double tk_decay(const tl_feature *f, unsigned char *s, int set,
+                       int64_t ts)
+{
+    hdr *h = (hdr *)s;
+    int64_t ref = geti(s + HDR);
+    double hl = (double)f->half_life_ms;
+    if (!set) {
+        puti(s + HDR, ts);
+    } else if (ts > ref) {
+        double factor = exp2(-(double)(ts - ref) / hl);
+        for (uint32_t i = 0; i < h->len; i++) {
+            unsigned char *e = tk_entry(f, s, i);
+            putd(e + tk_count_off(f), getd(e + tk_count_off(f)) * factor);
+            putd(e + tk_err_off(f), getd(e + tk_err_off(f)) * factor);
+        }
+        puti(s + HDR, ts);
+    } else {
+        return exp2(-(double)(ref - ts) / hl);
+    }
+    return 1;
 }
 
 static void tk_add(const tl_feature *f, unsigned char *s, int set, int64_t ts,
                    const char *v, size_t len)
 {
     hdr *h = (hdr *)s;
-    double w = 1;
-    if (f->half_life_ms) {
-        int64_t ref = geti(s + HDR);
-        double hl = (double)f->half_life_ms;
-        if (!set) {
-            puti(s + HDR, ts);
-        } else if (ts > ref) {
-            double factor = exp2(-(double)(ts - ref) / hl);
-            for (uint32_t i = 0; i < h->len; i++) {
-                unsigned char *c = tk_entry(f, s, i) + tk_count_off(f);
-                putd(c, getd(c) * factor);
-            }
-            puti(s + HDR, ts);
-        } else {
-            w = exp2(-(double)(ref - ts) / hl);
-        }
-    }
+    double w = f->half_life_ms ? tk_decay(f, s, set, ts) : 1;
     len = utf8_cut(v, len, f->max_len);
     uint32_t i = 0;
     for (; i < h->len; i++) {
@@ -464,20 +517,17 @@ static void tk_add(const tl_feature *f, unsigned char *s, int set, int64_t ts,
         } else {
             /* Space-Saving: the least frequent counter is taken over and
              * keeps its count as the newcomer's possible overestimate. */
-            i = h->len - 1;
+            i = tk_victim(f, s);
             base = getd(tk_entry(f, s, i) + tk_count_off(f));
         }
         e = tk_entry(f, s, i);
-        memset(e, 0, str_entry(f));
+        memset(e, 0, tk_entry_size(f));
         putu(e, (uint32_t)len);
         memcpy(e + 4, v, len);
         putd(e + tk_count_off(f), base + w);
+        putd(e + tk_err_off(f), base);
     }
-    /* Only this entry's count grew: move it up to its place. */
-    while (i > 0 && tk_before(f, tk_entry(f, s, i), tk_entry(f, s, i - 1))) {
-        tk_swap(f, tk_entry(f, s, i), tk_entry(f, s, i - 1));
-        i--;
-    }
+    tk_settle(f, s, i);
 }
 
 /* ---- distinct: exact hash set, then HyperLogLog ------------------------------ */
@@ -772,7 +822,7 @@ void tl_feature_read(const tl_feature *f, const unsigned char *block,
         out->type = TL_T_LIST_STR;
         out->u.list.base = s + HDR + 8;
         out->u.list.n = h->len < f->k ? h->len : f->k;
-        out->u.list.stride = (uint32_t)str_entry(f);
+        out->u.list.stride = (uint32_t)tk_entry_size(f);
         return;
     case TL_FK_DISTINCT:
         out->u.num = distinct_read(f, s);

@@ -25,8 +25,9 @@
  *                  `half_life`, stored as (value, reference time)  -> number
  *   top_k          the k most frequent values of `field` (string),
  *                  Space-Saving over `capacity` counters, counts
- *                  decayed with optional `half_life`; most frequent
- *                  first, ties by value                            -> list<string>
+ *                  decayed with optional `half_life`; ranked by the
+ *                  guaranteed count (count - its overestimate, exact
+ *                  while nothing was evicted), ties by value       -> list<string>
  *   distinct       number of distinct values of `field`: exact up
  *                  to `exact_up_to`, then a HyperLogLog sketch of
  *                  2^precision registers (error ~1.04/sqrt(2^p))   -> number

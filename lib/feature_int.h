@@ -15,7 +15,8 @@
  *   window_count, window_sum                   hdr, int64 head, double ring[nb]
  *   decayed_count, decayed_sum                 hdr, double value, int64 ref
  *   top_k                                      hdr, int64 ref, entry[capacity]
- *                                              entry = u32 len, bytes, double count
+ *                                              entry = u32 len, bytes, double count,
+ *                                              double err
  *   distinct                                   hdr, u64 hash[] | u8 register[]
  *   last_n                                     hdr, entry[n]
  *                                              entry = (u32 len, bytes | double), i64 ts
@@ -106,16 +107,30 @@ static inline size_t utf8_cut(const char *s, size_t len, size_t max)
     return n;
 }
 
-/* top_k entry i, and where its count is in an entry. */
+/* top_k: an entry is a string entry plus the count's error (Space-Saving's
+ * overestimate: the count it took over, 0 while nothing was evicted).
+ * Entries are kept sorted by guaranteed count (count - err), then value. */
+static inline size_t tk_entry_size(const tl_feature *f)
+{
+    return str_entry(f) + 8;
+}
+/* top_k entry i, and where its count and its error are in an entry. */
 static inline unsigned char *tk_entry(const tl_feature *f, unsigned char *s,
                                       uint32_t i)
 {
-    return s + HDR + 8 + (size_t)i * str_entry(f);
+    return s + HDR + 8 + (size_t)i * tk_entry_size(f);
 }
 static inline size_t tk_count_off(const tl_feature *f)
 {
     return align8(4 + f->max_len);
 }
+static inline size_t tk_err_off(const tl_feature *f)
+{
+    return align8(4 + f->max_len) + 8;
+}
+/* Sorts a top_k slice's entries into rank (feature.c; for loading state
+ * saved in another order). */
+void tl_feature_top_k_sort(const tl_feature *f, unsigned char *s);
 
 /* last_n: the size of an entry, and where its ts is in one. */
 static inline size_t ln_entry_size(const tl_feature *f)

@@ -27,7 +27,7 @@ size_t tl_feature_save_size(const tl_feature *f)
         n += f->max_len;
         break;
     case TL_FK_TOP_K:
-        n += (size_t)f->capacity * (2 * TL_NUMBUF + f->max_len);
+        n += (size_t)f->capacity * (3 * TL_NUMBUF + f->max_len);
         break;
     case TL_FK_DISTINCT:
         n += 2 * distinct_bytes(f) + 16;
@@ -68,8 +68,8 @@ static size_t save_window(const tl_feature *f, const unsigned char *s,
     return n;
 }
 
-/* top_k: "<ref>;" then count "," length ":" bytes, per entry, in order: the
- * length makes any byte in a value safe. */
+/* top_k: "<ref>;" then count "/" error "," length ":" bytes, per entry, in
+ * rank: the length makes any byte in a value safe. */
 static size_t save_top_k(const tl_feature *f, const unsigned char *s,
                          char *buf)
 {
@@ -80,6 +80,8 @@ static size_t save_top_k(const tl_feature *f, const unsigned char *s,
     for (uint32_t i = 0; i < h->len; i++) {
         const unsigned char *e = tk_entry(f, (unsigned char *)s, i);
         n += put_num(buf + n, getd(e + tk_count_off(f)));
+        buf[n++] = '/';
+        n += put_num(buf + n, getd(e + tk_err_off(f)));
         buf[n++] = ',';
         n += put_int(buf + n, getu(e));
         buf[n++] = ':';
@@ -258,24 +260,42 @@ static int load_window(const tl_feature *f, unsigned char *s, cur *c)
     return 0;
 }
 
-/* top_k: "<ref>;" then "<count>,<len>:<bytes>" per entry. */
+/* top_k: "<ref>;" then "<count>/<err>,<len>:<bytes>" per entry.  State
+ * saved before errors were kept has "<count>,<len>:<bytes>" entries: all
+ * exact while the table was not full; a full one may have evicted, and
+ * every error is at most the smallest count, which it is taken to be (the
+ * rank by count is kept, the guaranteed counts stay lower bounds). */
 static int load_top_k(const tl_feature *f, unsigned char *s, cur *c)
 {
     hdr *h = (hdr *)s;
     int64_t ref;
-    double d;
+    double d, err = 0, min = 0;
+    int old = 0;
     if (take_i64(c, ';', &ref)) return -1;
     puti(s + HDR, ref);
     while (c->p < c->end) {
         const char *v;
         uint32_t len;
-        if (h->len >= f->capacity || take_num(c, ',', &d) ||
+        const char *comma = memchr(c->p, ',', (size_t)(c->end - c->p));
+        const char *slash = memchr(c->p, '/', (size_t)(c->end - c->p));
+        int has_err = slash && comma && slash < comma;
+        if (h->len && has_err == old) return -1; /* one form per body */
+        old = !has_err;
+        if (h->len >= f->capacity || take_num(c, has_err ? '/' : ',', &d) ||
+            (has_err && (take_num(c, ',', &err) || err < 0 || err > d)) ||
             take_str(c, f->max_len, &v, &len))
             return -1;
         unsigned char *e = tk_entry(f, s, h->len++);
         putu(e, len);
         memcpy(e + 4, v, len);
         putd(e + tk_count_off(f), d);
+        putd(e + tk_err_off(f), err);
+        if (h->len == 1 || d < min) min = d;
+    }
+    if (old && h->len == f->capacity) {
+        for (uint32_t i = 0; i < h->len; i++)
+            putd(tk_entry(f, s, i) + tk_err_off(f), min);
+        tl_feature_top_k_sort(f, s);
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 #include "rule.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -23,6 +24,73 @@ int tl_names_resolve(void *ud, const char *name, const char *key,
                 return 0;
             }
     return tl_event_resolve(NULL, name, key, var, type);
+}
+
+/* Edit distance (insert, delete, substitute, swap two neighbours), or
+ * more than max: names longer than 63 bytes are never close. */
+static size_t distance(const char *a, const char *b, size_t max)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63 || (la > lb ? la - lb : lb - la) > max)
+        return max + 1;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/* "unknown name 'x'", with the closest of the event's fields and (when
+ * features is set) the features' names if one is close: a typo at most a
+ * third of the name's length. */
+static int unknown_name(const tl_names *names, int features, const char *name,
+                        char *msg, size_t size)
+{
+    size_t max = strlen(name) / 3, best = max + 1;
+    const char *near = NULL;
+    for (uint32_t v = 0; tl_event_var_name(v); v++) {
+        size_t d = distance(name, tl_event_var_name(v), max);
+        if (d < best) best = d, near = tl_event_var_name(v);
+    }
+    for (size_t i = 0; features && i < names->nfeatures; i++) {
+        size_t d = distance(name, names->features[i].name, max);
+        if (d < best) best = d, near = names->features[i].name;
+    }
+    if (near)
+        snprintf(msg, size, "unknown name '%s'; did you mean '%s'?", name,
+                 near);
+    else
+        snprintf(msg, size, "unknown name '%s'", name);
+    return 1;
+}
+
+int tl_names_explain(void *ud, const char *name, char *msg, size_t size)
+{
+    return unknown_name(ud, 1, name, msg, size);
+}
+
+int tl_names_explain_when(void *ud, const char *name, char *msg, size_t size)
+{
+    const tl_names *names = ud;
+    for (size_t i = 0; i < names->nfeatures; i++)
+        if (strcmp(names->features[i].name, name) == 0) {
+            /* `when` decides whether the event is one the rule is about,
+             * before any feature is read (rule.h). */
+            snprintf(msg, size,
+                     "'%s' is a feature: features cannot be read in `when`; "
+                     "move it to `if`", name);
+            return 1;
+        }
+    return unknown_name(names, 0, name, msg, size);
 }
 
 void tl_eval_fetch(void *ud, uint32_t var, const char *key, size_t keylen,

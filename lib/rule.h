@@ -34,9 +34,21 @@ typedef struct tl_names {
 } tl_names;
 int tl_names_resolve(void *ud /* const tl_names * */, const char *name,
                      const char *key, uint32_t *var, tl_type *type);
+/* tl_expr_scope explainers of a name resolve does not know: "unknown
+ * name 'x'" with a close name if there is one ("did you mean 'visits'?");
+ * _when for the event-only scope of `when`, which says so when the name is
+ * a feature.  ud points to the tl_names. */
+int tl_names_explain(void *ud, const char *name, char *msg, size_t size);
+int tl_names_explain_when(void *ud, const char *name, char *msg, size_t size);
 /* A tl_expr_scope over a tl_names (ud points to it). */
 #define TL_NAMES_SCOPE(names_ptr)                                              \
-    ((tl_expr_scope){.resolve = tl_names_resolve, .ud = (void *)(names_ptr)})
+    ((tl_expr_scope){.resolve = tl_names_resolve, .ud = (void *)(names_ptr),  \
+                     .explain = tl_names_explain})
+/* The scope of `when`: the event's fields only (ud: the tl_names, for the
+ * features' names in messages). */
+#define TL_WHEN_SCOPE(names_ptr)                                               \
+    ((tl_expr_scope){.resolve = tl_event_resolve, .ud = (void *)(names_ptr),  \
+                     .explain = tl_names_explain_when})
 
 /* Evaluation context matching tl_names: the event and the customer's block,
  * read as of the event's ts. */

@@ -1383,7 +1383,8 @@ static void test_err_expr_position(void)
     EXPECT_FILE("invalid_expr_folded.yaml",
                 "7:7: features[0].where: unknown name 'chanel'");
     EXPECT_FILE("invalid_expr_literal.yaml",
-                "5:13: triggers[0].when: unknown name 'chanel'");
+                "5:13: triggers[0].when: unknown name 'chanel'; did you mean "
+                "'channel'?");
     /* A backslash-escaped line break and a \t escape. */
     EXPECT_FILE("invalid_expr_double_multiline.yaml",
                 "3:14: features[0].where: unknown name 'chanel'");
@@ -1394,7 +1395,8 @@ static void test_err_expr_position(void)
                 "4:18: features[0].where: unexpected character '=' (use '==' to "
                 "compare)");
     EXPECT_FILE("invalid_when_feature.yaml",
-                "5:12: triggers[0].when: unknown name 'purchases'");
+                "5:12: triggers[0].when: 'purchases' is a feature: features "
+                "cannot be read in `when`; move it to `if`");
 
     /* CRLF line ends. */
     EXPECT_STR("features:\r\n  - name: v\r\n    kind: count\r\n"
@@ -1478,7 +1480,8 @@ static void test_err_if_type(void)
 static void test_err_template(void)
 {
     EXPECT_FILE("invalid_template.yaml",
-                "6:53: triggers[0].emit.message: unknown name 'lastitem'");
+                "6:53: triggers[0].emit.message: unknown name 'lastitem'; did "
+                "you mean 'last_item'?");
     EXPECT_FILE("invalid_template_unclosed.yaml",
                 "3:26: triggers[0].emit.message: '{{' without a closing '}}'");
     EXPECT_STR("triggers: [{name: t, emit: {message: \"{{ item }} and {{ 1 + "
@@ -2172,7 +2175,8 @@ static void test_err_priority_group_holdout(void)
 static void test_err_attrs(void)
 {
     EXPECT_FILE("invalid_attrs_template.yaml",
-                "9:31: triggers[0].emit.attrs.again: unknown name 'lastitem'");
+                "9:31: triggers[0].emit.attrs.again: unknown name 'lastitem'; "
+                "did you mean 'last_item'?");
     EXPECT_FILE("invalid_attrs_type.yaml",
                 "5:14: triggers[0].emit.attrs: expected a mapping of attribute "
                 "names to templates, got a list");
@@ -2213,6 +2217,31 @@ static void test_err_attrs(void)
                "          one {{item}}\n"
                "          two {{ visitz }}\n",
                "9:18: triggers[0].emit.attrs.bad: unknown name 'visitz'");
+    /* Issue 20: an unknown feature indexed by a number is named, with the
+     * feature meant; a name far from any is not guessed at. */
+    EXPECT_STR("features:\n"
+               "  - {name: top_viewed, kind: top_k, field: item, k: 3}\n"
+               "triggers:\n"
+               "  - name: t\n"
+               "    emit: {message: 'you liked {{top_vewed[0]}}'}\n",
+               "5:34: triggers[0].emit.message: unknown name 'top_vewed'; did "
+               "you mean 'top_viewed'?");
+    EXPECT_STR("features:\n"
+               "  - {name: top_viewed, kind: top_k, field: item, k: 3}\n"
+               "triggers:\n"
+               "  - name: t\n"
+               "    if: 'len(favourites) > 0'\n"
+               "    emit: {message: x}\n",
+               "5:14: triggers[0].if: unknown name 'favourites'");
+    /* A feature in `when`, indexed too. */
+    EXPECT_STR("features:\n"
+               "  - {name: top_viewed, kind: top_k, field: item, k: 3}\n"
+               "triggers:\n"
+               "  - name: t\n"
+               "    when: 'item == top_viewed[0]'\n"
+               "    emit: {message: x}\n",
+               "5:20: triggers[0].when: 'top_viewed' is a feature: features "
+               "cannot be read in `when`; move it to `if`");
     /* The message is checked before the attrs. */
     EXPECT_STR("triggers: [{name: t, emit: {message: '{{x}}', attrs: "
                "{a: '{{y}}'}}}]\n",

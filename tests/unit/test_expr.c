@@ -259,6 +259,8 @@ typedef struct ccase {
 #define OK(s, w, t) {s, w, t, NULL, 0}
 #define BAD(s, w, m, o) {s, w, TL_T_NULL, m, o}
 #define ANY TL_T_NULL
+/* An unknown function's message lists those that exist. */
+#define FNS "(functions: len, contains, coalesce, lower, days_since, hour, weekday)"
 #define ESCAPES "(use \\\\, \\\", \\', \\n or \\t)"
 
 static const ccase compile_cases[] = {
@@ -488,6 +490,10 @@ static const ccase compile_cases[] = {
     BAD("attrs['a'][0]", ANY, "only a list can be indexed, got string", 10),
     BAD("null[0]", ANY, "only a list can be indexed, got null", 4),
     BAD("usual_order[visitz]", ANY, "unknown name 'visitz'", 12),
+    /* Issue 20: a name that is neither a list nor takes keys is what is
+     * wrong, not its index. */
+    BAD("usual_ordr[0] == 'x'", ANY, "unknown name 'usual_ordr'", 0),
+    BAD("vip and zzz[1 + 1]", ANY, "unknown name 'zzz'", 8),
     /* list literals */
     BAD("[]", ANY, "an empty list [] is allowed only after 'in'", 0),
     BAD("len([ ])", ANY, "an empty list [] is allowed only after 'in'", 4),
@@ -572,10 +578,11 @@ static const ccase compile_cases[] = {
     BAD("item in [1]", ANY,
         "operator 'in' needs a list<string> on its right, got list<number>", 5),
     /* functions */
-    BAD("foo(1)", ANY, "unknown function 'foo'", 0),
-    BAD("1 + lenn (item)", ANY, "unknown function 'lenn'", 4),
-    BAD("visits(1)", ANY, "unknown function 'visits'", 0),
-    BAD("foo(visitz", ANY, "unknown function 'foo'", 0),
+    BAD("foo(1)", ANY, "unknown function 'foo' " FNS, 0),
+    BAD("1 + lenn (item)", ANY, "unknown function 'lenn' " FNS, 4),
+    BAD("visits(1)", ANY, "unknown function 'visits' " FNS, 0),
+    BAD("foo(visitz", ANY, "unknown function 'foo' " FNS, 0),
+    BAD("now() > 1", ANY, "unknown function 'now' " FNS, 0),
     BAD("len()", ANY, "function 'len' takes 1 argument, got 0", 4),
     BAD("len(item, item)", ANY, "function 'len' takes only 1 argument", 10),
     BAD("hour(ts)", ANY, "function 'hour' takes 2 arguments, got 1", 7),
@@ -2248,6 +2255,41 @@ static int strclock_resolve(void *ud, const char *name, const char *key,
     return test_resolve(ud, name, key, var, type);
 }
 
+/* A scope that explains the names it does not know. */
+static int explaining(void *ud, const char *name, char *msg, size_t size)
+{
+    if (ud != &scope_marker) resolve_bad_ud = 1;
+    if (strcmp(name, "silent") == 0) return 0;
+    snprintf(msg, size, "no '%s' here", name);
+    return 1;
+}
+
+static void test_scope_explains_unknown_names(void)
+{
+    tl_expr_scope sc = {test_resolve, &scope_marker, explaining};
+    const struct {
+        const char *src, *want;
+        size_t off;
+    } cases[] = {
+        {"vip and nope", "no 'nope' here", 8},
+        {"nope[0] == 'x'", "no 'nope' here", 0},  /* indexed by a number */
+        {"silent > 1", "unknown name 'silent'", 0}, /* 0: the default */
+        {"attrs[0]", "expected a string key but found number 0", 6},
+        {"nope['k']", "unknown name 'nope['k']'", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t off = 99;
+        char err[TL_ERRSZ] = "";
+        CU_ASSERT_PTR_NULL(tl_expr_compile(cases[i].src, strlen(cases[i].src),
+                                           &sc, ANY, &off, err, sizeof err));
+        if (strcmp(err, cases[i].want) != 0 || off != cases[i].off)
+            fprintf(stderr, "`%s`: got %zu: %s\n", cases[i].src, off, err);
+        CU_ASSERT_STRING_EQUAL(err, cases[i].want);
+        CU_ASSERT_EQUAL(off, cases[i].off);
+    }
+    CU_ASSERT_EQUAL(resolve_bad_ud, 0);
+}
+
 static void test_days_since_now(void)
 {
     size_t off = 0;
@@ -2368,6 +2410,8 @@ int main(void)
     CU_add_test(s, "lower's bound", test_lower_bound);
     CU_add_test(s, "days_since and now", test_days_since_now);
     CU_add_test(s, "eval allocates nothing", test_eval_allocates_nothing);
+    CU_add_test(s, "a scope explains the names it does not know",
+                test_scope_explains_unknown_names);
     s = CU_add_suite("expr_timezones", NULL, NULL);
     CU_add_test(s, "time zone table", test_tz_table);
     CU_add_test(s, "public zone API", test_tz_public);

@@ -483,11 +483,17 @@ static void test_top_k(void)
     for (int i = 0; i < 4; i++) apply(&f, b, event(i + 1, "p", seq[i], 0, 0));
     const char *w1[] = {"a", "b"}; /* a:2, b:1, c:1 - the tie goes by value */
     list_is(&f, b, 4, w1, 2);
-    /* Full: d takes over the least counter (c, 1) and counts 1 + 1. */
+    /* Full: d takes over the least counter (c, 1) and counts 1 + 1, of
+     * which 1 is certain: it ties b, and the tie goes by value. */
     apply(&f, b, event(5, "p", "d", 0, 0));
-    const char *w2[] = {"a", "d"};
+    const char *w2[] = {"a", "b"};
     list_is(&f, b, 5, w2, 2);
-    fmt_is(&f, b, "a,d");
+    fmt_is(&f, b, "a,b");
+    roundtrip(&f, b);
+    /* d once more: 2 certain, above b. */
+    apply(&f, b, event(6, "p", "d", 0, 0));
+    const char *w2b[] = {"a", "d"};
+    list_is(&f, b, 6, w2b, 2);
     roundtrip(&f, b);
     free(b);
     tl_feature_clear(&f);
@@ -696,6 +702,88 @@ static void test_new_finish_errors(void)
     }
 }
 
+/* Issue 20: a customer's 19 purchase lines, one item (85123A) bought twice
+ * and 17 bought once, with the shipped config's top_k (k 3, the default
+ * capacity 10).  Ranked by Space-Saving's estimates, eight items that only
+ * took over a counter tied 85123A at 2 and sorted before it; ranked by the
+ * guaranteed count (estimate - error), 85123A is the one certainly bought
+ * twice. */
+static void test_top_k_ranks_what_is_certain(void)
+{
+    tl_feature o = {.k = 3};
+    tl_feature f = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 16, &o);
+    CU_ASSERT_EQUAL(f.capacity, 10);
+    unsigned char *b = calloc(1, f.size);
+    const char *lines[] = {"85123A", "85123A", "20725",  "21212", "21931",
+                           "22086",  "22197",  "22383",  "22423", "22457",
+                           "22720",  "23203",  "47566",  "48138", "71053",
+                           "79321",  "82482",  "84879",  "85099B"};
+    for (int i = 0; i < 19; i++)
+        apply(&f, b, event(i + 1, "purchase", lines[i], 0, 0));
+    tl_value v;
+    tl_feature_read(&f, b, 19, &v);
+    CU_ASSERT_EQUAL(v.u.list.n, 3);
+    size_t len;
+    const char *first = tl_list_str(&v, 0, &len);
+    CU_ASSERT(len == 6 && memcmp(first, "85123A", 6) == 0);
+    /* The rest are certain once: by value, the one never taken over
+     * (20725) and the first takeover. */
+    const char *want[] = {"85123A", "20725", "23203"};
+    list_is(&f, b, 19, want, 3);
+    roundtrip(&f, b);
+    free(b);
+
+    /* Within capacity counts are exact whatever the order: 85123A second
+     * to last. */
+    tl_feature o2 = {.k = 3, .capacity = 20};
+    tl_feature g = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 16, &o2);
+    b = calloc(1, g.size);
+    for (int i = 1; i < 19; i++)
+        apply(&g, b, event(i, "purchase", lines[i], 0, 0));
+    apply(&g, b, event(19, "purchase", "85123A", 0, 0));
+    const char *want2[] = {"85123A", "20725", "21212"};
+    list_is(&g, b, 19, want2, 3);
+    free(b);
+    tl_feature_clear(&f);
+    tl_feature_clear(&g);
+}
+
+/* The state keeps each count's error ("<count>/<err>"); state saved before
+ * it did ("<count>,...") still loads: exact while the table was not full,
+ * else every error is taken to be the smallest count, the order kept. */
+static void test_top_k_state_with_errors(void)
+{
+    tl_feature o = {.k = 2, .capacity = 3};
+    tl_feature f = make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 0, &o);
+    unsigned char *b = calloc(1, f.size);
+    char err[256], *text = malloc(tl_feature_save_size(&f));
+    const char *seq[] = {"a", "b", "a", "c", "d"};
+    for (int i = 0; i < 5; i++) apply(&f, b, event(i + 1, "p", seq[i], 0, 0));
+    tl_feature_save(&f, b, text);
+    CU_ASSERT_STRING_EQUAL(text, "5;0;2/0,1:a1/0,1:b2/1,1:d");
+
+    const char *old_partial = "5;0;2,1:a1,1:b";
+    CU_ASSERT_EQUAL(tl_feature_load(&f, b, old_partial, strlen(old_partial), err, sizeof err), TL_OK);
+    tl_feature_save(&f, b, text);
+    CU_ASSERT_STRING_EQUAL(text, "5;0;2/0,1:a1/0,1:b");
+    const char *old_full = "5;0;3,1:d2,1:a1,1:b";
+    CU_ASSERT_EQUAL(tl_feature_load(&f, b, old_full, strlen(old_full), err, sizeof err), TL_OK);
+    tl_feature_save(&f, b, text);
+    CU_ASSERT_STRING_EQUAL(text, "5;0;3/1,1:d2/1,1:a1/1,1:b");
+    const char *w[] = {"d", "a"};
+    list_is(&f, b, 5, w, 2);
+
+    const char *bad[] = {"5;0;2/0,1:a1,1:b",  /* forms mixed */
+                         "5;0;2,1:a1/0,1:b", "5;0;1/2,1:a", /* err above count */
+                         "5;0;1/-1,1:a", "5;0;1/x,1:a"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CU_ASSERT_EQUAL(tl_feature_load(&f, b, bad[i], strlen(bad[i]), err, sizeof err),
+                        TL_ERR_DECODE);
+    free(text);
+    free(b);
+    tl_feature_clear(&f);
+}
+
 static void test_new_load_rejects_malformed(void)
 {
     tl_feature o = {.k = 2, .capacity = 2};
@@ -751,6 +839,9 @@ int main(void)
     CU_add_test(s, "decayed_count, decayed_sum", test_decayed);
     CU_add_test(s, "sums saturate at DBL_MAX", test_sums_saturate);
     CU_add_test(s, "top_k", test_top_k);
+    CU_add_test(s, "top_k ranks by the guaranteed count", test_top_k_ranks_what_is_certain);
+    CU_add_test(s, "top_k state keeps the errors, old state loads",
+                test_top_k_state_with_errors);
     CU_add_test(s, "distinct", test_distinct);
     CU_add_test(s, "last_n", test_last_n);
     CU_add_test(s, "since", test_since);

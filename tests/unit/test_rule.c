@@ -35,6 +35,36 @@ static tl_expr *names_expr(const char *src)
     return e;
 }
 
+/* The message compiling src in sc gives, and where. */
+static void compile_fails(const tl_expr_scope *sc, const char *src,
+                          const char *want, size_t want_off)
+{
+    size_t off = 99;
+    char err[256] = "";
+    tl_expr *e = tl_expr_compile(src, strlen(src), sc, TL_T_BOOL, &off, err, sizeof err);
+    CU_ASSERT_PTR_NULL(e);
+    tl_expr_free(e);
+    if (strcmp(err, want) != 0) fprintf(stderr, "`%s`: got %s\n", src, err);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    CU_ASSERT_EQUAL(off, want_off);
+}
+
+/* Issue 20: unknown names say what is near, and `when` says why a feature
+ * is not there. */
+static void test_unknown_names_explained(void)
+{
+    tl_expr_scope nm = TL_NAMES_SCOPE(&names), ev = TL_WHEN_SCOPE(&names);
+    compile_fails(&nm, "purchase > 1", "unknown name 'purchase'; did you mean 'purchases'?", 0);
+    compile_fails(&nm, "len(lastitme) > 1", "unknown name 'lastitme'; did you mean 'last_item'?", 4);
+    compile_fails(&nm, "chanel == 'web'", "unknown name 'chanel'; did you mean 'channel'?", 0);
+    compile_fails(&nm, "wholly_else > 1", "unknown name 'wholly_else'", 0);
+    compile_fails(&nm, "x > 1", "unknown name 'x'", 0);
+    compile_fails(&ev, "type == 'p' and purchases > 1",
+                  "'purchases' is a feature: features cannot be read in `when`; move it to `if`", 16);
+    compile_fails(&ev, "purchase > 1", "unknown name 'purchase'", 0); /* features are not offered */
+    compile_fails(&ev, "chanel == 'web'", "unknown name 'chanel'; did you mean 'channel'?", 0);
+}
+
 static int suite_init(void)
 {
     memset(feats, 0, sizeof feats);
@@ -1026,6 +1056,7 @@ int main(void)
     CU_add_test(s, "once, save and load", test_once_and_save_load);
     CU_add_test(s, "explain lists the features the condition reads", test_explain_lists_features_read);
     CU_add_test(s, "names", test_names);
+    CU_add_test(s, "unknown names explained", test_unknown_names_explained);
     CU_add_test(s, "template", test_template);
     CU_add_test(s, "mode names", test_modes);
     CU_add_test(s, "rule set: every, edge, once", test_set_modes);
