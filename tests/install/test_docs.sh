@@ -9,17 +9,7 @@
 # source root (tests/run.sh does); appends "passed failed" to
 # $TAILOR_TEST_COUNTS like the CUnit programs.
 set -u
-passed=0
-failed=0
-check() { # check NAME COMMAND...: one test
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1)); echo "  Test: $name ...passed"
-  else
-    failed=$((failed + 1)); echo "  Test: $name ...FAILED"
-  fi
-}
+. tests/install/check.sh
 
 # The words a roff page sets in bold: the arguments of .B, the alternate
 # arguments of .BR/.RB/.BI/.IB, and \fB...\fR runs, split at anything that
@@ -133,6 +123,4 @@ ctl_documented() {
 }
 check "every tailorctl command and option is in tailorctl(1)" ctl_documented
 
-echo "docs: $passed passed, $failed failed"
-[ -n "${TAILOR_TEST_COUNTS:-}" ] && echo "$passed $failed" >> "$TAILOR_TEST_COUNTS"
-[ "$failed" -eq 0 ]
+finish docs
