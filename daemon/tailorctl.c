@@ -21,6 +21,7 @@
 #include "common.h"
 #include "config.h"
 #include "event.h"
+#include "feature.h"
 #include "httpc.h"
 #include "kafka.h"
 #include "schemas.h"
@@ -65,10 +66,13 @@ static const char help_check[] =
     "      references resolved), print its summary (secrets masked); exit 1\n"
     "      with FILE:LINE:COL: message when it is invalid.\n";
 static const char help_produce[] =
-    "produce -b BROKERS -t TOPIC [--format avro|json] [--rate N] FILE.jsonl[.gz]...\n"
+    "produce -b BROKERS -t TOPIC [--format avro|json] [--rate N] [--skip-bad]\n"
+    "       FILE.jsonl[.gz]...\n"
     "      Encode JSON-lines events as Avro (or send the lines as they are\n"
     "      with --format json) keyed by customer_id, in file order; --rate:\n"
-    "      at most N events per second.  On a terminal, a progress line.\n";
+    "      at most N events per second.  On a terminal, a progress line.\n"
+    "      A bad line stops it, or with --skip-bad is reported (FILE:LINE:\n"
+    "      why) and skipped, with the count of skipped lines at the end.\n";
 static const char help_tail[] =
     "tail -b BROKERS -t TOPIC [-n N] [--timeout SEC]\n"
     "      Print triggers from the beginning of TOPIC as JSON lines; stop\n"
@@ -79,7 +83,8 @@ static const char help_show[] =
     "      Print a customer's vector: the readable fields; with -c, every\n"
     "      feature computed from its exact state as of the customer's newest\n"
     "      event (or --at epoch ms, or --now), ttl applied (--all: internal\n"
-    "      fields too).\n";
+    "      fields too).  Times show as epoch ms and ISO 8601 UTC.  Without\n"
+    "      -c the key prefix is --prefix, default tailor:.\n";
 static const char help_forget[] =
     "forget [-c CONFIG] [-r REDIS_URL] [--prefix P] [-b BROKERS]\n"
     "       [--audit-topic T] [--reason TEXT] [--operator NAME] CUSTOMER_ID\n"
@@ -109,6 +114,16 @@ static const char *env_or(const char *v, const char *env)
     if (v) return v;
     const char *e = getenv(env);
     return e && *e ? e : NULL;
+}
+
+/* Epoch milliseconds as ISO 8601 UTC to the second, "2017-09-23T23:25:59Z". */
+static const char *iso_utc(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, 32, "?");
+    return out;
 }
 
 static rd_kafka_t *kafka_new(rd_kafka_type_t type, const char *brokers,
@@ -148,11 +163,13 @@ static int cmd_produce(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL, *format = "avro";
     double rate = 0;
+    int skip_bad = 0;
     static const struct option opts[] = {
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"rate", required_argument, NULL, 'R'},
+        {"skip-bad", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int o;
@@ -160,6 +177,7 @@ static int cmd_produce(int argc, char **argv)
         if (o == 'b') brokers = optarg;
         else if (o == 't') topic = optarg;
         else if (o == 'f') format = optarg;
+        else if (o == 'S') skip_bad = 1;
         else if (o == 'R') {
             char *end;
             rate = strtod(optarg, &end);
@@ -202,7 +220,7 @@ static int cmd_produce(int argc, char **argv)
     tl_arena_init(&arena, 1 << 16);
     size_t cap = 1 << 16;
     char *line = tl_xmalloc(cap);
-    uint64_t count = 0;
+    uint64_t count = 0, skipped = 0;
     int rc = 0;
     int64_t t0 = tl_now_mono_ms(), shown_ms = t0;
     int progress = isatty(STDERR_FILENO);
@@ -231,15 +249,16 @@ static int cmd_produce(int argc, char **argv)
             if (!len) continue;
             tl_arena_reset(&arena);
             tl_event ev;
-            if (tl_event_from_json(line, len, &arena, &ev, err, sizeof err)) {
-                fprintf(stderr, "%s:%lu: %s\n", argv[fi], lineno, err);
-                rc = 1;
-                break;
-            }
             const void *val = line;
             size_t vlen = len;
-            if (enc && tl_event_encode(enc, &ev, &val, &vlen, err, sizeof err)) {
-                fprintf(stderr, "%s:%lu: %s\n", argv[fi], lineno, err);
+            if (tl_event_from_json(line, len, &arena, &ev, err, sizeof err) ||
+                (enc && tl_event_encode(enc, &ev, &val, &vlen, err, sizeof err))) {
+                fprintf(stderr, "%s:%lu: %s%s\n", argv[fi], lineno,
+                        skip_bad ? "skipped: " : "", err);
+                if (skip_bad) {
+                    skipped++;
+                    continue;
+                }
                 rc = 1;
                 break;
             }
@@ -293,6 +312,9 @@ static int cmd_produce(int argc, char **argv)
     }
     double secs = (double)(tl_now_mono_ms() - t0) / 1000.0;
     printf("produced %" PRIu64 " events to %s in %.1f s\n", count, topic, secs);
+    if (skip_bad)
+        fprintf(stderr, "tailorctl produce: skipped %" PRIu64 " bad line%s\n",
+                skipped, skipped == 1 ? "" : "s");
     rd_kafka_destroy(rk);
     free(line);
     tl_arena_free(&arena);
@@ -412,6 +434,18 @@ static int cmd_tail(int argc, char **argv)
     return rc;
 }
 
+/* A field of `show` that holds epoch milliseconds: the newest event's _ts,
+ * and (with a configuration to tell) first_seen and last_seen features. */
+static int is_time_field(const tl_config *cfg, const char *name)
+{
+    if (strcmp(name, "_ts") == 0) return 1;
+    for (size_t i = 0; cfg && i < cfg->nfeatures; i++)
+        if (strcmp(cfg->features[i].name, name) == 0)
+            return cfg->features[i].kind == TL_FK_FIRST_SEEN ||
+                   cfg->features[i].kind == TL_FK_LAST_SEEN;
+    return 0;
+}
+
 static int cmd_show(int argc, char **argv)
 {
     const char *url = NULL, *prefix = NULL, *config = NULL;
@@ -453,6 +487,7 @@ static int cmd_show(int argc, char **argv)
     }
     url = env_or(url, "TAILOR_REDIS_URL");
     if (!url && cfg) url = cfg->redis_url;
+    int prefix_given = prefix != NULL;
     if (!prefix) prefix = cfg ? cfg->redis_prefix : "tailor:";
     if (!url || optind + 1 != argc) {
         fprintf(stderr, "tailorctl show: needs -r REDIS_URL (or -c CONFIG) "
@@ -476,8 +511,12 @@ static int cmd_show(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "tailorctl: %s\n", err);
     } else if (!raw.n) {
-        fprintf(stderr, "tailorctl: no vector for customer %s (key %s)\n", id,
-                key);
+        /* Without -c nothing says what redis.prefix the deployment uses. */
+        fprintf(stderr, "tailorctl: no vector for customer %s (key %s)%s\n",
+                id, key,
+                cfg || prefix_given ? ""
+                                    : "; another redis.prefix? give --prefix P "
+                                      "or -c CONFIG");
         rc = 1;
     } else if (cfg && tl_view_compute(cfg, id, &raw, when, at, &shown, &as_of,
                                       err, sizeof err)) {
@@ -497,11 +536,20 @@ static int cmd_show(int argc, char **argv)
             size_t w = cfg ? strlen("(as of)") : 0;
             for (size_t i = 0; i < shown.n; i++)
                 if (strlen(shown.f[i].name) > w) w = strlen(shown.f[i].name);
+            char iso[32];
             printf("customer %s (%s)\n", id, key);
-            if (cfg) printf("  %-*s  %lld\n", (int)w, "(as of)", (long long)as_of);
-            for (size_t i = 0; i < shown.n; i++)
-                printf("  %-*s  %s\n", (int)w, shown.f[i].name,
-                       shown.f[i].val ? shown.f[i].val : "(missing)");
+            if (cfg)
+                printf("  %-*s  %lld (%s)\n", (int)w, "(as of)",
+                       (long long)as_of, iso_utc(as_of, iso));
+            for (size_t i = 0; i < shown.n; i++) {
+                const char *v = shown.f[i].val;
+                int64_t ms;
+                printf("  %-*s  %s", (int)w, shown.f[i].name, v ? v : "(missing)");
+                if (v && is_time_field(cfg, shown.f[i].name) &&
+                    !tl_parse_i64(v, strlen(v), &ms))
+                    printf(" (%s)", iso_utc(ms, iso));
+                putchar('\n');
+            }
         }
     }
     tl_view_fields_free(&raw);
@@ -886,11 +934,8 @@ static int cmd_forget(int argc, char **argv)
         goto done;
     }
     int64_t now = tl_now_wall_ms();
-    time_t secs = (time_t)(now / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char when[40], host[256] = "";
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char when[32], host[256] = "";
+    iso_utc(now, when);
     gethostname(host, sizeof host - 1);
     rec = json_object();
     json_object_set_new(rec, "action", json_string("forget"));

@@ -7,17 +7,7 @@
 # appends "passed failed" to $TAILOR_TEST_COUNTS like the CUnit programs.
 set -u
 MAKE=${MAKE:-make}
-passed=0
-failed=0
-check() { # check NAME COMMAND...: one test
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1)); echo "  Test: $name ...passed"
-  else
-    failed=$((failed + 1)); echo "  Test: $name ...FAILED"
-  fi
-}
+. tests/install/check.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -125,6 +115,4 @@ documented() {
 }
 check "every tailorctl command: man entry and --help" documented
 
-echo "install: $passed passed, $failed failed"
-[ -n "${TAILOR_TEST_COUNTS:-}" ] && echo "$passed $failed" >> "$TAILOR_TEST_COUNTS"
-[ "$failed" -eq 0 ]
+finish install
