@@ -1110,7 +1110,7 @@ int main(void)
         tl_arena_init(&a, 4096);
         size_t kl;
         /* The busiest customer of the data (Online Retail's first), round 0. */
-        const char *k = tl_state_key(&a, "bench:", d.r[0].ev.customer_id,
+        const char *k = tl_vec_key(&a, "bench:", d.r[0].ev.customer_id,
                                      d.r[0].ev.customer_id_len, &kl);
         snprintf(model, sizeof model, "%s", k);
         tl_arena_free(&a);

@@ -25,7 +25,7 @@
 #include "httpc.h"
 #include "kafka.h"
 #include "schemas.h"
-#include "state.h"
+#include "vec.h"
 #include "store.h"
 #include "http.h"
 #include "metrics.h"
@@ -927,7 +927,7 @@ static int cmd_forget(int argc, char **argv)
     tl_arena arena;
     tl_arena_init(&arena, 1024);
     size_t klen;
-    key = tl_xstrdup(tl_state_key(&arena, prefix, id, strlen(id), &klen));
+    key = tl_xstrdup(tl_vec_key(&arena, prefix, id, strlen(id), &klen));
     tl_arena_free(&arena);
     if (tl_store_delete(st, key, klen, &existed, err, sizeof err)) {
         fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);

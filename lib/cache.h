@@ -1,5 +1,5 @@
 /*
- * cache — the bounded LRU cache of customer vectors (state.h), keyed by
+ * cache — the bounded LRU cache of customer vectors (vec.h), keyed by
  * customer id.
  *
  * Ownership: the cache owns its vectors (created by tl_cache_put, freed on
@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "state.h"
+#include "vec.h"
 
 typedef struct tl_cache tl_cache;
 

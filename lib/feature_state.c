@@ -1,6 +1,6 @@
 /*
  * feature_state.c: a feature's internal state as text, stored in the
- * customer's Redis hash as field "_f:<name>" (see state.h) and read back
+ * customer's Redis hash as field "_f:<name>" (see vec.h) and read back
  * exactly: tl_feature_save_size, tl_feature_save, tl_feature_load.
  * The text is "<updated>;<body>" with a body per kind (last_seen has none
  * and no ';'; since saves nothing, it has no state), and it gives back the

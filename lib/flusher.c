@@ -162,7 +162,7 @@ void tl_flusher_render(tl_flusher *f, tl_vec **vecs, size_t n,
         tl_vec *v = vecs[i];
         tl_store_write *w = &j->writes[i];
         memset(w, 0, sizeof *w);
-        w->key = tl_state_key(&f->arena, prefix, v->customer_id, v->idlen,
+        w->key = tl_vec_key(&f->arena, prefix, v->customer_id, v->idlen,
                               &w->keylen);
         render_wms(&f->arena, v, w, &j->wmk[i]);
         render_fields(&f->arena, v, l, w);

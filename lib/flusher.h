@@ -26,7 +26,7 @@
 
 #include "batch.h"
 #include "metrics.h"
-#include "state.h"
+#include "vec.h"
 #include "store.h"
 
 typedef struct tl_flush_job {

@@ -136,7 +136,7 @@ static int stage_load(tl_pipeline *p)
     const char **keys = tl_arena_alloc(&p->arena, p->nmiss * sizeof *keys);
     size_t *lens = tl_arena_alloc(&p->arena, p->nmiss * sizeof *lens);
     for (size_t i = 0; i < p->nmiss; i++)
-        keys[i] = tl_state_key(&p->arena, p->cfg->redis_prefix,
+        keys[i] = tl_vec_key(&p->arena, p->cfg->redis_prefix,
                                p->misses[i]->customer_id,
                                p->misses[i]->idlen, &lens[i]);
     int backoff = 100;

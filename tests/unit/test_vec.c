@@ -67,7 +67,7 @@ static void test_key(void)
     tl_arena a;
     tl_arena_init(&a, 256);
     size_t len;
-    char *k = tl_state_key(&a, "tailor:", "1453", 4, &len);
+    char *k = tl_vec_key(&a, "tailor:", "1453", 4, &len);
     CU_ASSERT_STRING_EQUAL(k, "tailor:cx:{1453}");
     CU_ASSERT_EQUAL(len, strlen(k));
     tl_arena_free(&a);

@@ -1,4 +1,4 @@
-#include "state.h"
+#include "vec.h"
 
 #include <string.h>
 
@@ -214,7 +214,7 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
     return n;
 }
 
-char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,
+char *tl_vec_key(tl_arena *arena, const char *prefix, const char *id,
                    size_t idlen, size_t *keylen)
 {
     size_t pl = strlen(prefix);

@@ -1,8 +1,8 @@
 /*
- * state — a customer's vector in memory (feature and rule state block plus
- * per-partition offset watermarks), the bounded LRU cache of vectors, and the
- * vector's (de)serialization to Redis hash fields.  No I/O.  The cache of
- * vectors is cache.h.
+ * vec — a customer's vector in memory (feature and rule state block plus
+ * per-partition offset watermarks), its Redis key, and the vector's
+ * (de)serialization to Redis hash fields.  No I/O.  The cache of vectors
+ * is cache.h.
  *
  * Redis fields of one customer hash:
  *   <feature>                 readable value (decimal text, strings verbatim)
@@ -14,8 +14,8 @@
  * Readable values are as of the customer's newest event; a feature with no
  * value then (never set, or expired by its ttl) has its fields deleted.
  */
-#ifndef TL_STATE_H
-#define TL_STATE_H
+#ifndef TL_VEC_H
+#define TL_VEC_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -105,7 +105,7 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
                      size_t *ndels);
 
 /* Redis key of a customer: <prefix>cx:{<customer_id>} into the arena. */
-char *tl_state_key(tl_arena *arena, const char *prefix, const char *id,
+char *tl_vec_key(tl_arena *arena, const char *prefix, const char *id,
                    size_t idlen, size_t *keylen);
 
 /* Frees a vector made outside a cache (the cache frees its own). */
