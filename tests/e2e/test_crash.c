@@ -58,7 +58,8 @@ static const char *config_fmt =
      * short sessions keep ten restarts within the test's time budget. */
     "         properties: { session.timeout.ms: '3000', heartbeat.interval.ms: '300' } }\n"
     "redis: { prefix: '%s' }\n"
-    "log: { level: warn }\n"
+    /* info: a member's "started" line tells the test it can be signalled. */
+    "log: { level: info }\n"
     "features:\n"
     "  - { name: purchases, kind: count, where: 'type == \"purchase\"' }\n"
     "  - { name: spend, kind: sum, field: amount }\n"
@@ -333,13 +334,32 @@ static void test_graceful_vectors_equal(void)
 
 /* ---- several instances (real broker) ------------------------------------ */
 
+/* Started: past its signal handlers (a SIGTERM before them kills it, as it
+ * would any program), so a stop that follows at once is a graceful one. */
 static pid_t start_member(const char *cfg, const char *name, int run)
 {
     char log[600];
     snprintf(log, sizeof log, "%s/%s-%d.log", world.tmp, name, run);
     pid_t pid = tl_test_start_tailord(cfg, log);
     CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(tl_test_wait_log(log, "started:", 0, 60000));
     return pid;
+}
+
+/* SIGTERM, and its exit status; the end of its log when not 0. */
+static int stop_member(pid_t pid, const char *name, int run)
+{
+    int rc = tl_test_stop(pid, SIGTERM, 60000);
+    if (rc != 0) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s-%d.log", world.tmp, name, run);
+        char *log = tl_test_read_all(path);
+        size_t len = strlen(log);
+        printf("\n  %s-%d: exit %d (-1 still running, -2 killed); its log ends:\n%s\n",
+               name, run, rc, log + (len > 3000 ? len - 3000 : 0));
+        free(log);
+    }
+    return rc;
 }
 
 /* Three instances in one group over the REAL_PARTS partitions while the
@@ -365,14 +385,14 @@ static void test_multi_pass(void)
     wait_progress("multi", 60000);
     pid_t d = start_member(cfg_multi, "multi-d", 0);
     wait_progress("multi", 60000);
-    CU_ASSERT_EQUAL(tl_test_stop(b, SIGTERM, 30000), 0);
+    CU_ASSERT_EQUAL(stop_member(b, "multi-b", 0), 0);
     b = start_member(cfg_multi, "multi-b", 1);
     printf("  instance d joined, b restarted at %lld committed\n",
            (long long)tl_test_committed(world.brokers, "multi", IN_TOPIC));
     CU_ASSERT(tl_test_wait_drained(world.brokers, "multi", IN_TOPIC, 600000));
-    CU_ASSERT_EQUAL(tl_test_stop(b, SIGTERM, 60000), 0);
-    CU_ASSERT_EQUAL(tl_test_stop(c, SIGTERM, 60000), 0);
-    CU_ASSERT_EQUAL(tl_test_stop(d, SIGTERM, 60000), 0);
+    CU_ASSERT_EQUAL(stop_member(b, "multi-b", 1), 0);
+    CU_ASSERT_EQUAL(stop_member(c, "multi-c", 0), 0);
+    CU_ASSERT_EQUAL(stop_member(d, "multi-d", 0), 0);
 }
 
 /* The zombie fence: instance z, alone in its group and busy with the
@@ -412,8 +432,8 @@ static void test_zombie_pass(void)
         sleep(3); /* z notices its lost session and flushes what it held */
         snprintf(log, sizeof log, "%s/zombie-z-%d.log", world.tmp, attempt);
         refused = tl_test_log_count(log, "another instance advanced it");
-        CU_ASSERT_EQUAL(tl_test_stop(z, SIGTERM, 60000), 0);
-        CU_ASSERT_EQUAL(tl_test_stop(w, SIGTERM, 60000), 0);
+        CU_ASSERT_EQUAL(stop_member(z, "zombie-z", attempt), 0);
+        CU_ASSERT_EQUAL(stop_member(w, "zombie-w", attempt), 0);
     }
     printf("\n  %d attempt(s); the zombie's stale writes refused: %d customer(s)\n",
            attempt, refused);
