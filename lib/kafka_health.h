@@ -13,7 +13,9 @@
 #include "metrics.h"
 
 /* Consumer lag of one assigned partition: high watermark minus committed
- * offset, as librdkafka's statistics report it. */
+ * offset, as librdkafka's statistics report it, or, while the partition is
+ * paused and librdkafka fetches nothing, with the end offset asked of its
+ * leader (source.c). */
 typedef struct tl_lag {
     char *topic;
     int32_t partition;

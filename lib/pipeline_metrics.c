@@ -142,7 +142,8 @@ static void state_metrics(tl_buf *b, tl_stats *s, const tl_config *cfg)
     tl_prom_family(b, "tailor_consumer_lag", "gauge",
                    "Messages behind the high watermark (committed offset), "
                    "per assigned partition, as of librdkafka's last "
-                   "statistics (1 s).");
+                   "statistics (1 s); while paused, of the leaders' "
+                   "end offsets.");
     tl_kafka_health_lag(k, lag_sample, b);
     tl_prom_one_u64(b, "tailor_rebalances_total", "counter",
                     "Partition assignments and revocations.",

@@ -22,6 +22,12 @@ struct tl_source {
      * behind for good (owned; NULL when none). */
     rd_kafka_topic_partition_list_t *uncommitted;
     int64_t retry_at;      /* monotonic ms: tl_source_retry's next try */
+    /* End offsets asked of the leaders while paused (query_ends), for the
+     * partitions whose statistics have not caught up with them yet (owned;
+     * NULL when none).  Only the pipeline thread touches it: the statistics
+     * callback runs inside its poll. */
+    rd_kafka_topic_partition_list_t *ends;
+    int64_t ends_at;       /* monotonic ms: query_ends' next query */
     tl_kafka_health *health;
 };
 
@@ -31,10 +37,47 @@ struct tl_source {
 /* How often librdkafka reports its statistics (brokers' states, lag): the
  * delay with which /readyz sees a broker go down or come back. */
 #define STATS_INTERVAL_MS "1000"
+/* While paused, the end offsets are asked of the leaders as often as the
+ * statistics come, each time waiting at most about twice this (leaders,
+ * then offsets): the loop is only waiting for Redis then, and its tick
+ * keeps its pace (tl_source_idle polls that much less). */
+#define ENDS_INTERVAL_MS 1000
+#define ENDS_TIMEOUT_MS 250
+
+/* One partition's lag from its statistics: the end offset (librdkafka's
+ * consumer_lag is end - committed, the end being its high watermark, or the
+ * last stable offset under read_committed), or what query_ends got if that
+ * is further: librdkafka 2.0.2 sets its end only from Fetch responses, so
+ * it stops while the partition is paused.  -1 while unknown; *partition
+ * is the statistics' partition. */
+static int64_t partition_lag(tl_source *s, const char *topic, json_t *pv,
+                             int32_t *partition)
+{
+    json_int_t part = json_integer_value(json_object_get(pv, "partition"));
+    *partition = (int32_t)part;
+    json_t *cl = json_object_get(pv, "consumer_lag");
+    json_t *co = json_object_get(pv, "committed_offset");
+    const char *fs = json_string_value(json_object_get(pv, "fetch_state"));
+    if (part < 0 || !json_is_integer(co) || json_integer_value(co) < 0 ||
+        !fs || strcmp(fs, "none") == 0)
+        return -1;
+    int64_t committed = json_integer_value(co);
+    int64_t end = json_is_integer(cl) && json_integer_value(cl) >= 0
+                      ? committed + json_integer_value(cl)
+                      : -1;
+    rd_kafka_topic_partition_t *q =
+        s->ends ? rd_kafka_topic_partition_list_find(s->ends, topic, *partition)
+                : NULL;
+    if (q && q->offset > end)
+        end = q->offset;
+    else if (q) /* librdkafka knows as much again: no longer needed */
+        rd_kafka_topic_partition_list_del(s->ends, topic, *partition);
+    return end >= committed ? end - committed : -1;
+}
 
 /* librdkafka's statistics JSON (see its STATISTICS.md): brokers' states,
- * and per partition the consumer lag (-1 while unknown or not assigned).
- * Runs inside the consumer's poll, once per STATS_INTERVAL_MS. */
+ * and per partition the consumer lag (partition_lag).  Runs inside the
+ * consumer's poll, once per STATS_INTERVAL_MS. */
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *ud)
 {
     (void)rk;
@@ -57,15 +100,11 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *ud)
         const char *pk;
         json_t *pv;
         json_object_foreach(json_object_get(t, "partitions"), pk, pv) {
-            json_int_t part = json_integer_value(json_object_get(pv, "partition"));
-            json_t *cl = json_object_get(pv, "consumer_lag");
-            const char *fs = json_string_value(json_object_get(pv, "fetch_state"));
-            if (part < 0 || !json_is_integer(cl) || json_integer_value(cl) < 0 ||
-                !fs || strcmp(fs, "none") == 0)
-                continue;
+            int32_t part;
+            int64_t l = partition_lag(s, name, pv, &part);
+            if (l < 0) continue;
             lag = tl_xrealloc(lag, (n + 1) * sizeof *lag);
-            lag[n++] = (tl_lag){tl_xstrdup(name), (int32_t)part,
-                                (int64_t)json_integer_value(cl)};
+            lag[n++] = (tl_lag){tl_xstrdup(name), part, l};
         }
     }
     json_decref(root);
@@ -85,6 +124,14 @@ static void unassign(tl_source *s, rd_kafka_topic_partition_list_t *parts,
         e = rd_kafka_incremental_unassign(s->rk, parts);
     else
         re = rd_kafka_assign(s->rk, NULL);
+    /* Their end offsets go too (eager: all of them). */
+    for (int i = 0; cooperative && s->ends && i < parts->cnt; i++)
+        rd_kafka_topic_partition_list_del(s->ends, parts->elems[i].topic,
+                                          parts->elems[i].partition);
+    if (!cooperative && s->ends) {
+        rd_kafka_topic_partition_list_destroy(s->ends);
+        s->ends = NULL;
+    }
     s->assigned = cooperative ? s->assigned - parts->cnt : 0;
     /* Cooperative: what remains is still assigned; eager: nothing is
      * until the next assignment. */
@@ -392,9 +439,41 @@ static void set_paused(tl_source *s, int pause)
 void tl_source_pause(tl_source *s) { set_paused(s, 1); }
 void tl_source_resume(tl_source *s) { set_paused(s, 0); }
 
+/* Asks the leaders for the end offsets of the assignment (as timestamps,
+ * RD_KAFKA_OFFSET_END means the latest: the high watermark, or the last
+ * stable offset under read_committed, as librdkafka's own lag), at most
+ * every ENDS_INTERVAL_MS, and keeps them for partition_lag.  Failures are
+ * only logged at debug: the next try is a second away, and the lag stays
+ * as librdkafka reports it meanwhile. */
+static void query_ends(tl_source *s)
+{
+    int64_t now = tl_now_mono_ms();
+    if (now < s->ends_at) return;
+    s->ends_at = now + ENDS_INTERVAL_MS;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(s->rk, &l) || !l) return;
+    for (int i = 0; i < l->cnt; i++) l->elems[i].offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e =
+        l->cnt ? rd_kafka_offsets_for_times(s->rk, l, ENDS_TIMEOUT_MS) : 0;
+    if (e) tl_debug("source", "end offsets while paused: %s", rd_kafka_err2str(e));
+    for (int i = 0; !e && i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *q = &l->elems[i];
+        if (q->err || q->offset < 0) continue;
+        if (!s->ends) s->ends = rd_kafka_topic_partition_list_new(l->cnt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(s->ends, q->topic, q->partition);
+        if (!p) p = rd_kafka_topic_partition_list_add(s->ends, q->topic, q->partition);
+        p->offset = q->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 void tl_source_idle(tl_source *s, tl_batch *held, int ms)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, ms);
+    int64_t t0 = tl_now_mono_ms();
+    if (s->paused) query_ends(s);
+    ms -= (int)(tl_now_mono_ms() - t0);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, ms > 0 ? ms : 0);
     if (m) take(m, held);
 }
 
@@ -410,6 +489,7 @@ void tl_source_free(tl_source *s)
     rd_kafka_consumer_close(s->rk);
     if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
     if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
+    if (s->ends) rd_kafka_topic_partition_list_destroy(s->ends);
     rd_kafka_destroy(s->rk);
     free(s);
 }

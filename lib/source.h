@@ -79,7 +79,10 @@ int tl_source_fatal(tl_source *s, char *err, size_t errsz);
  * every assigned partition, then keep serving the group (heartbeats,
  * rebalances) with tl_source_idle, which polls for up to ms and appends any
  * message that was already on its way to `held` (to be processed, in order,
- * with the next batch).  tl_source_resume undoes the pause. */
+ * with the next batch).  While paused it also asks the leaders for the
+ * partitions' end offsets, once a second, within the ms (blocking at most
+ * about 500 ms): librdkafka's own end offset stops with its fetches, and
+ * the lag in health would freeze.  tl_source_resume undoes the pause. */
 void tl_source_pause(tl_source *s);
 void tl_source_resume(tl_source *s);
 void tl_source_idle(tl_source *s, tl_batch *held, int ms);

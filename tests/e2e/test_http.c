@@ -6,7 +6,8 @@
  * bearer token is required and checked; /v1/customers/{id} matches the
  * vector in Redis.  Then memory: with Redis stopped and 100,000+ events
  * arriving, tailord's RSS stays under a bound (its partitions are paused)
- * and, once Redis is back, the final state equals a clean pass.
+ * and its lag gauge keeps up with the events that arrive meanwhile; once
+ * Redis is back, the final state equals a clean pass.
  */
 #include <CUnit/Basic.h>
 #include <hiredis/hiredis.h>
@@ -446,23 +447,32 @@ static void test_memory_bounded_while_redis_down(void)
     CU_ASSERT(n >= 100000);
     nproduced += n;
     /* Keep watching a while after the last event arrived: whatever
-     * tailord would buffer, it has had the time to. */
+     * tailord would buffer, it has had the time to; and the lag, which
+     * must keep up with the events although nothing is fetched: nothing
+     * produced during the outage can be committed, so it reaches n. */
+    int64_t until = tl_now_mono_ms() + 10000;
+    if (until < t0 + 25000) until = t0 + 25000;
     long peak = before;
     int paused = 0;
-    while (tl_now_mono_ms() < t0 + 25000) {
+    double lag = 0;
+    while (tl_now_mono_ms() < until) {
         long kb = rss_kb(tailord);
         if (kb > peak) peak = kb;
         json_t *m = scrape();
         if (m) {
             paused |= val(m, "tailor_paused{}") == 1 &&
                       val(m, "tailor_redis_up{}") == 0;
+            double l = sum(m, "tailor_consumer_lag{topic=" IN_TOPIC ",", NULL);
+            if (l > lag) lag = l;
             json_decref(m);
         }
         usleep(200000);
     }
     printf("RSS before %ld kB, peak %ld kB while %zu events arrived with Redis "
-           "down; paused seen: %d\n", before, peak, n, paused);
+           "down; paused seen: %d; lag up to %.0f\n", before, peak, n, paused,
+           lag);
     CU_ASSERT(paused);
+    CU_ASSERT(lag >= (double)n);
     CU_ASSERT_EQUAL(request("GET", "/readyz", NULL, NULL), 503);
     /*
      * The bound: one batch (1,000 messages) held, what librdkafka had
