@@ -117,6 +117,7 @@ static void test_key_braces(void)
     ASSERT_KEY("%{", "tailor:cx:%{%25%7B}");
     ASSERT_KEY("50%}", "tailor:cx:%{50%25%7D}");
     ASSERT_KEY("%7D}", "tailor:cx:%{%257D%7D}");
+    ASSERT_KEY("{a%b}", "tailor:cx:%{%7Ba%25b%7D}"); /* README's example */
     tl_arena_free(&a);
 }
 
