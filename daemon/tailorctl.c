@@ -446,6 +446,18 @@ static int is_time_field(const tl_config *cfg, const char *name)
     return 0;
 }
 
+/* The customer's Redis key (tl_vec_key, the daemon's own), malloc'ed. */
+static char *customer_key(const char *prefix, const char *id, size_t *klen)
+{
+    tl_arena arena;
+    tl_arena_init(&arena, 1024);
+    size_t n;
+    char *key = tl_xstrdup(tl_vec_key(&arena, prefix, id, strlen(id), &n));
+    tl_arena_free(&arena);
+    if (klen) *klen = n;
+    return key;
+}
+
 static int cmd_show(int argc, char **argv)
 {
     const char *url = NULL, *prefix = NULL, *config = NULL;
@@ -502,9 +514,7 @@ static int cmd_show(int argc, char **argv)
         tl_config_free(cfg);
         return 1;
     }
-    size_t klen = strlen(prefix) + strlen(id) + 6;
-    char *key = tl_xmalloc(klen);
-    snprintf(key, klen, "%scx:{%s}", prefix, id);
+    char *key = customer_key(prefix, id, NULL);
     tl_view_fields raw = {NULL, 0}, shown = {NULL, 0};
     int64_t as_of = 0;
     int rc = tl_view_load(st, prefix, id, strlen(id), &raw, err, sizeof err);
@@ -924,11 +934,8 @@ static int cmd_forget(int argc, char **argv)
         fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
         goto done;
     }
-    tl_arena arena;
-    tl_arena_init(&arena, 1024);
     size_t klen;
-    key = tl_xstrdup(tl_vec_key(&arena, prefix, id, strlen(id), &klen));
-    tl_arena_free(&arena);
+    key = customer_key(prefix, id, &klen);
     if (tl_store_delete(st, key, klen, &existed, err, sizeof err)) {
         fprintf(stderr, "tailorctl: %s (nothing erased)\n", err);
         goto done;

@@ -214,16 +214,56 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
     return n;
 }
 
+/*
+ * Redis Cluster hashes a key by its tag: the bytes between the first '{'
+ * and the first '}' after it.  An id with a brace would end the tag early,
+ * so "victim}1", "victim}2", ... would all hash as "victim", on one slot.
+ *
+ * An id without a brace keeps the key it always had, <prefix>cx:{id}, byte
+ * for byte: stored vectors of existing deployments are found.  An id with
+ * a brace is percent-escaped ('%' as %25, '{' as %7B, '}' as %7D) inside a
+ * tag marked by a '%' before it, <prefix>cx:%{escaped}; the escaped id has
+ * no brace, so the tag is the whole id and such ids spread over the slots.
+ *
+ * The map is injective.  Two plain keys are equal only for equal ids.  Two
+ * marked keys are equal only if the escaped ids are, and escaping replaces
+ * each byte by a code from a prefix-free set (one byte other than '%', '{',
+ * '}'; or '%' and two hex digits), which decodes in exactly one way.  And a
+ * plain key never equals a marked one: after the common prefix, one goes on
+ * "cx:{" and the other "cx:%".  Ids without a brace are never escaped, so a
+ * plain id that looks escaped ("a%7Db") keeps its key, distinct from that
+ * of "a}b" by the mark.
+ */
+static int needs_escape(char c) { return c == '%' || c == '{' || c == '}'; }
+
 char *tl_vec_key(tl_arena *arena, const char *prefix, const char *id,
-                   size_t idlen, size_t *keylen)
+                 size_t idlen, size_t *keylen)
 {
-    size_t pl = strlen(prefix);
-    char *k = tl_arena_alloc(arena, pl + idlen + 6);
+    size_t pl = strlen(prefix), extra = 0;
+    int brace = memchr(id, '{', idlen) || memchr(id, '}', idlen);
+    if (brace)
+        for (size_t i = 0; i < idlen; i++) extra += needs_escape(id[i]) ? 2 : 0;
+    size_t n = pl + (size_t)brace + idlen + extra + 5;
+    char *k = tl_arena_alloc(arena, n + 1), *o = k + pl;
     memcpy(k, prefix, pl);
-    memcpy(k + pl, "cx:{", 4);
-    memcpy(k + pl + 4, id, idlen);
-    memcpy(k + pl + 4 + idlen, "}", 2);
-    *keylen = pl + idlen + 5;
+    memcpy(o, brace ? "cx:%{" : "cx:{", 4u + (size_t)brace);
+    o += 4 + brace;
+    if (!brace) {
+        memcpy(o, id, idlen);
+        o += idlen;
+    } else {
+        for (size_t i = 0; i < idlen; i++) {
+            if (!needs_escape(id[i])) {
+                *o++ = id[i];
+                continue;
+            }
+            *o++ = '%';
+            memcpy(o, id[i] == '%' ? "25" : id[i] == '{' ? "7B" : "7D", 2);
+            o += 2;
+        }
+    }
+    memcpy(o, "}", 2);
+    *keylen = n;
     return k;
 }
 

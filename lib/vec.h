@@ -104,9 +104,12 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
                      size_t *vlens, const char **dels, size_t *dlens,
                      size_t *ndels);
 
-/* Redis key of a customer: <prefix>cx:{<customer_id>} into the arena. */
+/* Redis key of a customer into the arena: <prefix>cx:{<customer_id>}, as
+ * always, for an id without a brace; for an id with '{' or '}',
+ * <prefix>cx:%{<id with '%' '{' '}' as %25 %7B %7D>}, so that the Redis
+ * Cluster hash tag holds the whole id.  Injective over ids. */
 char *tl_vec_key(tl_arena *arena, const char *prefix, const char *id,
-                   size_t idlen, size_t *keylen);
+                 size_t idlen, size_t *keylen);
 
 /* Frees a vector made outside a cache (the cache frees its own). */
 void tl_vec_free(tl_vec *v);

@@ -13,6 +13,7 @@
 #include "../support/testutil.h"
 #include "redis_url.h"
 #include "store.h"
+#include "vec.h"
 
 #include <CUnit/Basic.h>
 #include <hiredis/hiredis.h>
@@ -597,6 +598,52 @@ static void test_auth_every_node(void)
     tl_store_free(s);
 }
 
+/* Ids with a brace ("victim}1", ...) once hashed by their text before the
+ * brace, all on one slot: through tl_vec_key they spread over the masters,
+ * round-trip through the store, and sit under the documented key. */
+static void test_brace_ids_spread(void)
+{
+    enum { N = 60 };
+    static char ids[N][32];
+    static wfix x[N];
+    tl_store_write w[N];
+    const char *keys[N];
+    size_t lens[N];
+    int per_node[NODES] = {0};
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "victim}%d", i + 1);
+        keys[i] = tl_vec_key(&a, "v:", ids[i], strlen(ids[i]), &lens[i]);
+        redisReply *r = on(0, "CLUSTER KEYSLOT %b", keys[i], lens[i]);
+        CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_INTEGER);
+        CU_ASSERT_EQUAL(tl_store_cluster_key_slot(keys[i], lens[i]),
+                        (unsigned)r->integer);
+        freeReplyObject(r);
+        wfix_set(&x[i], keys[i], -1, 1, ids[i]);
+        w[i] = x[i].w;
+        w[i].wm = &x[i].wm;
+        per_node[tl_redis_cluster_owner(cl, keys[i])]++;
+    }
+    for (int j = 0; j < NODES; j++) CU_ASSERT(per_node[j] >= 5);
+    CU_ASSERT_EQUAL(flush_round_trips(w, N), NODES);
+    got g[N / 8 + 1];
+    memset(g, 0, sizeof g);
+    char err[TL_ERRSZ];
+    for (int i = 0; i < N; i += 8) {
+        int n = N - i < 8 ? N - i : 8;
+        CU_ASSERT_EQUAL(tl_store_load(st, keys + i, lens + i, (size_t)n,
+                                      load_cb, &g[i / 8], err, sizeof err),
+                        TL_OK);
+        for (int k = 0; k < n; k++)
+            CU_ASSERT_STRING_EQUAL(g[i / 8].v[k], ids[i + k]);
+    }
+    /* What the README tells redis-cli users to type. */
+    ASSERT_OWNER_V("v:cx:%{victim%7D1}", "victim}1");
+    ASSERT_OWNER_V("v:cx:%{victim%7D60}", "victim}60");
+    tl_arena_free(&a);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -606,6 +653,8 @@ int main(void)
                 test_routing);
     CU_add_test(s, "load routed to the owners, one round trip per node",
                 test_routing_load);
+    CU_add_test(s, "ids with braces spread over the masters",
+                test_brace_ids_spread);
     CU_add_test(s, "MOVED after a slot moved by hand", test_moved);
     CU_add_test(s, "ASK while a slot is half migrated", test_ask);
     CU_add_test(s, "NOSCRIPT on one node", test_noscript_one_node);

@@ -1,9 +1,11 @@
 /* Vectors: Redis key and field encoding round trip, watermarks, the cache. */
 #include <CUnit/Basic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../support/testutil.h"
 #include "cache.h"
+#include "store.h"
 
 #define DAY 86400000LL
 
@@ -62,14 +64,136 @@ static void feed(tl_vec *v, int64_t ts, const char *item)
     tl_rule_eval(&rules[0], v->block, &e, tl_eval_fetch, &ctx);
 }
 
+static const char *key_of(tl_arena *a, const char *id, size_t idlen,
+                          size_t *len)
+{
+    return tl_vec_key(a, "tailor:", id, idlen, len);
+}
+
+#define ASSERT_KEY(id, want)                                                 \
+    do {                                                                     \
+        size_t len_;                                                         \
+        const char *k_ = key_of(&a, id, strlen(id), &len_);                  \
+        CU_ASSERT_STRING_EQUAL(k_, want);                                    \
+        CU_ASSERT_EQUAL(len_, strlen(want));                                 \
+    } while (0)
+
+/* Ids without a brace keep today's key byte for byte (stored vectors of
+ * existing deployments must be found), '%' and escape look-alikes too. */
 static void test_key(void)
 {
     tl_arena a;
     tl_arena_init(&a, 256);
+    ASSERT_KEY("1453", "tailor:cx:{1453}");
+    ASSERT_KEY("", "tailor:cx:{}");
+    ASSERT_KEY("%", "tailor:cx:{%}");
+    ASSERT_KEY("50%off", "tailor:cx:{50%off}");
+    ASSERT_KEY("a%7Db", "tailor:cx:{a%7Db}");
+    ASSERT_KEY("C-0001", "tailor:cx:{C-0001}");
+    ASSERT_KEY("\xc3\xa9t\xc3\xa9", "tailor:cx:{\xc3\xa9t\xc3\xa9}");
+    /* Bytes are bytes: a NUL inside an id stays in the key. */
     size_t len;
-    char *k = tl_vec_key(&a, "tailor:", "1453", 4, &len);
-    CU_ASSERT_STRING_EQUAL(k, "tailor:cx:{1453}");
-    CU_ASSERT_EQUAL(len, strlen(k));
+    const char *k = key_of(&a, "a\0b", 3, &len);
+    CU_ASSERT_EQUAL(len, 15);
+    CU_ASSERT(memcmp(k, "tailor:cx:{a\0b}", 15) == 0);
+    k = tl_vec_key(&a, "", "x", 1, &len);
+    CU_ASSERT_STRING_EQUAL(k, "cx:{x}");
+    tl_arena_free(&a);
+}
+
+/* An id with a brace is escaped inside a marked tag, so that the tag holds
+ * the whole id. */
+static void test_key_braces(void)
+{
+    tl_arena a;
+    tl_arena_init(&a, 256);
+    ASSERT_KEY("victim}1", "tailor:cx:%{victim%7D1}");
+    ASSERT_KEY("victim{1", "tailor:cx:%{victim%7B1}");
+    ASSERT_KEY("{victim}", "tailor:cx:%{%7Bvictim%7D}");
+    ASSERT_KEY("}", "tailor:cx:%{%7D}");
+    ASSERT_KEY("{", "tailor:cx:%{%7B}");
+    ASSERT_KEY("}{", "tailor:cx:%{%7D%7B}");
+    ASSERT_KEY("a}b", "tailor:cx:%{a%7Db}");
+    ASSERT_KEY("%{", "tailor:cx:%{%25%7B}");
+    ASSERT_KEY("50%}", "tailor:cx:%{50%25%7D}");
+    ASSERT_KEY("%7D}", "tailor:cx:%{%257D%7D}");
+    ASSERT_KEY("{a%b}", "tailor:cx:%{%7Ba%25b%7D}"); /* README's example */
+    tl_arena_free(&a);
+}
+
+/* Every id over an alphabet of the escape's own bytes, up to 4 long: no
+ * two keys are equal, and each key's hash tag decodes back to its id. */
+static void test_key_injective(void)
+{
+    static const char alpha[] = "a%{}7D";
+    enum { K = 6, N = 1 + K + K * K + K * K * K + K * K * K * K };
+    static char ids[N][5];
+    static const char *keys[N];
+    static size_t lens[N];
+    size_t n = 0;
+    for (int l = 0; l <= 4; l++) {
+        int total = 1;
+        for (int i = 0; i < l; i++) total *= K;
+        for (int c = 0; c < total; c++, n++)
+            for (int i = 0, x = c; i < l; i++, x /= K) ids[n][i] = alpha[x % K];
+    }
+    CU_ASSERT_EQUAL_FATAL(n, N);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    for (size_t i = 0; i < n; i++) {
+        size_t il = strlen(ids[i]);
+        keys[i] = key_of(&a, ids[i], il, &lens[i]);
+        /* The tag: from the first '{' to the next '}', the key's end. */
+        const char *open = memchr(keys[i], '{', lens[i]);
+        CU_ASSERT_FATAL(open != NULL);
+        const char *close = memchr(open + 1, '}', lens[i] - (size_t)(open + 1 - keys[i]));
+        CU_ASSERT_FATAL(close == keys[i] + lens[i] - 1);
+        char back[5];
+        size_t bl = 0;
+        int marked = open[-1] == '%';
+        for (const char *p = open + 1; p < close && bl < sizeof back; bl++) {
+            if (marked && *p == '%') {
+                CU_ASSERT_FATAL(close - p >= 3);
+                back[bl] = p[1] == '2' ? '%' : p[2] == 'B' ? '{' : '}';
+                p += 3;
+            } else {
+                back[bl] = *p++;
+            }
+        }
+        CU_ASSERT(bl == il && memcmp(back, ids[i], il) == 0);
+        CU_ASSERT_EQUAL(marked, strpbrk(ids[i], "{}") != NULL);
+    }
+    int same = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (lens[i] == lens[j] && !memcmp(keys[i], keys[j], lens[i]))
+                same++;
+    CU_ASSERT_EQUAL(same, 0);
+    tl_arena_free(&a);
+}
+
+/* "victim}1".."victim}100" once all hashed as "victim": one hot slot. */
+static void test_key_slots_spread(void)
+{
+    static unsigned char seen[16384];
+    memset(seen, 0, sizeof seen);
+    tl_arena a;
+    tl_arena_init(&a, 4096);
+    int slots = 0;
+    for (int i = 1; i <= 100; i++) {
+        char id[32];
+        size_t len;
+        snprintf(id, sizeof id, "victim}%d", i);
+        const char *k = key_of(&a, id, strlen(id), &len);
+        unsigned s = tl_store_cluster_key_slot(k, len);
+        if (!seen[s]++) slots++;
+    }
+    CU_ASSERT(slots >= 95);
+    /* Plain ids hash by the whole id, as before. */
+    size_t len;
+    const char *k = key_of(&a, "victim", 6, &len);
+    CU_ASSERT_EQUAL(tl_store_cluster_key_slot(k, len),
+                    tl_store_cluster_key_slot("victim", 6));
     tl_arena_free(&a);
 }
 
@@ -260,7 +384,13 @@ int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("state", suite_init, suite_clean);
-    CU_add_test(s, "redis key", test_key);
+    CU_add_test(s, "redis key of an id without braces: as always", test_key);
+    CU_add_test(s, "redis key of an id with braces: escaped, marked",
+                test_key_braces);
+    CU_add_test(s, "redis keys: injective, the tag holds the whole id",
+                test_key_injective);
+    CU_add_test(s, "redis keys: victim}N spread over the slots",
+                test_key_slots_spread);
     CU_add_test(s, "encode, load: exact round trip", test_encode_load_roundtrip);
     CU_add_test(s, "a never-seen vector encodes no field", test_never_seen_encodes_nothing);
     CU_add_test(s, "only changed features, and those following time",
