@@ -582,6 +582,47 @@ static void test_auth_acl_user(void)
     CU_ASSERT_STRING_EQUAL(err, want);
 }
 
+static void on_field(void *ud, size_t idx, const char *field, size_t flen,
+                     const char *val, size_t vlen)
+{
+    (void)idx, (void)field, (void)flen, (void)val, (void)vlen;
+    (*(size_t *)ud)++;
+}
+
+static void on_key_error(void *ud, size_t idx, const char *msg)
+{
+    (void)idx, (void)msg;
+    (*(size_t *)ud)++;
+}
+
+/* An ACL that denies our keys is the operator's to fix: an outage to wait
+ * out (TL_ERR_IO), never one key's error, which would dead-letter every
+ * customer's events meanwhile. */
+static void test_auth_acl_denies_keys(void)
+{
+    redisContext *c = admin_connect(asrv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    redisReply *r =
+        redisCommand(c, "ACL SETUSER bob on >bobpw ~other:* &* +@all");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STATUS);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    char err[TL_ERRSZ] = "", url[256], cause[64];
+    snprintf(url, sizeof url, "redis://bob:bobpw@127.0.0.1:%d", asrv->port);
+    tl_store *s = tl_store_new(url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    const char *key = "acl:cx:{1}";
+    size_t klen = 10, n = 0;
+    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, on_field, on_key_error,
+                                  &n, err, sizeof err),
+                    TL_ERR_IO);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "load of acl:cx:{1}: NOPERM "));
+    tl_store_cause(err, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis refused the credentials");
+    tl_store_free(s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Load                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -1300,6 +1341,8 @@ int main(void)
     CU_pSuite auth = CU_add_suite("store_auth", auth_init, auth_clean);
     CU_add_test(auth, "AUTH password right/wrong/missing", test_auth_password);
     CU_add_test(auth, "AUTH ACL user", test_auth_acl_user);
+    CU_add_test(auth, "an ACL denying our keys: an outage",
+                test_auth_acl_denies_keys);
 
     CU_pSuite load = CU_add_suite("store_load", shared_init, shared_clean);
     CU_add_test(load, "pipelined HGETALL", test_load_pipeline);
