@@ -44,6 +44,7 @@ const char *tl_reject_name(tl_reject r)
     case TL_REJECT_MISSING_CUSTOMER: return "missing_customer";
     case TL_REJECT_LATE: return "late";
     case TL_REJECT_BAD_TIMESTAMP: return "bad_timestamp";
+    case TL_REJECT_STORE: return "store";
     case TL_REJECT__COUNT: break;
     }
     return "decode";

@@ -69,10 +69,13 @@ typedef enum tl_reject {
     TL_REJECT_MISSING_CUSTOMER, /* customer_id is empty */
     TL_REJECT_LATE,             /* older than events.max_lateness allows */
     TL_REJECT_BAD_TIMESTAMP,    /* ts before 1970 or after 2200 */
+    TL_REJECT_STORE,            /* the customer's stored vector cannot be
+                                 * read: its key is not a hash (WRONGTYPE),
+                                 * or its watermark is garbled */
     TL_REJECT__COUNT
 } tl_reject;
-/* "decode", "missing_customer", "late", "bad_timestamp" — the dead-letter
- * reason header. */
+/* "decode", "missing_customer", "late", "bad_timestamp", "store" — the
+ * dead-letter reason header. */
 const char *tl_reject_name(tl_reject r);
 
 /*

@@ -251,41 +251,6 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned status,
 
 /* ---- /readyz ---------------------------------------------------------------- */
 
-/* A PING failure as a cause for unauthenticated callers: what went wrong,
- * never where (the address, a URL's password) nor the server's own text.
- * A Redis error reply is recognized by its code, an upper-case word after
- * ": "; anything else (refused, timed out, closed) is "unreachable". */
-static void redis_cause(const char *detail, char *out, size_t outsz)
-{
-    static const struct {
-        const char *code, *say;
-    } known[] = {
-        {"OOM", "redis out of memory"},
-        {"LOADING", "redis loading its data"},
-        {"BUSY", "redis busy running a script"},
-        {"NOAUTH", "redis refused the credentials"},
-        {"WRONGPASS", "redis refused the credentials"},
-        {"NOPERM", "redis refused the credentials"},
-        {"MASTERDOWN", "redis master down"},
-        {"CLUSTERDOWN", "redis cluster down"},
-        {"READONLY", "redis read-only"},
-    };
-    for (const char *p = detail; (p = strstr(p, ": ")); p += 2) {
-        const char *w = p + 2;
-        size_t n = 0;
-        while (w[n] >= 'A' && w[n] <= 'Z') n++;
-        if (n < 2 || n > 16 || (w[n] != ' ' && w[n] != '\0')) continue;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-            if (strlen(known[i].code) == n && !strncmp(w, known[i].code, n)) {
-                snprintf(out, outsz, "%s", known[i].say);
-                return;
-            }
-        snprintf(out, outsz, "redis refused: %.*s", (int)n, w);
-        return;
-    }
-    snprintf(out, outsz, "redis unreachable");
-}
-
 /* One PING at a time on the endpoint's own connection, bounded by
  * HTTP_REDIS_TIMEOUT_MS; a caller arriving meanwhile gets the last result
  * at once instead of holding a second worker on a hung Redis. */
@@ -302,7 +267,7 @@ static int ping_redis(tl_http *h, char *why, size_t whysz)
     pthread_mutex_unlock(&h->ping_lock);
     char detail[TL_ERRSZ], cause[sizeof h->ping_why] = "";
     int ok = tl_store_ping(h->ping_store, detail, sizeof detail) == TL_OK;
-    if (!ok) redis_cause(detail, cause, sizeof cause);
+    if (!ok) tl_store_cause(detail, cause, sizeof cause);
     pthread_mutex_lock(&h->ping_lock);
     int changed = ok != h->ping_ok || strcmp(cause, h->ping_why) != 0;
     h->ping_ok = ok;

@@ -14,7 +14,9 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -36,6 +38,7 @@ static void grow_vecs(tl_pipeline *p, size_t need)
     if (need <= p->vec_cap) return;
     while (p->vec_cap < need) p->vec_cap = p->vec_cap ? p->vec_cap * 2 : 1024;
     p->misses = tl_xrealloc(p->misses, p->vec_cap * sizeof *p->misses);
+    p->unloaded = tl_xrealloc(p->unloaded, p->vec_cap * sizeof *p->unloaded);
     p->dirty = tl_xrealloc(p->dirty, p->vec_cap * sizeof *p->dirty);
 }
 
@@ -88,6 +91,22 @@ static void wait_blocked(tl_pipeline *p, int ms)
     }
 }
 
+/* Redis holds the pipeline; msg (a store message) gives the cause that
+ * /readyz names ("redis out of memory", ...), set before the gauge so
+ * that a reader who sees the one finds the other. */
+static void set_redis_down(tl_pipeline *p, const char *msg)
+{
+    char why[sizeof p->redis_why];
+    tl_store_cause(msg, why, sizeof why);
+    /* The loop is the only writer: it may read without the lock. */
+    if (strcmp(why, p->redis_why) != 0) {
+        pthread_mutex_lock(&p->obs_lock);
+        memcpy(p->redis_why, why, sizeof why);
+        pthread_mutex_unlock(&p->obs_lock);
+    }
+    tl_gauge_set(&p->stats.redis_down, 1);
+}
+
 /* Redis outages are retried with capped backoff until give_up says
  * otherwise, logging one line when Redis goes away and one when it is back,
  * not one per attempt.  0: go on; 1: try again; -1: give up. */
@@ -107,11 +126,24 @@ static int redis_retry(tl_pipeline *p, int rc, const char *what,
         tl_warn("pipeline", "%s failed: %s; retrying until redis is back",
                 what, msg);
     p->redis_down = 1;
-    tl_gauge_set(&p->stats.redis_down, 1);
+    set_redis_down(p, msg);
     if (give_up(p)) return -1;
     wait_blocked(p, *backoff);
     if (*backoff < 5000) *backoff *= 2;
     return 1;
+}
+
+/* Defined below, next to the stages that dead-letter at decode and apply. */
+static void dead_letter(tl_pipeline *p, const rd_kafka_message_t *m,
+                        tl_reject why, const char *msg);
+
+/* The stored vector of miss idx cannot be used (the first reason is
+ * kept): its customer's events are dead-lettered (reject_unloaded). */
+static void load_refused(void *ud, size_t idx, const char *msg)
+{
+    tl_pipeline *p = ud;
+    if (!p->unloaded[idx])
+        p->unloaded[idx] = tl_arena_strndup(&p->arena, msg, strlen(msg));
 }
 
 static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
@@ -119,13 +151,64 @@ static void load_cb(void *ud, size_t idx, const char *field, size_t flen,
 {
     tl_pipeline *p = ud;
     char err[TL_ERRSZ];
-    if (tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val, vlen,
-                          err, sizeof err)) {
+    if (p->unloaded[idx]) return;
+    int rc = tl_vec_load_field(p->misses[idx], &p->layout, field, flen, val,
+                               vlen, err, sizeof err);
+    if (rc == TL_ERR) {
+        load_refused(p, idx, err);
+    } else if (rc) {
         tl_counter_add(&p->stats.state_errors, 1);
         /* The id only at debug: ids identify people (see log.h). */
         tl_warn("pipeline", "stored state of a customer: %s (that part "
                 "starts over)", err);
         tl_debug("pipeline", "... customer %s", p->misses[idx]->customer_id);
+    }
+}
+
+/* A customer whose stored vector cannot be used, and why. */
+typedef struct unloaded {
+    uintptr_t vec;
+    const char *why;
+} unloaded;
+
+static int by_vec(const void *a, const void *b)
+{
+    uintptr_t x = ((const unloaded *)a)->vec, y = ((const unloaded *)b)->vec;
+    return x < y ? -1 : x > y;
+}
+
+/* Customers whose stored vector cannot be used (a key of another type, a
+ * garbled watermark): retrying cannot help and must not hold the others,
+ * so their events go to the dead-letter topic (reason store, the error as
+ * detail) and count as handled, and they leave the cache, so that their
+ * next event reads Redis again.  The key is left for an operator. */
+static void reject_unloaded(tl_pipeline *p)
+{
+    unloaded *u = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < p->nmiss; i++) {
+        if (!p->unloaded[i]) continue;
+        if (!u) u = tl_arena_alloc(&p->arena, p->nmiss * sizeof *u);
+        u[n++] = (unloaded){(uintptr_t)p->misses[i], p->unloaded[i]};
+    }
+    if (!n) return;
+    qsort(u, n, sizeof *u, by_vec);
+    for (size_t i = 0; i < p->batch.n; i++) {
+        tl_item *it = &p->items[i];
+        unloaded key = {(uintptr_t)it->vec, NULL};
+        const unloaded *hit =
+            it->vec ? bsearch(&key, u, n, sizeof *u, by_vec) : NULL;
+        if (!hit) continue;
+        dead_letter(p, p->batch.msgs[i], TL_REJECT_STORE, hit->why);
+        it->vec = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tl_vec *v = (tl_vec *)u[i].vec;
+        tl_warn("pipeline", "stored vector of a customer cannot be used; its "
+                "events go to the dead-letter topic (reason store): %s",
+                u[i].why);
+        tl_debug("pipeline", "... customer %s", v->customer_id);
+        tl_cache_remove(p->cache, v);
     }
 }
 
@@ -142,13 +225,17 @@ static int stage_load(tl_pipeline *p)
     int backoff = 100;
     for (;;) {
         char err[TL_ERRSZ];
+        memset(p->unloaded, 0, p->nmiss * sizeof *p->unloaded);
         int64_t t0 = tl_now_mono_us();
-        int rc = tl_store_load(p->store, keys, lens, p->nmiss, load_cb, p, err,
-                               sizeof err);
+        int rc = tl_store_load(p->store, keys, lens, p->nmiss, load_cb,
+                               load_refused, p, err, sizeof err);
         tl_histogram_observe_us(&p->stats.redis_load_seconds,
                                 (uint64_t)(tl_now_mono_us() - t0));
         int r = redis_retry(p, rc, "redis load", err, &backoff);
-        if (r == 0) return TL_OK;
+        if (r == 0) {
+            reject_unloaded(p);
+            return TL_OK;
+        }
         if (r < 0) {
             snprintf(p->fail_msg, sizeof p->fail_msg,
                      "stopped while redis was unavailable: %.400s", err);
@@ -714,7 +801,7 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         if (!logged++)
             tl_error("pipeline", "%s; waiting for redis (retrying with "
                      "backoff up to 5 s)", err);
-        tl_gauge_set(&p->stats.redis_down, 1);
+        set_redis_down(p, err);
         if (*p->stop) return tl_errf(err, errsz, TL_ERR_IO,
                                       "stopped while waiting for redis");
         if (p->tick) p->tick(p->tick_ud);
@@ -828,6 +915,7 @@ void tl_pipeline_free(tl_pipeline *p)
     tl_arena_free(&p->arena);
     free(p->items);
     free(p->misses);
+    free(p->unloaded);
     free(p->dirty);
     free(p->firings);
     free(p->why);

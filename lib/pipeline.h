@@ -3,7 +3,8 @@
  * contract.  One loop on the calling thread, in stages (lib/pipeline.c):
  *
  *   take requests -> poll -> decode (rejects to the dead-letter topic) ->
- *   load cache misses from Redis (one pipeline) -> apply features and
+ *   load cache misses from Redis (one pipeline; a customer whose key cannot
+ *   be read as a vector has its events dead-lettered) -> apply features and
  *   evaluate rules in offset order, skipping events at or below the
  *   vector's watermark, producing triggers -> finish the previous batch's
  *   flush and commit its offsets -> wait for delivery -> hand this batch's
@@ -136,7 +137,8 @@ void tl_pipeline_metrics(const tl_pipeline *p, tl_buf *b);
 /* Readiness from the pipeline's point of view, from any thread: 1 when it
  * runs, holds an assignment (possibly of zero partitions: a group with more
  * members than partitions is healthy), is not held by a Redis outage and a
- * broker is up; else 0 with a short reason in why. */
+ * broker is up; else 0 with a short reason in why (for an outage, its
+ * cause: "redis unreachable", "redis out of memory", ..., tl_store_cause). */
 int tl_pipeline_ready(const tl_pipeline *p, char *why, size_t whysz);
 
 /* Leaves the consumer group (committing what was processed) and frees. */

@@ -36,10 +36,12 @@ struct tl_pipeline {
      * freed (tl_pipeline_set_config_hook). */
     void (*on_config)(void *ud, const tl_config *cfg);
     void *on_config_ud;
-    /* Held by tl_pipeline_metrics (another thread) and by apply_reload
-     * while it swaps cfg and the per-rule counters: a reload is rare, a
-     * scrape about once a second, the batch loop never takes it. */
+    /* Held by tl_pipeline_metrics and tl_pipeline_ready (other threads),
+     * by apply_reload while it swaps cfg and the per-rule counters, and by
+     * the loop when the cause of a Redis outage changes: a reload is
+     * rare, a scrape about once a second, an outage's cause rarer still. */
     pthread_mutex_t obs_lock;
+    char redis_why[64];     /* under obs_lock: the cause while redis_down */
     tl_layout layout;
     tl_event_decoder *dec;
     tl_trigger_codec *tcodec;
@@ -56,6 +58,8 @@ struct tl_pipeline {
     tl_item *items;
     size_t items_cap;
     tl_vec **misses, **dirty;
+    const char **unloaded;  /* per miss: why its stored vector cannot be
+                             * used (batch arena); NULL: loaded */
     size_t nmiss, ndirty, vec_cap;
     tl_firing *firings;     /* room for every rule */
     tl_suppress *why;

@@ -184,8 +184,15 @@ int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
 {
     tl_pipeline *p = (tl_pipeline *)cp;
     const char *no = NULL;
-    if (tl_gauge_get(&p->stats.redis_down)) no = "redis unreachable";
-    else if (!tl_gauge_get(&p->stats.running)) no = "not running";
+    if (tl_gauge_get(&p->stats.redis_down)) {
+        /* The cause the loop set before the gauge (set_redis_down). */
+        pthread_mutex_lock(&p->obs_lock);
+        snprintf(why, whysz, "%s",
+                 p->redis_why[0] ? p->redis_why : "redis unreachable");
+        pthread_mutex_unlock(&p->obs_lock);
+        return 0;
+    }
+    if (!tl_gauge_get(&p->stats.running)) no = "not running";
     else if (tl_gauge_get(&p->stats.kafka.assigned) < 0)
         no = "no partition assignment";
     else if (tl_gauge_get(&p->stats.kafka.brokers_up) <= 0)

@@ -169,14 +169,18 @@ int tl_store_io_fail(tl_store *s, tl_store_node *k, const char *op,
                    handshake ? "" : " (will reconnect on the next call)");
 }
 
-/* Error replies that say "this server cannot take writes right now" rather
- * than "this write is wrong": retrying later (on a fresh connection, which
- * follows a failover behind a DNS name) is the remedy. */
+/* Error replies that say "this server cannot serve us right now" rather
+ * than "this key is wrong": retrying later (on a fresh connection, which
+ * follows a failover behind a DNS name) is the remedy, and every customer
+ * waits.  Anything else (WRONGTYPE, say) is the key's own error. NOPERM
+ * too waits: an ACL that denies our keys or commands is the operator's to
+ * fix, not a reason to dead-letter every event meanwhile. */
 static int transient_error(const redisReply *r)
 {
     static const char *const prefixes[] = {
-        "LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM",
-        "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", "MOVED", "ASK", NULL};
+        "LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM", "MISCONF",
+        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", "NOPERM",
+        "MOVED", "ASK", NULL};
     for (const char *const *p = prefixes; *p; p++) {
         size_t n = strlen(*p);
         if (r->len >= n && strncmp(r->str, *p, n) == 0 &&
@@ -184,6 +188,41 @@ static int transient_error(const redisReply *r)
             return 1;
     }
     return 0;
+}
+
+/* Recognized by the code of the error reply (an upper-case word after
+ * ": "); a message without one was an I/O failure. */
+void tl_store_cause(const char *msg, char *out, size_t outsz)
+{
+    static const struct {
+        const char *code, *say;
+    } known[] = {
+        {"OOM", "redis out of memory"},
+        {"LOADING", "redis loading its data"},
+        {"BUSY", "redis busy running a script"},
+        {"NOAUTH", "redis refused the credentials"},
+        {"WRONGPASS", "redis refused the credentials"},
+        {"NOPERM", "redis refused the credentials"},
+        {"MASTERDOWN", "redis master down"},
+        {"CLUSTERDOWN", "redis cluster down"},
+        {"READONLY", "redis read-only"},
+        {"MISCONF", "redis cannot persist (MISCONF)"},
+        {"NOREPLICAS", "redis has too few replicas"},
+    };
+    for (const char *p = msg; (p = strstr(p, ": ")); p += 2) {
+        const char *w = p + 2;
+        size_t n = 0;
+        while (w[n] >= 'A' && w[n] <= 'Z') n++;
+        if (n < 2 || n > 16 || (w[n] != ' ' && w[n] != '\0')) continue;
+        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+            if (strlen(known[i].code) == n && !strncmp(w, known[i].code, n)) {
+                snprintf(out, outsz, "%s", known[i].say);
+                return;
+            }
+        snprintf(out, outsz, "redis refused: %.*s", (int)n, w);
+        return;
+    }
+    snprintf(out, outsz, "redis unreachable");
 }
 
 /* What to add to the message of an error reply: a redirect reaches
@@ -816,8 +855,11 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
 /* Load                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Checks one HGETALL reply: TL_ERR for a wrong reply, TL_ERR_IO for an
- * error reply meaning "not now" (the caller then drops the connection). */
+/* Checks one HGETALL reply: TL_ERR for a wrong reply (this key's own
+ * error), TL_ERR_IO for an error reply meaning "not now" (the caller then
+ * drops the connection).  Messages say "load of KEY: ", not the command,
+ * so that tl_store_cause finds the error's code as the first upper-case
+ * word after ": ". */
 static int check_hgetall(const tl_store *s, const tl_store_node *k,
                          const redisReply *r, const char *key, size_t keylen,
                          char *err, size_t errsz)
@@ -825,23 +867,24 @@ static int check_hgetall(const tl_store *s, const tl_store_node *k,
     char kb[80];
     if (r->type == REDIS_REPLY_ERROR && transient_error(r))
         return tl_errf(err, errsz, TL_ERR_IO,
-                       "%s: load: HGETALL %s: %s%s (will reconnect on the "
-                       "next call)",
+                       "%s: load of %s: %s%s (will reconnect on the next "
+                       "call)",
                        k->where, show_key(s, kb, key, keylen), r->str,
                        reply_hint(r));
     if (r->type == REDIS_REPLY_ERROR)
-        return tl_errf(err, errsz, TL_ERR, "%s: HGETALL %s: %s", k->where,
+        return tl_errf(err, errsz, TL_ERR, "%s: load of %s: %s", k->where,
                        show_key(s, kb, key, keylen), r->str);
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
         return tl_errf(err, errsz, TL_ERR,
-                       "%s: HGETALL %s: unexpected reply (type %d, %zu "
-                       "elements)",
+                       "%s: load of %s: unexpected reply to HGETALL (type "
+                       "%d, %zu elements)",
                        k->where, show_key(s, kb, key, keylen), r->type,
                        r->elements);
     for (size_t j = 0; j < r->elements; j++)
         if (r->element[j]->type != REDIS_REPLY_STRING)
             return tl_errf(err, errsz, TL_ERR,
-                           "%s: HGETALL %s: element %zu is not a string",
+                           "%s: load of %s: element %zu of HGETALL's reply "
+                           "is not a string",
                            k->where, show_key(s, kb, key, keylen), j);
     return TL_OK;
 }
@@ -849,6 +892,7 @@ static int check_hgetall(const tl_store *s, const tl_store_node *k,
 typedef struct load_batch {
     const char *const *keys;
     const size_t *keylens;
+    tl_store_key_error_cb kerr; /* NULL: a key's error fails the call */
 } load_batch;
 
 static int load_append(tl_store *s, tl_store_node *k, size_t i, void *ud)
@@ -859,22 +903,44 @@ static int load_append(tl_store *s, tl_store_node *k, size_t i, void *ud)
     return tl_store_append(s, k, 2, argv, lens);
 }
 
+/* The reply is kept for the callbacks; a key's own error is one of them
+ * when the caller takes those (its message is made again then). */
 static int load_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
                      void *ud, char *msg, size_t msgsz)
 {
     const load_batch *lb = ud;
     s->replies[i] = r;
-    return check_hgetall(s, k, r, lb->keys[i], lb->keylens[i], msg, msgsz);
+    int rc = check_hgetall(s, k, r, lb->keys[i], lb->keylens[i], msg, msgsz);
+    return rc == TL_ERR && lb->kerr ? TL_OK : rc;
+}
+
+/* Every reply arrived: each key's fields, or its error, to the caller. */
+static void load_deliver(tl_store *s, const load_batch *lb, size_t n,
+                         tl_store_field_cb cb, void *ud)
+{
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = s->replies[i];
+        char msg[TL_ERRSZ];
+        if (lb->kerr && check_hgetall(s, s->nodes[s->route[i]], r,
+                                      lb->keys[i], lb->keylens[i], msg,
+                                      sizeof msg) != TL_OK) {
+            lb->kerr(ud, i, msg);
+            continue;
+        }
+        for (size_t j = 0; j + 1 < r->elements; j += 2)
+            cb(ud, i, r->element[j]->str, r->element[j]->len,
+               r->element[j + 1]->str, r->element[j + 1]->len);
+    }
 }
 
 /*
  * All replies are held until the last one has arrived and only then handed
- * to the callback, so a failed load calls back nothing: the caller never
+ * to the callbacks, so a failed load calls back nothing: the caller never
  * sees half a batch.
  */
 int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
-                  size_t n, tl_store_field_cb cb, void *ud, char *err,
-                  size_t errsz)
+                  size_t n, tl_store_field_cb cb, tl_store_key_error_cb kerr,
+                  void *ud, char *err, size_t errsz)
 {
     if (n == 0) return TL_OK;
     pipe_guard g;
@@ -882,16 +948,10 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
     start_items(s, n);
     memset(s->replies, 0, n * sizeof *s->replies);
     for (size_t i = 0; i < n; i++) slot_item(s, i, keys[i], keylens[i]);
-    load_batch lb = {keys, keylens};
+    load_batch lb = {keys, keylens, kerr};
     batch b = {n, "load", load_append, load_take, &lb};
     int rc = run_batch(s, &b, err, errsz);
-    if (rc == TL_OK)
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *r = s->replies[i];
-            for (size_t j = 0; j + 1 < r->elements; j += 2)
-                cb(ud, i, r->element[j]->str, r->element[j]->len,
-                   r->element[j + 1]->str, r->element[j + 1]->len);
-        }
+    if (rc == TL_OK) load_deliver(s, &lb, n, cb, ud);
     for (size_t i = 0; i < n; i++)
         if (s->replies[i]) freeReplyObject(s->replies[i]);
     guard_end(&g);

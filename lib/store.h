@@ -15,7 +15,11 @@
  * same credentials; a cluster has only database 0.
  *
  * Failure model: any I/O error closes the connection and returns TL_ERR_IO
- * with a message; the next call reconnects (one attempt).  Retrying with
+ * with a message; the next call reconnects (one attempt).  So does an error
+ * reply that refuses the whole server for now (LOADING, OOM, READONLY,
+ * MASTERDOWN, CLUSTERDOWN, MISCONF, NOREPLICAS, BUSY, NOAUTH, NOPERM); any
+ * other error reply (WRONGTYPE) is its key's own: reported for that key
+ * (the load's key-error callback, the write's result), the others served.  Retrying with
  * backoff is the caller's policy (the pipeline's).  Both load and flush are
  * idempotent, so retrying a whole batch is always safe.
  *
@@ -54,6 +58,14 @@ void tl_store_free(tl_store *s);
  * "{...}": for tailord, whose log carries customer ids at debug only. */
 void tl_store_hide_keys(tl_store *s);
 
+/* The cause of a failure this module reported in msg, for people and
+ * unauthenticated callers (/readyz): what went wrong, never where (the
+ * address, a URL's password) nor the server's own text: "redis
+ * unreachable" (refused, timed out, closed), "redis out of memory", "redis
+ * loading its data", "redis refused the credentials", ..., or "redis
+ * refused: CODE" for an error code not known here. */
+void tl_store_cause(const char *msg, char *out, size_t outsz);
+
 /* PING; TL_OK when the server answers (a cluster: when its slot map can be
  * read and every master serving a slot answers). */
 int tl_store_ping(tl_store *s, char *err, size_t errsz);
@@ -66,14 +78,20 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
 /* Called once per field of each loaded key; idx is the key's index. */
 typedef void (*tl_store_field_cb)(void *ud, size_t idx, const char *field,
                                   size_t flen, const char *val, size_t vlen);
+/* Called instead, once, for a key whose reply was an error of that key
+ * alone: an error reply such as WRONGTYPE (the key is not a hash), or a
+ * reply that is not a hash's; msg says which key and what. */
+typedef void (*tl_store_key_error_cb)(void *ud, size_t idx, const char *msg);
 
 /* HGETALL of n keys in one pipeline (one round trip). A missing key yields no
  * callbacks.  Callbacks run only once every reply has arrived, so a failed
- * load (TL_ERR_IO, or TL_ERR for an error reply such as WRONGTYPE) has made
- * no callback at all. */
+ * load (TL_ERR_IO: a lost connection, or an error reply meaning "not now"
+ * such as LOADING, OOM, MASTERDOWN, CLUSTERDOWN, NOPERM) has made no
+ * callback at all.  A key's own error goes to kerr, and the others load;
+ * without kerr (NULL) it fails the whole call (TL_ERR, no callback). */
 int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
-                  size_t n, tl_store_field_cb cb, void *ud, char *err,
-                  size_t errsz);
+                  size_t n, tl_store_field_cb cb, tl_store_key_error_cb kerr,
+                  void *ud, char *err, size_t errsz);
 
 /* One watermark check: the stored value of hash field `field` (absent counts
  * as -1) must equal `expected` (this writer's last flush) or `next` (this very

@@ -101,7 +101,10 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
         if (!colon ||
             tl_parse_i64(colon + 1, (size_t)(name + nlen - colon - 1), &part) ||
             part < 0 || part > INT32_MAX || tl_parse_i64(val, vlen, &off))
-            return tl_errf(err, errsz, TL_ERR_DECODE,
+            /* Not a state to restart: without its watermark the vector
+             * would count its events again, and the flush's
+             * compare-and-set would refuse it anyway. */
+            return tl_errf(err, errsz, TL_ERR,
                            "malformed watermark field '%.*s' = '%.*s'",
                            (int)flen, field, (int)(vlen > 40 ? 40 : vlen), val);
         char topic[256];

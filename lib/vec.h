@@ -80,8 +80,9 @@ void tl_vec_reset(tl_vec *v, const tl_layout *l);
 /* Applies a field read from Redis (HGETALL) to the vector, and marks every
  * feature changed.  Readable fields
  * and fields of features or rules no longer configured are ignored.  Returns
- * TL_OK, or TL_ERR_DECODE with a message for malformed internal state (the
- * feature is then reset). */
+ * TL_OK, TL_ERR_DECODE with a message for malformed internal state (the
+ * feature is then reset), or TL_ERR with a message for a malformed offset
+ * watermark: then the vector as a whole cannot be used. */
 int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
                       size_t flen, const char *val, size_t vlen, char *err,
                       size_t errsz);

@@ -52,7 +52,8 @@ int tl_view_load(tl_store *st, const char *prefix, const char *id,
     tl_arena_init(&arena, 1024);
     size_t klen;
     const char *key = tl_vec_key(&arena, prefix, id, idlen, &klen);
-    int rc = tl_store_load(st, &key, &klen, 1, collect, raw, err, errsz);
+    int rc = tl_store_load(st, &key, &klen, 1, collect, NULL, raw, err,
+                           errsz);
     tl_arena_free(&arena);
     return rc;
 }

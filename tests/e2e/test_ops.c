@@ -6,7 +6,9 @@
  * rule_version, a bad one and an incompatible one refused while the old
  * rules keep firing, --force); and `tailorctl forget` end to end (key gone,
  * audit record on the audit topic, a running tailord does not write the
- * vector back).
+ * vector back); a key of another type or a malformed stored watermark
+ * holds up its own customer only (dead letters of reason `store`), and
+ * /readyz names a Redis outage's cause.
  */
 #include <CUnit/Basic.h>
 #include <hiredis/hiredis.h>
@@ -24,6 +26,7 @@
 #include "../support/redis_server.h"
 #include "../support/testutil.h"
 #include "common.h"
+#include "httpc.h"
 #include "kafka.h"
 #include "trigger.h"
 
@@ -544,6 +547,177 @@ static void test_forget(void)
     redisFree(rc);
 }
 
+/* ---- a customer's key that is not a vector --------------------------------- */
+
+typedef struct store_dl {
+    int n[4];          /* by customer: wt1, wm1, ok1, other */
+    int wrongtype, malformed;
+} store_dl;
+
+static void on_store_dl(void *ud, const rd_kafka_message_t *m)
+{
+    store_dl *d = ud;
+    size_t rl = 0, el = 0;
+    const char *r = tl_test_header(m, "tailor.reason", &rl);
+    const char *e = tl_test_header(m, "tailor.error", &el);
+    if (!r || rl != 5 || memcmp(r, "store", 5) || !e) return;
+    static const char *const ids[] = {"wt1", "wm1", "ok1"};
+    int k = 3;
+    for (int i = 0; i < 3; i++)
+        if (m->key_len == 3 && !memcmp(m->key, ids[i], 3)) k = i;
+    d->n[k]++;
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)el, e);
+    if (strstr(text, ": WRONGTYPE Operation against a key holding the wrong "
+                     "kind of value")) d->wrongtype++;
+    if (strstr(text, "malformed watermark field '_o:" IN_TOPIC ":")) d->malformed++;
+}
+
+/* GET url: the status (0 when the request failed) and the body (malloc'd). */
+static int http_get(const char *url, char **body)
+{
+    char err[TL_ERRSZ];
+    int status = 0;
+    *body = NULL;
+    if (tl_http_request("GET", url, NULL, 5000, &status, body, err, sizeof err))
+        status = 0;
+    if (!*body) *body = strdup("");
+    return status;
+}
+
+/* Polls url until its body holds want (bounded); whether it did. */
+static int wait_body(const char *url, const char *want)
+{
+    for (int64_t end = tl_now_mono_ms() + BOUND_MS; tl_now_mono_ms() < end;) {
+        char *b;
+        http_get(url, &b);
+        int ok = strstr(b, want) != NULL;
+        if (!ok && tl_now_mono_ms() + 100 >= end)
+            fprintf(stderr, "\n  %s: %s (want %s)\n", url, b, want);
+        free(b);
+        if (ok) return 1;
+        usleep(100000);
+    }
+    return 0;
+}
+
+static int count_triggers_of(const trig_list *l, const char *customer)
+{
+    int n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n += !strcmp(l->t[i].rule, "seen") && !strcmp(l->t[i].customer, customer);
+    return n;
+}
+
+/* A string at one customer's key (and a garbled watermark at another's):
+ * those customers' events are dead-lettered (reason store, the Redis error
+ * as detail) and committed; everyone else is processed; nothing waits for
+ * an outage, /readyz stays ready.  A write refused for a cached customer
+ * drops only that customer.  A real outage (OOM) names its cause. */
+static void test_wrong_type_key(void)
+{
+    char cfg[512], log[512], base[64];
+    snprintf(cfg, sizeof cfg, "%s/wrongtype.yaml", world.tmp);
+    snprintf(log, sizeof log, "%s/wrongtype.log", world.tmp);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", tl_test_free_port());
+    CU_ASSERT_FATAL(tl_test_write_filef(cfg,
+        "kafka: { group: ops-wrongtype, input: [" IN_TOPIC "], output: " OUT_TOPIC
+        ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms }\n"
+        "redis: { prefix: 'wt:' }\n"
+        "events: { format: json }\n"
+        "http: { listen: '%s' }\n"
+        "features:\n  - { name: n, kind: count }\n"
+        "triggers:\n  - { name: seen, emit: { channel: web, message: 'n {{n}}' } }\n",
+        base + 7) == 0);
+    redisContext *rc = redisConnect("127.0.0.1", world.redis->port);
+    CU_ASSERT_FATAL(rc && !rc->err);
+    freeReplyObject(redisCommand(rc, "SET wt:cx:{wt1} x"));
+    freeReplyObject(redisCommand(rc, "HSET wt:cx:{wm1} n 7 _o:" IN_TOPIC
+                                 ":0 garbled _o:" IN_TOPIC ":1 garbled"));
+    pid_t pid = track(tl_test_start_tailord(cfg, log));
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(produce_event("w1", "wt1", "view", T0, 0) == 0);
+    CU_ASSERT(produce_event("o1", "ok1", "view", T0, 0) == 0);
+    CU_ASSERT(produce_event("w2", "wt1", "view", T0 + 1, 0) == 0);
+    CU_ASSERT(produce_event("m1", "wm1", "view", T0, 0) == 0);
+    CU_ASSERT(produce_event("o2", "ok2", "view", T0, 0) == 0);
+    /* Before: the WRONGTYPE reply held every partition, forever. */
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-wrongtype",
+                                         IN_TOPIC, BOUND_MS));
+    char *v = tl_test_hget(rc, "wt:cx:{ok1}", "n");
+    CU_ASSERT(v && !strcmp(v, "1"));
+    free(v);
+    v = tl_test_hget(rc, "wt:cx:{ok2}", "n");
+    CU_ASSERT(v && !strcmp(v, "1"));
+    free(v);
+    /* The bad keys are left as they were, for an operator to look at. */
+    redisReply *r = redisCommand(rc, "GET wt:cx:{wt1}");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "x"));
+    freeReplyObject(r);
+    v = tl_test_hget(rc, "wt:cx:{wm1}", "n");
+    CU_ASSERT(v && !strcmp(v, "7"));
+    free(v);
+    char err[TL_ERRSZ];
+    trig_list l = {.codec = tl_trigger_codec_new(NULL, err, sizeof err)};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l.codec);
+    l.n = 0;
+    tl_test_consume_all(world.brokers, OUT_TOPIC, on_trigger, &l);
+    CU_ASSERT_EQUAL(count_triggers_of(&l, "ok1"), 1);
+    CU_ASSERT_EQUAL(count_triggers_of(&l, "ok2"), 1);
+    CU_ASSERT_EQUAL(count_triggers_of(&l, "wt1"), 0);
+    CU_ASSERT_EQUAL(count_triggers_of(&l, "wm1"), 0);
+    store_dl d = {{0}, 0, 0};
+    tl_test_consume_all(world.brokers, DLQ_TOPIC, on_store_dl, &d);
+    CU_ASSERT_EQUAL(d.n[0], 2);
+    CU_ASSERT_EQUAL(d.n[1], 1);
+    CU_ASSERT_EQUAL(d.n[2] + d.n[3], 0);
+    CU_ASSERT_EQUAL(d.wrongtype, 2);
+    CU_ASSERT_EQUAL(d.malformed, 1);
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", base);
+    CU_ASSERT(wait_body(url, "tailor_dead_letters_total{reason=\"store\"} 3\n"));
+    snprintf(url, sizeof url, "%s/readyz", base);
+    CU_ASSERT(wait_body(url, "ready\n"));
+
+    /* ok1 is cached; its key turns into a string: its write is refused
+     * (counted, logged), the batch is committed, and its next event finds
+     * the string in Redis, so it goes to the dead-letter topic. */
+    freeReplyObject(redisCommand(rc, "SET wt:cx:{ok1} x"));
+    CU_ASSERT(produce_event("o3", "ok1", "view", T0 + 1, 0) == 0);
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-wrongtype",
+                                         IN_TOPIC, BOUND_MS));
+    CU_ASSERT(produce_event("o4", "ok1", "view", T0 + 2, 0) == 0);
+    CU_ASSERT(produce_event("o5", "ok2", "view", T0 + 2, 0) == 0);
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-wrongtype",
+                                         IN_TOPIC, BOUND_MS));
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "redis refused the vector of a customer"), 1);
+    memset(&d, 0, sizeof d);
+    tl_test_consume_all(world.brokers, DLQ_TOPIC, on_store_dl, &d);
+    CU_ASSERT_EQUAL(d.n[2], 1);
+    v = tl_test_hget(rc, "wt:cx:{ok2}", "n");
+    CU_ASSERT(v && !strcmp(v, "2"));
+    free(v);
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "retrying until redis is back"), 0);
+
+    /* A server-wide refusal is an outage, waited out, and /readyz says
+     * which. */
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 1"));
+    CU_ASSERT(produce_event("o6", "ok2", "view", T0 + 3, 0) == 0);
+    CU_ASSERT(wait_body(url, "not ready: redis out of memory\n"));
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 0"));
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-wrongtype",
+                                         IN_TOPIC, BOUND_MS));
+    CU_ASSERT(wait_body(url, "ready\n"));
+    v = tl_test_hget(rc, "wt:cx:{ok2}", "n");
+    CU_ASSERT(v && !strcmp(v, "3"));
+    free(v);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    /* Customer ids stay out of the log above debug. */
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "wt1"), 0);
+    tl_trigger_codec_free(l.codec);
+    redisFree(rc);
+}
+
 /* produce --rate: 20 events at 40/s take half a second, not less. */
 static void test_produce_rate(void)
 {
@@ -593,6 +767,8 @@ int main(void)
                 test_notify);
     CU_add_test(s, "SIGHUP: applied, refused, --force", test_reload);
     CU_add_test(s, "tailorctl forget", test_forget);
+    CU_add_test(s, "a key of another type holds up its customer only",
+                test_wrong_type_key);
     CU_add_test(s, "tailorctl produce --rate", test_produce_rate);
     return tl_test_run();
 }

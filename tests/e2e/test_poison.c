@@ -865,7 +865,7 @@ static int log_has_counts(const char *path, size_t decode, size_t missing,
     char want[256];
     snprintf(want, sizeof want,
              "dead letters by reason: decode %zu, missing_customer %zu, late "
-             "%zu, bad_timestamp %zu\n",
+             "%zu, bad_timestamp %zu, store 0\n",
              decode, missing, late, bad_ts);
     if (strstr(last, want)) return 1;
     fprintf(stderr, "log: %swant: %s", last[0] ? last : "(no counts)\n", want);

@@ -582,6 +582,47 @@ static void test_auth_acl_user(void)
     CU_ASSERT_STRING_EQUAL(err, want);
 }
 
+static void on_field(void *ud, size_t idx, const char *field, size_t flen,
+                     const char *val, size_t vlen)
+{
+    (void)idx, (void)field, (void)flen, (void)val, (void)vlen;
+    (*(size_t *)ud)++;
+}
+
+static void on_key_error(void *ud, size_t idx, const char *msg)
+{
+    (void)idx, (void)msg;
+    (*(size_t *)ud)++;
+}
+
+/* An ACL that denies our keys is the operator's to fix: an outage to wait
+ * out (TL_ERR_IO), never one key's error, which would dead-letter every
+ * customer's events meanwhile. */
+static void test_auth_acl_denies_keys(void)
+{
+    redisContext *c = admin_connect(asrv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    redisReply *r =
+        redisCommand(c, "ACL SETUSER bob on >bobpw ~other:* &* +@all");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STATUS);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    char err[TL_ERRSZ] = "", url[256], cause[64];
+    snprintf(url, sizeof url, "redis://bob:bobpw@127.0.0.1:%d", asrv->port);
+    tl_store *s = tl_store_new(url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    const char *key = "acl:cx:{1}";
+    size_t klen = 10, n = 0;
+    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, on_field, on_key_error,
+                                  &n, err, sizeof err),
+                    TL_ERR_IO);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "load of acl:cx:{1}: NOPERM "));
+    tl_store_cause(err, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis refused the credentials");
+    tl_store_free(s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Load                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -633,7 +674,7 @@ static void test_load_pipeline(void)
     got g = {0};
     char err[TL_ERRSZ] = "";
     uint64_t rt = tl_store_round_trips(st), cmds = tl_store_commands(st);
-    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 3, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 3, collect, NULL, &g, err,
                                   sizeof err),
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, 1);
@@ -650,7 +691,7 @@ static void test_load_pipeline(void)
 
     /* An empty batch is no round trip. */
     rt = tl_store_round_trips(st);
-    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 0, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 0, collect, NULL, &g, err,
                                   sizeof err),
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st), rt);
@@ -663,14 +704,14 @@ static void test_load_wrongtype(void)
     size_t lens[] = {8, 10, 8};
     got g = {0};
     char err[TL_ERRSZ] = "";
-    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 3, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 3, collect, NULL, &g, err,
                                   sizeof err),
                     TL_ERR);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "HGETALL l:cx:{str}: WRONGTYPE"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "load of l:cx:{str}: WRONGTYPE"));
     CU_ASSERT_EQUAL(g.n, 0); /* all or nothing */
     /* Every reply was read: the connection is still in step. */
     uint64_t rt = tl_store_round_trips(st);
-    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 1, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 1, collect, NULL, &g, err,
                                   sizeof err),
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, 1);
@@ -680,12 +721,69 @@ static void test_load_wrongtype(void)
     tl_store *hidden = tl_store_new(srv->url, TIMEOUT_MS, err2, sizeof err2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(hidden);
     tl_store_hide_keys(hidden);
-    CU_ASSERT_EQUAL(tl_store_load(hidden, keys, lens, 3, collect, &g, err2,
+    CU_ASSERT_EQUAL(tl_store_load(hidden, keys, lens, 3, collect, NULL, &g, err2,
                                   sizeof err2),
                     TL_ERR);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err2, "HGETALL l:cx:{...}: WRONGTYPE"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err2, "load of l:cx:{...}: WRONGTYPE"));
     CU_ASSERT_PTR_NULL(strstr(err2, "str"));
     tl_store_free(hidden);
+}
+
+typedef struct refused {
+    size_t n, idx;
+    char msg[TL_ERRSZ];
+} refused;
+
+static void on_refused(void *ud, size_t idx, const char *msg)
+{
+    refused *r = ud;
+    r->n++;
+    r->idx = idx;
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+}
+
+typedef struct both {
+    got g;
+    refused r;
+} both;
+
+static void collect_both(void *ud, size_t idx, const char *field, size_t flen,
+                         const char *val, size_t vlen)
+{
+    collect(&((both *)ud)->g, idx, field, flen, val, vlen);
+}
+
+static void refused_both(void *ud, size_t idx, const char *msg)
+{
+    on_refused(&((both *)ud)->r, idx, msg);
+}
+
+/* With a key-error callback, a key of another type is that key's error
+ * alone: the others load, and the call succeeds. */
+static void test_load_wrongtype_per_key(void)
+{
+    adm_ok("SET l:cx:{str} plain");
+    adm_ok("HSET l:cx:{a} visits 4 usual big_mac");
+    const char *keys[] = {"l:cx:{a}", "l:cx:{str}", "l:cx:{missing}"};
+    size_t lens[] = {8, 10, 14};
+    both b = {{0}, {0}};
+    char err[TL_ERRSZ] = "";
+    CU_ASSERT_EQUAL(tl_store_load(st, keys, lens, 3, collect_both,
+                                  refused_both, &b, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(b.g.n, 2);
+    for (size_t i = 0; i < b.g.n; i++) CU_ASSERT_EQUAL(b.g.f[i].idx, 0);
+    CU_ASSERT_EQUAL(b.r.n, 1);
+    CU_ASSERT_EQUAL(b.r.idx, 1);
+    char want[TL_ERRSZ];
+    snprintf(want, sizeof want,
+             "redis 127.0.0.1:%d: load of l:cx:{str}: WRONGTYPE Operation "
+             "against a key holding the wrong kind of value", srv->port);
+    CU_ASSERT_STRING_EQUAL(b.r.msg, want);
+    /* Not the cause of an outage: only the key is wrong. */
+    char cause[64];
+    tl_store_cause(want, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis refused: WRONGTYPE");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1002,7 +1100,7 @@ static void test_flush_batch_1000(void)
     for (int i = 0; i < N; i++) kp[i] = keys[i], kl[i] = w[i].keylen;
     size_t count = 0;
     rt = tl_store_round_trips(st);
-    CU_ASSERT_EQUAL(tl_store_load(st, kp, kl, N, count_fields, &count, err,
+    CU_ASSERT_EQUAL(tl_store_load(st, kp, kl, N, count_fields, NULL, &count, err,
                                   sizeof err),
                     TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, 1);
@@ -1056,10 +1154,13 @@ static void test_fault_kill_restart(void)
              "redis 127.0.0.1:%d: connection refused (" HINT ")", fsrv->port);
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_ERR_IO);
     CU_ASSERT_STRING_EQUAL(err, want);
+    char cause[64];
+    tl_store_cause(err, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis unreachable");
     const char *key = "k:cx:{1}";
     size_t klen = 8;
     got g = {0};
-    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect, NULL, &g, err,
                                   sizeof err),
                     TL_ERR_IO);
     CU_ASSERT_STRING_EQUAL(err, want);
@@ -1076,7 +1177,7 @@ static void test_fault_kill_restart(void)
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_OK);
     CU_ASSERT_EQUAL(f.w.result, TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(s) - rt, 2); /* handshake + batch */
-    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect, &g, err,
+    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect, NULL, &g, err,
                                   sizeof err),
                     TL_OK);
     CU_ASSERT_EQUAL(g.n, 2);
@@ -1138,6 +1239,9 @@ static void test_fault_readonly_replica(void)
     CU_ASSERT_EQUAL(f.w.result, TL_ERR);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ": READONLY "));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "(will reconnect on the next call)"));
+    char cause[64];
+    tl_store_cause(err, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis read-only");
 
     r = redisCommand(c, "REPLICAOF NO ONE");
     if (r) freeReplyObject(r);
@@ -1146,6 +1250,39 @@ static void test_fault_readonly_replica(void)
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_OK);
     CU_ASSERT_EQUAL(f.w.result, TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(s) - rt, 2); /* reconnected */
+    tl_store_free(s);
+}
+
+/* Out of memory (maxmemory reached, noeviction): the server refuses every
+ * write, which is an outage to wait out, not the key's error; reads go on.
+ * The cause says which. */
+static void test_fault_oom(void)
+{
+    char err[TL_ERRSZ] = "", cause[64];
+    tl_store *s = tl_store_new(fsrv->url, TIMEOUT_MS, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    redisContext *c = admin_connect(fsrv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
+    fixture f;
+    fx(&f, "oom:cx:{1}", 0);
+    fx_wm(&f, "_o:in:0", -1, 1);
+    FX_SET(&f, "v", "1");
+    CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ": OOM command not allowed"));
+    tl_store_cause(err, cause, sizeof cause);
+    CU_ASSERT_STRING_EQUAL(cause, "redis out of memory");
+    const char *key = "oom:cx:{1}";
+    size_t klen = 10;
+    both b = {{0}, {0}};
+    CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect_both,
+                                  refused_both, &b, err, sizeof err),
+                    TL_OK);
+    CU_ASSERT_EQUAL(b.r.n, 0);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+    CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(f.w.result, TL_OK);
+    redisFree(c);
     tl_store_free(s);
 }
 
@@ -1204,10 +1341,14 @@ int main(void)
     CU_pSuite auth = CU_add_suite("store_auth", auth_init, auth_clean);
     CU_add_test(auth, "AUTH password right/wrong/missing", test_auth_password);
     CU_add_test(auth, "AUTH ACL user", test_auth_acl_user);
+    CU_add_test(auth, "an ACL denying our keys: an outage",
+                test_auth_acl_denies_keys);
 
     CU_pSuite load = CU_add_suite("store_load", shared_init, shared_clean);
     CU_add_test(load, "pipelined HGETALL", test_load_pipeline);
     CU_add_test(load, "WRONGTYPE: all or nothing", test_load_wrongtype);
+    CU_add_test(load, "WRONGTYPE: that key's error alone",
+                test_load_wrongtype_per_key);
 
     CU_pSuite flush = CU_add_suite("store_flush", shared_init, shared_clean);
     CU_add_test(flush, "fields and TTL", test_flush_fields_and_ttl);
@@ -1223,6 +1364,7 @@ int main(void)
     CU_add_test(fault, "server killed, restarted", test_fault_kill_restart);
     CU_add_test(fault, "hung server times out", test_fault_hung_server);
     CU_add_test(fault, "READONLY replica", test_fault_readonly_replica);
+    CU_add_test(fault, "OOM: an outage, named", test_fault_oom);
     CU_add_test(fault, "unix server killed: no SIGPIPE",
                 test_fault_unix_sigpipe);
 

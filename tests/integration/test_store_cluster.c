@@ -186,7 +186,7 @@ static int load1(const char *key, char *out, size_t outsz)
     const char *keys[] = {key};
     size_t lens[] = {strlen(key)};
     char err[TL_ERRSZ];
-    int rc = tl_store_load(st, keys, lens, 1, load_cb, &g, err, sizeof err);
+    int rc = tl_store_load(st, keys, lens, 1, load_cb, NULL, &g, err, sizeof err);
     if (rc != TL_OK) fprintf(stderr, "load %s: %s\n", key, err);
     snprintf(out, outsz, "%s", g.v[0]);
     return rc;
@@ -299,7 +299,7 @@ static void test_routing_load(void)
     char err[TL_ERRSZ] = "";
     loaded_ok = 0;
     uint64_t rt = tl_store_round_trips(st);
-    int rc = tl_store_load(st, keys, lens, N, count_cb, NULL, err, sizeof err);
+    int rc = tl_store_load(st, keys, lens, N, count_cb, NULL, NULL, err, sizeof err);
     if (rc) fprintf(stderr, "%s\n", err);
     CU_ASSERT_EQUAL(rc, TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(st) - rt, NODES);
@@ -534,7 +534,7 @@ static void test_errors(void)
     CU_ASSERT_FATAL(keep_key != NULL);
     const char *ks[] = {keep_key};
     size_t kls[] = {strlen(keep_key)};
-    CU_ASSERT_EQUAL(tl_store_load(s, ks, kls, 1, load_cb, &(got){{{0}}}, err,
+    CU_ASSERT_EQUAL(tl_store_load(s, ks, kls, 1, load_cb, NULL, &(got){{{0}}}, err,
                                   sizeof err), TL_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "MOVED"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "use a redis-cluster:// URL"));

@@ -183,6 +183,7 @@ static void test_channel_names(void)
     CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_LATE), "late");
     CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_BAD_TIMESTAMP),
                            "bad_timestamp");
+    CU_ASSERT_STRING_EQUAL(tl_reject_name(TL_REJECT_STORE), "store");
 }
 
 /* ------------------------------------------------------------------------

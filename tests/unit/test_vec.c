@@ -246,8 +246,9 @@ static void test_encode_load_roundtrip(void)
     /* Loaded from Redis: written whole at its next flush. */
     CU_ASSERT_EQUAL(u->changed, UINT64_MAX);
     CU_ASSERT_EQUAL(tl_vec_encode(u, &layout, &a, f, fl, val, vl, del, dl, &nd), 8);
-    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t", 4, "1", 1, err, sizeof err), TL_ERR_DECODE);
-    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t:1", 6, "x", 1, err, sizeof err), TL_ERR_DECODE);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t", 4, "1", 1, err, sizeof err), TL_ERR);
+    CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_o:t:1", 6, "x", 1, err, sizeof err), TL_ERR);
+    CU_ASSERT_STRING_EQUAL(err, "malformed watermark field '_o:t:1' = 'x'");
     CU_ASSERT_EQUAL(tl_vec_load_field(u, &layout, "_f:visits", 9, "oops", 4, err, sizeof err), TL_ERR_DECODE);
     tl_arena_free(&a);
     tl_cache_free(c);
