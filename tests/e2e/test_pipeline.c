@@ -71,9 +71,21 @@ typedef struct member {
     char err[TL_ERRSZ];
 } member;
 
+/* The member's own stop flag: set by SIGUSR1 on its own thread, as the
+ * daemon's flag is set by its signal handler (a plain write from the test's
+ * thread would be a data race on a volatile sig_atomic_t). */
+static _Thread_local volatile sig_atomic_t *member_flag;
+
+static void on_member_signal(int sig)
+{
+    (void)sig;
+    if (member_flag) *member_flag = 1;
+}
+
 static void *member_main(void *ud)
 {
     member *m = ud;
+    member_flag = &m->stop;
     m->rc = tl_pipeline_run(m->p, &m->stop, m->err, sizeof m->err);
     atomic_store(&m->done, 1);
     return NULL;
@@ -112,7 +124,7 @@ static member *member_start(const char *group, const char *out,
  * the partitions go to the other members. */
 static void member_stop(member *m)
 {
-    m->stop = 1;
+    pthread_kill(m->thread, SIGUSR1);
     pthread_join(m->thread, NULL);
     if (m->rc) printf("\n  pipeline stopped with: %s\n", m->err);
     CU_ASSERT_EQUAL(m->rc, TL_OK);
@@ -129,6 +141,9 @@ static void wait_progress(const char *group, int64_t timeout_ms)
 
 static int suite_init(void)
 {
+    struct sigaction sa = {.sa_handler = on_member_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
     if (tl_test_world_start(&world, PARTS, IN_TOPIC, "t_clean", "dlq"))
         return 1;
     const char *outs[] = {"t_stop", "t_multi", "t_outage"};
