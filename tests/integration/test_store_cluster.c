@@ -633,7 +633,7 @@ static void test_brace_ids_spread(void)
     for (int i = 0; i < N; i += 8) {
         int n = N - i < 8 ? N - i : 8;
         CU_ASSERT_EQUAL(tl_store_load(st, keys + i, lens + i, (size_t)n,
-                                      load_cb, &g[i / 8], err, sizeof err),
+                                      load_cb, NULL, &g[i / 8], err, sizeof err),
                         TL_OK);
         for (int k = 0; k < n; k++)
             CU_ASSERT_STRING_EQUAL(g[i / 8].v[k], ids[i + k]);
