@@ -267,7 +267,7 @@ static int ping_redis(tl_http *h, char *why, size_t whysz)
     pthread_mutex_unlock(&h->ping_lock);
     char detail[TL_ERRSZ], cause[sizeof h->ping_why] = "";
     int ok = tl_store_ping(h->ping_store, detail, sizeof detail) == TL_OK;
-    if (!ok) tl_store_cause(detail, cause, sizeof cause);
+    if (!ok) tl_store_reply_cause(detail, cause, sizeof cause);
     pthread_mutex_lock(&h->ping_lock);
     int changed = ok != h->ping_ok || strcmp(cause, h->ping_why) != 0;
     h->ping_ok = ok;

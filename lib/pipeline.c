@@ -97,7 +97,7 @@ static void wait_blocked(tl_pipeline *p, int ms)
 static void set_redis_down(tl_pipeline *p, const char *msg)
 {
     char why[sizeof p->redis_why];
-    tl_store_cause(msg, why, sizeof why);
+    tl_store_reply_cause(msg, why, sizeof why);
     /* The loop is the only writer: it may read without the lock. */
     if (strcmp(why, p->redis_why) != 0) {
         pthread_mutex_lock(&p->obs_lock);

@@ -3,7 +3,8 @@
  * RESP built here, redisAppendFormattedCommand, redisGetReply).  See
  * store.h for the contract.  The URL is parsed by redis_url.c; Redis
  * Cluster routing (key slots, the slot map, MOVED and ASK) is
- * store_cluster.c's, and store_int.h holds what the two files share.
+ * store_cluster.c's, error replies (outage or one key's, their causes)
+ * store_reply.c's, and store_int.h holds what the files share.
  *
  * Every public call that talks to Redis follows the same shape:
  *   1. reconnect if an earlier call dropped the connection (one attempt);
@@ -167,83 +168,6 @@ int tl_store_io_fail(tl_store *s, tl_store_node *k, const char *op,
     return tl_errf(err, errsz, TL_ERR_IO,
                    "%s: %s: %s%s", k->where, op, why,
                    handshake ? "" : " (will reconnect on the next call)");
-}
-
-/* Error replies that say "this server cannot serve us right now" rather
- * than "this key is wrong": retrying later (on a fresh connection, which
- * follows a failover behind a DNS name) is the remedy, and every customer
- * waits.  Anything else (WRONGTYPE, say) is the key's own error. NOPERM
- * too waits: an ACL that denies our keys or commands is the operator's to
- * fix, not a reason to dead-letter every event meanwhile. */
-static int transient_error(const redisReply *r)
-{
-    static const char *const prefixes[] = {
-        "LOADING", "READONLY", "MASTERDOWN", "BUSY", "OOM", "MISCONF",
-        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", "NOPERM",
-        "MOVED", "ASK", NULL};
-    for (const char *const *p = prefixes; *p; p++) {
-        size_t n = strlen(*p);
-        if (r->len >= n && strncmp(r->str, *p, n) == 0 &&
-            (r->len == n || r->str[n] == ' '))
-            return 1;
-    }
-    return 0;
-}
-
-/* Recognized by the code of the error reply (an upper-case word after
- * ": "); a message without one was an I/O failure. */
-void tl_store_cause(const char *msg, char *out, size_t outsz)
-{
-    static const struct {
-        const char *code, *say;
-    } known[] = {
-        {"OOM", "redis out of memory"},
-        {"LOADING", "redis loading its data"},
-        {"BUSY", "redis busy running a script"},
-        {"NOAUTH", "redis refused the credentials"},
-        {"WRONGPASS", "redis refused the credentials"},
-        {"NOPERM", "redis refused the credentials"},
-        {"MASTERDOWN", "redis master down"},
-        {"CLUSTERDOWN", "redis cluster down"},
-        {"READONLY", "redis read-only"},
-        {"MISCONF", "redis cannot persist (MISCONF)"},
-        {"NOREPLICAS", "redis has too few replicas"},
-    };
-    for (const char *p = msg; (p = strstr(p, ": ")); p += 2) {
-        const char *w = p + 2;
-        size_t n = 0;
-        while (w[n] >= 'A' && w[n] <= 'Z') n++;
-        if (n < 2 || n > 16 || (w[n] != ' ' && w[n] != '\0')) continue;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-            if (strlen(known[i].code) == n && !strncmp(w, known[i].code, n)) {
-                snprintf(out, outsz, "%s", known[i].say);
-                return;
-            }
-        snprintf(out, outsz, "redis refused: %.*s", (int)n, w);
-        return;
-    }
-    snprintf(out, outsz, "redis unreachable");
-}
-
-/* What to add to the message of an error reply: a redirect reaches
- * load or flush only from a cluster node behind a single-server URL, which
- * would fail every key of another node's slots (so it is treated as "not
- * now" and retried, not as a refused write). */
-static const char *reply_hint(const redisReply *r)
-{
-    if (r->type == REDIS_REPLY_ERROR &&
-        (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4)))
-        return " (a Redis Cluster node: use a redis-cluster:// URL or "
-               "redis.cluster)";
-    return "";
-}
-
-/* Whether r is an error reply starting with the word `code`. */
-int tl_store_reply_is(const redisReply *r, const char *code)
-{
-    size_t n = strlen(code);
-    return r->type == REDIS_REPLY_ERROR && r->len >= n &&
-           strncmp(r->str, code, n) == 0 && (r->len == n || r->str[n] == ' ');
 }
 
 static char *put_len(char *p, char type, size_t n)
@@ -822,9 +746,9 @@ static int del_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
     if (r->type == REDIS_REPLY_INTEGER)
         d->existed = r->integer > 0;
     else if (r->type == REDIS_REPLY_ERROR)
-        rc = tl_errf(msg, msgsz, transient_error(r) ? TL_ERR_IO : TL_ERR,
+        rc = tl_errf(msg, msgsz, tl_store_reply_transient(r) ? TL_ERR_IO : TL_ERR,
                      "%s: DEL %s: %s%s", k->where,
-                     show_key(s, kb, d->key, d->keylen), r->str, reply_hint(r));
+                     show_key(s, kb, d->key, d->keylen), r->str, tl_store_reply_hint(r));
     else
         rc = tl_errf(msg, msgsz, TL_ERR, "%s: DEL %s: unexpected reply type %d",
                      k->where, show_key(s, kb, d->key, d->keylen), r->type);
@@ -858,19 +782,19 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
 /* Checks one HGETALL reply: TL_ERR for a wrong reply (this key's own
  * error), TL_ERR_IO for an error reply meaning "not now" (the caller then
  * drops the connection).  Messages say "load of KEY: ", not the command,
- * so that tl_store_cause finds the error's code as the first upper-case
+ * so that tl_store_reply_cause finds the error's code as the first upper-case
  * word after ": ". */
 static int check_hgetall(const tl_store *s, const tl_store_node *k,
                          const redisReply *r, const char *key, size_t keylen,
                          char *err, size_t errsz)
 {
     char kb[80];
-    if (r->type == REDIS_REPLY_ERROR && transient_error(r))
+    if (r->type == REDIS_REPLY_ERROR && tl_store_reply_transient(r))
         return tl_errf(err, errsz, TL_ERR_IO,
                        "%s: load of %s: %s%s (will reconnect on the next "
                        "call)",
                        k->where, show_key(s, kb, key, keylen), r->str,
-                       reply_hint(r));
+                       tl_store_reply_hint(r));
     if (r->type == REDIS_REPLY_ERROR)
         return tl_errf(err, errsz, TL_ERR, "%s: load of %s: %s", k->where,
                        show_key(s, kb, key, keylen), r->str);
@@ -1031,7 +955,7 @@ static int flush_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
                      k->where);
     } else {
         char kb[80];
-        int transient = r->type == REDIS_REPLY_ERROR && transient_error(r);
+        int transient = r->type == REDIS_REPLY_ERROR && tl_store_reply_transient(r);
         w->result = TL_ERR;
         rc = tl_errf(msg, msgsz, transient ? TL_ERR_IO : TL_ERR,
                      "%s: flush of %s: %s%s%s", k->where,
@@ -1039,7 +963,7 @@ static int flush_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
                      r->type == REDIS_REPLY_ERROR
                          ? r->str
                          : "unexpected reply from the flush script",
-                     reply_hint(r),
+                     tl_store_reply_hint(r),
                      transient ? " (will reconnect on the next call)" : "");
     }
     freeReplyObject(r);

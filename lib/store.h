@@ -64,7 +64,7 @@ void tl_store_hide_keys(tl_store *s);
  * unreachable" (refused, timed out, closed), "redis out of memory", "redis
  * loading its data", "redis refused the credentials", ..., or "redis
  * refused: CODE" for an error code not known here. */
-void tl_store_cause(const char *msg, char *out, size_t outsz);
+void tl_store_reply_cause(const char *msg, char *out, size_t outsz);
 
 /* PING; TL_OK when the server answers (a cluster: when its slot map can be
  * read and every master serving a slot answers). */

@@ -81,8 +81,15 @@ int tl_store_io_fail(tl_store *s, tl_store_node *k, const char *op,
                      char *err, size_t errsz);
 /* k->where for a TCP node: "redis host:port" ("[host]" for IPv6). */
 void tl_store_node_where(tl_store_node *k, const char *host, int port);
+/* store_reply.c: error replies. */
+
 /* Whether r is an error reply starting with the word `code`. */
 int tl_store_reply_is(const redisReply *r, const char *code);
+/* Whether error reply r refuses the whole server (LOADING, OOM, READONLY,
+ * ...: an outage, retried), not one key (WRONGTYPE). */
+int tl_store_reply_transient(const redisReply *r);
+/* What to add to the message of error reply r ("" or a hint). */
+const char *tl_store_reply_hint(const redisReply *r);
 
 /* store_script.c: the flush's compare-and-set script and its length. */
 extern const char tl_store_script[];

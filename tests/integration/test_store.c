@@ -618,7 +618,7 @@ static void test_auth_acl_denies_keys(void)
                     TL_ERR_IO);
     CU_ASSERT_EQUAL(n, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "load of acl:cx:{1}: NOPERM "));
-    tl_store_cause(err, cause, sizeof cause);
+    tl_store_reply_cause(err, cause, sizeof cause);
     CU_ASSERT_STRING_EQUAL(cause, "redis refused the credentials");
     tl_store_free(s);
 }
@@ -782,7 +782,7 @@ static void test_load_wrongtype_per_key(void)
     CU_ASSERT_STRING_EQUAL(b.r.msg, want);
     /* Not the cause of an outage: only the key is wrong. */
     char cause[64];
-    tl_store_cause(want, cause, sizeof cause);
+    tl_store_reply_cause(want, cause, sizeof cause);
     CU_ASSERT_STRING_EQUAL(cause, "redis refused: WRONGTYPE");
 }
 
@@ -1155,7 +1155,7 @@ static void test_fault_kill_restart(void)
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_ERR_IO);
     CU_ASSERT_STRING_EQUAL(err, want);
     char cause[64];
-    tl_store_cause(err, cause, sizeof cause);
+    tl_store_reply_cause(err, cause, sizeof cause);
     CU_ASSERT_STRING_EQUAL(cause, "redis unreachable");
     const char *key = "k:cx:{1}";
     size_t klen = 8;
@@ -1240,7 +1240,7 @@ static void test_fault_readonly_replica(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ": READONLY "));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "(will reconnect on the next call)"));
     char cause[64];
-    tl_store_cause(err, cause, sizeof cause);
+    tl_store_reply_cause(err, cause, sizeof cause);
     CU_ASSERT_STRING_EQUAL(cause, "redis read-only");
 
     r = redisCommand(c, "REPLICAOF NO ONE");
@@ -1270,7 +1270,7 @@ static void test_fault_oom(void)
     FX_SET(&f, "v", "1");
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, ": OOM command not allowed"));
-    tl_store_cause(err, cause, sizeof cause);
+    tl_store_reply_cause(err, cause, sizeof cause);
     CU_ASSERT_STRING_EQUAL(cause, "redis out of memory");
     const char *key = "oom:cx:{1}";
     size_t klen = 10;
