@@ -138,6 +138,10 @@ static int send_one(tl_sink *s, size_t i, char *err, size_t errsz)
             return TL_OK;
         }
         if (h) rd_kafka_headers_destroy(h);
+        /* After a fatal error every produce is refused with __FATAL: say
+         * the error itself, which tells what to do. */
+        if (e == RD_KAFKA_RESP_ERR__FATAL && tl_sink_fatal(s, err, errsz))
+            return TL_ERR_IO;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return tl_errf(err, errsz, TL_ERR_IO, "produce to %s: %s",
                            p->topic, rd_kafka_err2str(e));
