@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -294,6 +295,138 @@ int tl_parse_i64(const char *s, size_t len, int64_t *out)
     if (end != tmp + len || errno == ERANGE) return -1;
     *out = v;
     return 0;
+}
+
+/* After Howard Hinnant's days_from_civil / civil_from_days: eras of 400
+ * years, years starting in March (so that February's length comes last). */
+int64_t tl_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+void tl_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int tl_month_days(int64_t y, int m)
+{
+    static const unsigned char n[12] = {31, 28, 31, 30, 31, 30,
+                                        31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return n[m - 1] + (m == 2 && leap);
+}
+
+/* n decimal digits at s[*i] into *out, advancing *i; -1 if not all digits. */
+static int digits(const char *s, size_t len, size_t *i, int n, int *out)
+{
+    int v = 0;
+    for (int k = 0; k < n; k++, (*i)++) {
+        if (*i >= len || s[*i] < '0' || s[*i] > '9') return -1;
+        v = v * 10 + (s[*i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* The expected separator c at s[*i], advancing *i. */
+static int sep(const char *s, size_t len, size_t *i, char c)
+{
+    if (*i >= len || s[*i] != c) return -1;
+    (*i)++;
+    return 0;
+}
+
+/* ".123456789" (at least one digit) as milliseconds, or nothing. */
+static int fraction(const char *s, size_t len, size_t *i, int *ms)
+{
+    *ms = 0;
+    if (*i >= len || s[*i] != '.') return 0;
+    (*i)++;
+    int n = 0;
+    while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+        if (n < 3) *ms = *ms * 10 + (s[*i] - '0');
+        n++;
+        (*i)++;
+    }
+    if (n == 0 || n > 9) return -1;
+    for (int k = n; k < 3; k++) *ms *= 10;
+    return 0;
+}
+
+/* "Z", or "+HH:MM" / "-HH:MM" as minutes east of UTC. */
+static int offset(const char *s, size_t len, size_t *i, int *minutes)
+{
+    if (*i < len && (s[*i] == 'Z' || s[*i] == 'z')) {
+        (*i)++;
+        *minutes = 0;
+        return 0;
+    }
+    if (*i >= len || (s[*i] != '+' && s[*i] != '-')) return -1;
+    int sign = s[(*i)++] == '-' ? -1 : 1, hh, mm;
+    if (digits(s, len, i, 2, &hh) || sep(s, len, i, ':') ||
+        digits(s, len, i, 2, &mm) || hh > 23 || mm > 59)
+        return -1;
+    *minutes = sign * (hh * 60 + mm);
+    return 0;
+}
+
+int tl_parse_time(const char *s, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    int y, mo, d, h, mi, sec, ms, off;
+    if (digits(s, len, &i, 4, &y) || sep(s, len, &i, '-') ||
+        digits(s, len, &i, 2, &mo) || sep(s, len, &i, '-') ||
+        digits(s, len, &i, 2, &d))
+        return -1;
+    if (i >= len || (s[i] != 'T' && s[i] != 't')) return -1;
+    i++;
+    if (digits(s, len, &i, 2, &h) || sep(s, len, &i, ':') ||
+        digits(s, len, &i, 2, &mi) || sep(s, len, &i, ':') ||
+        digits(s, len, &i, 2, &sec) || fraction(s, len, &i, &ms) ||
+        offset(s, len, &i, &off) || i != len)
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > tl_month_days(y, mo) || h > 23 ||
+        mi > 59 || sec > 59)
+        return -1;
+    int64_t t = tl_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+                sec - (int64_t)off * 60;
+    *out = t * 1000 + ms;
+    return 0;
+}
+
+const char *tl_fmt_time(char *buf, int64_t ms)
+{
+    /* Floor division, so that times before 1970 print the right second;
+     * the days stay within int64 for every ms. */
+    int64_t msec = ms % 1000, sec = ms / 1000;
+    if (msec < 0) msec += 1000, sec--;
+    int64_t days = sec / 86400, rem = sec % 86400;
+    if (rem < 0) rem += 86400, days--;
+    int64_t y;
+    int m, d;
+    tl_civil_from_days(days, &y, &m, &d);
+    int n = snprintf(buf, TL_TIMEBUF, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d",
+                     y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
+                     (int)(rem % 60));
+    if (msec)
+        snprintf(buf + n, TL_TIMEBUF - n, ".%03dZ", (int)msec);
+    else
+        snprintf(buf + n, TL_TIMEBUF - n, "Z");
+    return buf;
 }
 
 int64_t tl_now_mono_ms(void)

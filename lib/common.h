@@ -115,6 +115,26 @@ int tl_parse_double(const char *s, size_t len, double *out);
 /* Parses a whole string as a signed 64-bit decimal integer; 0 on success. */
 int tl_parse_i64(const char *s, size_t len, int64_t *out);
 
+/* Dates, proleptic Gregorian: days from 1970-01-01 to y-m-d (m 1..12), and
+ * back; the number of days in month m of year y. */
+int64_t tl_days_from_civil(int64_t y, int m, int d);
+void tl_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+int tl_month_days(int64_t y, int m);
+
+/* Parses a whole string as an ISO 8601 (RFC 3339) time into epoch
+ * milliseconds: YYYY-MM-DDTHH:MM:SS, optionally a fraction of the second
+ * (.1 to .123456789; digits after the millisecond are dropped), then Z or
+ * an offset +HH:MM / -HH:MM, which is mandatory (a time without one means
+ * nothing without a zone).  T and Z may be lowercase.  Years 0000..9999;
+ * the date must exist (2024-02-29 does, 2023-02-29 does not); no leap
+ * second (:60).  0 on success, -1 otherwise. */
+int tl_parse_time(const char *s, size_t len, int64_t *ms);
+/* Epoch milliseconds as UTC text, "2025-03-11T13:33:22Z", with ".123"
+ * before the Z when the milliseconds are not 0; buf holds TL_TIMEBUF.
+ * Returns buf. */
+#define TL_TIMEBUF 40
+const char *tl_fmt_time(char *buf, int64_t ms);
+
 /* Monotonic and wall clocks in milliseconds. */
 int64_t tl_now_mono_ms(void);
 int64_t tl_now_wall_ms(void);

@@ -322,16 +322,38 @@ static int read_schema(loader *L, yaml_node_t *n, const char *path, char **out)
     return TL_OK;
 }
 
+/* events.min_time: an ISO 8601 time within what events may ever be. */
+static int load_min_time(loader *L, yaml_node_t *n, int64_t *out)
+{
+    char got[96];
+    int64_t t;
+    if (n->type != YAML_SCALAR_NODE ||
+        tl_parse_time(scalar(n), scalar_len(n), &t))
+        return fail_node(L, n,
+                         "events.min_time: expected an ISO 8601 time like "
+                         "2000-01-01T00:00:00Z, got %s",
+                         tl_config_yaml_describe(n, got, sizeof got));
+    if (t < TL_EVENT_MIN_TS || t >= TL_EVENT_MAX_TS)
+        return fail_node(L, n,
+                         "events.min_time: expected a time from "
+                         "1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z, "
+                         "got %s",
+                         tl_config_yaml_describe(n, got, sizeof got));
+    *out = t;
+    return TL_OK;
+}
+
 static int load_events(loader *L, yaml_node_t *n)
 {
-    static const char *const keys[] = {"format", "schema", "writer_schema",
-                                       "max_lateness"};
-    yaml_node_t *v[4];
+    static const char *const keys[] = {"format",       "schema",
+                                       "writer_schema", "max_lateness",
+                                       "min_time",     "max_future"};
+    yaml_node_t *v[6];
     tl_config *c = L->c;
     char got[96];
     int rc;
     if ((rc = tl_config_yaml_want_map(L, n, "events", "a mapping")) ||
-        (rc = tl_config_yaml_map(L, n, "events", keys, 4, v)))
+        (rc = tl_config_yaml_map(L, n, "events", keys, 6, v)))
         return rc;
     if (v[0]) {
         const char *s = v[0]->type == YAML_SCALAR_NODE ? scalar(v[0]) : "";
@@ -351,6 +373,12 @@ static int load_events(loader *L, yaml_node_t *n)
         return rc;
     if (v[3] && (rc = tl_config_yaml_duration(L, v[3], "events.max_lateness",
                                               0, 0, &c->max_lateness_ms)))
+        return rc;
+    if (v[4] && (rc = load_min_time(L, v[4], &c->min_time_ms))) return rc;
+    /* Bounded so that the clock plus it stays far from overflow. */
+    if (v[5] && (rc = tl_config_yaml_duration(L, v[5], "events.max_future",
+                                              0, TL_EVENT_MAX_TS,
+                                              &c->max_future_ms)))
         return rc;
     return TL_OK;
 }
@@ -560,6 +588,8 @@ static tl_config *new_config(const char *path)
     c->format = TL_FMT_AVRO;
     c->schema_json = tl_xstrdup(tl_schema_interaction_event);
     c->max_lateness_ms = 3600000;
+    c->min_time_ms = INT64_C(946684800000); /* 2000-01-01T00:00:00Z */
+    c->max_future_ms = 86400000;
     c->cache_size = 100000;
     c->shutdown_timeout_ms = 10000;
     c->log_level = TL_LOG_INFO;

@@ -68,6 +68,10 @@ typedef struct tl_config {
     int64_t max_lateness_ms;  /* events.max_lateness, default 1h: an event
                                * older than the customer's newest event by
                                * more than this is late (dead-lettered) */
+    int64_t min_time_ms;      /* events.min_time, default 2000-01-01: an
+                               * event before is a bad_timestamp */
+    int64_t max_future_ms;    /* events.max_future, default 1d: an event
+                               * further ahead of the clock is too */
 
     /* state: */
     size_t cache_size;      /* max customers cached in memory, default 100000 */

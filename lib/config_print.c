@@ -101,6 +101,10 @@ static void print_small_sections(const tl_config *c, FILE *out)
         fputs("  writer schema  from events.writer_schema\n", out);
     fprintf(out, "  max lateness   %s\n",
             tl_config_duration_fmt(c->max_lateness_ms, d1, sizeof d1));
+    char t[TL_TIMEBUF];
+    fprintf(out, "  times          from %s to %s ahead of the clock\n",
+            tl_fmt_time(t, c->min_time_ms),
+            tl_config_duration_fmt(c->max_future_ms, d1, sizeof d1));
     fprintf(out, "state\n  cache          %zu customers, %zu bytes each\n",
             c->cache_size, c->block_size);
     fprintf(out, "daemon\n  shutdown       within %s\n",

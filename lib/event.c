@@ -141,11 +141,62 @@ void tl_event_default_attrs(const tl_event_decoder *d, tl_arena *arena,
     ev->nattrs = d->def_nattrs;
 }
 
+/* A time outside the range that, read in another unit, would be inside it
+ * and after 2000 (a time of today's data, not a coincidence): a producer's
+ * unit mistake, worth saying so ("", or the unit's name, and the time in
+ * milliseconds in *ms). */
+static const char *unit_hint(int64_t ts, int64_t min_ts, int64_t max_ts,
+                             int64_t *ms)
+{
+    const int64_t y2000 = INT64_C(946684800000);
+    if (min_ts < y2000) min_ts = y2000;
+    /* Seconds compared by division: ts * 1000 may overflow (the range is
+     * within [0, 2200], so min_ts / 1000 rounds the right way). */
+    if (ts >= (min_ts + 999) / 1000 && ts <= max_ts / 1000) {
+        *ms = ts * 1000;
+        return "seconds";
+    }
+    static const struct { const char *name; int64_t div; } units[] = {
+        {"microseconds", 1000},
+        {"nanoseconds", 1000000},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        int64_t x = ts / units[i].div;
+        if (x >= min_ts && x <= max_ts) {
+            *ms = x;
+            return units[i].name;
+        }
+    }
+    return "";
+}
+
+/* "ts N is before|after BOUND", and the unit hint when there is one. */
+static tl_reject bad_time(int64_t ts, int64_t min_ts, int64_t max_ts,
+                          char *err, size_t errsz)
+{
+    char bound[TL_TIMEBUF], as[TL_TIMEBUF];
+    int before = ts < min_ts;
+    tl_fmt_time(bound, before ? min_ts : max_ts);
+    int64_t ms = 0;
+    const char *unit = unit_hint(ts, min_ts, max_ts, &ms);
+    if (!*unit) {
+        tl_errf(err, errsz, 0, "ts %" PRId64 " is %s %s", ts,
+                before ? "before" : "after", bound);
+        return TL_REJECT_BAD_TIMESTAMP;
+    }
+    tl_errf(err, errsz, 0,
+            "ts %" PRId64 " is %s %s: ts looks like %s since 1970 (%s); "
+            "tailor expects milliseconds",
+            ts, before ? "before" : "after", bound, unit, tl_fmt_time(as, ms));
+    return TL_REJECT_BAD_TIMESTAMP;
+}
+
 /* The checks both formats share, once the fields are read: the decode
  * limits and finite numbers first, then a missing customer, then the
  * time. */
 tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
-                         char *err, size_t errsz)
+                         int64_t min_ts, int64_t max_ts, char *err,
+                         size_t errsz)
 {
     if (ev->customer_id_len > TL_EVENT_MAX_CUSTOMER_ID) {
         tl_errf(err, errsz, 0, "customer_id is %zu bytes, more than %d",
@@ -175,16 +226,8 @@ tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
         tl_errf(err, errsz, 0, "%s", no_customer);
         return TL_REJECT_MISSING_CUSTOMER;
     }
-    if (ev->ts < TL_EVENT_MIN_TS) {
-        tl_errf(err, errsz, 0, "ts %" PRId64 " is before "
-                "1970-01-01T00:00:00Z", ev->ts);
-        return TL_REJECT_BAD_TIMESTAMP;
-    }
-    if (ev->ts > TL_EVENT_MAX_TS) {
-        tl_errf(err, errsz, 0, "ts %" PRId64 " is after "
-                "2200-01-01T00:00:00Z", ev->ts);
-        return TL_REJECT_BAD_TIMESTAMP;
-    }
+    if (ev->ts < min_ts || ev->ts > max_ts)
+        return bad_time(ev->ts, min_ts, max_ts, err, errsz);
     return TL_REJECT_NONE;
 }
 
@@ -199,6 +242,8 @@ tl_event_decoder *tl_event_decoder_new(tl_event_format fmt,
 {
     tl_event_decoder *d = tl_xcalloc(1, sizeof *d);
     d->fmt = fmt;
+    d->min_ts = TL_EVENT_MIN_TS;
+    d->max_ts = TL_EVENT_MAX_TS;
     d->def_channel = TL_CH_OTHER;
     if (fmt == TL_FMT_JSON) return d;
     if (fmt != TL_FMT_AVRO) {
@@ -222,6 +267,13 @@ void tl_event_decoder_free(tl_event_decoder *d)
     free(d);
 }
 
+void tl_event_decoder_set_range(tl_event_decoder *d, int64_t min_ts,
+                                int64_t max_ts)
+{
+    d->min_ts = min_ts > TL_EVENT_MIN_TS ? min_ts : TL_EVENT_MIN_TS;
+    d->max_ts = max_ts < TL_EVENT_MAX_TS ? max_ts : TL_EVENT_MAX_TS;
+}
+
 tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
                           tl_arena *arena, tl_event *ev, char *err,
                           size_t errsz)
@@ -234,7 +286,8 @@ tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
         return TL_REJECT_DECODE;
     }
     if (d->fmt == TL_FMT_JSON)
-        return tl_event_from_json(buf, len, arena, ev, err, errsz);
+        return tl_event_json(buf, len, arena, ev, d->min_ts, d->max_ts, err,
+                             errsz);
     return tl_event_avro_decode(d, buf, len, arena, ev, err, errsz);
 }
 

@@ -68,7 +68,7 @@ typedef enum tl_reject {
     TL_REJECT_DECODE,           /* bytes are not a valid event */
     TL_REJECT_MISSING_CUSTOMER, /* customer_id is empty */
     TL_REJECT_LATE,             /* older than events.max_lateness allows */
-    TL_REJECT_BAD_TIMESTAMP,    /* ts before 1970 or after 2200 */
+    TL_REJECT_BAD_TIMESTAMP,    /* ts outside the accepted range (below) */
     TL_REJECT_STORE,            /* the customer's stored vector cannot be
                                  * read: its key is not a hash (WRONGTYPE),
                                  * or its watermark is garbled */
@@ -88,9 +88,16 @@ const char *tl_reject_name(tl_reject r);
  *     'item' is not valid UTF-8");
  *   - customer_id at most TL_EVENT_MAX_CUSTOMER_ID bytes;
  *   - at most TL_EVENT_MAX_ATTRS attrs;
- *   - ts in [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS] (1970-01-01 .. 2200-01-01,
- *     UTC), else TL_REJECT_BAD_TIMESTAMP: one event from the year 3000 would
- *     otherwise make every later event of its customer "late".
+ *   - ts in the decoder's range, at most [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS]
+ *     (1970-01-01 .. 2200-01-01, UTC), else TL_REJECT_BAD_TIMESTAMP: one
+ *     event from the year 3000 would otherwise make every later event of its
+ *     customer "late", and one in seconds (1741700002, taken as January
+ *     1970) would count as a very old event.  The daemon narrows the range
+ *     per batch to [events.min_time, the clock + events.max_future]
+ *     (tl_event_decoder_set_range); tl_event_from_json keeps the widest.
+ *     A ts that would be in the range read as seconds (or as microseconds,
+ *     or nanoseconds) is said to look like one ("ts looks like seconds
+ *     since 1970 (2025-03-11T13:33:22Z); tailor expects milliseconds").
  */
 #define TL_EVENT_MAX_SIZE ((size_t)1 << 20)
 #define TL_EVENT_MAX_CUSTOMER_ID 256
@@ -119,12 +126,21 @@ tl_event_decoder *tl_event_decoder_new(tl_event_format fmt,
 void tl_event_decoder_free(tl_event_decoder *d);
 
 /*
+ * Sets the event times the decoder accepts, epoch milliseconds, both ends
+ * included, clamped to [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS] (the range of a
+ * new decoder).  The pipeline sets it once per batch from the clock, so
+ * that decoding stays pure and reads no clock per event.
+ */
+void tl_event_decoder_set_range(tl_event_decoder *d, int64_t min_ts,
+                                int64_t max_ts);
+
+/*
  * Decodes one message of `len` bytes into *ev, copying strings into `arena`.
  * Returns TL_REJECT_NONE, or the reason with a one-line detail in err
  * (e.g. "truncated Avro data", "3 trailing bytes after the event",
  * "field 'ts' must be an integer", "field 'item' is not valid UTF-8",
- * "ts 32503680000000 is after 2200-01-01T00:00:00Z").  The limits above are
- * enforced for both formats.
+ * "ts 32503680000000 is after 2200-01-01T00:00:00Z").  The limits above and
+ * the decoder's range are enforced for both formats.
  */
 tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
                           tl_arena *arena, tl_event *ev, char *err,
@@ -132,9 +148,12 @@ tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
 
 /*
  * JSON (one object, the line format of the datasets) to event, without a
- * decoder: used by the JSON decoder and by `tailorctl produce`.  attrs values
- * that are not strings become their compact JSON text (numbers in shortest
- * round-trip form, e.g. 0.29, 6, true).  null attrs values are dropped.
+ * decoder: used by the JSON decoder and by `tailorctl produce`.  ts is epoch
+ * milliseconds (an integer) or an ISO 8601 time (a string, see
+ * tl_parse_time: "2025-03-11T14:33:22Z", "2025-03-11T15:33:22.250+01:00").
+ * attrs values that are not strings become their compact JSON text (numbers
+ * in shortest round-trip form, e.g. 0.29, 6, true).  null attrs values are
+ * dropped.  The time range is the widest, [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS].
  */
 tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
                              tl_event *ev, char *err, size_t errsz);

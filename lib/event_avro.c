@@ -367,7 +367,8 @@ static tl_reject decode_direct(tl_event_decoder *d, const void *buf,
     fill_absent(d, seen, arena, ev);
     if (!ev->event_id) ev->event_id = "";
     if (!ev->type) ev->type = "";
-    return tl_event_check(ev, "customer_id is empty", err, errsz);
+    return tl_event_check(ev, "customer_id is empty", d->min_ts, d->max_ts,
+                          err, errsz);
 }
 
 /* ------------------------------------------------------------------------

@@ -371,7 +371,8 @@ tl_reject tl_event_avroc_decode(tl_event_decoder *d, const void *buf,
     if (take_attrs(d, arena, ev)) goto bad;
     if (!ev->event_id) ev->event_id = "";
     if (!ev->type) ev->type = "";
-    return tl_event_check(ev, "customer_id is empty", err, errsz);
+    return tl_event_check(ev, "customer_id is empty", d->min_ts, d->max_ts,
+                          err, errsz);
 bad:
     tl_errf(err, errsz, 0, "cannot read field '%s' of the Avro event", what);
     return TL_REJECT_DECODE;

@@ -1,7 +1,7 @@
 /*
  * event_from_json — JSON events (one object, the line format of the
  * datasets): tl_event_from_json, for the JSON decoder and `tailorctl
- * produce`.
+ * produce`; ts in epoch milliseconds or as an ISO 8601 string.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -181,8 +181,45 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
     return TL_REJECT_NONE;
 }
 
+/* ts: epoch milliseconds, or an ISO 8601 time in a string (what people
+ * and many producers write; a time without its offset is refused, as it
+ * means nothing without a zone). */
+static tl_reject json_ts(json_t *root, tl_event *ev, char *err, size_t errsz)
+{
+    json_t *v = json_object_get(root, "ts");
+    if (!v) return json_fail(err, errsz, "missing field '%s'", "ts");
+    if (json_is_integer(v)) {
+        ev->ts = json_integer_value(v);
+        return TL_REJECT_NONE;
+    }
+    if (json_is_string(v) &&
+        !tl_parse_time(json_string_value(v), json_string_length(v), &ev->ts))
+        return TL_REJECT_NONE;
+    char show[TL_SHOWSZ];
+    if (json_is_string(v))
+        tl_errf(err, errsz, 0,
+                "field 'ts': \"%s\" is not an ISO 8601 time like "
+                "2025-03-11T14:33:22Z or 2025-03-11T15:33:22.250+01:00 "
+                "(date, time and offset are required)",
+                tl_fmt_show(json_string_value(v), json_string_length(v),
+                            show));
+    else
+        tl_errf(err, errsz, 0,
+                "field 'ts' must be an integer (epoch milliseconds) or an "
+                "ISO 8601 time in a string");
+    return TL_REJECT_DECODE;
+}
+
 tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
                              tl_event *ev, char *err, size_t errsz)
+{
+    return tl_event_json(json, len, arena, ev, TL_EVENT_MIN_TS,
+                         TL_EVENT_MAX_TS, err, errsz);
+}
+
+tl_reject tl_event_json(const char *json, size_t len, tl_arena *arena,
+                        tl_event *ev, int64_t min_ts, int64_t max_ts,
+                        char *err, size_t errsz)
 {
     json_error_t jerr;
     tl_reject r = TL_REJECT_DECODE;
@@ -210,16 +247,7 @@ tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
         json_fail(err, errsz, "field '%s' must be a string", "customer_id");
         goto fail;
     }
-    v = json_object_get(root, "ts");
-    if (!v) {
-        r = json_fail(err, errsz, "missing field '%s'", "ts");
-        goto fail;
-    }
-    if (!json_is_integer(v)) {
-        r = json_fail(err, errsz, "field '%s' must be an integer", "ts");
-        goto fail;
-    }
-    ev->ts = json_integer_value(v);
+    if ((r = json_ts(root, ev, err, errsz))) goto fail;
     v = json_object_get(root, "channel");
     if (!v) {
         r = json_fail(err, errsz, "missing field '%s'", "channel");
@@ -246,7 +274,8 @@ tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
         goto fail;
     /* jansson has checked the text: valid UTF-8, no NUL (\u0000 is refused
      * without JSON_ALLOW_NUL). */
-    r = tl_event_check(ev, "customer_id is missing or empty", err, errsz);
+    r = tl_event_check(ev, "customer_id is missing or empty", min_ts, max_ts,
+                       err, errsz);
 fail:
     json_decref(root);
     return r;

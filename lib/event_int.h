@@ -112,6 +112,7 @@ struct dstep; /* event_avro.c */
 
 struct tl_event_decoder {
     tl_event_format fmt;
+    int64_t min_ts, max_ts;     /* accepted event times (set_range) */
     avro_schema_t reader;       /* reader minus fields the writer lacks */
     avro_schema_t writer;       /* of the bytes (reader's ref if the same) */
     avro_value_iface_t *klass;  /* generic class of reader */
@@ -155,9 +156,15 @@ void tl_event_attrs_sort(tl_attr *a, size_t n, tl_arena *arena);
 void tl_event_default_attrs(const tl_event_decoder *d, tl_arena *arena,
                             tl_event *ev);
 /* The checks every format ends with (limits, finite numbers, customer,
- * time). */
+ * time in [min_ts, max_ts]). */
 tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
-                         char *err, size_t errsz);
+                         int64_t min_ts, int64_t max_ts, char *err,
+                         size_t errsz);
+
+/* event_from_json.c: tl_event_from_json with the time range. */
+tl_reject tl_event_json(const char *json, size_t len, tl_arena *arena,
+                        tl_event *ev, int64_t min_ts, int64_t max_ts,
+                        char *err, size_t errsz);
 
 /* event_avro.c: the Avro part of tl_event_decoder_new/_free and
  * tl_event_decode. */

@@ -342,6 +342,10 @@ static void stage_decode(tl_pipeline *p)
     grow_vecs(p, b->n);
     tl_counter_add(&p->stats.events, b->n);
     tl_counter_add(&p->stats.batches, 1);
+    /* The accepted event times, from the clock once per batch (the decoder
+     * clamps the sum; max_future is at most TL_EVENT_MAX_TS, no overflow). */
+    tl_event_decoder_set_range(p->dec, p->cfg->min_time_ms,
+                               tl_now_wall_ms() + p->cfg->max_future_ms);
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         tl_item *it = &p->items[i];

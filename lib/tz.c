@@ -62,54 +62,28 @@ static int64_t floor_mod(int64_t a, int64_t b)
     return a - floor_div(a, b) * b;
 }
 
-/* Days from 1970-01-01 to y-m-d, proleptic Gregorian (after Howard
- * Hinnant's days_from_civil: eras of 400 years, years starting in March). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The year of day z (days from 1970-01-01); the inverse of the above. */
+/* The year of day z (days from 1970-01-01). */
 static int64_t year_of_day(int64_t z)
 {
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10);
-}
-
-static int is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int month_days(int64_t y, int m)
-{
-    static const unsigned char n[12] = {31, 28, 31, 30, 31, 30,
-                                        31, 31, 30, 31, 30, 31};
-    return n[m - 1] + (m == 2 && is_leap(y));
+    int64_t y;
+    int m, d;
+    tl_civil_from_days(z, &y, &m, &d);
+    return y;
 }
 
 /* The day (from 1970-01-01) on which rule date r falls in year y. */
 static int64_t rule_day(const tz_rule *r, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1);
+    int64_t jan1 = tl_days_from_civil(y, 1, 1);
     switch (r->kind) {
-    case 'J': return jan1 + r->day - 1 + (is_leap(y) && r->day >= 60);
+    case 'J': /* Julian day 1..365, February 29 never counted */
+        return jan1 + r->day - 1 + (tl_month_days(y, 2) == 29 && r->day >= 60);
     case 'D': return jan1 + r->day;
     default: {
-        int64_t first = days_from_civil(y, r->m, 1);
+        int64_t first = tl_days_from_civil(y, r->m, 1);
         int wd = (int)floor_mod(first + 4, 7); /* 1970-01-01 was a Thursday */
         int d = (r->d - wd + 7) % 7 + 7 * (r->w - 1);
-        while (d >= month_days(y, r->m)) d -= 7;
+        while (d >= tl_month_days(y, r->m)) d -= 7;
         return first + d;
     }
     }

@@ -2,7 +2,8 @@
  * Poison input through the real daemon: a stream of real events (the first
  * 4,000 lines of the data slice, Avro) with 20% poison interleaved — random
  * bytes, truncated Avro, Avro of another schema (a trigger), an empty
- * message, invalid UTF-8, timestamps in the year 3000 and before 1970, a
+ * message, invalid UTF-8, timestamps in the year 3000, before 1970 and in
+ * seconds (the event's own time, whose dead letter must say so), a
  * missing customer, a customer id of 300 bytes, a map of 100,000 attrs, late
  * events — some of them under an empty or a 1 MB key.  Then the largest
  * message the mock cluster carries (5 MiB less 16 KiB; see below) between
@@ -119,6 +120,7 @@ enum kind {
     K_UTF8_CUSTOMER,
     K_TS_3000,
     K_TS_1969,
+    K_TS_SECONDS,
     K_NO_CUSTOMER,
     K_LONG_CUSTOMER,
     K_ATTRS_100K,
@@ -138,6 +140,7 @@ static const char *const kind_names[K__COUNT] = {
     [K_UTF8_CUSTOMER] = "invalid UTF-8 in customer_id",
     [K_TS_3000] = "ts in the year 3000",
     [K_TS_1969] = "ts before 1970",
+    [K_TS_SECONDS] = "ts in seconds",
     [K_NO_CUSTOMER] = "missing customer",
     [K_LONG_CUSTOMER] = "customer_id of 300 bytes",
     [K_ATTRS_100K] = "map of 100,000 attrs",
@@ -150,7 +153,8 @@ static const char *kind_reason(enum kind k)
     switch (k) {
     case K_GOOD: return NULL;
     case K_TS_3000:
-    case K_TS_1969: return "bad_timestamp";
+    case K_TS_1969:
+    case K_TS_SECONDS: return "bad_timestamp";
     case K_NO_CUSTOMER: return "missing_customer";
     case K_LATE: return "late";
     default: return "decode";
@@ -161,7 +165,7 @@ static const char *kind_reason(enum kind k)
 static const enum kind cycle[] = {
     K_RANDOM,    K_TRUNCATED,  K_TRIGGER,       K_EMPTY,
     K_UTF8_ITEM, K_UTF8_ATTR,  K_UTF8_CUSTOMER, K_TS_3000,
-    K_TS_1969,   K_NO_CUSTOMER, K_LONG_CUSTOMER,
+    K_TS_1969,   K_TS_SECONDS, K_NO_CUSTOMER,   K_LONG_CUSTOMER,
 };
 #define N_ATTRS_100K 1
 #define N_BIG_KEY_POISON 2 /* poison under a 1 MB key */
@@ -344,6 +348,10 @@ static void add_poison(enum kind k, const tl_event *base, int key_style)
         break;
     case K_TS_1969:
         ev.ts = -86400000LL * (1 + (int64_t)(next_rand() % 1000));
+        encode(&ev, &buf, &len);
+        break;
+    case K_TS_SECONDS: /* a producer's unit mistake: January 1970 in ms */
+        ev.ts = base->ts / 1000;
         encode(&ev, &buf, &len);
         break;
     case K_NO_CUSTOMER:
@@ -725,7 +733,7 @@ static void test_stream_through_tailord(void)
 }
 
 static size_t dlq_unknown, dlq_good, dlq_bad_reason, dlq_bad_bytes,
-    dlq_dupes, dlq_no_error;
+    dlq_dupes, dlq_no_error, dlq_no_seconds_hint;
 static size_t dlq_by_reason[4];
 static const char *const reasons[4] = {"decode", "missing_customer", "late",
                                        "bad_timestamp"};
@@ -775,6 +783,13 @@ static void on_dead_letter(const rd_kafka_message_t *m)
         if (reason && rl == strlen(reasons[r]) && !memcmp(reason, reasons[r], rl))
             dlq_by_reason[r]++;
     if (!error || el == 0) dlq_no_error++;
+    static const char hint[] = "ts looks like seconds since 1970 (";
+    if (hit->kind == K_TS_SECONDS &&
+        (!error || !memmem(error, el, hint, sizeof hint - 1) ||
+         !memmem(error, el, "tailor expects milliseconds", 27)) &&
+        dlq_no_seconds_hint++ < 5)
+        fprintf(stderr, "ts in seconds: error '%.*s'\n", (int)el,
+                error ? error : "");
     int same = m->len == hit->vlen && m->key_len == hit->klen &&
                (!m->len || memcmp(m->payload, hit->val, m->len) == 0) &&
                (!m->key_len || memcmp(m->key, hit->key, m->key_len) == 0);
@@ -808,6 +823,8 @@ static void test_poison_dead_lettered(void)
     CU_ASSERT_EQUAL(dlq_bad_reason, 0);
     CU_ASSERT_EQUAL(dlq_bad_bytes, 0);
     CU_ASSERT_EQUAL(dlq_no_error, 0);
+    CU_ASSERT(kind_count[K_TS_SECONDS] > 0);
+    CU_ASSERT_EQUAL(dlq_no_seconds_hint, 0);
     for (int r = 0; r < 4; r++) CU_ASSERT_EQUAL(dlq_by_reason[r], want_by_reason[r]);
 }
 

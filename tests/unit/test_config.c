@@ -747,6 +747,65 @@ static void test_max_lateness(void)
     tl_config_free(c);
 }
 
+/* events.min_time and events.max_future: the range of event times. */
+static void test_event_times(void)
+{
+    clear_env();
+    tl_config *c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->min_time_ms, INT64_C(946684800000)); /* 2000 */
+    CU_ASSERT_EQUAL(c->max_future_ms, DAY);
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        s, "  times          from 2000-01-01T00:00:00Z to 1d ahead of the "
+           "clock\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events:\n  min_time: 2009-12-01T09:00:00+01:00\n"
+                    "  max_future: 0\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->min_time_ms, INT64_C(1259654400000));
+    CU_ASSERT_EQUAL(c->max_future_ms, 0);
+    s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        s, "  times          from 2009-12-01T08:00:00Z to 0 ahead of the "
+           "clock\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events: {min_time: \"1970-01-01T00:00:00Z\", "
+                    "max_future: 2w}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->min_time_ms, 0);
+    CU_ASSERT_EQUAL(c->max_future_ms, 14 * DAY);
+    tl_config_free(c);
+
+    EXPECT_STR("events: {min_time: 2000-01-01}\n",
+               "1:20: events.min_time: expected an ISO 8601 time like "
+               "2000-01-01T00:00:00Z, got '2000-01-01'");
+    EXPECT_STR("events:\n  min_time: 946684800000\n",
+               "2:13: events.min_time: expected an ISO 8601 time like "
+               "2000-01-01T00:00:00Z, got '946684800000'");
+    EXPECT_STR("events: {min_time: [2000-01-01T00:00:00Z]}\n",
+               "1:20: events.min_time: expected an ISO 8601 time like "
+               "2000-01-01T00:00:00Z, got a list");
+    EXPECT_STR("events: {min_time: 1969-12-31T23:59:59Z}\n",
+               "1:20: events.min_time: expected a time from "
+               "1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z, got "
+               "'1969-12-31T23:59:59Z'");
+    EXPECT_STR("events: {min_time: 2200-01-01T00:00:00Z}\n",
+               "1:20: events.min_time: expected a time from "
+               "1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z, got "
+               "'2200-01-01T00:00:00Z'");
+    EXPECT_STR("events: {max_future: 1 day}\n",
+               "1:22: events.max_future: bad duration '1 day' (expected a "
+               "number and a unit: ms, s, m, h, d, w; e.g. 30d, 12h, 500ms)");
+    EXPECT_STR("events: {max_future: 1000000d}\n",
+               "1:22: events.max_future: expected a duration of at most "
+               "84006d, got '1000000d'");
+}
+
 /* key_ttl_ms: the longest of redis.ttl and the features' ttl; 0 with
  * redis.ttl 0. */
 static void test_key_ttl(void)
@@ -959,7 +1018,7 @@ static void test_err_unknown_key(void)
                 "ttl, timeout, cluster)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
-                "schema, writer_schema, max_lateness)");
+                "schema, writer_schema, max_lateness, min_time, max_future)");
     EXPECT_FILE("invalid_key_state.yaml",
                 "2:3: unknown key 'cache' in state (expected one of: "
                 "cache_size)");
@@ -2548,6 +2607,7 @@ int main(void)
     CU_add_test(s, "feature options of issue 3", test_feature_options);
     CU_add_test(s, "options each kind takes", test_kind_options);
     CU_add_test(s, "events.max_lateness", test_max_lateness);
+    CU_add_test(s, "events.min_time and events.max_future", test_event_times);
     CU_add_test(s, "key ttl", test_key_ttl);
     CU_add_test(s, "summary and password masking", test_summary);
     CU_add_test(s, "rule options of issue 4", test_rule_options);

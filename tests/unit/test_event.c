@@ -844,10 +844,24 @@ static void test_json_errors(void)
     } cases[] = {
         {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":\"1\","
          "\"channel\":\"web\",\"type\":\"v\"}",
-         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+         TL_REJECT_DECODE,
+         "field 'ts': \"1\" is not an ISO 8601 time like "
+         "2025-03-11T14:33:22Z or 2025-03-11T15:33:22.250+01:00 (date, time "
+         "and offset are required)"},
         {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1.5,"
          "\"channel\":\"web\",\"type\":\"v\"}",
-         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+         TL_REJECT_DECODE,
+         "field 'ts' must be an integer (epoch milliseconds) or an ISO 8601 "
+         "time in a string"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":null,"
+         "\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts' must be an integer*"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\","
+         "\"ts\":\"2025-03-11T14:33:22\",\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts': \"2025-03-11T14:33:22\" is not an*"},
+        {"{\"event_id\":\"e\",\"customer_id\":\"c\","
+         "\"ts\":\"2023-02-29T00:00:00Z\",\"channel\":\"web\",\"type\":\"v\"}",
+         TL_REJECT_DECODE, "field 'ts': \"2023-02-29T00:00:00Z\" is not an*"},
         {"{\"customer_id\":\"c\",\"ts\":1,\"channel\":\"web\",\"type\":\"v\"}",
          TL_REJECT_DECODE, "missing field 'event_id'"},
         {"{\"event_id\":3,\"customer_id\":\"c\",\"ts\":1,\"channel\":\"web\","
@@ -892,7 +906,7 @@ static void test_json_errors(void)
          "\"channel\":\"web\",\"type\":\"v\"}",
          TL_REJECT_MISSING_CUSTOMER, "customer_id is missing or empty"},
         {"{\"event_id\":\"e\",\"ts\":\"x\",\"channel\":\"web\",\"type\":\"v\"}",
-         TL_REJECT_DECODE, "field 'ts' must be an integer"},
+         TL_REJECT_DECODE, "field 'ts': \"x\" is not an ISO 8601 time*"},
     };
     tl_arena a;
     tl_event ev;
@@ -1505,6 +1519,176 @@ static void test_timestamps(void)
     CU_ASSERT_EQUAL(decode_big(d, &o, &a, &ev, err, sizeof err),
                     TL_REJECT_MISSING_CUSTOMER);
     tl_event_decoder_free(d);
+    free(o.b);
+    tl_arena_free(&a);
+}
+
+/* JSON events may carry ts as an ISO 8601 string; the same instant as the
+ * integer, whatever the offset. */
+static void test_json_iso_ts(void)
+{
+    static const struct {
+        const char *ts;
+        int64_t ms;
+    } cases[] = {
+        {"\"2025-03-11T14:33:22Z\"", INT64_C(1741703602000)},
+        {"\"2025-03-11T15:33:22+01:00\"", INT64_C(1741703602000)},
+        {"\"2025-03-11T15:33:22.250+01:00\"", INT64_C(1741703602250)},
+        {"\"2025-03-11T09:33:22.5-05:00\"", INT64_C(1741703602500)},
+        {"\"2024-02-29T00:00:00Z\"", INT64_C(1709164800000)},
+        {"1741703602000", INT64_C(1741703602000)},
+    };
+    char err[TL_ERRSZ], line[256];
+    tl_arena a;
+    tl_event ev;
+    tl_arena_init(&a, 0);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(line, sizeof line,
+                 "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":%s,"
+                 "\"channel\":\"web\",\"type\":\"visit\"}",
+                 cases[i].ts);
+        tl_arena_reset(&a);
+        err[0] = 0;
+        CU_ASSERT_EQUAL(tl_event_from_json(line, strlen(line), &a, &ev, err,
+                                           sizeof err),
+                        TL_REJECT_NONE);
+        CU_ASSERT_EQUAL(ev.ts, cases[i].ms);
+        if (ev.ts != cases[i].ms) fprintf(stderr, "\n%s: %s\n", line, err);
+        tl_arena_reset(&a);
+        CU_ASSERT_EQUAL(tl_event_decode(d, line, strlen(line), &a, &ev, err,
+                                        sizeof err),
+                        TL_REJECT_NONE);
+        CU_ASSERT_EQUAL(ev.ts, cases[i].ms);
+    }
+    /* An ISO time outside the range is a bad timestamp like any other. */
+    tl_event_decoder_set_range(d, INT64_C(946684800000),
+                               INT64_C(1741780800000));
+    snprintf(line, sizeof line,
+             "{\"event_id\":\"e\",\"customer_id\":\"c\","
+             "\"ts\":\"1999-12-31T23:59:59.999Z\",\"channel\":\"web\","
+             "\"type\":\"visit\"}");
+    tl_arena_reset(&a);
+    CU_ASSERT_EQUAL(tl_event_decode(d, line, strlen(line), &a, &ev, err,
+                                    sizeof err),
+                    TL_REJECT_BAD_TIMESTAMP);
+    CU_ASSERT_STRING_EQUAL(err, "ts 946684799999 is before "
+                                "2000-01-01T00:00:00Z");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+/* The decoder's range, as the pipeline sets it per batch: from 2000 to a
+ * day ahead of a clock at 2025-03-11T12:00:00Z.  A ts in seconds is
+ * refused, and said to look like seconds; the same for the Avro paths
+ * (direct and Avro-C's) and JSON. */
+static void test_time_range(void)
+{
+    const int64_t y2000 = INT64_C(946684800000);
+    const int64_t max = INT64_C(1741694400000) + 86400000; /* 03-12 12:00 */
+    static const struct {
+        int64_t ts;
+        tl_reject r;
+        const char *msg;
+    } cases[] = {
+        {INT64_C(1741700002000), TL_REJECT_NONE, ""},
+        {INT64_C(946684800000), TL_REJECT_NONE, ""},  /* min_time itself */
+        {INT64_C(1741780800000), TL_REJECT_NONE, ""}, /* the max itself */
+        {INT64_C(1262304000000), TL_REJECT_NONE, ""}, /* the datasets' */
+        {INT64_C(1741700002), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1741700002 is before 2000-01-01T00:00:00Z: ts looks like seconds "
+         "since 1970 (2025-03-11T13:33:22Z); tailor expects milliseconds"},
+        {INT64_C(1000000000), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1000000000 is before 2000-01-01T00:00:00Z: ts looks like seconds "
+         "since 1970 (2001-09-09T01:46:40Z); tailor expects milliseconds"},
+        {INT64_C(1741700002000000), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1741700002000000 is after 2025-03-12T12:00:00Z: ts looks like "
+         "microseconds since 1970 (2025-03-11T13:33:22Z); tailor expects "
+         "milliseconds"},
+        {INT64_C(1741700002000000000), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1741700002000000000 is after 2025-03-12T12:00:00Z: ts looks like "
+         "nanoseconds since 1970 (2025-03-11T13:33:22Z); tailor expects "
+         "milliseconds"},
+        /* Seconds that would be out of range too: no hint. */
+        {INT64_C(1900000000), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1900000000 is before 2000-01-01T00:00:00Z"},
+        {INT64_C(900000000), TL_REJECT_BAD_TIMESTAMP,
+         "ts 900000000 is before 2000-01-01T00:00:00Z"},
+        {1, TL_REJECT_BAD_TIMESTAMP, "ts 1 is before 2000-01-01T00:00:00Z"},
+        {0, TL_REJECT_BAD_TIMESTAMP, "ts 0 is before 2000-01-01T00:00:00Z"},
+        {-1741700002, TL_REJECT_BAD_TIMESTAMP,
+         "ts -1741700002 is before 2000-01-01T00:00:00Z"},
+        {INT64_C(946684799999), TL_REJECT_BAD_TIMESTAMP,
+         "ts 946684799999 is before 2000-01-01T00:00:00Z"},
+        {INT64_C(1741780800001), TL_REJECT_BAD_TIMESTAMP,
+         "ts 1741780800001 is after 2025-03-12T12:00:00Z"},
+        {INT64_C(32503680000000), TL_REJECT_BAD_TIMESTAMP, /* the year 3000 */
+         "ts 32503680000000 is after 2025-03-12T12:00:00Z"},
+        {INT64_MIN, TL_REJECT_BAD_TIMESTAMP,
+         "ts -9223372036854775808 is before 2000-01-01T00:00:00Z"},
+        {INT64_MAX, TL_REJECT_BAD_TIMESTAMP,
+         "ts 9223372036854775807 is after 2025-03-12T12:00:00Z"},
+    };
+    char err[TL_ERRSZ], line[512];
+    tl_arena a;
+    tl_event ev;
+    big o = {0};
+    tl_arena_init(&a, 0);
+    tl_event_decoder *ds[] = {
+        tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err),
+        tl_event_decoder_new(TL_FMT_AVRO, NULL, tl_schema_interaction_event,
+                             err, sizeof err),
+        tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err, sizeof err),
+    };
+    for (size_t k = 0; k < 3; k++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ds[k]);
+        tl_event_decoder_set_range(ds[k], y2000, max);
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        spec sp = {.ts = cases[i].ts};
+        spec_event(&o, &sp, 0);
+        snprintf(line, sizeof line,
+                 "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":%lld,"
+                 "\"channel\":\"web\",\"type\":\"visit\"}",
+                 (long long)cases[i].ts);
+        for (size_t k = 0; k < 3; k++) {
+            err[0] = 0;
+            tl_arena_reset(&a);
+            tl_reject r =
+                k < 2 ? decode_big(ds[k], &o, &a, &ev, err, sizeof err)
+                      : tl_event_decode(ds[k], line, strlen(line), &a, &ev,
+                                        err, sizeof err);
+            CU_ASSERT_EQUAL(r, cases[i].r);
+            if (cases[i].r) CU_ASSERT_STRING_EQUAL(err, cases[i].msg);
+            if (r != cases[i].r || (r && strcmp(err, cases[i].msg)))
+                fprintf(stderr, "\ncase %zu decoder %zu: %d '%s'\n", i, k,
+                        (int)r, err);
+            if (!cases[i].r) CU_ASSERT_EQUAL(ev.ts, cases[i].ts);
+        }
+    }
+    /* The range is clamped to what events may ever be; tl_event_from_json
+     * keeps that widest range. */
+    tl_event_decoder_set_range(ds[0], INT64_MIN, INT64_MAX);
+    spec sp = {.ts = -1};
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(ds[0], &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_BAD_TIMESTAMP);
+    CU_ASSERT_STRING_EQUAL(err, "ts -1 is before 1970-01-01T00:00:00Z");
+    sp.ts = INT64_C(7258118400001);
+    spec_event(&o, &sp, 0);
+    CU_ASSERT_EQUAL(decode_big(ds[0], &o, &a, &ev, err, sizeof err),
+                    TL_REJECT_BAD_TIMESTAMP);
+    CU_ASSERT_STRING_EQUAL(err,
+                           "ts 7258118400001 is after 2200-01-01T00:00:00Z");
+    snprintf(line, sizeof line,
+             "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1741700002,"
+             "\"channel\":\"web\",\"type\":\"visit\"}");
+    CU_ASSERT_EQUAL(tl_event_from_json(line, strlen(line), &a, &ev, err,
+                                       sizeof err),
+                    TL_REJECT_NONE);
+    for (size_t k = 0; k < 3; k++) tl_event_decoder_free(ds[k]);
     free(o.b);
     tl_arena_free(&a);
 }
@@ -2165,6 +2349,9 @@ int main(void)
     s = CU_add_suite("event_limits", NULL, NULL);
     CU_add_test(s, "Avro text is valid UTF-8", test_avro_utf8);
     CU_add_test(s, "timestamps from 1970 to 2200", test_timestamps);
+    CU_add_test(s, "the decoder's range; seconds said to be seconds",
+                test_time_range);
+    CU_add_test(s, "JSON ts as an ISO 8601 string", test_json_iso_ts);
     CU_add_test(s, "customer_id up to 256 bytes", test_customer_id_length);
     CU_add_test(s, "NaN and infinities refused", test_non_finite);
     CU_add_test(s, "up to 10,000 attrs, 100,000 refused at once",
