@@ -23,6 +23,7 @@ enum tl_err {
     TL_ERR_NOMEM = -5,  /* allocation failed */
     TL_ERR_FENCED = -6, /* compare-and-set lost: another writer owns the key */
     TL_ERR_AUTH = -7,   /* a server refused our credentials or database */
+    TL_ERR_GONE = -8,   /* compare-and-set lost: the key is gone altogether */
 };
 
 #define TL_ERRSZ 512

@@ -252,15 +252,28 @@ static int load_redis_cluster(loader *L, yaml_node_t *n)
     return TL_OK;
 }
 
+/* true or false, nothing else. */
+static int read_bool(loader *L, yaml_node_t *n, const char *at,
+                     const char *key, int *out)
+{
+    const char *t = n->type == YAML_SCALAR_NODE
+                        ? (const char *)n->data.scalar.value : "";
+    if (strcmp(t, "true") == 0 || strcmp(t, "false") == 0) {
+        *out = t[0] == 't';
+        return TL_OK;
+    }
+    return tl_config_yaml_choice(L, n, at, key, "true, false");
+}
+
 static int load_redis(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"url", "prefix", "ttl", "timeout",
-                                       "cluster"};
-    yaml_node_t *v[5];
+                                       "cluster", "allow_eviction"};
+    yaml_node_t *v[6];
     tl_config *c = L->c;
     int rc;
     if ((rc = tl_config_yaml_want_map(L, n, "redis", "a mapping")) ||
-        (rc = tl_config_yaml_map(L, n, "redis", keys, 5, v)))
+        (rc = tl_config_yaml_map(L, n, "redis", keys, 6, v)))
         return rc;
     if (v[0] && v[4])
         return fail_node(L, v[4],
@@ -297,6 +310,9 @@ static int load_redis(loader *L, yaml_node_t *n)
     if (v[3] && (rc = tl_config_yaml_duration(L, v[3], "redis.timeout", 1,
                                               TIMEOUT_MAX,
                                               &c->redis_timeout_ms)))
+        return rc;
+    if (v[5] && (rc = read_bool(L, v[5], "redis", "allow_eviction",
+                                &c->redis_allow_eviction)))
         return rc;
     return TL_OK;
 }

@@ -60,6 +60,8 @@ typedef struct tl_config {
                              * redis_ttl_ms and every feature's ttl_ms; 0
                              * (never expire) when redis_ttl_ms is 0 */
     int64_t redis_timeout_ms; /* default 2000 */
+    int redis_allow_eviction; /* run on a Redis whose maxmemory-policy may
+                               * evict our keys (default 0: refuse) */
 
     /* events: */
     tl_event_format format; /* default avro */

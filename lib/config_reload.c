@@ -29,6 +29,8 @@ static const char *restart_needed(const tl_config *cur, const tl_config *next)
     else if (str_differs(cur->redis_url, next->redis_url)) what = "redis.url";
     else if (str_differs(cur->redis_prefix, next->redis_prefix))
         what = "redis.prefix";
+    else if (cur->redis_allow_eviction != next->redis_allow_eviction)
+        what = "redis.allow_eviction";
     else if (cur->redis_timeout_ms != next->redis_timeout_ms)
         what = "redis.timeout";
     /* The endpoint follows a new token, but its socket stays bound. */

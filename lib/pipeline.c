@@ -212,6 +212,17 @@ static void reject_unloaded(tl_pipeline *p)
     }
 }
 
+/* How many times Redis has been seen to lose data so far (a restart, seen
+ * as a new run_id by either connection before it sent anything to the new
+ * server, or evictions): a vector stamped with an older epoch was read or
+ * written before a loss, so its key going missing is that loss. */
+static uint32_t loss_epoch(const tl_pipeline *p)
+{
+    uint64_t a = tl_store_restarts(p->store),
+             b = tl_store_restarts(tl_flusher_store(p->flusher));
+    return (uint32_t)(a > b ? a : b) + p->evictions;
+}
+
 /* Stage: the batch's cache misses, loaded from Redis in one pipeline. */
 static int stage_load(tl_pipeline *p)
 {
@@ -233,6 +244,8 @@ static int stage_load(tl_pipeline *p)
                                 (uint64_t)(tl_now_mono_us() - t0));
         int r = redis_retry(p, rc, "redis load", err, &backoff);
         if (r == 0) {
+            uint32_t e = loss_epoch(p);
+            for (size_t i = 0; i < p->nmiss; i++) p->misses[i]->epoch = e;
             reject_unloaded(p);
             return TL_OK;
         }
@@ -430,11 +443,76 @@ static void drop_vec(tl_pipeline *p, tl_vec *v)
     tl_cache_remove(p->cache, v);
 }
 
+/* Whether Redis evicted keys since the last look (INFO, on the rare
+ * flush that found a key gone): then the evictions are a loss. */
+static void look_for_evictions(tl_pipeline *p)
+{
+    tl_store_facts f;
+    char err[TL_ERRSZ];
+    if (tl_store_facts_get(p->store, &f, err, sizeof err) != TL_OK) {
+        tl_warn("pipeline", "cannot ask redis whether it evicted keys: %s",
+                err);
+        return;
+    }
+    if (p->evicted_seen >= 0 && f.evicted_keys > p->evicted_seen) {
+        p->evictions++;
+        tl_counter_add(&p->stats.redis_evicted,
+                       (uint64_t)(f.evicted_keys - p->evicted_seen));
+        tl_warn("pipeline", "redis evicted %" PRId64 " keys (maxmemory-policy "
+                "%s): customers' stored vectors may be gone; set it to "
+                "noeviction and give redis more memory",
+                f.evicted_keys - p->evicted_seen, f.policy);
+    }
+    p->evicted_seen = f.evicted_keys;
+}
+
+/* A vector whose key Redis lost: the cached copy is the truth, written
+ * back whole at the next flush against an absent key. */
+static void write_back(tl_pipeline *p, tl_vec *v)
+{
+    for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = -1;
+    v->changed = UINT64_MAX;
+    tl_counter_add(&p->stats.redis_lost, 1);
+    if (v->dirty) return;
+    v->dirty = 1;
+    grow_vecs(p, p->ndirty + 1);
+    p->dirty[p->ndirty++] = v;
+}
+
+/* A write refused because the key is gone: lost by Redis if Redis lost
+ * data since the vector was read or written (write it back), otherwise
+ * erased or expired (drop it, as a fenced one).  Returns 1 when lost. */
+static int key_gone(tl_pipeline *p, tl_vec *v, uint32_t epoch)
+{
+    if (v->epoch < epoch) {
+        write_back(p, v);
+        return 1;
+    }
+    tl_counter_add(&p->stats.redis_gone, 1);
+    tl_info("pipeline", "write of a customer vector refused: its key is "
+            "gone from redis (erased by tailorctl forget, or expired) and "
+            "redis reports no data loss; the cached vector is dropped");
+    tl_debug("pipeline", "... customer %s", v->customer_id);
+    drop_vec(p, v);
+    return 0;
+}
+
+static int any_gone(const tl_flush_job *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (j->writes[i].result == TL_ERR_GONE) return 1;
+    return 0;
+}
+
 /* The flush's results go back to the vectors: stored watermarks; a fenced
- * or refused customer leaves the cache. */
+ * or refused customer leaves the cache; one whose key Redis lost is
+ * written back. */
 static void take_results(tl_pipeline *p, const tl_flush_job *j,
                          const char *refused)
 {
+    if (any_gone(j)) look_for_evictions(p);
+    uint32_t epoch = loss_epoch(p);
+    size_t lost = 0;
     for (size_t i = 0; i < j->n; i++) {
         tl_vec *v = j->vecs[i];
         const tl_store_write *w = &j->writes[i];
@@ -453,12 +531,21 @@ static void take_results(tl_pipeline *p, const tl_flush_job *j,
                     "write of a customer vector refused: another instance "
                     "advanced it (this instance lost its partition)");
             drop_vec(p, v);
+        } else if (w->result == TL_ERR_GONE) {
+            lost += (size_t)key_gone(p, v, epoch);
         } else {
             for (size_t k = 0; k < w->nwm; k++)
                 v->wm[j->wmk[i][k]].stored = w->wm[k].next;
+            v->epoch = epoch;
             tl_counter_add(&p->stats.flushed, 1);
         }
     }
+    if (lost)
+        tl_warn("pipeline", "redis lost the stored vectors of %zu customers "
+                "(it restarted without its data, or evicted keys: see "
+                "tailor_redis_restarts_total, tailor_redis_evicted_keys_total); "
+                "they are written back from the cache, which holds their "
+                "whole state", lost);
 }
 
 /* The job's offsets, committed synchronously (issue 14 brings back
@@ -474,6 +561,9 @@ static void commit(tl_pipeline *p, const tl_batch *msgs)
     atomic_store_explicit(&p->stats.redis_round_trips,
                           tl_store_round_trips(p->store) +
                               tl_store_round_trips(fs),
+                          memory_order_relaxed);
+    uint64_t ra = tl_store_restarts(p->store), rb = tl_store_restarts(fs);
+    atomic_store_explicit(&p->stats.redis_restarts, ra > rb ? ra : rb,
                           memory_order_relaxed);
     atomic_store_explicit(&p->stats.redis_commands,
                           tl_store_commands(p->store) + tl_store_commands(fs),
@@ -522,14 +612,15 @@ static int stage_deliver(tl_pipeline *p)
 }
 
 /* Stage: the batch's dirty vectors rendered and handed to the flusher
- * (sync: written here), with the batch's messages to commit after. */
-static void stage_flush(tl_pipeline *p, int sync)
+ * (sync: written here), with msgs, the messages to commit after (the
+ * batch's, or none for vectors written back alone). */
+static void stage_flush(tl_pipeline *p, int sync, tl_batch *msgs)
 {
     /* Nothing is in flight: vectors may leave the cache now. */
     tl_cache_trim(p->cache);
     tl_gauge_set(&p->stats.cache_size, (int64_t)tl_cache_size(p->cache));
     tl_flusher_render(p->flusher, p->dirty, p->ndirty, &p->layout,
-                      p->cfg->redis_prefix, p->cfg->key_ttl_ms, &p->batch);
+                      p->cfg->redis_prefix, p->cfg->key_ttl_ms, msgs);
     p->ndirty = 0;
     if (sync)
         tl_flusher_run(p->flusher, p->store);
@@ -580,12 +671,14 @@ static int process_batch(tl_pipeline *p, int sync)
     if (p->failed) return TL_ERR;
     /* An empty batch still finishes the job in flight: an input gone quiet
      * does not leave the last batch uncommitted. */
-    if (!p->batch.n && !tl_flusher_busy(p->flusher)) return TL_OK;
+    if (!p->batch.n && !tl_flusher_busy(p->flusher) && !p->ndirty)
+        return TL_OK;
     int64_t t0 = tl_now_mono_us();
     int n = p->batch.n > 0, rc = TL_OK;
     p->in_batch = 1;
     tl_arena_reset(&p->arena);
-    p->nmiss = p->ndirty = 0;
+    /* The dirty list may hold vectors to write back (write_back). */
+    p->nmiss = 0;
     if (n) {
         if (!p->stats.first_event_ms) p->stats.first_event_ms = tl_now_mono_ms();
         stage_decode(p);
@@ -594,11 +687,17 @@ static int process_batch(tl_pipeline *p, int sync)
     }
     if (!rc) rc = stage_finish(p);
     if (!rc && n) rc = stage_deliver(p);
-    if (!rc && n) {
-        stage_flush(p, sync);
+    if (!rc && (n || p->ndirty)) {
+        stage_flush(p, sync, &p->batch);
         if (sync) rc = stage_finish(p);
-        tl_histogram_observe_us(&p->stats.batch_seconds,
-                                (uint64_t)(tl_now_mono_us() - t0));
+        /* Vectors to write back, found by that finish, go now too. */
+        if (sync && !rc && p->ndirty) {
+            stage_flush(p, 1, &p->batch);
+            rc = stage_finish(p);
+        }
+        if (n)
+            tl_histogram_observe_us(&p->stats.batch_seconds,
+                                    (uint64_t)(tl_now_mono_us() - t0));
     }
     p->in_batch = 0;
     if (rc) batch_failed(p);
@@ -622,7 +721,14 @@ static void stage_revoke(tl_pipeline *p)
 {
     if (tl_flusher_busy(p->flusher)) {
         p->in_batch = 1;
-        if (stage_finish(p)) batch_failed(p);
+        int rc = stage_finish(p);
+        /* Vectors to write back, while their partitions are ours; the
+         * batch being filled is not this flush's to commit. */
+        if (!rc && p->ndirty) {
+            stage_flush(p, 1, &p->spare);
+            rc = stage_finish(p);
+        }
+        if (rc) batch_failed(p);
         p->in_batch = 0;
     }
     tl_source_drop_revoked(p->src, &p->batch);
@@ -649,6 +755,7 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     tl_arena_init(&p->arena, 1 << 20);
     if (!brokers) brokers = cfg->brokers;
     p->brokers = tl_xstrdup(brokers);
+    p->evicted_seen = -1;
     /* Redis is connected, and the group joined, in tl_pipeline_run: an
      * unreachable Redis at start is waited for, not fatal. */
     tl_store *fstore = NULL;
@@ -792,6 +899,39 @@ static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
     *last_n = s->events;
 }
 
+/* A Redis that may evict our keys loses customers' state silently:
+ * refused unless redis.allow_eviction says otherwise. */
+static int check_eviction(tl_pipeline *p, char *err, size_t errsz)
+{
+    tl_store_facts f;
+    char why[TL_ERRSZ];
+    if (tl_store_facts_get(p->store, &f, why, sizeof why) != TL_OK) {
+        tl_warn("pipeline", "cannot read redis's maxmemory-policy (%s); "
+                "make sure it is noeviction", why);
+        return TL_OK;
+    }
+    p->evicted_seen = f.evicted_keys;
+    int ttl = p->cfg->key_ttl_ms > 0;
+    if (!tl_store_policy_evicts(f.policy, ttl)) return TL_OK;
+    if (p->cfg->redis_allow_eviction) {
+        tl_warn("pipeline", "redis's maxmemory-policy is %s: it may evict "
+                "customers' vectors (redis.allow_eviction is true; a key "
+                "evicted while cached is written back, one evicted after "
+                "its customer left the cache is lost)", f.policy);
+        return TL_OK;
+    }
+    return tl_errf(err, errsz, TL_ERR_CONFIG,
+                   "redis's maxmemory-policy is %s, which may evict "
+                   "customers' vectors (%s): set it to noeviction "
+                   "(CONFIG SET maxmemory-policy noeviction, and in "
+                   "redis.conf), or set redis.allow_eviction: true to run "
+                   "anyway",
+                   f.policy,
+                   ttl && strncmp(f.policy, "volatile-", 9) == 0
+                       ? "they carry a TTL (redis.ttl)"
+                       : "any key may go");
+}
+
 /* Redis before the group: joining and then not polling while Redis is down
  * would only cause rebalances. Wrong credentials are fatal (TL_ERR_AUTH),
  * an unreachable server is waited for. */
@@ -813,6 +953,8 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         if (backoff < 5000) backoff *= 2;
     }
     if (logged) tl_info("pipeline", "redis available");
+    int rc = check_eviction(p, err, errsz);
+    if (rc) return rc;
     tl_gauge_set(&p->stats.redis_down, 0);
     const tl_config *c = p->cfg;
     tl_source_opts o = {{p->brokers, c->properties, c->nproperties}, c->group,

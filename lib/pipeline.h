@@ -59,6 +59,12 @@ typedef struct tl_stats {
     tl_counter fenced;        /* vector writes refused by the watermark CAS */
     tl_counter state_errors;  /* malformed stored state (feature reset) */
     tl_counter store_errors;  /* vector writes the Redis server refused */
+    tl_counter redis_lost;    /* customers whose key Redis lost (restarted
+                                 empty, evicted): written back from cache */
+    tl_counter redis_gone;    /* writes refused for a key gone with no loss
+                                 seen (erased, expired): vector dropped */
+    tl_counter redis_restarts; /* new run_ids seen, after each batch */
+    tl_counter redis_evicted; /* growth of Redis's evicted_keys, as seen */
     tl_counter redis_round_trips; /* tl_store_round_trips, after each batch */
     tl_counter redis_commands;    /* tl_store_commands, after each batch */
     tl_counter cache_hits, cache_misses; /* vector lookups of decoded events */

@@ -72,6 +72,8 @@ struct tl_pipeline {
     int failed;
     char fail_msg[TL_ERRSZ];
     int redis_down;
+    uint32_t evictions;     /* times evicted_keys was seen to grow */
+    int64_t evicted_seen;   /* evicted_keys at the last look, -1: unknown */
     char *brokers;
     tl_stats stats;
 };

@@ -104,6 +104,21 @@ static void store_metrics(tl_buf *b, tl_stats *s)
                        tl_counter_get(&s->fenced));
     tl_prom_sample_u64(b, "tailor_vector_write_errors_total", ref,
                        tl_counter_get(&s->store_errors));
+    tl_prom_one_u64(b, "tailor_redis_lost_vectors_total", "counter",
+                    "Customers whose key Redis lost (restarted without its "
+                    "data, evicted) while their vector was cached: written "
+                    "back from the cache.",
+                    tl_counter_get(&s->redis_lost));
+    tl_prom_one_u64(b, "tailor_redis_gone_vectors_total", "counter",
+                    "Vector writes refused because the key was gone with no "
+                    "loss by Redis seen (erased, expired): vector dropped.",
+                    tl_counter_get(&s->redis_gone));
+    tl_prom_one_u64(b, "tailor_redis_restarts_total", "counter",
+                    "Redis restarts seen (a new run_id on reconnecting).",
+                    tl_counter_get(&s->redis_restarts));
+    tl_prom_one_u64(b, "tailor_redis_evicted_keys_total", "counter",
+                    "Keys Redis evicted, as seen when a key was found gone.",
+                    tl_counter_get(&s->redis_evicted));
     tl_prom_one_u64(b, "tailor_redis_round_trips_total", "counter",
                     "Round trips to Redis (a pipelined batch to one node is "
                     "one).",

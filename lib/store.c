@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/time.h>
@@ -287,8 +288,8 @@ static int open_context(tl_store *s, tl_store_node *k, char *err,
     return TL_OK;
 }
 
-/* Appends [AUTH], [SELECT] and SCRIPT LOAD; returns how many replies to
- * read, or -1 when the context failed. */
+/* Appends [AUTH], [SELECT], SCRIPT LOAD and INFO server; returns how many
+ * replies to read, or -1 when the context failed. */
 static int append_handshake(tl_store *s, tl_store_node *k)
 {
     int nreplies = 0;
@@ -314,12 +315,17 @@ static int append_handshake(tl_store *s, tl_store_node *k)
         nreplies++;
     }
     if (append_script_load(s, k) != 0) return -1;
-    return nreplies + 1;
+    /* The run_id tells a restarted server (its data possibly gone) from a
+     * dropped connection, at no extra round trip. */
+    const char *info[] = {"INFO", "server"};
+    const size_t infolens[] = {4, 6};
+    if (tl_store_append(s, k, 2, info, infolens) != 0) return -1;
+    return nreplies + 2;
 }
 
 /*
  * Connects and runs the handshake in one round trip: [AUTH], [SELECT],
- * SCRIPT LOAD.  The replies come in order; the first failure is reported
+ * SCRIPT LOAD, INFO server (the run_id: tl_store_restarts).  The replies come in order; the first failure is reported
  * (an AUTH failure also fails the others with NOAUTH, which says less).
  * A refused AUTH or SELECT is TL_ERR_AUTH (a configuration problem, which
  * tailord reports and stops on at start); every other failure is TL_ERR_IO.
@@ -365,6 +371,8 @@ int tl_store_connect(tl_store *s, tl_store_node *k, char *err, size_t errsz)
                          "%s: SELECT %d failed: %s (check the /db part of "
                          "redis.url)",
                          k->where, s->url.db, r->str);
+        } else if (i == nreplies - 1) {
+            tl_store_take_run_id(s, k, r);
         } else if (!is_auth && !is_select) {
             rc = take_sha(s, k, r, err, errsz);
         }
@@ -651,22 +659,39 @@ void tl_store_free(tl_store *s)
 
 uint64_t tl_store_round_trips(const tl_store *s) { return s->round_trips; }
 uint64_t tl_store_commands(const tl_store *s) { return s->commands; }
+uint64_t tl_store_restarts(const tl_store *s)
+{
+    return atomic_load_explicit(&s->restarts, memory_order_relaxed);
+}
 
-static int ping_node(tl_store *s, tl_store_node *k, char *err, size_t errsz)
+/* One command on node k (connected first if need be), its reply in *out
+ * (the caller frees it): TL_OK, or TL_ERR_IO / TL_ERR_AUTH with err. */
+static int command_node(tl_store *s, tl_store_node *k, int argc,
+                        const char **argv, const size_t *lens,
+                        redisReply **out, char *err, size_t errsz)
 {
     int rc = k->c ? TL_OK : tl_store_connect(s, k, err, errsz);
     if (rc != TL_OK) return rc;
-    const char *argv[] = {"PING"};
-    const size_t lens[] = {4};
     redisReply *r = NULL;
-    if (tl_store_append(s, k, 1, argv, lens) != 0) {
+    if (tl_store_append(s, k, argc, argv, lens) != 0) {
         k->sent = 0;
-        return tl_store_io_fail(s, k, "PING", err, errsz);
+        return tl_store_io_fail(s, k, argv[0], err, errsz);
     }
     k->sent = 0;
     s->round_trips++;
     if (redisGetReply(k->c, (void **)&r) != REDIS_OK || !r)
-        return tl_store_io_fail(s, k, "PING", err, errsz);
+        return tl_store_io_fail(s, k, argv[0], err, errsz);
+    *out = r;
+    return TL_OK;
+}
+
+static int ping_node(tl_store *s, tl_store_node *k, char *err, size_t errsz)
+{
+    const char *argv[] = {"PING"};
+    const size_t lens[] = {4};
+    redisReply *r = NULL;
+    int rc = command_node(s, k, 1, argv, lens, &r, err, errsz);
+    if (rc != TL_OK) return rc;
     if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
         rc = TL_OK;
     else if (r->type == REDIS_REPLY_ERROR)
@@ -675,6 +700,34 @@ static int ping_node(tl_store *s, tl_store_node *k, char *err, size_t errsz)
         rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
                      k->where, r->type);
     freeReplyObject(r);
+    return rc;
+}
+
+/* INFO memory and stats of every connected node (a single server:
+ * connected first), into out. */
+int tl_store_facts_get(tl_store *s, tl_store_facts *out, char *err,
+                       size_t errsz)
+{
+    memset(out, 0, sizeof *out);
+    pipe_guard g;
+    guard_begin(&g);
+    int rc = TL_OK;
+    for (size_t j = 0; j < s->nnodes && rc == TL_OK; j++) {
+        tl_store_node *k = s->nodes[j];
+        if (s->slots && !k->c) continue;
+        const char *argv[] = {"INFO", "all"};
+        const size_t lens[] = {4, 3};
+        redisReply *r = NULL;
+        if ((rc = command_node(s, k, 2, argv, lens, &r, err, errsz))) break;
+        if (r->type == REDIS_REPLY_STRING)
+            tl_store_facts_add(out, r->str);
+        else
+            rc = tl_errf(err, errsz, TL_ERR_IO, "%s: INFO: %s", k->where,
+                         r->type == REDIS_REPLY_ERROR ? r->str
+                                                      : "unexpected reply");
+        freeReplyObject(r);
+    }
+    guard_end(&g);
     return rc;
 }
 
@@ -944,9 +997,11 @@ static int flush_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
 {
     tl_store_write *w = (tl_store_write *)ud + i;
     int rc = TL_OK;
-    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 ||
-                                           r->integer == 1)) {
-        w->result = r->integer == 1 ? TL_OK : TL_ERR_FENCED;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 &&
+        r->integer <= 2) {
+        w->result = r->integer == 1   ? TL_OK
+                    : r->integer == 2 ? TL_ERR_GONE
+                                      : TL_ERR_FENCED;
     } else if (tl_store_reply_is(r, "NOSCRIPT")) {
         w->result = TL_ERR;
         rc = tl_errf(msg, msgsz, TL_ERR,

@@ -116,7 +116,9 @@ typedef struct tl_store_write {
     const size_t *dlens;
     size_t ndels;
     int64_t ttl_ms;            /* PEXPIRE after the write; 0: no expiry */
-    int result;                /* out: TL_OK, TL_ERR_FENCED; TL_ERR when the
+    int result;                /* out: TL_OK, TL_ERR_FENCED (a watermark
+                                  ahead), TL_ERR_GONE (refused because the
+                                  key does not exist); TL_ERR when the
                                   server rejected it (e.g. WRONGTYPE), or
                                   TL_ERR_IO when its reply never came */
 } tl_store_write;
@@ -139,6 +141,27 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
  * (the bytes between the first '{' and the next '}', when not empty), else
  * of the whole key. */
 unsigned tl_store_cluster_key_slot(const char *key, size_t len);
+
+/* Times a reconnect found a server with another run_id than the last
+ * connect's: the server restarted (and, without persistence, lost its
+ * data).  A restart always breaks the connections, so it is counted
+ * before any command reaches the new server.  Any thread may read it. */
+uint64_t tl_store_restarts(const tl_store *s);
+
+/* What the server says about losing keys (INFO memory and stats; a
+ * cluster: the masters connected, evicted_keys summed, the first evicting
+ * policy). */
+typedef struct tl_store_facts {
+    char policy[32];       /* maxmemory_policy ("" when INFO did not say) */
+    int64_t maxmemory;     /* bytes, 0: no limit */
+    int64_t evicted_keys;  /* since the server started */
+} tl_store_facts;
+int tl_store_facts_get(tl_store *s, tl_store_facts *out, char *err,
+                       size_t errsz);
+
+/* Whether `policy` may evict our keys: allkeys-* always, volatile-* when
+ * keys have a TTL (ttl: nonzero); noeviction never. */
+int tl_store_policy_evicts(const char *policy, int ttl);
 
 /* Round trips (one per node per pipelined round) and commands sent so far (for metrics and the benchmark),
  * including the handshake (AUTH, SELECT, SCRIPT LOAD) of each (re)connect. */

@@ -12,6 +12,7 @@
 #define TL_STORE_INT_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "redis_url.h"
@@ -36,6 +37,8 @@ typedef struct tl_store_node {
     int broken;           /* this round: a "not now" error reply; dropped
                              once every reply of the round was read */
     size_t sent;          /* commands appended this round */
+    char run_id[41];      /* the server's INFO run_id at the last connect
+                             ("" before the first, or if INFO did not say) */
 } tl_store_node;
 
 struct tl_store {
@@ -50,6 +53,7 @@ struct tl_store {
     int map_stale;        /* cluster: refresh the slot map before routing */
     char sha[41];         /* of tl_store_script, from SCRIPT LOAD */
     uint64_t round_trips, commands;
+    _Atomic uint64_t restarts; /* reconnects that found a new run_id */
     int hide_keys;        /* tl_store_hide_keys */
 
     /* Reused across calls and grown to the high-water mark, so that a
@@ -90,6 +94,12 @@ int tl_store_reply_is(const redisReply *r, const char *code);
 int tl_store_reply_transient(const redisReply *r);
 /* What to add to the message of error reply r ("" or a hint). */
 const char *tl_store_reply_hint(const redisReply *r);
+
+/* store_info.c: a node's INFO reply read at connect: its run_id kept, and
+ * a different one than the last connect's counted as a restart. */
+void tl_store_take_run_id(tl_store *s, tl_store_node *k, const redisReply *r);
+/* Adds what an INFO text says (policy, maxmemory, evicted_keys) to f. */
+void tl_store_facts_add(tl_store_facts *f, const char *info);
 
 /* store_script.c: the flush's compare-and-set script and its length. */
 extern const char tl_store_script[];

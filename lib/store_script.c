@@ -21,7 +21,11 @@
  * Each watermark field must hold `expected` (this writer's previous flush)
  * or `next` (this very write, applied by an attempt whose reply was lost);
  * an absent field counts as "-1".  Anything else means another writer has
- * moved the watermark: return 0 and write nothing (zombie fencing).
+ * moved the watermark: return 0 and write nothing (zombie fencing) — or,
+ * when the key does not exist at all, return 2 and write nothing: what this
+ * writer read or wrote is gone (erased, expired, or lost by Redis itself),
+ * which the caller tells apart from fencing; no other writer made it so,
+ * since a writer always leaves its watermark in the hash.
  * Otherwise HDEL the deletions, HSET the pairs (the watermarks last, so
  * they win over a pair naming the same field; one HSET for both, since
  * every redis.call from Lua costs about as much as a small command),
@@ -44,6 +48,7 @@ const char tl_store_script[] =
     "for i = 0, nwm - 1 do\n"
     "  local cur = redis.call('HGET', key, ARGV[4 + 2 * i]) or '-1'\n"
     "  if cur ~= ARGV[5 + 2 * i] and cur ~= ARGV[nexts + 2 + 2 * i] then\n"
+    "    if redis.call('EXISTS', key) == 0 then return 2 end\n"
     "    return 0\n"
     "  end\n"
     "end\n"

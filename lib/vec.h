@@ -51,6 +51,8 @@ typedef struct tl_vec {
     int64_t newest;     /* newest event ts applied (valid when has_newest) */
     int has_newest;
     int dirty;          /* changed since the last flush */
+    uint32_t epoch;     /* the pipeline's Redis loss epoch when it was last
+                           read from or written to Redis (pipeline.c) */
     /* Features whose state changed since the last flush: bit i for feature
      * i < 64 (those from 64 on always count as changed).  The flush writes
      * a feature's fields only if its bit is set or its readable value

@@ -718,6 +718,111 @@ static void test_wrong_type_key(void)
     redisFree(rc);
 }
 
+/* ---- data lost by Redis --------------------------------------------------- */
+
+static long long hget_ll(redisContext *c, const char *key, const char *field)
+{
+    char *v = tl_test_hget(c, key, field);
+    long long n = v && *v ? atoll(v) : -1;
+    free(v);
+    return n;
+}
+
+/* Redis restarted empty while a customer with 60 purchases was cached:
+ * before, the next write was taken for fencing ("another instance advanced
+ * it"), the vector dropped, and the customer came back with 1.  Now the
+ * restart is seen (a new run_id), the cached vector written back, and the
+ * loss counted. */
+static void test_redis_lost_data(void)
+{
+    char cfg[512], log[512], base[64], url[128];
+    snprintf(cfg, sizeof cfg, "%s/lost.yaml", world.tmp);
+    snprintf(log, sizeof log, "%s/lost.log", world.tmp);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", tl_test_free_port());
+    CU_ASSERT_FATAL(tl_test_write_filef(cfg,
+        "kafka: { group: ops-lost, input: [" IN_TOPIC "], output: " OUT_TOPIC
+        ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms }\n"
+        "redis: { prefix: 'lost:' }\n"
+        "events: { format: json }\n"
+        "http: { listen: '%s' }\n"
+        "features:\n  - { name: n, kind: count }\n", base + 7) == 0);
+    pid_t pid = track(tl_test_start_tailord(cfg, log));
+    CU_ASSERT_FATAL(pid > 0);
+    for (int i = 0; i < 60; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "l%d", i);
+        CU_ASSERT(produce_event(id, "sixty", "purchase", T0 + i, 1) == 0);
+    }
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-lost", IN_TOPIC,
+                                         BOUND_MS));
+    redisContext *rc = redisConnect("127.0.0.1", world.redis->port);
+    CU_ASSERT_FATAL(rc && !rc->err);
+    CU_ASSERT_EQUAL(hget_ll(rc, "lost:cx:{sixty}", "n"), 60);
+    redisFree(rc);
+
+    /* Restarted without its data (no persistence in the tests). */
+    char err[TL_ERRSZ];
+    tl_redis_server_kill(world.redis);
+    CU_ASSERT_EQUAL_FATAL(tl_redis_server_restart(world.redis, err, sizeof err), 0);
+    CU_ASSERT(produce_event("l60", "sixty", "purchase", T0 + 60, 1) == 0);
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-lost", IN_TOPIC,
+                                         BOUND_MS));
+    CU_ASSERT(produce_event("l61", "sixty", "purchase", T0 + 61, 1) == 0);
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-lost", IN_TOPIC,
+                                         BOUND_MS));
+    rc = redisConnect("127.0.0.1", world.redis->port);
+    CU_ASSERT_FATAL(rc && !rc->err);
+    CU_ASSERT_EQUAL(hget_ll(rc, "lost:cx:{sixty}", "n"), 62);
+    redisFree(rc);
+    snprintf(url, sizeof url, "%s/metrics", base);
+    CU_ASSERT(wait_body(url, "tailor_redis_lost_vectors_total 1\n"));
+    CU_ASSERT(wait_body(url, "tailor_redis_restarts_total 1\n"));
+    CU_ASSERT(wait_body(url, "tailor_vector_write_errors_total{reason=\"fenced\"} 0\n"));
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "another instance advanced it"), 0);
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "redis lost the stored vectors of 1 customers"), 1);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+}
+
+/* An evicting Redis is refused at start, with what to do; accepted when
+ * redis.allow_eviction says so. */
+static void test_redis_evicting_refused(void)
+{
+    char cfg[512], log[512];
+    snprintf(cfg, sizeof cfg, "%s/evict.yaml", world.tmp);
+    snprintf(log, sizeof log, "%s/evict.log", world.tmp);
+    const char *head =
+        "kafka: { group: ops-evict, input: [" IN_TOPIC "], output: " OUT_TOPIC
+        ", dead_letter: " DLQ_TOPIC ", batch_timeout: 20ms }\n"
+        "events: { format: json }\n"
+        "features:\n  - { name: n, kind: count }\n";
+    CU_ASSERT_FATAL(tl_test_write_filef(cfg, "%sredis: { prefix: 'ev:' }\n",
+                                        head) == 0);
+    redisContext *rc = redisConnect("127.0.0.1", world.redis->port);
+    CU_ASSERT_FATAL(rc && !rc->err);
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy allkeys-lru"));
+    pid_t pid = tl_test_start_tailord(cfg, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_EQUAL(tl_test_wait(pid, BOUND_MS), 1);
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "redis's maxmemory-policy is "
+                                      "allkeys-lru, which may evict "
+                                      "customers' vectors"), 1);
+    CU_ASSERT_EQUAL(tl_test_log_count(log, "redis.allow_eviction: true"), 1);
+
+    CU_ASSERT_FATAL(tl_test_write_filef(cfg, "%sredis: { prefix: 'ev:', "
+                                        "allow_eviction: true }\n", head) == 0);
+    pid = track(tl_test_start_tailord(cfg, log));
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(tl_test_wait_log(log, "it may evict customers' vectors "
+                               "(redis.allow_eviction is true", 0, BOUND_MS));
+    CU_ASSERT(produce_event("e1", "evicted", "view", T0, 0) == 0);
+    CU_ASSERT_FATAL(tl_test_wait_drained(world.brokers, "ops-evict", IN_TOPIC,
+                                         BOUND_MS));
+    CU_ASSERT_EQUAL(hget_ll(rc, "ev:cx:{evicted}", "n"), 1);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy noeviction"));
+    redisFree(rc);
+}
+
 /* produce --rate: 20 events at 40/s take half a second, not less. */
 static void test_produce_rate(void)
 {
@@ -770,5 +875,9 @@ int main(void)
     CU_add_test(s, "a key of another type holds up its customer only",
                 test_wrong_type_key);
     CU_add_test(s, "tailorctl produce --rate", test_produce_rate);
+    CU_add_test(s, "an evicting redis: refused, or allowed",
+                test_redis_evicting_refused);
+    CU_add_test(s, "redis restarted empty: vectors written back",
+                test_redis_lost_data);
     return tl_test_run();
 }

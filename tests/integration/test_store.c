@@ -350,9 +350,10 @@ static void test_connect_tcp(void)
     char err[TL_ERRSZ] = "";
     tl_store *s = tl_store_new(srv->url, TIMEOUT_MS, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    /* The handshake is one round trip: SCRIPT LOAD (no AUTH, db 0). */
+    /* The handshake is one round trip: SCRIPT LOAD and INFO server (no
+     * AUTH, db 0). */
     CU_ASSERT_EQUAL(tl_store_round_trips(s), 1);
-    CU_ASSERT_EQUAL(tl_store_commands(s), 1);
+    CU_ASSERT_EQUAL(tl_store_commands(s), 2);
     CU_ASSERT_EQUAL(tl_store_ping(s, err, sizeof err), TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(s), 2);
     tl_store_free(s);
@@ -1128,6 +1129,60 @@ static int fault_clean(void)
     return 0;
 }
 
+/* A write refused because its key does not exist at all (Redis lost it,
+ * or it was erased) is TL_ERR_GONE, not TL_ERR_FENCED: the caller must
+ * tell data lost by Redis from another instance's write.  A key that
+ * exists with a watermark ahead stays fenced; a fresh key is written. */
+static void test_flush_key_gone(void)
+{
+    const char *k = "g:cx:{gone}";
+    fixture f;
+    fx(&f, k, 0);
+    fx_wm(&f, "_o:in:0", -1, 10);
+    FX_SET(&f, "visits", "60");
+    CU_ASSERT_EQUAL(flush1(&f), TL_OK);
+
+    adm_ok("DEL %s", k);
+    fx(&f, k, 0);
+    fx_wm(&f, "_o:in:0", 10, 11);
+    FX_SET(&f, "visits", "61");
+    CU_ASSERT_EQUAL(flush1(&f), TL_ERR_GONE);
+    CU_ASSERT_EQUAL(adm_int("EXISTS %s", k), 0);
+
+    /* Written back against the absent key: expected -1. */
+    fx(&f, k, 0);
+    fx_wm(&f, "_o:in:0", -1, 11);
+    FX_SET(&f, "visits", "61");
+    CU_ASSERT_EQUAL(flush1(&f), TL_OK);
+    ASSERT_HGET(k, "visits", "61");
+
+    /* Present, watermark ahead: fenced as before. */
+    fx(&f, k, 0);
+    fx_wm(&f, "_o:in:0", 10, 12);
+    FX_SET(&f, "visits", "1");
+    CU_ASSERT_EQUAL(flush1(&f), TL_ERR_FENCED);
+    ASSERT_HGET(k, "visits", "61");
+}
+
+/* What the server says of losing keys: its policy and evictions. */
+static void test_facts_policy(void)
+{
+    char err[TL_ERRSZ];
+    tl_store_facts f;
+    CU_ASSERT_EQUAL_FATAL(tl_store_facts_get(st, &f, err, sizeof err), TL_OK);
+    CU_ASSERT_STRING_EQUAL(f.policy, "noeviction");
+    CU_ASSERT_EQUAL(f.evicted_keys, 0);
+    CU_ASSERT(!tl_store_policy_evicts(f.policy, 1));
+    adm_ok("CONFIG SET maxmemory-policy allkeys-lru");
+    CU_ASSERT_EQUAL_FATAL(tl_store_facts_get(st, &f, err, sizeof err), TL_OK);
+    CU_ASSERT_STRING_EQUAL(f.policy, "allkeys-lru");
+    adm_ok("CONFIG SET maxmemory-policy noeviction");
+    CU_ASSERT(tl_store_policy_evicts("allkeys-lru", 0));
+    CU_ASSERT(tl_store_policy_evicts("volatile-lru", 1));
+    CU_ASSERT(!tl_store_policy_evicts("volatile-ttl", 0));
+    CU_ASSERT(!tl_store_policy_evicts("noeviction", 1));
+}
+
 static void test_fault_kill_restart(void)
 {
     char err[TL_ERRSZ] = "", want[TL_ERRSZ];
@@ -1177,6 +1232,8 @@ static void test_fault_kill_restart(void)
     CU_ASSERT_EQUAL(tl_store_flush(s, &f.w, 1, err, sizeof err), TL_OK);
     CU_ASSERT_EQUAL(f.w.result, TL_OK);
     CU_ASSERT_EQUAL(tl_store_round_trips(s) - rt, 2); /* handshake + batch */
+    /* A new run_id on reconnecting: the restart is counted. */
+    CU_ASSERT_EQUAL(tl_store_restarts(s), 1);
     CU_ASSERT_EQUAL(tl_store_load(s, &key, &klen, 1, collect, NULL, &g, err,
                                   sizeof err),
                     TL_OK);
@@ -1353,6 +1410,8 @@ int main(void)
     CU_pSuite flush = CU_add_suite("store_flush", shared_init, shared_clean);
     CU_add_test(flush, "fields and TTL", test_flush_fields_and_ttl);
     CU_add_test(flush, "watermark CAS", test_flush_watermark_cas);
+    CU_add_test(flush, "a key gone: not fenced", test_flush_key_gone);
+    CU_add_test(flush, "INFO: eviction policy", test_facts_policy);
     CU_add_test(flush, "deletions", test_flush_deletes);
     CU_add_test(flush, "64-bit watermarks", test_flush_watermark_64bit);
     CU_add_test(flush, "mixed batch", test_flush_mixed_batch);

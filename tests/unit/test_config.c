@@ -467,6 +467,22 @@ static void test_redis_cluster(void)
                "3:12: redis.cluster: give either redis.url or redis.cluster, "
                "not both (a cluster URL is "
                "redis-cluster://[[user]:password@]host:port,...)");
+    /* redis.allow_eviction: false unless given, true or false only. */
+    c = load_str_ok("redis: {allow_eviction: true}\n");
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_EQUAL(c->redis_allow_eviction, 1);
+    tl_config_free(c);
+    c = load_str_ok("redis: {allow_eviction: false}\n");
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_EQUAL(c->redis_allow_eviction, 0);
+    tl_config_free(c);
+    c = load_str_ok("redis: {}\n");
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_EQUAL(c->redis_allow_eviction, 0);
+    tl_config_free(c);
+    EXPECT_STR("redis: {allow_eviction: yes}\n",
+               "1:25: redis.allow_eviction: unknown allow_eviction 'yes' "
+               "(expected one of: true, false)");
     EXPECT_STR("redis:\n  cluster: []\n",
                "2:12: redis.cluster: expected a non-empty list of host:port "
                "seed nodes, got an empty list");
@@ -1015,7 +1031,7 @@ static void test_err_unknown_key(void)
                 "batch_timeout, audit)");
     EXPECT_FILE("invalid_key_redis.yaml",
                 "4:3: unknown key 'tll' in redis (expected one of: url, prefix, "
-                "ttl, timeout, cluster)");
+                "ttl, timeout, cluster, allow_eviction)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
                 "schema, writer_schema, max_lateness, min_time, max_future)");
