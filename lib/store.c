@@ -50,12 +50,7 @@
  * program ignoring it: each call blocks SIGPIPE in the calling thread and
  * swallows one that it caused (hiredis reports the EPIPE, which we act on).
  */
-typedef struct pipe_guard {
-    sigset_t old;
-    int was_pending;
-} pipe_guard;
-
-static void guard_begin(pipe_guard *g)
+void tl_store_guard_begin(tl_store_guard *g)
 {
     sigset_t set, pending;
     sigemptyset(&set);
@@ -65,7 +60,7 @@ static void guard_begin(pipe_guard *g)
     pthread_sigmask(SIG_BLOCK, &set, &g->old);
 }
 
-static void guard_end(pipe_guard *g)
+void tl_store_guard_end(tl_store_guard *g)
 {
     sigset_t set, pending;
     sigemptyset(&set);
@@ -597,11 +592,11 @@ tl_store *tl_store_new(const char *url, int timeout_ms, char *err,
 {
     tl_store *s = tl_store_new_lazy(url, timeout_ms, err, errsz);
     if (!s) return NULL;
-    pipe_guard g;
-    guard_begin(&g);
+    tl_store_guard g;
+    tl_store_guard_begin(&g);
     int rc = s->slots ? tl_store_cluster_refresh(s, err, errsz)
                       : tl_store_connect(s, s->nodes[0], err, errsz);
-    guard_end(&g);
+    tl_store_guard_end(&g);
     if (rc != TL_OK) {
         tl_store_free(s);
         return NULL;
@@ -666,9 +661,9 @@ uint64_t tl_store_restarts(const tl_store *s)
 
 /* One command on node k (connected first if need be), its reply in *out
  * (the caller frees it): TL_OK, or TL_ERR_IO / TL_ERR_AUTH with err. */
-static int command_node(tl_store *s, tl_store_node *k, int argc,
-                        const char **argv, const size_t *lens,
-                        redisReply **out, char *err, size_t errsz)
+int tl_store_command_node(tl_store *s, tl_store_node *k, int argc,
+                          const char **argv, const size_t *lens,
+                          redisReply **out, char *err, size_t errsz)
 {
     int rc = k->c ? TL_OK : tl_store_connect(s, k, err, errsz);
     if (rc != TL_OK) return rc;
@@ -683,75 +678,6 @@ static int command_node(tl_store *s, tl_store_node *k, int argc,
         return tl_store_io_fail(s, k, argv[0], err, errsz);
     *out = r;
     return TL_OK;
-}
-
-static int ping_node(tl_store *s, tl_store_node *k, char *err, size_t errsz)
-{
-    const char *argv[] = {"PING"};
-    const size_t lens[] = {4};
-    redisReply *r = NULL;
-    int rc = command_node(s, k, 1, argv, lens, &r, err, errsz);
-    if (rc != TL_OK) return rc;
-    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0)
-        rc = TL_OK;
-    else if (r->type == REDIS_REPLY_ERROR)
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: %s", k->where, r->str);
-    else
-        rc = tl_errf(err, errsz, TL_ERR_IO, "%s: PING: unexpected reply type %d",
-                     k->where, r->type);
-    freeReplyObject(r);
-    return rc;
-}
-
-/* INFO memory and stats of every connected node (a single server:
- * connected first), into out. */
-int tl_store_facts_get(tl_store *s, tl_store_facts *out, char *err,
-                       size_t errsz)
-{
-    memset(out, 0, sizeof *out);
-    pipe_guard g;
-    guard_begin(&g);
-    int rc = TL_OK;
-    for (size_t j = 0; j < s->nnodes && rc == TL_OK; j++) {
-        tl_store_node *k = s->nodes[j];
-        if (s->slots && !k->c) continue;
-        const char *argv[] = {"INFO", "all"};
-        const size_t lens[] = {4, 3};
-        redisReply *r = NULL;
-        if ((rc = command_node(s, k, 2, argv, lens, &r, err, errsz))) break;
-        if (r->type == REDIS_REPLY_STRING)
-            tl_store_facts_add(out, r->str);
-        else
-            rc = tl_errf(err, errsz, TL_ERR_IO, "%s: INFO: %s", k->where,
-                         r->type == REDIS_REPLY_ERROR ? r->str
-                                                      : "unexpected reply");
-        freeReplyObject(r);
-    }
-    guard_end(&g);
-    return rc;
-}
-
-/* A cluster answers when its slot map can be read and every master that
- * serves a slot answers PING. */
-int tl_store_ping(tl_store *s, char *err, size_t errsz)
-{
-    pipe_guard g;
-    guard_begin(&g);
-    int rc = TL_OK;
-    if (!s->slots) {
-        rc = ping_node(s, s->nodes[0], err, errsz);
-        goto out;
-    }
-    if ((rc = tl_store_cluster_refresh(s, err, errsz)) != TL_OK) goto out;
-    unsigned char *used = tl_xcalloc(s->nnodes, 1);
-    for (size_t i = 0; i < NSLOTS; i++)
-        if (s->slots[i] != NO_NODE) used[s->slots[i]] = 1;
-    for (size_t j = 0; j < s->nnodes && rc == TL_OK; j++)
-        if (used[j]) rc = ping_node(s, s->nodes[j], err, errsz);
-    free(used);
-out:
-    guard_end(&g);
-    return rc;
 }
 
 /* Marks items 0..n-1 pending (a single server: on its only node). */
@@ -814,8 +740,8 @@ static int del_take(tl_store *s, tl_store_node *k, size_t i, redisReply *r,
 int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
                     char *err, size_t errsz)
 {
-    pipe_guard g;
-    guard_begin(&g);
+    tl_store_guard g;
+    tl_store_guard_begin(&g);
     start_items(s, 1);
     slot_item(s, 0, key, keylen);
     del_item d = {key, keylen, 0};
@@ -824,7 +750,7 @@ int tl_store_delete(tl_store *s, const char *key, size_t keylen, int *existed,
     if (rc == TL_OK && (s->flags[0] & ITEM_PENDING))
         rc = tl_errf(err, errsz, TL_ERR_IO, "%s: DEL: no reply", s->where);
     if (rc == TL_OK && existed) *existed = d.existed;
-    guard_end(&g);
+    tl_store_guard_end(&g);
     return rc;
 }
 
@@ -920,8 +846,8 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
                   void *ud, char *err, size_t errsz)
 {
     if (n == 0) return TL_OK;
-    pipe_guard g;
-    guard_begin(&g);
+    tl_store_guard g;
+    tl_store_guard_begin(&g);
     start_items(s, n);
     memset(s->replies, 0, n * sizeof *s->replies);
     for (size_t i = 0; i < n; i++) slot_item(s, i, keys[i], keylens[i]);
@@ -931,7 +857,7 @@ int tl_store_load(tl_store *s, const char *const *keys, const size_t *keylens,
     if (rc == TL_OK) load_deliver(s, &lb, n, cb, ud);
     for (size_t i = 0; i < n; i++)
         if (s->replies[i]) freeReplyObject(s->replies[i]);
-    guard_end(&g);
+    tl_store_guard_end(&g);
     return rc;
 }
 
@@ -1037,8 +963,8 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
                            show_key(s, kb, w[i].key, w[i].keylen), w[i].nfields);
         w[i].result = RESULT_PENDING;
     }
-    pipe_guard g;
-    guard_begin(&g);
+    tl_store_guard g;
+    tl_store_guard_begin(&g);
     start_items(s, n);
     for (size_t i = 0; i < n; i++) slot_item(s, i, w[i].key, w[i].keylen);
     batch b = {n, "flush", flush_append, flush_take, w};
@@ -1048,6 +974,6 @@ int tl_store_flush(tl_store *s, tl_store_write *w, size_t n, char *err,
     for (size_t i = 0; i < n; i++)
         if (w[i].result == RESULT_PENDING)
             w[i].result = rc == TL_ERR_IO ? TL_ERR_IO : TL_ERR;
-    guard_end(&g);
+    tl_store_guard_end(&g);
     return rc;
 }

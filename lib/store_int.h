@@ -12,6 +12,7 @@
 #define TL_STORE_INT_H
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -94,6 +95,21 @@ int tl_store_reply_is(const redisReply *r, const char *code);
 int tl_store_reply_transient(const redisReply *r);
 /* What to add to the message of error reply r ("" or a hint). */
 const char *tl_store_reply_hint(const redisReply *r);
+
+/* SIGPIPE blocked around a call that writes to Redis, and one it caused
+ * swallowed (store.c: hiredis reports the EPIPE, which we act on). */
+typedef struct tl_store_guard {
+    sigset_t old;
+    int was_pending;
+} tl_store_guard;
+void tl_store_guard_begin(tl_store_guard *g);
+void tl_store_guard_end(tl_store_guard *g);
+
+/* One command on node k (connected first if need be), its reply in *out
+ * (the caller frees it): TL_OK, or TL_ERR_IO / TL_ERR_AUTH with err. */
+int tl_store_command_node(tl_store *s, tl_store_node *k, int argc,
+                          const char **argv, const size_t *lens,
+                          redisReply **out, char *err, size_t errsz);
 
 /* store_info.c: a node's INFO reply read at connect: its run_id kept, and
  * a different one than the last connect's counted as a restart. */
