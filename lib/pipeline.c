@@ -33,7 +33,7 @@ static void fail(tl_pipeline *p, const char *fmt, ...)
     p->failed = 1;
 }
 
-static void grow_vecs(tl_pipeline *p, size_t need)
+void tl_pipeline_grow_vecs(tl_pipeline *p, size_t need)
 {
     if (need <= p->vec_cap) return;
     while (p->vec_cap < need) p->vec_cap = p->vec_cap ? p->vec_cap * 2 : 1024;
@@ -212,17 +212,6 @@ static void reject_unloaded(tl_pipeline *p)
     }
 }
 
-/* How many times Redis has been seen to lose data so far (a restart, seen
- * as a new run_id by either connection before it sent anything to the new
- * server, or evictions): a vector stamped with an older epoch was read or
- * written before a loss, so its key going missing is that loss. */
-static uint32_t loss_epoch(const tl_pipeline *p)
-{
-    uint64_t a = tl_store_restarts(p->store),
-             b = tl_store_restarts(tl_flusher_store(p->flusher));
-    return (uint32_t)(a > b ? a : b) + p->evictions;
-}
-
 /* Stage: the batch's cache misses, loaded from Redis in one pipeline. */
 static int stage_load(tl_pipeline *p)
 {
@@ -244,7 +233,7 @@ static int stage_load(tl_pipeline *p)
                                 (uint64_t)(tl_now_mono_us() - t0));
         int r = redis_retry(p, rc, "redis load", err, &backoff);
         if (r == 0) {
-            uint32_t e = loss_epoch(p);
+            uint32_t e = tl_pipeline_loss_epoch(p);
             for (size_t i = 0; i < p->nmiss; i++) p->misses[i]->epoch = e;
             reject_unloaded(p);
             return TL_OK;
@@ -352,7 +341,7 @@ static void stage_decode(tl_pipeline *p)
         p->items_cap = b->n * 2;
         p->items = tl_xrealloc(p->items, p->items_cap * sizeof *p->items);
     }
-    grow_vecs(p, b->n);
+    tl_pipeline_grow_vecs(p, b->n);
     tl_counter_add(&p->stats.events, b->n);
     tl_counter_add(&p->stats.batches, 1);
     /* The accepted event times, from the clock once per batch (the decoder
@@ -432,7 +421,7 @@ static int stage_apply(tl_pipeline *p)
 
 /* A vector whose write was refused leaves the cache, and the current
  * batch's dirty list if it is there. */
-static void drop_vec(tl_pipeline *p, tl_vec *v)
+void tl_pipeline_drop_vec(tl_pipeline *p, tl_vec *v)
 {
     if (v->dirty)
         for (size_t i = 0; i < p->ndirty; i++)
@@ -443,75 +432,14 @@ static void drop_vec(tl_pipeline *p, tl_vec *v)
     tl_cache_remove(p->cache, v);
 }
 
-/* Whether Redis evicted keys since the last look (INFO, on the rare
- * flush that found a key gone): then the evictions are a loss. */
-static void look_for_evictions(tl_pipeline *p)
-{
-    tl_store_facts f;
-    char err[TL_ERRSZ];
-    if (tl_store_facts_get(p->store, &f, err, sizeof err) != TL_OK) {
-        tl_warn("pipeline", "cannot ask redis whether it evicted keys: %s",
-                err);
-        return;
-    }
-    if (p->evicted_seen >= 0 && f.evicted_keys > p->evicted_seen) {
-        p->evictions++;
-        tl_counter_add(&p->stats.redis_evicted,
-                       (uint64_t)(f.evicted_keys - p->evicted_seen));
-        tl_warn("pipeline", "redis evicted %" PRId64 " keys (maxmemory-policy "
-                "%s): customers' stored vectors may be gone; set it to "
-                "noeviction and give redis more memory",
-                f.evicted_keys - p->evicted_seen, f.policy);
-    }
-    p->evicted_seen = f.evicted_keys;
-}
-
-/* A vector whose key Redis lost: the cached copy is the truth, written
- * back whole at the next flush against an absent key. */
-static void write_back(tl_pipeline *p, tl_vec *v)
-{
-    for (size_t k = 0; k < v->nwm; k++) v->wm[k].stored = -1;
-    v->changed = UINT64_MAX;
-    tl_counter_add(&p->stats.redis_lost, 1);
-    if (v->dirty) return;
-    v->dirty = 1;
-    grow_vecs(p, p->ndirty + 1);
-    p->dirty[p->ndirty++] = v;
-}
-
-/* A write refused because the key is gone: lost by Redis if Redis lost
- * data since the vector was read or written (write it back), otherwise
- * erased or expired (drop it, as a fenced one).  Returns 1 when lost. */
-static int key_gone(tl_pipeline *p, tl_vec *v, uint32_t epoch)
-{
-    if (v->epoch < epoch) {
-        write_back(p, v);
-        return 1;
-    }
-    tl_counter_add(&p->stats.redis_gone, 1);
-    tl_info("pipeline", "write of a customer vector refused: its key is "
-            "gone from redis (erased by tailorctl forget, or expired) and "
-            "redis reports no data loss; the cached vector is dropped");
-    tl_debug("pipeline", "... customer %s", v->customer_id);
-    drop_vec(p, v);
-    return 0;
-}
-
-static int any_gone(const tl_flush_job *j)
-{
-    for (size_t i = 0; i < j->n; i++)
-        if (j->writes[i].result == TL_ERR_GONE) return 1;
-    return 0;
-}
-
 /* The flush's results go back to the vectors: stored watermarks; a fenced
  * or refused customer leaves the cache; one whose key Redis lost is
  * written back. */
 static void take_results(tl_pipeline *p, const tl_flush_job *j,
                          const char *refused)
 {
-    if (any_gone(j)) look_for_evictions(p);
-    uint32_t epoch = loss_epoch(p);
+    tl_pipeline_loss_look(p, j);
+    uint32_t epoch = tl_pipeline_loss_epoch(p);
     size_t lost = 0;
     for (size_t i = 0; i < j->n; i++) {
         tl_vec *v = j->vecs[i];
@@ -521,7 +449,7 @@ static void take_results(tl_pipeline *p, const tl_flush_job *j,
             tl_error("pipeline", "redis refused the vector of a customer, "
                      "which keeps its previous stored state: %s", refused);
             tl_debug("pipeline", "... customer %s", v->customer_id);
-            drop_vec(p, v);
+            tl_pipeline_drop_vec(p, v);
         } else if (w->result == TL_ERR_FENCED) {
             /* Someone else wrote this customer since we read it: we no
              * longer own its partition (a zombie after a rebalance).  Our
@@ -530,9 +458,9 @@ static void take_results(tl_pipeline *p, const tl_flush_job *j,
             tl_warn("pipeline",
                     "write of a customer vector refused: another instance "
                     "advanced it (this instance lost its partition)");
-            drop_vec(p, v);
+            tl_pipeline_drop_vec(p, v);
         } else if (w->result == TL_ERR_GONE) {
-            lost += (size_t)key_gone(p, v, epoch);
+            lost += (size_t)tl_pipeline_loss_gone(p, v, epoch);
         } else {
             for (size_t k = 0; k < w->nwm; k++)
                 v->wm[j->wmk[i][k]].stored = w->wm[k].next;
@@ -899,39 +827,6 @@ static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
     *last_n = s->events;
 }
 
-/* A Redis that may evict our keys loses customers' state silently:
- * refused unless redis.allow_eviction says otherwise. */
-static int check_eviction(tl_pipeline *p, char *err, size_t errsz)
-{
-    tl_store_facts f;
-    char why[TL_ERRSZ];
-    if (tl_store_facts_get(p->store, &f, why, sizeof why) != TL_OK) {
-        tl_warn("pipeline", "cannot read redis's maxmemory-policy (%s); "
-                "make sure it is noeviction", why);
-        return TL_OK;
-    }
-    p->evicted_seen = f.evicted_keys;
-    int ttl = p->cfg->key_ttl_ms > 0;
-    if (!tl_store_policy_evicts(f.policy, ttl)) return TL_OK;
-    if (p->cfg->redis_allow_eviction) {
-        tl_warn("pipeline", "redis's maxmemory-policy is %s: it may evict "
-                "customers' vectors (redis.allow_eviction is true; a key "
-                "evicted while cached is written back, one evicted after "
-                "its customer left the cache is lost)", f.policy);
-        return TL_OK;
-    }
-    return tl_errf(err, errsz, TL_ERR_CONFIG,
-                   "redis's maxmemory-policy is %s, which may evict "
-                   "customers' vectors (%s): set it to noeviction "
-                   "(CONFIG SET maxmemory-policy noeviction, and in "
-                   "redis.conf), or set redis.allow_eviction: true to run "
-                   "anyway",
-                   f.policy,
-                   ttl && strncmp(f.policy, "volatile-", 9) == 0
-                       ? "they carry a TTL (redis.ttl)"
-                       : "any key may go");
-}
-
 /* Redis before the group: joining and then not polling while Redis is down
  * would only cause rebalances. Wrong credentials are fatal (TL_ERR_AUTH),
  * an unreachable server is waited for. */
@@ -953,7 +848,7 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
         if (backoff < 5000) backoff *= 2;
     }
     if (logged) tl_info("pipeline", "redis available");
-    int rc = check_eviction(p, err, errsz);
+    int rc = tl_pipeline_loss_check_policy(p, err, errsz);
     if (rc) return rc;
     tl_gauge_set(&p->stats.redis_down, 0);
     const tl_config *c = p->cfg;

@@ -78,4 +78,20 @@ struct tl_pipeline {
     tl_stats stats;
 };
 
+
+/* pipeline.c: room for `need` vectors in the batch's lists; a vector out
+ * of the cache and the batch's dirty list (its write was refused). */
+void tl_pipeline_grow_vecs(tl_pipeline *p, size_t need);
+void tl_pipeline_drop_vec(tl_pipeline *p, tl_vec *v);
+
+/* pipeline_loss.c: the loss epoch a vector read or written now is stamped
+ * with; after a flush job's results, evictions looked for when a key was
+ * gone; a gone key's vector written back (returns 1: Redis lost it) or
+ * dropped (0: erased or expired); at start, an evicting maxmemory-policy
+ * refused (TL_ERR_CONFIG) unless redis.allow_eviction. */
+uint32_t tl_pipeline_loss_epoch(const tl_pipeline *p);
+void tl_pipeline_loss_look(tl_pipeline *p, const tl_flush_job *j);
+int tl_pipeline_loss_gone(tl_pipeline *p, tl_vec *v, uint32_t epoch);
+int tl_pipeline_loss_check_policy(tl_pipeline *p, char *err, size_t errsz);
+
 #endif
