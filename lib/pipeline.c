@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,7 +246,10 @@ static int stage_load(tl_pipeline *p)
         int r = redis_retry(p, rc, "redis load", err, &backoff);
         if (r == 0) {
             uint32_t e = loss_epoch(p);
-            for (size_t i = 0; i < p->nmiss; i++) p->misses[i]->epoch = e;
+            for (size_t i = 0; i < p->nmiss; i++) {
+                p->misses[i]->epoch = e;
+                tl_vec_check_cluster(p->misses[i], p->cluster);
+            }
             reject_unloaded(p);
             return TL_OK;
         }
@@ -400,6 +404,81 @@ static void reject_late(tl_pipeline *p, const tl_vec *v, const tl_event *ev,
     tl_counter_add(&p->stats.late, 1);
 }
 
+/* The counter of (topic, partition) in stats.resets, created if absent;
+ * *first is set when it was.  NULL when the table is full. */
+static tl_reset_count *reset_count(tl_pipeline *p, const char *topic,
+                                   int32_t partition, int *first)
+{
+    size_t n = atomic_load_explicit(&p->stats.nresets, memory_order_relaxed);
+    *first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p->stats.resets[i].partition == partition &&
+            !strcmp(p->stats.resets[i].topic, topic))
+            return &p->stats.resets[i];
+    if (n == TL_MAX_RESET_PARTS) return NULL;
+    tl_reset_count *r = &p->stats.resets[n];
+    r->topic = tl_xstrdup(topic);
+    r->partition = partition;
+    atomic_store_explicit(&p->stats.nresets, n + 1, memory_order_release);
+    *first = 1;
+    return r;
+}
+
+/* A stale watermark of (topic, partition) found: counted, and said once
+ * per partition (not per customer), with what it means and what to do. */
+static void report_reset(tl_pipeline *p, const char *topic, int32_t partition,
+                         const tl_wm *wm, int64_t end)
+{
+    int first;
+    tl_reset_count *r = reset_count(p, topic, partition, &first);
+    if (r) tl_counter_add(&r->n, 1);
+    if (r && !first) return;
+    char why[160];
+    if (wm->foreign)
+        snprintf(why, sizeof why, "a customer's watermark %" PRId64 " was "
+                 "written under another Kafka cluster than %s", wm->applied,
+                 p->cluster_id);
+    else
+        snprintf(why, sizeof why, "a customer's watermark %" PRId64 " is at "
+                 "or beyond the partition's end offset %" PRId64,
+                 wm->applied, end);
+    if (p->cfg->on_offset_reset == TL_RESET_SKIP)
+        tl_error("pipeline", "offsets of %s [%" PRId32 "] went backwards: %s "
+                 "(topic recreated, or broker data lost); "
+                 "events.on_offset_reset is skip: events at or below such "
+                 "watermarks are skipped as duplicates, NOT applied (see "
+                 "tailor_offset_resets_total); if this log is new, set "
+                 "events.on_offset_reset: reapply", topic, partition, why);
+    else
+        tl_warn("pipeline", "offsets of %s [%" PRId32 "] went backwards: %s "
+                "(topic recreated, or broker data lost, as with "
+                "tailord --embedded at each start); events.on_offset_reset "
+                "is reapply: such watermarks are stale and the events are "
+                "applied (see tailor_offset_resets_total); if this log's "
+                "events were applied already (offsets kept by a migration), "
+                "set events.on_offset_reset: skip", topic, partition, why);
+}
+
+/* An event at or below its watermark: whether that watermark is stale
+ * (offsets went backwards) and the event is to be applied after all
+ * (events.on_offset_reset: reapply).  Only this rare path looks at the
+ * partition's end, which the consumer already knows: no request. */
+static int offset_reset(tl_pipeline *p, tl_wm *wm, const rd_kafka_message_t *m)
+{
+    if (wm->kept) return 0;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int64_t end = tl_source_end(p->src, topic, m->partition);
+    if (!tl_wm_stale(wm, end)) return 0;
+    report_reset(p, topic, m->partition, wm, end);
+    wm->foreign = 0;
+    if (p->cfg->on_offset_reset == TL_RESET_SKIP) {
+        wm->kept = 1;
+        return 0;
+    }
+    wm->applied = -1; /* stored stays: the flush's compare-and-set */
+    return 1;
+}
+
 /* Stage: in offset order, each event above its vector's watermark is
  * applied (or rejected as late); the vector joins the dirty list. */
 static int stage_apply(tl_pipeline *p)
@@ -411,7 +490,7 @@ static int stage_apply(tl_pipeline *p)
         const rd_kafka_message_t *m = b->msgs[i];
         tl_vec *v = it->vec;
         tl_wm *wm = tl_vec_wm(v, rd_kafka_topic_name(m->rkt), m->partition);
-        if (m->offset <= wm->applied) {
+        if (m->offset <= wm->applied && !offset_reset(p, wm, m)) {
             /* Applied before a crash or rebalance. */
             tl_counter_add(&p->stats.duplicates, 1);
             continue;
@@ -422,6 +501,7 @@ static int stage_apply(tl_pipeline *p)
         else if (apply_event(p, v, ev, m))
             return TL_ERR_IO;
         wm->applied = m->offset;
+        wm->foreign = 0; /* now a watermark of this cluster's log */
         if (!v->dirty) {
             v->dirty = 1;
             p->dirty[p->ndirty++] = v;
@@ -751,7 +831,8 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->stats.rule_triggers = tl_xcalloc(cfg->nrules + 1,
                                         sizeof *p->stats.rule_triggers);
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
-                            cfg->nrules, cfg->block_size, &cfg->ruleset};
+                            cfg->nrules, cfg->block_size, &cfg->ruleset,
+                            NULL};
     tl_arena_init(&p->arena, 1 << 20);
     if (!brokers) brokers = cfg->brokers;
     p->brokers = tl_xstrdup(brokers);
@@ -820,7 +901,8 @@ static void apply_reload(tl_pipeline *p)
     tl_config_free(p->owned);
     p->owned = next;
     p->layout = (tl_layout){next->features, next->nfeatures, next->rules,
-                            next->nrules, next->block_size, &next->ruleset};
+                            next->nrules, next->block_size, &next->ruleset,
+                            p->cluster_id};
     p->cache = tl_cache_new(&p->layout, next->cache_size);
     free(p->firings);
     free(p->why);
@@ -932,6 +1014,24 @@ static int check_eviction(tl_pipeline *p, char *err, size_t errsz)
                        : "any key may go");
 }
 
+/* The Kafka cluster's id, written with the vectors (_k): watermarks
+ * written under another cluster belong to another log. */
+static void learn_cluster(tl_pipeline *p)
+{
+    const char *id = tl_source_cluster_id(p->src, 10000);
+    if (!id || !*id) {
+        tl_info("pipeline", "the Kafka cluster did not tell its id: stored "
+                "watermarks of another cluster are found only when beyond "
+                "a partition's end");
+        return;
+    }
+    free(p->cluster_id);
+    p->cluster_id = tl_xstrdup(id);
+    p->cluster = tl_fnv1a(TL_FNV_OFFSET, id, strlen(id));
+    p->layout.cluster_id = p->cluster_id;
+    tl_info("pipeline", "kafka cluster id %s", id);
+}
+
 /* Redis before the group: joining and then not polling while Redis is down
  * would only cause rebalances. Wrong credentials are fatal (TL_ERR_AUTH),
  * an unreachable server is waited for. */
@@ -960,7 +1060,9 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
     tl_source_opts o = {{p->brokers, c->properties, c->nproperties}, c->group,
                         c->inputs, c->ninputs};
     p->src = tl_source_new(&o, &p->stats.kafka, err, errsz);
-    return p->src ? TL_OK : TL_ERR_CONFIG;
+    if (!p->src) return TL_ERR_CONFIG;
+    learn_cluster(p);
+    return TL_OK;
 }
 
 /* Stage: requests taken between batches, never inside one: a fatal
@@ -1066,6 +1168,8 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->firings);
     free(p->why);
     free(p->stats.rule_triggers);
+    for (size_t i = 0; i < p->stats.nresets; i++) free(p->stats.resets[i].topic);
+    free(p->cluster_id);
     pthread_mutex_destroy(&p->obs_lock);
     tl_kafka_health_destroy(&p->stats.kafka);
     tl_event_decoder_free(p->pending_dec);

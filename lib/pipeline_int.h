@@ -75,6 +75,8 @@ struct tl_pipeline {
     uint32_t evictions;     /* times evicted_keys was seen to grow */
     int64_t evicted_seen;   /* evicted_keys at the last look, -1: unknown */
     char *brokers;
+    char *cluster_id;       /* the Kafka cluster's id (_k), NULL: unknown */
+    uint64_t cluster;       /* its tl_fnv1a, 0: unknown */
     tl_stats stats;
 };
 
