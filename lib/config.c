@@ -363,13 +363,14 @@ static int load_events(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"format",       "schema",
                                        "writer_schema", "max_lateness",
-                                       "min_time",     "max_future"};
-    yaml_node_t *v[6];
+                                       "min_time",     "max_future",
+                                       "on_offset_reset"};
+    yaml_node_t *v[7];
     tl_config *c = L->c;
     char got[96];
     int rc;
     if ((rc = tl_config_yaml_want_map(L, n, "events", "a mapping")) ||
-        (rc = tl_config_yaml_map(L, n, "events", keys, 6, v)))
+        (rc = tl_config_yaml_map(L, n, "events", keys, 7, v)))
         return rc;
     if (v[0]) {
         const char *s = v[0]->type == YAML_SCALAR_NODE ? scalar(v[0]) : "";
@@ -396,6 +397,18 @@ static int load_events(loader *L, yaml_node_t *n)
                                               0, TL_EVENT_MAX_TS,
                                               &c->max_future_ms)))
         return rc;
+    if (v[6]) {
+        const char *s = v[6]->type == YAML_SCALAR_NODE ? scalar(v[6]) : "";
+        if (!strcmp(s, "reapply"))
+            c->on_offset_reset = TL_RESET_REAPPLY;
+        else if (!strcmp(s, "skip"))
+            c->on_offset_reset = TL_RESET_SKIP;
+        else
+            return fail_node(L, v[6],
+                             "events.on_offset_reset: expected reapply or "
+                             "skip, got %s",
+                             tl_config_yaml_describe(v[6], got, sizeof got));
+    }
     return TL_OK;
 }
 

@@ -35,6 +35,17 @@ typedef struct tl_kv {
     int from_env; /* val had a ${NAME} reference: masked in the summary */
 } tl_kv;
 
+/* What to do with an event at or below a stored watermark that cannot
+ * belong to the partition's log as it is now (its offsets went backwards:
+ * the topic was recreated, the broker started over without its data, as
+ * `tailord --embedded` does, or the watermark was written under another
+ * cluster).  reapply: the watermark is stale, the event is applied; skip:
+ * the event counts as a duplicate (the behaviour before detection). */
+typedef enum tl_offset_reset {
+    TL_RESET_REAPPLY = 0,
+    TL_RESET_SKIP
+} tl_offset_reset;
+
 typedef struct tl_config {
     char *path; /* as given to tl_config_load */
 
@@ -74,6 +85,8 @@ typedef struct tl_config {
                                * event before is a bad_timestamp */
     int64_t max_future_ms;    /* events.max_future, default 1d: an event
                                * further ahead of the clock is too */
+    tl_offset_reset on_offset_reset; /* events.on_offset_reset, default
+                                      * reapply (pipeline.c) */
 
     /* state: */
     size_t cache_size;      /* max customers cached in memory, default 100000 */

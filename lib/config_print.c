@@ -101,6 +101,8 @@ static void print_small_sections(const tl_config *c, FILE *out)
         fputs("  writer schema  from events.writer_schema\n", out);
     fprintf(out, "  max lateness   %s\n",
             tl_config_duration_fmt(c->max_lateness_ms, d1, sizeof d1));
+    fprintf(out, "  offset reset   %s\n",
+            c->on_offset_reset == TL_RESET_SKIP ? "skip" : "reapply");
     char t[TL_TIMEBUF];
     fprintf(out, "  times          from %s to %s ahead of the clock\n",
             tl_fmt_time(t, c->min_time_ms),

@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,7 +235,10 @@ static int stage_load(tl_pipeline *p)
         int r = redis_retry(p, rc, "redis load", err, &backoff);
         if (r == 0) {
             uint32_t e = tl_pipeline_loss_epoch(p);
-            for (size_t i = 0; i < p->nmiss; i++) p->misses[i]->epoch = e;
+            for (size_t i = 0; i < p->nmiss; i++) {
+                p->misses[i]->epoch = e;
+                tl_vec_check_cluster(p->misses[i], p->cluster);
+            }
             reject_unloaded(p);
             return TL_OK;
         }
@@ -400,7 +404,7 @@ static int stage_apply(tl_pipeline *p)
         const rd_kafka_message_t *m = b->msgs[i];
         tl_vec *v = it->vec;
         tl_wm *wm = tl_vec_wm(v, rd_kafka_topic_name(m->rkt), m->partition);
-        if (m->offset <= wm->applied) {
+        if (m->offset <= wm->applied && !tl_pipeline_reset_check(p, wm, m)) {
             /* Applied before a crash or rebalance. */
             tl_counter_add(&p->stats.duplicates, 1);
             continue;
@@ -411,6 +415,7 @@ static int stage_apply(tl_pipeline *p)
         else if (apply_event(p, v, ev, m))
             return TL_ERR_IO;
         wm->applied = m->offset;
+        wm->foreign = 0; /* now a watermark of this cluster's log */
         if (!v->dirty) {
             v->dirty = 1;
             p->dirty[p->ndirty++] = v;
@@ -679,7 +684,8 @@ tl_pipeline *tl_pipeline_new(const tl_config *cfg, const char *brokers,
     p->stats.rule_triggers = tl_xcalloc(cfg->nrules + 1,
                                         sizeof *p->stats.rule_triggers);
     p->layout = (tl_layout){cfg->features, cfg->nfeatures, cfg->rules,
-                            cfg->nrules, cfg->block_size, &cfg->ruleset};
+                            cfg->nrules, cfg->block_size, &cfg->ruleset,
+                            NULL};
     tl_arena_init(&p->arena, 1 << 20);
     if (!brokers) brokers = cfg->brokers;
     p->brokers = tl_xstrdup(brokers);
@@ -748,7 +754,8 @@ static void apply_reload(tl_pipeline *p)
     tl_config_free(p->owned);
     p->owned = next;
     p->layout = (tl_layout){next->features, next->nfeatures, next->rules,
-                            next->nrules, next->block_size, &next->ruleset};
+                            next->nrules, next->block_size, &next->ruleset,
+                            p->cluster_id};
     p->cache = tl_cache_new(&p->layout, next->cache_size);
     free(p->firings);
     free(p->why);
@@ -855,7 +862,9 @@ static int start(tl_pipeline *p, char *err, size_t errsz)
     tl_source_opts o = {{p->brokers, c->properties, c->nproperties}, c->group,
                         c->inputs, c->ninputs};
     p->src = tl_source_new(&o, &p->stats.kafka, err, errsz);
-    return p->src ? TL_OK : TL_ERR_CONFIG;
+    if (!p->src) return TL_ERR_CONFIG;
+    tl_pipeline_reset_learn_cluster(p);
+    return TL_OK;
 }
 
 /* Stage: requests taken between batches, never inside one: a fatal
@@ -961,6 +970,8 @@ void tl_pipeline_free(tl_pipeline *p)
     free(p->firings);
     free(p->why);
     free(p->stats.rule_triggers);
+    for (size_t i = 0; i < p->stats.nresets; i++) free(p->stats.resets[i].topic);
+    free(p->cluster_id);
     pthread_mutex_destroy(&p->obs_lock);
     tl_kafka_health_destroy(&p->stats.kafka);
     tl_event_decoder_free(p->pending_dec);

@@ -38,6 +38,16 @@
 #include "event.h"
 #include "rule.h"
 
+/* Stale watermarks found in one partition (events.on_offset_reset). */
+typedef struct tl_reset_count {
+    char *topic;        /* owned by the pipeline */
+    int32_t partition;
+    tl_counter n;
+} tl_reset_count;
+
+/* Partitions with offset resets counted one by one; more share a line. */
+#define TL_MAX_RESET_PARTS 1024
+
 /*
  * Counters of the pipeline.  The pipeline thread is their only writer
  * (tl_counter_add: no lock, no allocation); the HTTP server's thread reads
@@ -47,6 +57,11 @@ typedef struct tl_stats {
     tl_counter events;        /* messages consumed */
     tl_counter applied;       /* events applied to a vector */
     tl_counter duplicates;    /* events at or below the watermark: no-ops */
+    /* Stored watermarks found stale (offsets went backwards), by partition:
+     * the pipeline thread fills resets[nresets] and then publishes it by
+     * raising nresets (release); readers take nresets (acquire) first. */
+    tl_reset_count resets[TL_MAX_RESET_PARTS];
+    _Atomic size_t nresets;
     tl_counter late;          /* older than events.max_lateness allows */
     tl_counter dead_letters[TL_REJECT__COUNT]; /* by tl_reject */
     tl_counter triggers;      /* triggers produced (holdouts included) */

@@ -75,6 +75,8 @@ struct tl_pipeline {
     uint32_t evictions;     /* times evicted_keys was seen to grow */
     int64_t evicted_seen;   /* evicted_keys at the last look, -1: unknown */
     char *brokers;
+    char *cluster_id;       /* the Kafka cluster's id (_k), NULL: unknown */
+    uint64_t cluster;       /* its tl_fnv1a, 0: unknown */
     tl_stats stats;
 };
 
@@ -93,5 +95,14 @@ uint32_t tl_pipeline_loss_epoch(const tl_pipeline *p);
 void tl_pipeline_loss_look(tl_pipeline *p, const tl_flush_job *j);
 int tl_pipeline_loss_gone(tl_pipeline *p, tl_vec *v, uint32_t epoch);
 int tl_pipeline_loss_check_policy(tl_pipeline *p, char *err, size_t errsz);
+
+
+/* pipeline_reset.c: an event at or below its watermark, wm: 1 when that
+ * watermark is stale (offsets went backwards: said once per partition,
+ * counted) and events.on_offset_reset says to apply the event; the Kafka
+ * cluster's id learnt at start (p->cluster_id, p->cluster). */
+int tl_pipeline_reset_check(tl_pipeline *p, tl_wm *wm,
+                            const rd_kafka_message_t *m);
+void tl_pipeline_reset_learn_cluster(tl_pipeline *p);
 
 #endif

@@ -3,6 +3,7 @@
 #include "pipeline_int.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,20 @@ static void events_metrics(tl_buf *b, tl_stats *s, const tl_config *cfg)
     tl_prom_sample_u64(b, "tailor_events_total", dup,
                        tl_counter_get(&s->duplicates));
     tl_prom_sample_u64(b, "tailor_events_total", dl, dead);
+    tl_prom_family(b, "tailor_offset_resets_total", "counter",
+                   "Stored watermarks found stale, by partition: the "
+                   "partition's offsets went backwards (topic recreated, "
+                   "broker data lost, another cluster); what became of the "
+                   "events: events.on_offset_reset.");
+    size_t nr = atomic_load_explicit(&s->nresets, memory_order_acquire);
+    for (size_t i = 0; i < nr; i++) {
+        char part[16];
+        snprintf(part, sizeof part, "%" PRId32, s->resets[i].partition);
+        const char *lb[] = {"topic", s->resets[i].topic, "partition", part,
+                            NULL};
+        tl_prom_sample_u64(b, "tailor_offset_resets_total", lb,
+                           tl_counter_get(&s->resets[i].n));
+    }
     const char *rejects[TL_REJECT__COUNT];
     for (int i = 1; i < TL_REJECT__COUNT; i++)
         rejects[i] = tl_reject_name((tl_reject)i);

@@ -28,6 +28,8 @@ struct tl_source {
      * callback runs inside its poll. */
     rd_kafka_topic_partition_list_t *ends;
     int64_t ends_at;       /* monotonic ms: query_ends' next query */
+    char *cluster_id;      /* tl_source_cluster_id (librdkafka's; NULL) */
+    int cluster_asked;
     tl_kafka_health *health;
 };
 
@@ -477,6 +479,22 @@ void tl_source_idle(tl_source *s, tl_batch *held, int ms)
     if (m) take(m, held);
 }
 
+const char *tl_source_cluster_id(tl_source *s, int timeout_ms)
+{
+    if (!s->cluster_asked) s->cluster_id = rd_kafka_clusterid(s->rk, timeout_ms);
+    s->cluster_asked = 1;
+    return s->cluster_id;
+}
+
+int64_t tl_source_end(tl_source *s, const char *topic, int32_t partition)
+{
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(s->rk, topic, partition, &lo, &hi) ||
+        hi < 0)
+        return -1;
+    return hi;
+}
+
 int tl_source_assigned(tl_source *s) { return s->assigned; }
 
 void tl_source_free(tl_source *s)
@@ -490,6 +508,7 @@ void tl_source_free(tl_source *s)
     if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
     if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
     if (s->ends) rd_kafka_topic_partition_list_destroy(s->ends);
+    if (s->cluster_id) rd_kafka_mem_free(s->rk, s->cluster_id);
     rd_kafka_destroy(s->rk);
     free(s);
 }

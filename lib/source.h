@@ -87,6 +87,17 @@ void tl_source_pause(tl_source *s);
 void tl_source_resume(tl_source *s);
 void tl_source_idle(tl_source *s, tl_batch *held, int ms);
 
+/* The id of the Kafka cluster (a metadata request, once, at most
+ * timeout_ms), for telling whether stored watermarks were written under
+ * this cluster; NULL when the broker does not say or did not answer in
+ * time.  Valid until tl_source_free. */
+const char *tl_source_cluster_id(tl_source *s, int timeout_ms);
+
+/* The end offset of (topic, partition) that the consumer last learnt from
+ * a fetch (no request: cheap enough for the batch loop): the offset the
+ * next message will get; -1 while unknown. */
+int64_t tl_source_end(tl_source *s, const char *topic, int32_t partition);
+
 /* Number of partitions currently assigned. */
 int tl_source_assigned(tl_source *s);
 

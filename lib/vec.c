@@ -11,6 +11,7 @@ tl_wm *tl_vec_wm(tl_vec *v, const char *topic, int32_t partition)
     n->topic = tl_xstrdup(topic);
     n->partition = partition;
     n->applied = n->stored = -1;
+    n->foreign = n->kept = 0;
     return n;
 }
 
@@ -22,6 +23,20 @@ const tl_wm *tl_vec_wm_find(const tl_vec *v, const char *topic,
             strcmp(v->wm[i].topic, topic) == 0)
             return &v->wm[i];
     return NULL;
+}
+
+int tl_wm_stale(const tl_wm *w, int64_t end)
+{
+    return w->foreign || (end >= 0 && w->applied >= end);
+}
+
+size_t tl_vec_check_cluster(tl_vec *v, uint64_t cluster)
+{
+    size_t n = 0;
+    if (v->cluster && cluster && v->cluster != cluster)
+        for (size_t i = 0; i < v->nwm; i++, n++) v->wm[i].foreign = 1;
+    v->cluster = cluster;
+    return n;
 }
 
 static void free_wms(tl_vec *v)
@@ -50,6 +65,7 @@ void tl_vec_reset(tl_vec *v, const tl_layout *l)
     v->changed = 0;
     v->has_newest = 0;
     v->newest = 0;
+    v->cluster = 0;
 }
 
 static int name_is(const char *name, const char *s, size_t len)
@@ -70,6 +86,10 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
                            "malformed newest-event field _ts = '%.*s'",
                            (int)(vlen > 40 ? 40 : vlen), val);
         v->has_newest = 1;
+        return TL_OK;
+    }
+    if (flen == 2 && memcmp(field, "_k", 2) == 0) {
+        v->cluster = vlen ? tl_fnv1a(TL_FNV_OFFSET, val, vlen) : 0;
         return TL_OK;
     }
     if (flen < 3 || field[0] != '_' || field[2] != ':') return TL_OK;
@@ -123,7 +143,7 @@ int tl_vec_load_field(tl_vec *v, const tl_layout *l, const char *field,
 
 size_t tl_vec_max_fields(const tl_layout *l)
 {
-    return 2 * l->nfeatures + l->nrules + 1 +
+    return 2 * l->nfeatures + l->nrules + 2 +
            (l->ruleset ? tl_ruleset_nledgers(l->ruleset) : 0);
 }
 
@@ -212,6 +232,12 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
         vals[n] = t;
         fields[n] = "_ts";
         flens[n++] = 3;
+    }
+    if (l->cluster_id && v->nwm) {
+        fields[n] = "_k";
+        flens[n] = 2;
+        vals[n] = l->cluster_id;
+        vlens[n++] = strlen(l->cluster_id);
     }
     *ndels = nd;
     return n;

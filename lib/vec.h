@@ -11,6 +11,9 @@
  *   _c:<channel>              send ledger of a capped channel
  *   _o:<topic>:<partition>    offset watermark: the last input offset applied
  *   _ts                       the customer's newest event time (lateness)
+ *   _k                        the Kafka cluster id the watermarks were
+ *                             written under (a log of another cluster has
+ *                             offsets of its own: see tl_vec_check_cluster)
  * Readable values are as of the customer's newest event; a feature with no
  * value then (never set, or expired by its ttl) has its fields deleted.
  */
@@ -33,6 +36,7 @@ typedef struct tl_layout {
     size_t nrules;
     size_t block_size;
     const tl_ruleset *ruleset;
+    const char *cluster_id; /* written as _k; NULL: unknown, not written */
 } tl_layout;
 
 typedef struct tl_wm {
@@ -40,6 +44,10 @@ typedef struct tl_wm {
     int32_t partition;
     int64_t applied;    /* last offset applied to the vector, -1: none */
     int64_t stored;     /* watermark as last read from / written to Redis */
+    int foreign;        /* applied was written under another cluster and no
+                           event of this one has been applied since */
+    int kept;           /* found stale and kept (events.on_offset_reset:
+                           skip): not reported again */
 } tl_wm;
 
 typedef struct tl_vec {
@@ -51,6 +59,7 @@ typedef struct tl_vec {
     int64_t newest;     /* newest event ts applied (valid when has_newest) */
     int has_newest;
     int dirty;          /* changed since the last flush */
+    uint64_t cluster;   /* tl_fnv1a of the _k read from Redis, 0: none */
     uint32_t epoch;     /* the pipeline's Redis loss epoch when it was last
                            read from or written to Redis (pipeline.c) */
     /* Features whose state changed since the last flush: bit i for feature
@@ -70,6 +79,22 @@ tl_wm *tl_vec_wm(tl_vec *v, const char *topic, int32_t partition);
 /* Same without creating; NULL when absent. */
 const tl_wm *tl_vec_wm_find(const tl_vec *v, const char *topic,
                             int32_t partition);
+
+/*
+ * Offsets going backwards.  A watermark is stale, from a log of the
+ * partition that is no more (a topic recreated, a broker that started over
+ * without its data, as `tailord --embedded` does at each start), when it
+ * was written under another cluster (foreign), or when it lies at or
+ * beyond the partition's end offset `end` (the offset the next message
+ * will get; < 0: unknown): no offset of the log as it is now reaches it.
+ * Both are cheap: a flag, and an end the consumer already knows.
+ */
+int tl_wm_stale(const tl_wm *w, int64_t end);
+
+/* After a load: when v's stored _k (v->cluster) names a cluster other than
+ * `cluster` (both known, non-zero), marks every watermark of v foreign;
+ * then v->cluster = cluster.  Returns the number marked. */
+size_t tl_vec_check_cluster(tl_vec *v, uint64_t cluster);
 
 /* Applies one event to every feature of the vector (tl_feature_apply, with
  * the event's own names), marks in v->changed those that changed, and

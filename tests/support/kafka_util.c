@@ -85,6 +85,41 @@ static void free_names(char **names, int n)
     free(names);
 }
 
+/* Deletes the n topics `names` and waits (30 s at most) until no user
+ * topic of theirs is left in the metadata; 0 or -1. */
+static int delete_topics(rd_kafka_t *rk, rd_kafka_queue_t *q, char **names,
+                         int n)
+{
+    int rc = 0;
+    if (n > 0) {
+        rd_kafka_DeleteTopic_t **dt = calloc((size_t)n, sizeof *dt);
+        for (int i = 0; i < n; i++) dt[i] = rd_kafka_DeleteTopic_new(names[i]);
+        rd_kafka_DeleteTopics(rk, dt, (size_t)n, NULL, q);
+        rd_kafka_event_t *ev = admin_wait(q);
+        if (!ev) rc = -1;
+        else rd_kafka_event_destroy(ev);
+        rd_kafka_DeleteTopic_destroy_array(dt, (size_t)n);
+        free(dt);
+    }
+    int64_t deadline = tl_now_mono_ms() + 30000;
+    char **left;
+    int m;
+    while (!rc && (m = user_topics(rk, &left)) != 0) {
+        int still = 0;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) still += !strcmp(left[i], names[j]);
+        free_names(left, m > 0 ? m : 0);
+        if (!still) return 0;
+        if (tl_now_mono_ms() > deadline) {
+            fprintf(stderr, "kafka: %d topic(s) still there 30 s after deletion\n", still);
+            return -1;
+        }
+        usleep(200000);
+    }
+    if (!rc) free_names(left, 0);
+    return rc;
+}
+
 /* Deletes every consumer group and user topic, waiting until the topics
  * are gone from the metadata. */
 static int wipe_broker(const char *brokers)
@@ -110,28 +145,8 @@ static int wipe_broker(const char *brokers)
     }
     char **names;
     int n = user_topics(rk, &names);
-    if (n > 0) {
-        rd_kafka_DeleteTopic_t **dt = calloc((size_t)n, sizeof *dt);
-        for (int i = 0; i < n; i++) dt[i] = rd_kafka_DeleteTopic_new(names[i]);
-        rd_kafka_DeleteTopics(rk, dt, (size_t)n, NULL, q);
-        rd_kafka_event_t *ev = admin_wait(q);
-        if (!ev) rc = -1;
-        else rd_kafka_event_destroy(ev);
-        rd_kafka_DeleteTopic_destroy_array(dt, (size_t)n);
-        free(dt);
-    }
+    rc = delete_topics(rk, q, names, n);
     free_names(names, n > 0 ? n : 0);
-    int64_t deadline = tl_now_mono_ms() + 30000;
-    while (!rc && (n = user_topics(rk, &names)) != 0) {
-        free_names(names, n > 0 ? n : 0);
-        if (tl_now_mono_ms() > deadline) {
-            fprintf(stderr, "kafka: %d topic(s) still there 30 s after deletion\n", n);
-            rc = -1;
-            break;
-        }
-        usleep(200000);
-    }
-    if (!rc) free_names(names, 0);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
@@ -255,6 +270,35 @@ int tl_test_world_start(tl_test_world *w, int partitions, const char *in,
 fail:
     if (err[0]) fprintf(stderr, "test world: %s\n", err);
     return -1;
+}
+
+int tl_test_world_renew(tl_test_world *w, int partitions, const char *in,
+                        const char *out, const char *dlq)
+{
+    char err[1024] = "";
+    if (w->mock) {
+        tl_kafka_mock_free(w->mock);
+        w->mock = tl_kafka_mock_new(NULL, 1, partitions, err, sizeof err);
+        if (!w->mock) {
+            fprintf(stderr, "test world: %s\n", err);
+            return -1;
+        }
+        w->brokers = tl_kafka_mock_bootstraps(w->mock);
+        setenv("TAILOR_KAFKA_BROKERS", w->brokers, 1);
+        return tl_test_world_topic(w, in, partitions) ||
+                       tl_test_world_topic(w, out, partitions) ||
+                       tl_test_world_topic(w, dlq, 1)
+                   ? -1
+                   : 0;
+    }
+    rd_kafka_t *rk = admin(w->brokers);
+    if (!rk) return -1;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    char *names[] = {(char *)in};
+    int rc = delete_topics(rk, q, names, 1);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc ? rc : tl_test_world_topic(w, in, partitions);
 }
 
 void tl_test_world_stop(tl_test_world *w)

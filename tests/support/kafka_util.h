@@ -47,6 +47,13 @@ const char *tl_test_kafka_state(const char *key, char *buf, size_t size);
  * (waiting until it has leaders); 0, or -1 having printed why. */
 int tl_test_world_topic(tl_test_world *w, const char *topic, int partitions);
 
+/* The input topic's log starts over at offset 0: on a real broker `in` is
+ * deleted and created again (same cluster); the mock cannot delete a
+ * topic, so the world gets a new mock cluster with the three topics (and
+ * new TAILOR_KAFKA_BROKERS).  0, or -1 having printed why. */
+int tl_test_world_renew(tl_test_world *w, int partitions, const char *in,
+                        const char *out, const char *dlq);
+
 /* Real broker only: SIGKILLs the Kafka JVM (by the pid in its state file)
  * and starts it again on the same ports and data with kafka-up.sh, after
  * down_ms; 0 once it serves again. */

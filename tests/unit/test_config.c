@@ -763,6 +763,39 @@ static void test_max_lateness(void)
     tl_config_free(c);
 }
 
+/* events.on_offset_reset: reapply by default, skip, nothing else. */
+static void test_on_offset_reset(void)
+{
+    clear_env();
+    tl_config *c = load_str_ok("{}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->on_offset_reset, TL_RESET_REAPPLY);
+    char *s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  offset reset   reapply\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events: {on_offset_reset: skip}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->on_offset_reset, TL_RESET_SKIP);
+    s = summary(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "  offset reset   skip\n"));
+    free(s);
+    tl_config_free(c);
+
+    c = load_str_ok("events: {on_offset_reset: reapply}\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->on_offset_reset, TL_RESET_REAPPLY);
+    tl_config_free(c);
+
+    EXPECT_STR("events:\n  on_offset_reset: drop\n",
+               "2:20: events.on_offset_reset: expected reapply or skip, "
+               "got 'drop'");
+    EXPECT_STR("events: {on_offset_reset: [skip]}\n",
+               "1:27: events.on_offset_reset: expected reapply or skip, "
+               "got a list");
+}
+
 /* events.min_time and events.max_future: the range of event times. */
 static void test_event_times(void)
 {
@@ -1034,7 +1067,8 @@ static void test_err_unknown_key(void)
                 "ttl, timeout, cluster, allow_eviction)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
-                "schema, writer_schema, max_lateness, min_time, max_future)");
+                "schema, writer_schema, max_lateness, min_time, max_future, "
+                "on_offset_reset)");
     EXPECT_FILE("invalid_key_state.yaml",
                 "2:3: unknown key 'cache' in state (expected one of: "
                 "cache_size)");
@@ -2623,6 +2657,7 @@ int main(void)
     CU_add_test(s, "feature options of issue 3", test_feature_options);
     CU_add_test(s, "options each kind takes", test_kind_options);
     CU_add_test(s, "events.max_lateness", test_max_lateness);
+    CU_add_test(s, "events.on_offset_reset", test_on_offset_reset);
     CU_add_test(s, "events.min_time and events.max_future", test_event_times);
     CU_add_test(s, "key ttl", test_key_ttl);
     CU_add_test(s, "summary and password masking", test_summary);

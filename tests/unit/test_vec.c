@@ -197,6 +197,72 @@ static void test_key_slots_spread(void)
     tl_arena_free(&a);
 }
 
+/* Offsets going backwards: a watermark written under another cluster, or
+ * at or beyond the partition's end, is stale; _k is written with the
+ * watermarks when the cluster is known, and read back as its hash. */
+static void test_stale_watermarks(void)
+{
+    tl_wm w = {NULL, 0, 15, 15, 0, 0};
+    CU_ASSERT(!tl_wm_stale(&w, 16)); /* the last offset of the log */
+    CU_ASSERT(!tl_wm_stale(&w, 1000));
+    CU_ASSERT(tl_wm_stale(&w, 15));  /* no offset 15 in the log yet */
+    CU_ASSERT(tl_wm_stale(&w, 0));
+    CU_ASSERT(!tl_wm_stale(&w, -1)); /* end unknown: not stale */
+    w.foreign = 1;
+    CU_ASSERT(tl_wm_stale(&w, 1000));
+    CU_ASSERT(tl_wm_stale(&w, -1));
+    w = (tl_wm){NULL, 0, -1, -1, 0, 0};
+    CU_ASSERT(!tl_wm_stale(&w, 0)); /* nothing applied: nothing to skip */
+
+    tl_cache *c = tl_cache_new(&layout, 10);
+    tl_vec *v = tl_cache_put(c, "c1", 2);
+    char err[256];
+    uint64_t a = tl_fnv1a(TL_FNV_OFFSET, "clusterA", 8);
+    uint64_t b = tl_fnv1a(TL_FNV_OFFSET, "clusterB", 8);
+    CU_ASSERT_EQUAL(tl_vec_load_field(v, &layout, "_o:in:0", 7, "15", 2, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_vec_load_field(v, &layout, "_o:in:1", 7, "7", 1, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(v->cluster, 0);
+    /* Written by a version without _k: nothing to compare. */
+    CU_ASSERT_EQUAL(tl_vec_check_cluster(v, b), 0);
+    CU_ASSERT_EQUAL(v->cluster, b);
+    CU_ASSERT(!v->wm[0].foreign && !v->wm[1].foreign);
+    /* The same cluster: nothing marked. */
+    CU_ASSERT_EQUAL(tl_vec_load_field(v, &layout, "_k", 2, "clusterB", 8, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_vec_check_cluster(v, b), 0);
+    /* Unknown now: nothing marked either. */
+    CU_ASSERT_EQUAL(tl_vec_load_field(v, &layout, "_k", 2, "clusterA", 8, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(v->cluster, a);
+    CU_ASSERT_EQUAL(tl_vec_check_cluster(v, 0), 0);
+    /* Another cluster: every watermark. */
+    CU_ASSERT_EQUAL(tl_vec_load_field(v, &layout, "_k", 2, "clusterA", 8, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_vec_check_cluster(v, b), 2);
+    CU_ASSERT(v->wm[0].foreign && v->wm[1].foreign);
+    CU_ASSERT(tl_wm_stale(&v->wm[1], 100));
+    CU_ASSERT_EQUAL(v->cluster, b);
+    /* A reset vector forgets the cluster with its watermarks. */
+    tl_vec_reset(v, &layout);
+    CU_ASSERT_EQUAL(v->cluster, 0);
+
+    /* _k goes with the watermarks, and only when the cluster is known. */
+    tl_layout l = layout;
+    l.cluster_id = "clusterB";
+    tl_arena ar;
+    tl_arena_init(&ar, 1024);
+    const char *f[9], *val[9], *del[6];
+    size_t fl[9], vl[9], dl[6], nd;
+    CU_ASSERT_EQUAL(tl_vec_encode(v, &l, &ar, f, fl, val, vl, del, dl, &nd), 0);
+    tl_vec_wm(v, "in", 0)->applied = 3;
+    size_t n = tl_vec_encode(v, &l, &ar, f, fl, val, vl, del, dl, &nd);
+    CU_ASSERT_FATAL(n == 1);
+    CU_ASSERT_STRING_EQUAL(f[0], "_k");
+    CU_ASSERT_EQUAL(fl[0], 2);
+    CU_ASSERT_EQUAL(vl[0], 8);
+    CU_ASSERT_NSTRING_EQUAL(val[0], "clusterB", 8);
+    CU_ASSERT_EQUAL(tl_vec_encode(v, &layout, &ar, f, fl, val, vl, del, dl, &nd), 0);
+    tl_arena_free(&ar);
+    tl_cache_free(c);
+}
+
 static void test_encode_load_roundtrip(void)
 {
     tl_cache *c = tl_cache_new(&layout, 10);
@@ -210,10 +276,10 @@ static void test_encode_load_roundtrip(void)
     tl_arena a;
     tl_arena_init(&a, 1024);
     size_t maxf = tl_vec_max_fields(&layout);
-    CU_ASSERT_EQUAL(maxf, 8);
+    CU_ASSERT_EQUAL(maxf, 9); /* _ts and _k besides features and rules */
     CU_ASSERT_EQUAL(tl_vec_max_dels(&layout), 6);
-    const char *f[8], *val[8], *del[6];
-    size_t fl[8], vl[8], dl[6], nd = 99;
+    const char *f[9], *val[9], *del[6];
+    size_t fl[9], vl[9], dl[6], nd = 99;
     size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
     CU_ASSERT_EQUAL(n, 8);
     CU_ASSERT_EQUAL(nd, 0);
@@ -393,6 +459,8 @@ int main(void)
     CU_add_test(s, "redis keys: victim}N spread over the slots",
                 test_key_slots_spread);
     CU_add_test(s, "encode, load: exact round trip", test_encode_load_roundtrip);
+    CU_add_test(s, "stale watermarks: another cluster, beyond the end",
+                test_stale_watermarks);
     CU_add_test(s, "a never-seen vector encodes no field", test_never_seen_encodes_nothing);
     CU_add_test(s, "only changed features, and those following time",
                 test_encode_changed_only);
