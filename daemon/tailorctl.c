@@ -97,7 +97,8 @@ static const char help_reload[] =
     "      Ask tailord to read its configuration again: SIGHUP to PID, and/or\n"
     "      POST URL/v1/reload with the bearer token (default\n"
     "      $TAILOR_HTTP_TOKEN).  --force (URL only) lets the reload remove\n"
-    "      features or change their kind.  The outcome is in tailord's log.\n";
+    "      features, change their kind or options that shape their state.\n"
+    "      The outcome is in tailord's log.\n";
 static const char help_stats[] =
     "stats [--url URL | -c CONFIG]\n"
     "      Read tailord's /metrics (URL default $TAILOR_HTTP_URL, else\n"
