@@ -40,6 +40,9 @@ typedef struct tl_config {
 
     /* kafka: */
     char *brokers;          /* default "localhost:9092" */
+    int brokers_given;      /* kafka.brokers is in the file or
+                             * TAILOR_KAFKA_BROKERS (not the default): tools
+                             * that must not guess (tailorctl forget) ask */
     char *group;            /* default "tailord" */
     char **inputs;          /* default ["interactions"] */
     size_t ninputs;
