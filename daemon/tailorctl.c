@@ -89,7 +89,8 @@ static const char help_forget[] =
     "forget [-c CONFIG] [-r REDIS_URL] [--prefix P] [-b BROKERS]\n"
     "       [--audit-topic T] [--reason TEXT] [--operator NAME] CUSTOMER_ID\n"
     "      Erase a customer: delete its Redis key, then publish an audit\n"
-    "      record (JSON) to kafka.audit (default tailor.audit).  A running\n"
+    "      record (JSON) to kafka.audit (default tailor.audit).  Brokers: -b,\n"
+    "      $TAILOR_KAFKA_BROKERS or kafka.brokers of CONFIG (no default).  A running\n"
     "      tailord does not write the erased vector back (its watermark\n"
     "      compare-and-set refuses the write); see tailorctl(1).\n";
 static const char help_reload[] =
@@ -97,7 +98,8 @@ static const char help_reload[] =
     "      Ask tailord to read its configuration again: SIGHUP to PID, and/or\n"
     "      POST URL/v1/reload with the bearer token (default\n"
     "      $TAILOR_HTTP_TOKEN).  --force (URL only) lets the reload remove\n"
-    "      features or change their kind.  The outcome is in tailord's log.\n";
+    "      features, change their kind or options that shape their state.\n"
+    "      The outcome is in tailord's log.\n";
 static const char help_stats[] =
     "stats [--url URL | -c CONFIG]\n"
     "      Read tailord's /metrics (URL default $TAILOR_HTTP_URL, else\n"
@@ -889,9 +891,18 @@ static int cmd_forget(int argc, char **argv)
     url = env_or(url, "TAILOR_REDIS_URL");
     if (!url && config) url = cfg->redis_url;
     brokers = env_or(brokers, "TAILOR_KAFKA_BROKERS");
-    if (!brokers && config) brokers = cfg->brokers;
+    /* Not the built-in localhost:9092: the audit record must reach the
+     * deployment's Kafka, and an absent one would be waited for. */
+    if (!brokers && cfg->brokers_given) brokers = cfg->brokers;
     if (!prefix) prefix = cfg->redis_prefix;
     if (!topic) topic = cfg->audit;
+    if (!brokers) {
+        fprintf(stderr, "tailorctl forget: no Kafka brokers for the audit "
+                        "record: give -b BROKERS, kafka.brokers in the -c "
+                        "file, or $TAILOR_KAFKA_BROKERS (nothing erased)\n");
+        tl_config_free(cfg);
+        return 1;
+    }
     if (!url || !brokers || optind + 1 != argc || !*argv[optind]) {
         fprintf(stderr, "tailorctl forget: needs -r REDIS_URL and -b BROKERS "
                         "(or -c CONFIG) and one CUSTOMER_ID\n");

@@ -178,6 +178,7 @@ static int load_kafka(loader *L, yaml_node_t *n)
         return rc;
     if (v[8] && (rc = tl_config_yaml_str(L, v[8], "kafka.audit", 0, &c->audit)))
         return rc;
+    c->brokers_given = v[0] != NULL;
     if ((v[0] && (rc = tl_config_yaml_str(L, v[0], "kafka.brokers", 0,
                                           &c->brokers))) ||
         (v[1] &&
@@ -687,6 +688,8 @@ static tl_config *load(const char *text, size_t len, const char *name,
     rc = tl_config_env_expand(&L);
     if (rc == TL_OK) rc = load_root(&L, root);
     if (rc == TL_OK) {
+        const char *b = getenv("TAILOR_KAFKA_BROKERS");
+        if (b && *b) L.c->brokers_given = 1;
         env_override(&L.c->brokers, "TAILOR_KAFKA_BROKERS");
         env_override(&L.c->redis_url, "TAILOR_REDIS_URL");
     }

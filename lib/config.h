@@ -51,6 +51,9 @@ typedef struct tl_config {
 
     /* kafka: */
     char *brokers;          /* default "localhost:9092" */
+    int brokers_given;      /* kafka.brokers is in the file or
+                             * TAILOR_KAFKA_BROKERS (not the default): tools
+                             * that must not guess (tailorctl forget) ask */
     char *group;            /* default "tailord" */
     char **inputs;          /* default ["interactions"] */
     size_t ninputs;
@@ -146,7 +149,12 @@ void tl_config_print_summary(const tl_config *c, FILE *out);
  * changing its kind, leaves state in Redis that the new config would
  * misread or never clean: refused unless force is set (then each such
  * feature's stored state is read by the new kind where it parses and starts
- * over where it does not).  TL_OK otherwise.
+ * over where it does not).  So is changing an option that shapes a kept
+ * feature's state (window, resolution, half_life, capacity, n, exact_up_to,
+ * precision, a list's max_length), naming the feature, the option, old ->
+ * new and what is lost; except where the stored state converts exactly (a
+ * window shortened at the same resolution, a smaller last_n n, top_k's k at
+ * the same capacity).  TL_OK otherwise.
  */
 int tl_config_reloadable(const tl_config *cur, const tl_config *next,
                          int force, char *err, size_t errsz);

@@ -153,7 +153,8 @@ tl_reject tl_event_decode(tl_event_decoder *d, const void *buf, size_t len,
  * tl_parse_time: "2025-03-11T14:33:22Z", "2025-03-11T15:33:22.250+01:00").
  * attrs values that are not strings become their compact JSON text (numbers
  * in shortest round-trip form, e.g. 0.29, 6, true).  null attrs values are
- * dropped.  The time range is the widest, [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS].
+ * dropped.  A top-level field the event does not have is an attribute too
+ * (the same way; an attrs entry of the same name wins).  The time range is the widest, [TL_EVENT_MIN_TS, TL_EVENT_MAX_TS].
  */
 tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
                              tl_event *ev, char *err, size_t errsz);

@@ -139,6 +139,38 @@ static tl_reject json_opt_num(json_t *root, const char *name, int *has,
     return TL_REJECT_NONE;
 }
 
+/* The top-level fields of the event itself; any other is an attribute. */
+static int json_known_field(const char *key)
+{
+    static const char *const known[] = {
+        "event_id", "customer_id", "ts", "channel", "type", "item",
+        "store", "quantity", "amount", "attrs"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(key, known[i])) return 1;
+    return 0;
+}
+
+/* One attribute: a string verbatim, anything else its compact JSON text
+ * (b is scratch). */
+static void json_attr_set(tl_attr *at, const char *key, json_t *val,
+                          tl_arena *arena, tl_buf *b)
+{
+    at->keylen = strlen(key);
+    at->key = tl_arena_strndup(arena, key, at->keylen);
+    if (json_is_string(val)) {
+        at->vallen = json_string_length(val);
+        at->val = tl_arena_strndup(arena, json_string_value(val), at->vallen);
+        return;
+    }
+    b->len = 0;
+    sb_json(b, val);
+    at->vallen = b->len;
+    at->val = tl_arena_strndup(arena, b->s ? b->s : "", b->len);
+}
+
+/* attrs, and the top-level fields the event does not have (a producer's
+ * {"page": "home"} is attrs["page"], as a user expects, rather than lost);
+ * an attrs entry of the same name wins.  null values are dropped. */
 static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
                             char *err, size_t errsz)
 {
@@ -148,32 +180,23 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
     size_t n = 0;
     ev->attrs = NULL;
     ev->nattrs = 0;
-    if (!obj || json_is_null(obj)) return TL_REJECT_NONE;
-    if (!json_is_object(obj))
+    if (obj && json_is_null(obj)) obj = NULL;
+    if (obj && !json_is_object(obj))
         return json_fail(err, errsz, "field '%s' must be an object", "attrs");
-    if (json_object_size(obj) > TL_EVENT_MAX_ATTRS) {
+    if (obj && json_object_size(obj) > TL_EVENT_MAX_ATTRS) {
         tl_errf(err, errsz, 0, "field 'attrs' has %zu entries, more than %d",
                 json_object_size(obj), TL_EVENT_MAX_ATTRS);
         return TL_REJECT_DECODE;
     }
-    tl_attr *a = tl_arena_alloc(arena, json_object_size(obj) * sizeof *a);
-    json_object_foreach(obj, key, val)
-    {
-        if (json_is_null(val)) continue;
-        tl_attr *at = &a[n++];
-        at->keylen = strlen(key);
-        at->key = tl_arena_strndup(arena, key, at->keylen);
-        if (json_is_string(val)) {
-            at->vallen = json_string_length(val);
-            at->val = tl_arena_strndup(arena, json_string_value(val),
-                                       at->vallen);
-            continue;
-        }
-        b.len = 0;
-        sb_json(&b, val);
-        at->vallen = b.len;
-        at->val = tl_arena_strndup(arena, b.s ? b.s : "", b.len);
-    }
+    size_t max = (obj ? json_object_size(obj) : 0) + json_object_size(root);
+    tl_attr *a = tl_arena_alloc(arena, max * sizeof *a);
+    if (obj)
+        json_object_foreach(obj, key, val)
+            if (!json_is_null(val)) json_attr_set(&a[n++], key, val, arena, &b);
+    json_object_foreach(root, key, val)
+        if (!json_is_null(val) && !json_known_field(key) &&
+            !(obj && json_object_get(obj, key)))
+            json_attr_set(&a[n++], key, val, arena, &b);
     tl_buf_free(&b);
     tl_event_attrs_sort(a, n, arena);
     ev->attrs = a;

@@ -282,14 +282,6 @@ void tl_feature_reset(const tl_feature *f, unsigned char *block)
 
 int tl_feature_has_state(const tl_feature *f) { return f->kind != TL_FK_SINCE; }
 
-/* Bucket number of ts: floor division so that times before 1970 still map
- * to consecutive buckets. */
-static int64_t bucket_of(int64_t ts, int64_t res)
-{
-    int64_t q = ts / res;
-    if ((ts % res) && ts < 0) q--;
-    return q;
-}
 
 static int expired(const tl_feature *f, const hdr *h, int64_t now)
 {

@@ -91,6 +91,15 @@ static inline void putu(unsigned char *p, uint32_t v)
     memcpy(p, &v, sizeof v);
 }
 
+/* Bucket number of ts: floor division so that times before 1970 still map
+ * to consecutive buckets. */
+static inline int64_t bucket_of(int64_t ts, int64_t res)
+{
+    int64_t q = ts / res;
+    if ((ts % res) && ts < 0) q--;
+    return q;
+}
+
 /* The ring slot of window bucket number `bucket` (of n). */
 static inline size_t ring_index(int64_t bucket, uint32_t n)
 {

@@ -244,17 +244,25 @@ static int take_str(cur *c, uint32_t max, const char **s, uint32_t *len)
     return 0;
 }
 
-/* Window: "<head>;<bucket>,<bucket>...", newest first, at most nbuckets. */
+/* Window: "<head>;<bucket>,<bucket>...", newest first.  The head is the
+ * bucket of `updated` (the newest event): one that is not was saved with
+ * another resolution, and would be misread.  Buckets beyond nbuckets were
+ * saved with a longer window at this resolution: they are older than this
+ * window, and dropping them gives exactly the state this window would
+ * have. */
 static int load_window(const tl_feature *f, unsigned char *s, cur *c)
 {
     int64_t head;
     double d;
-    if (take_i64(c, ';', &head)) return -1;
+    if (take_i64(c, ';', &head) ||
+        head != bucket_of(((const hdr *)s)->updated, f->resolution_ms))
+        return -1;
     puti(s + HDR, head);
     for (uint32_t k = 0; c->p < c->end; k++) {
         const char *comma = memchr(c->p, ',', (size_t)(c->end - c->p));
-        if (k >= f->nbuckets || take_num(c, comma ? ',' : 0, &d)) return -1;
-        putd(s + HDR + 8 + 8 * ring_index(head - k, f->nbuckets), d);
+        if (take_num(c, comma ? ',' : 0, &d)) return -1;
+        if (k < f->nbuckets)
+            putd(s + HDR + 8 + 8 * ring_index(head - k, f->nbuckets), d);
         if (comma && c->p == c->end) return -1; /* trailing comma */
     }
     return 0;
@@ -332,24 +340,28 @@ static int load_distinct(const tl_feature *f, unsigned char *s, cur *c)
     return 0;
 }
 
-/* last_n: "<ts>," then "<len>:<bytes>" or "<number>;" per entry. */
+/* last_n: "<ts>," then "<len>:<bytes>" or "<number>;" per entry, most
+ * recent first.  Entries beyond n were saved with a larger n: the n most
+ * recent are exactly what this n would hold, the others are dropped. */
 static int load_last_n(const tl_feature *f, unsigned char *s, cur *c)
 {
     hdr *h = (hdr *)s;
     size_t es = ln_entry_size(f), to = ln_ts_off(f);
+    int str = f->type == TL_T_LIST_STR;
     while (c->p < c->end) {
         int64_t ts;
-        double d;
-        if (h->len >= f->n || take_i64(c, ',', &ts)) return -1;
+        double d = 0;
+        const char *v = NULL;
+        uint32_t len = 0;
+        if (take_i64(c, ',', &ts) ||
+            (str ? take_str(c, f->max_len, &v, &len) : take_num(c, ';', &d)))
+            return -1;
+        if (h->len >= f->n) continue;
         unsigned char *e = s + HDR + h->len * es;
-        if (f->type == TL_T_LIST_STR) {
-            const char *v;
-            uint32_t len;
-            if (take_str(c, f->max_len, &v, &len)) return -1;
+        if (str) {
             putu(e, len);
             memcpy(e + 4, v, len);
         } else {
-            if (take_num(c, ';', &d)) return -1;
             putd(e, d);
         }
         puti(e + to, ts);
@@ -421,8 +433,9 @@ int tl_feature_load(const tl_feature *f, unsigned char *block,
     tl_feature_reset(f, block);
     if (f->kind == TL_FK_SINCE) return TL_OK;
     int has_body = f->kind != TL_FK_LAST_SEEN;
-    if (take_i64(&c, has_body ? ';' : 0, &upd) || load_body(f, s, &c) ||
-        c.p != c.end) {
+    /* The body may check itself against updated (load_window). */
+    if (take_i64(&c, has_body ? ';' : 0, &upd) ||
+        (h->updated = upd, load_body(f, s, &c)) || c.p != c.end) {
         tl_feature_reset(f, block);
         return tl_errf(err, errsz, TL_ERR_DECODE,
                        "feature %s: malformed stored state '%.*s'", f->name,

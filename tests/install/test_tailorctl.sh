@@ -2,7 +2,9 @@
 # tailorctl against a redis-server and tailord's embedded Kafka of its own
 # (loopback, unix socket): produce --skip-bad reports and counts the bad lines
 # it skips, show prints times in ISO 8601 beside epoch ms, and a missing
-# vector read without -c points at the key prefix.  Run from the source root
+# vector read without -c points at the key prefix, show -r with -c reads
+# under the file's redis.prefix, and forget without any Kafka brokers fails
+# at once, erasing nothing, instead of waiting for localhost:9092.  Run from the source root
 # after `make all` (tests/run.sh does).
 set -u
 . tests/install/check.sh
@@ -83,6 +85,16 @@ brace_id_found() {
     ! "$bin/tailorctl" show -r "unix://$tmp/r.sock" --prefix shop: 'v}2' 2>"$tmp/err" &&
     grep -q "(key shop:cx:%{v%7D2})" "$tmp/err" || { cat "$tmp/show" "$tmp/err"; return 1; }
 }
+show_r_uses_config_prefix() {
+  "$bin/tailorctl" show -c "$tmp/t.yaml" -r "unix://$tmp/r.sock" 42 >"$tmp/show" 2>&1 &&
+    grep -q "buys  *[1-9]" "$tmp/show" || { cat "$tmp/show"; return 1; }
+}
+forget_needs_brokers() {
+  ! "$bin/tailorctl" forget -c "$tmp/t.yaml" 42 >/dev/null 2>"$tmp/err" &&
+    grep -q "no Kafka brokers for the audit record: give -b BROKERS" "$tmp/err" &&
+    "$bin/tailorctl" show -c "$tmp/t.yaml" 42 >/dev/null || { cat "$tmp/err"; return 1; }
+}
+
 if [ -z "$brokers" ]; then
   cat "$tmp/tailord.log"
   check "tailord --embedded starts" false
@@ -92,5 +104,7 @@ else
   check "show prints epoch ms with ISO 8601 UTC" shows_iso_times
   check "show without -c names the prefix it used" names_the_prefix
   check "an id with braces: written, shown, under its escaped key" brace_id_found
+  check "show -r with -c reads under the file's redis.prefix" show_r_uses_config_prefix
+  check "forget without brokers fails at once, erasing nothing" forget_needs_brokers
 fi
 finish tailorctl

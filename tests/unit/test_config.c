@@ -2644,6 +2644,100 @@ static void test_reloadable(void)
     tl_config_free(gone);
 }
 
+/* An option that shapes a feature's state is refused like a kind change
+ * unless the state converts exactly (issue 20, item 4). */
+static void test_reload_reshape(void)
+{
+    clear_env();
+    char err[TL_ERRSZ];
+    static const char *const cases[][3] = {
+        /* from, to, the refusal ("" when accepted) */
+        {"{ name: v, kind: window_count, window: 7d }",
+         "{ name: v, kind: window_count, window: 14d }",
+         "feature v: window 1w -> 2w (resolution 336m -> 672m) resets "
+         "every customer's v; reload with force"},
+        {"{ name: v, kind: window_count, window: 7d, resolution: 1d }",
+         "{ name: v, kind: window_count, window: 7d, resolution: 12h }",
+         "feature v: resolution 1d -> 12h resets every customer's v"},
+        {"{ name: v, kind: window_count, window: 7d, resolution: 1d }",
+         "{ name: v, kind: window_count, window: 14d, resolution: 1d }",
+         "feature v: window 1w -> 2w leaves every customer's v without the "
+         "events older than the old window"},
+        {"{ name: v, kind: window_sum, field: amount, window: 14d, "
+         "resolution: 1d }",
+         "{ name: v, kind: window_sum, field: amount, window: 7d, "
+         "resolution: 1d }", ""},
+        {"{ name: d, kind: decayed_count, half_life: 7d }",
+         "{ name: d, kind: decayed_count, half_life: 1d }",
+         "feature d: half_life 1w -> 1d leaves every customer's d decayed "
+         "with the old half_life"},
+        {"{ name: t, kind: top_k, field: item, k: 3 }",
+         "{ name: t, kind: top_k, field: item, k: 5 }",
+         "feature t: k 3 -> 5 (capacity 10 -> 15) leaves every customer's t "
+         "counted with the old capacity"},
+        {"{ name: t, kind: top_k, field: item, k: 5, capacity: 20 }",
+         "{ name: t, kind: top_k, field: item, k: 3, capacity: 10 }",
+         "feature t: k 5 -> 3 (capacity 20 -> 10) resets every customer's t "
+         "that tracks more values than the new capacity"},
+        {"{ name: t, kind: top_k, field: item, k: 5, capacity: 20 }",
+         "{ name: t, kind: top_k, field: item, k: 3, capacity: 20 }", ""},
+        {"{ name: t, kind: top_k, field: item, k: 3, max_length: 32 }",
+         "{ name: t, kind: top_k, field: item, k: 3, max_length: 16 }",
+         "feature t: max_length 32 -> 16 resets every customer's t holding"},
+        {"{ name: l, kind: last_n, field: item, n: 5 }",
+         "{ name: l, kind: last_n, field: item, n: 10 }",
+         "feature l: n 5 -> 10 leaves every customer's l with the old n"},
+        {"{ name: l, kind: last_n, field: item, n: 10 }",
+         "{ name: l, kind: last_n, field: item, n: 5 }", ""},
+        {"{ name: x, kind: distinct, field: item, precision: 10 }",
+         "{ name: x, kind: distinct, field: item, precision: 12 }",
+         "feature x: precision 10 -> 12 resets every customer's x that has "
+         "become a sketch"},
+        {"{ name: x, kind: distinct, field: item, exact_up_to: 100 }",
+         "{ name: x, kind: distinct, field: item, exact_up_to: 50 }",
+         "feature x: exact_up_to 100 -> 50 resets every customer's x with "
+         "more values"},
+        {"{ name: x, kind: distinct, field: item, exact_up_to: 50 }",
+         "{ name: x, kind: distinct, field: item, exact_up_to: 100 }",
+         "feature x: exact_up_to 50 -> 100 leaves every customer's x that "
+         "has become a sketch an estimate"},
+        /* Not the state's shape: a ttl, a last's max_length (cut on load as
+         * on update). */
+        {"{ name: c, kind: count }", "{ name: c, kind: count, ttl: 1d }", ""},
+        {"{ name: s, kind: last, field: item, max_length: 32 }",
+         "{ name: s, kind: last, field: item, max_length: 16 }", ""},
+    };
+    tl_log_level lv = tl_log_current;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char a[256], b[256];
+        snprintf(a, sizeof a, "  - %s\n", cases[i][0]);
+        snprintf(b, sizeof b, "  - %s\n", cases[i][1]);
+        tl_config *cur = reload_cfg(a), *next = reload_cfg(b);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+        int rc = tl_config_reloadable(cur, next, 0, err, sizeof err);
+        if (!cases[i][2][0]) {
+            CU_ASSERT_EQUAL(rc, TL_OK);
+        } else {
+            CU_ASSERT_EQUAL(rc, TL_ERR_CONFIG);
+            if (rc == TL_OK) err[0] = '\0';
+            char want[512];
+            snprintf(want, sizeof want, "t.yaml: refused: %s", cases[i][2]);
+            if (strncmp(err, want, strlen(want)))
+                fprintf(stderr, "case %zu:\n want %s\n got  %s\n", i, want,
+                        err);
+            CU_ASSERT(strncmp(err, want, strlen(want)) == 0);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err, "tailord --force"));
+            tl_log_set_level(TL_LOG_ERROR); /* the forced reload's warning */
+            CU_ASSERT_EQUAL(tl_config_reloadable(cur, next, 1, err, sizeof err),
+                            TL_OK);
+            tl_log_set_level(lv);
+        }
+        tl_config_free(cur);
+        tl_config_free(next);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -2667,6 +2761,8 @@ int main(void)
     CU_add_test(s, "${ENV} substitution, secrets, log.format, kafka.audit",
                 test_env_substitution);
     CU_add_test(s, "what a reload may change", test_reloadable);
+    CU_add_test(s, "a reload refuses reshaping a feature's state",
+                test_reload_reshape);
     s = CU_add_suite("config_errors", NULL, NULL);
     CU_add_test(s, "YAML syntax, empty, not a mapping", test_err_yaml);
     CU_add_test(s, "unknown keys", test_err_unknown_key);

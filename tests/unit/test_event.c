@@ -832,6 +832,26 @@ static void test_json_attr_formatting(void)
     CU_ASSERT_STRING_EQUAL(attr(&ev, "l"), "\xc3\xa9\t");
     CU_ASSERT_STRING_EQUAL(attr(&ev, "m"), "1");
     CU_ASSERT_STRING_EQUAL(attr(&ev, "n"), "1.0000000000000002");
+    /* A top-level field the event does not have is an attribute, not lost
+     * (issue 20, item 10): a string as it is, anything else its JSON text,
+     * null dropped; an attrs entry of the same name wins. */
+    static const char extra[] =
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":0,\"channel\":"
+        "\"web\",\"type\":\"view\",\"item\":null,\"page\":\"home\","
+        "\"n\":6,\"gone\":null,\"ref\":\"top\",\"attrs\":{\"ref\":\"attrs\","
+        "\"a\":\"x\"}}";
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_from_json(extra, strlen(extra), &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 4);
+    CU_ASSERT(attrs_sorted(&ev));
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "page"), "home");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "n"), "6");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "ref"), "attrs");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "a"), "x");
+    CU_ASSERT_PTR_NULL(attr(&ev, "gone"));
+    CU_ASSERT_PTR_NULL(attr(&ev, "item"));
+    CU_ASSERT_PTR_NULL(attr(&ev, "type"));
     tl_arena_free(&a);
 }
 
@@ -949,9 +969,19 @@ static void test_json_decoder(void)
                                     sizeof err),
                     TL_REJECT_DECODE);
     CU_ASSERT_EQUAL(strncmp(err, "invalid JSON", 12), 0);
+    /* A top-level field the event does not have is an attribute. */
+    static const char page[] =
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":0,\"channel\":"
+        "\"web\",\"type\":\"view\",\"page\":\"cart\"}";
+    CU_ASSERT_EQUAL_FATAL(
+        tl_event_decode(d, page, strlen(page), &a, &ev, err, sizeof err),
+        TL_REJECT_NONE);
+    CU_ASSERT_EQUAL(ev.nattrs, 1);
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "page"), "cart");
     tl_event_decoder_free(d);
     tl_arena_free(&a);
 }
+
 
 /* JSON -> event -> Avro -> event gives the same event, for real data. */
 static void test_json_slice_roundtrip(void)
@@ -2334,7 +2364,8 @@ int main(void)
     CU_add_test(s, "no allocation", test_direct_no_alloc);
     s = CU_add_suite("event_json", NULL, NULL);
     CU_add_test(s, "dataset line", test_json_line);
-    CU_add_test(s, "attrs formatting", test_json_attr_formatting);
+    CU_add_test(s, "attrs formatting, unknown top-level fields",
+                test_json_attr_formatting);
     CU_add_test(s, "errors and missing customer", test_json_errors);
     CU_add_test(s, "JSON decoder", test_json_decoder);
     CU_add_test(s, "slice JSON->Avro->event", test_json_slice_roundtrip);

@@ -299,14 +299,18 @@ static void test_load_rejects_malformed(void)
     for (size_t i = 0; i < sizeof bad_count / sizeof *bad_count; i++)
         CU_ASSERT_EQUAL(tl_feature_load(&c, b, bad_count[i], strlen(bad_count[i]),
                                         err, sizeof err), TL_ERR_DECODE);
-    const char *bad_win[] = {"1;5;1,2,3,4", "1;x;1", "1;5;a", "1"};
+    /* "1;5;..." : a head (5) that is not the bucket of updated (1 ms). */
+    const char *bad_win[] = {"1;5;1,2,3,4", "1;x;1", "604800000;7;a", "1",
+                             "1;5;"};
     for (size_t i = 0; i < sizeof bad_win / sizeof *bad_win; i++)
         CU_ASSERT_EQUAL(tl_feature_load(&w, b, bad_win[i], strlen(bad_win[i]),
                                         err, sizeof err), TL_ERR_DECODE);
     CU_ASSERT_EQUAL(tl_feature_load(&s, b, "1;2", 3, err, sizeof err), TL_ERR_DECODE);
-    CU_ASSERT_EQUAL(tl_feature_load(&w, b, "5;7;", 4, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_feature_load(&w, b, "604800005;7;", 12, err, sizeof err),
+                    TL_OK);
     CU_ASSERT_EQUAL(num(&w, b, 7 * DAY), 0);
-    CU_ASSERT_EQUAL(tl_feature_load(&w, b, "5;7;2,1", 7, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_feature_load(&w, b, "604800005;7;2,1", 15, err,
+                                    sizeof err), TL_OK);
     CU_ASSERT_EQUAL(num(&w, b, 7 * DAY), 3);
     CU_ASSERT_EQUAL(num(&w, b, 8 * DAY), 3);
     CU_ASSERT_EQUAL(num(&w, b, 9 * DAY), 2);
@@ -802,7 +806,7 @@ static void test_new_load_rejects_malformed(void)
     CU_ASSERT_EQUAL(tl_feature_load(&tk, b, good_tk, strlen(good_tk), err, sizeof err), TL_OK);
     const char *w[] = {"a", "b;c"};
     list_is(&tk, b, 1, w, 2);
-    const char *bad_ln[] = {"1;5,2:a", "1;5,1:a6,1:b7,1:c", "1;x,1:a"};
+    const char *bad_ln[] = {"1;5,2:a", "1;5,1:a6,1:bc", "1;x,1:a"};
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(tl_feature_load(&ln, b, bad_ln[i], strlen(bad_ln[i]), err, sizeof err),
                         TL_ERR_DECODE);
@@ -815,6 +819,72 @@ static void test_new_load_rejects_malformed(void)
     tl_feature_clear(&tk);
     tl_feature_clear(&ln);
     tl_feature_clear(&ds);
+}
+
+/* Applies the same events to features a and b, saves a's state and loads
+ * it into a fresh block of b: 0 when the load refuses it. */
+static int reshape(const tl_feature *a, const tl_feature *b,
+                   unsigned char *ba, unsigned char *bb, unsigned char *loaded,
+                   const int64_t *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        apply(a, ba, event(ts[i], "view", i % 2 ? "x" : "y", 0, 0));
+        apply(b, bb, event(ts[i], "view", i % 2 ? "x" : "y", 0, 0));
+    }
+    char *text = malloc(tl_feature_save_size(a));
+    size_t len = tl_feature_save(a, ba, text);
+    char err[256];
+    int rc = tl_feature_load(b, loaded, text, len, err, sizeof err);
+    free(text);
+    return rc == TL_OK;
+}
+
+/* A reload may shorten a window at the same resolution, or last_n's n:
+ * the stored state then loads as exactly the state the new option would
+ * have built (what config_reload lets through without --force).  A state
+ * saved at another resolution is refused (reset), not misread. */
+static void test_load_converts_exactly(void)
+{
+    /* Late events too: within the long window, outside the short one. */
+    const int64_t ts[] = {DAY, 5 * DAY, 20 * DAY, 26 * DAY + 5, 21 * DAY,
+                          27 * DAY, 8 * DAY, 29 * DAY + 1, 28 * DAY};
+    size_t nts = sizeof ts / sizeof *ts;
+    tl_feature w30 = make(TL_FK_WINDOW_COUNT, NULL, NULL, 30 * DAY, DAY, 0);
+    tl_feature w7 = make(TL_FK_WINDOW_COUNT, NULL, NULL, 7 * DAY, DAY, 0);
+    tl_feature w7h = make(TL_FK_WINDOW_COUNT, NULL, NULL, 7 * DAY, DAY / 2, 0);
+    unsigned char *ba = calloc(1, w30.size), *bb = calloc(1, w7.size),
+                  *loaded = calloc(1, w7.size);
+    CU_ASSERT_FATAL(reshape(&w30, &w7, ba, bb, loaded, ts, nts));
+    CU_ASSERT(memcmp(bb, loaded, w7.size) == 0);
+    CU_ASSERT_EQUAL(num(&w7, loaded, 29 * DAY + 1), 4);
+    free(bb);
+    free(loaded);
+    memset(ba, 0, w30.size);
+    bb = calloc(1, w7h.size);
+    loaded = calloc(1, w7h.size);
+    CU_ASSERT(!reshape(&w7, &w7h, ba, bb, loaded, ts, nts));
+    CU_ASSERT_EQUAL(num(&w7h, loaded, 29 * DAY + 1), 0);
+    free(ba);
+    free(bb);
+    free(loaded);
+    tl_feature o5 = {.n = 5}, o2 = {.n = 2};
+    tl_feature l5 = make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &o5);
+    tl_feature l2 = make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &o2);
+    ba = calloc(1, l5.size);
+    bb = calloc(1, l2.size);
+    loaded = calloc(1, l2.size);
+    CU_ASSERT_FATAL(reshape(&l5, &l2, ba, bb, loaded, ts, nts));
+    CU_ASSERT(memcmp(bb, loaded, l2.size) == 0);
+    const char *want[] = {"x", "y"};
+    list_is(&l2, loaded, 29 * DAY + 1, want, 2);
+    free(ba);
+    free(bb);
+    free(loaded);
+    tl_feature_clear(&w30);
+    tl_feature_clear(&w7);
+    tl_feature_clear(&w7h);
+    tl_feature_clear(&l5);
+    tl_feature_clear(&l2);
 }
 
 int main(void)
@@ -848,5 +918,7 @@ int main(void)
     CU_add_test(s, "ttl", test_ttl);
     CU_add_test(s, "option errors of the newer kinds", test_new_finish_errors);
     CU_add_test(s, "newer kinds reject malformed state", test_new_load_rejects_malformed);
+    CU_add_test(s, "a shorter window or last_n loads exactly",
+                test_load_converts_exactly);
     return tl_test_run();
 }
