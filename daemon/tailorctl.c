@@ -541,7 +541,7 @@ static int cmd_show(int argc, char **argv)
                 tl_view_add(&shown, raw.f[i].name, strlen(raw.f[i].name),
                             raw.f[i].val, strlen(raw.f[i].val));
         if (json) {
-            char *js = tl_view_json(id, &shown, cfg != NULL, as_of, 0);
+            char *js = tl_view_json(id, &shown, cfg != NULL, as_of);
             printf("%s\n", js);
             free(js);
         } else {

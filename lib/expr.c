@@ -5,6 +5,7 @@
  */
 #include "expr.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -447,6 +448,63 @@ size_t tl_value_format(const tl_value *v, char *buf, size_t size)
         }
     } else if (v) {
         put_scalar(&o, v);
+    }
+    if (size > 0) buf[o.n < size - 1 ? o.n : size - 1] = '\0';
+    return o.n;
+}
+
+/* A JSON string: '"' and '\' escaped, control characters as \u00XX, and
+ * a byte that is not valid UTF-8 as U+FFFD, so that every parser takes it
+ * (cut strings end at a UTF-8 boundary; event strings are not checked). */
+static void put_json_str(sink *o, const char *s, size_t n)
+{
+    put(o, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = tl_utf8_seq((const unsigned char *)s + i, n - i);
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            put(o, esc, 2);
+        } else if (c < 0x20) {
+            put(o, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
+        } else if (!l) {
+            put(o, "\xEF\xBF\xBD", 3);
+            l = 1;
+        } else {
+            put(o, s + i, l);
+        }
+        i += l ? l : 1;
+    }
+    put(o, "\"", 1);
+}
+
+static void put_json_scalar(sink *o, const tl_value *v)
+{
+    if (v->type == TL_T_STR)
+        put_json_str(o, v->u.str.ptr, v->u.str.len);
+    else if (v->type == TL_T_BOOL || (v->type == TL_T_NUM && isfinite(v->u.num)))
+        put_scalar(o, v);
+    else /* null, and the numbers JSON has no word for */
+        put(o, "null", 4);
+}
+
+size_t tl_value_format_json(const tl_value *v, char *buf, size_t size)
+{
+    sink o = {buf, size, 0};
+    if (v && is_list(v->type)) {
+        put(&o, "[", 1);
+        for (uint32_t i = 0; i < v->u.list.n; i++) {
+            tl_value e;
+            if (i) put(&o, ",", 1);
+            list_elem(v, i, &e);
+            put_json_scalar(&o, &e);
+        }
+        put(&o, "]", 1);
+    } else if (v) {
+        put_json_scalar(&o, v);
+    } else {
+        put(&o, "null", 4);
     }
     if (size > 0) buf[o.n < size - 1 ? o.n : size - 1] = '\0';
     return o.n;

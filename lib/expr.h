@@ -215,4 +215,10 @@ void tl_expr_free(tl_expr *e);
  * snprintf); always NUL-terminates when size > 0. */
 size_t tl_value_format(const tl_value *v, char *buf, size_t size);
 
+/* Writes a value as JSON text, like tl_value_format: null, true/false,
+ * numbers as tl_fmt_number writes them (NaN and infinities as null),
+ * strings quoted and escaped (a byte that is not UTF-8 as U+FFFD), lists as
+ * arrays: ["Shoes, red","Boots"]. */
+size_t tl_value_format_json(const tl_value *v, char *buf, size_t size);
+
 #endif

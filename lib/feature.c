@@ -839,9 +839,12 @@ void tl_feature_read(const tl_feature *f, const unsigned char *block,
 int tl_feature_format(const tl_feature *f, const unsigned char *block,
                       int64_t now, char *buf, size_t size)
 {
-    if (!tl_feature_live(f, block, now)) return -1;
     tl_value v;
     tl_feature_read(f, block, now, &v);
+    if (v.type == TL_T_NULL) return -1;
+    /* A list joined with commas cannot hold "Shoes, red": lists are JSON. */
+    if (v.type == TL_T_LIST_STR || v.type == TL_T_LIST_NUM)
+        return (int)tl_value_format_json(&v, buf, size);
     return (int)tl_value_format(&v, buf, size);
 }
 

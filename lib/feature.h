@@ -167,9 +167,11 @@ int tl_feature_has_state(const tl_feature *f);
 
 /*
  * Redis encoding.  Readable value (decimal numbers, strings verbatim, lists
- * comma-separated) as of `now` (the customer's newest event):
+ * as JSON arrays: ["Shoes, red","Boots"], [3,1.5]) of what a rule reads at
+ * `now` (the customer's newest event), so a count of nothing is "0":
  * tl_feature_format writes it like snprintf and returns its full length, or
- * -1 when the feature is not live at `now` (no readable field then).
+ * -1 when the feature reads null at `now` (no readable field then: never
+ * set and not a count, or expired by ttl).
  * The internal state, stored in field "_f:<name>", round-trips exactly:
  * tl_feature_save writes it (returns length; buf must hold
  * tl_feature_save_size bytes) and tl_feature_load restores the slice from it

@@ -357,7 +357,7 @@ static enum MHD_Result customer(tl_http *h, struct MHD_Connection *c,
                   err);
         goto done;
     }
-    char *js = tl_view_json(id, &shown, 1, as_of, 1);
+    char *js = tl_view_json(id, &shown, 1, as_of);
     if (!js) {
         rc = text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot encode JSON\n");
         goto done;

@@ -160,6 +160,15 @@ static const char *cat(tl_arena *a, const char *pre, const char *name,
     return s;
 }
 
+/* No watermark of the vector was ever stored: its key holds nothing of it
+ * (a new customer, or one whose key Redis lost). */
+static int never_stored(const tl_vec *v)
+{
+    for (size_t i = 0; i < v->nwm; i++)
+        if (v->wm[i].stored >= 0) return 0;
+    return 1;
+}
+
 size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
                      const char **fields, size_t *flens, const char **vals,
                      size_t *vlens, const char **dels, size_t *dlens,
@@ -167,26 +176,36 @@ size_t tl_vec_encode(const tl_vec *v, const tl_layout *l, tl_arena *arena,
 {
     size_t n = 0, nd = 0;
     int64_t now = v->newest;
+    int fresh = never_stored(v);
     for (size_t i = 0; i < l->nfeatures; i++) {
         const tl_feature *f = &l->features[i];
         int state = tl_feature_has_state(f);
         int changed = i >= 64 || (v->changed >> i & 1);
+        int timed = tl_feature_follows_time(f);
         /* Fields that are in Redis as they would be written again: the
          * flush script's cost grows with the fields it sets, and an event
-         * typically changes a few features of many. */
-        if (!changed && !tl_feature_follows_time(f)) continue;
-        if (!v->has_newest || !tl_feature_live(f, v->block, now)) {
-            /* Never set (nothing to delete, but HDEL of an absent field is
-             * free) or expired by ttl: its fields must go. */
+         * typically changes a few features of many.  A vector never
+         * stored has nothing in Redis yet: the features no event set get
+         * what rules read for them, a count's 0 (and no state: none is
+         * none), or nothing at all. */
+        if (!changed && !timed &&
+            !(fresh && !tl_feature_live(f, v->block, now)))
+            continue;
+        char small[TL_NUMBUF];
+        /* Most values fit the small buffer; long ones are formatted again at
+         * their full length.  -1: the feature reads null. */
+        int rl = v->has_newest
+                     ? tl_feature_format(f, v->block, now, small, sizeof small)
+                     : -1;
+        if (rl < 0) {
+            /* Expired by ttl, or never set (nothing to delete, but HDEL of
+             * an absent field is free): its fields must go. */
+            if (!changed && !timed) continue; /* fresh: nothing stored */
             dels[nd] = f->name;
             dlens[nd++] = strlen(f->name);
             if (state) dels[nd] = cat(arena, "_f:", f->name, &dlens[nd]), nd++;
             continue;
         }
-        char small[TL_NUMBUF];
-        /* Most values fit the small buffer; long ones are formatted again at
-         * their full length. */
-        int rl = tl_feature_format(f, v->block, now, small, sizeof small);
         char *r = tl_arena_alloc(arena, (size_t)rl + 1);
         if ((size_t)rl < sizeof small)
             memcpy(r, small, (size_t)rl + 1);

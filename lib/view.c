@@ -13,6 +13,7 @@ void tl_view_add(tl_view_fields *fs, const char *name, size_t nlen,
     fs->f = tl_xrealloc(fs->f, (fs->n + 1) * sizeof *fs->f);
     fs->f[fs->n].name = tl_xstrndup(name, nlen);
     fs->f[fs->n].val = val ? tl_xstrndup(val, vlen) : NULL;
+    fs->f[fs->n].type = TL_T_STR;
     fs->n++;
 }
 
@@ -82,37 +83,63 @@ int tl_view_compute(const tl_config *cfg, const char *id,
     *as_of = now;
     for (size_t i = 0; rc == TL_OK && i < cfg->nfeatures; i++) {
         const tl_feature *f = &cfg->features[i];
-        /* What a rule would read: counts of nothing are 0, others null. */
-        tl_value val;
-        tl_feature_read(f, v->block, now, &val);
-        if (val.type == TL_T_NULL) {
+        /* What a rule would read: counts of nothing are 0, others null;
+         * as tailord writes it (lists as JSON arrays). */
+        int n = tl_feature_format(f, v->block, now, NULL, 0);
+        if (n < 0) {
             tl_view_add(out, f->name, strlen(f->name), NULL, 0);
             continue;
         }
-        size_t n = tl_value_format(&val, NULL, 0);
-        char *buf = tl_xmalloc(n + 1);
-        tl_value_format(&val, buf, n + 1);
-        tl_view_add(out, f->name, strlen(f->name), buf, n);
+        char *buf = tl_xmalloc((size_t)n + 1);
+        tl_feature_format(f, v->block, now, buf, (size_t)n + 1);
+        tl_view_add(out, f->name, strlen(f->name), buf, (size_t)n);
+        out->f[out->n - 1].type = f->type;
         free(buf);
     }
     tl_cache_free(cache);
     return rc;
 }
 
+/* A field's value as typed JSON.  Lists are JSON text already; a scalar
+ * goes through tl_value_format_json, which also makes any string valid
+ * UTF-8. */
+static json_t *typed(const tl_view_field *f)
+{
+    if (!f->val) return json_null();
+    tl_value v = {.type = f->type};
+    if (f->type == TL_T_NUM && tl_parse_double(f->val, strlen(f->val),
+                                               &v.u.num)) {
+        v.type = TL_T_STR;
+    } else if (f->type == TL_T_BOOL) {
+        v.u.b = strcmp(f->val, "true") == 0;
+    } else if (f->type != TL_T_NUM) {
+        v.type = TL_T_STR;
+    }
+    if (v.type == TL_T_STR) v.u.str.ptr = f->val, v.u.str.len = strlen(f->val);
+    char *text = f->val;
+    if (f->type != TL_T_LIST_STR && f->type != TL_T_LIST_NUM) {
+        size_t n = tl_value_format_json(&v, NULL, 0);
+        text = tl_xmalloc(n + 1);
+        tl_value_format_json(&v, text, n + 1);
+    }
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (text != f->val) free(text);
+    return j ? j : json_null();
+}
+
 char *tl_view_json(const char *id, const tl_view_fields *fs, int has_as_of,
-                   int64_t as_of, int omit_null)
+                   int64_t as_of)
 {
     json_t *obj = json_object(), *feat = json_object();
     json_object_set_new(obj, "customer_id", json_string(id));
     if (has_as_of) json_object_set_new(obj, "as_of", json_integer(as_of));
-    for (size_t i = 0; i < fs->n; i++) {
-        if (!fs->f[i].val && omit_null) continue;
-        json_object_set_new(feat, fs->f[i].name,
-                            fs->f[i].val ? json_string(fs->f[i].val)
-                                         : json_null());
-    }
+    for (size_t i = 0; i < fs->n; i++)
+        json_object_set_new(feat, fs->f[i].name, typed(&fs->f[i]));
     json_object_set_new(obj, "features", feat);
-    char *js = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Numbers as tailord writes them (at most 15 significant digits), not
+     * as the double nearest them prints with 17. */
+    char *js = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(15));
     json_decref(obj);
     return js;
 }

@@ -19,7 +19,9 @@
 
 typedef struct tl_view_field {
     char *name, *val; /* val NULL: the feature has no value (expired, or
-                       * never set) */
+                       * never set); else its readable text, as in Redis */
+    tl_type type;     /* the value's type: TL_T_STR for a raw field (its
+                       * type is not known without a config) */
 } tl_view_field;
 
 typedef struct tl_view_fields {
@@ -43,8 +45,9 @@ typedef enum { TL_VIEW_AT_NEWEST, TL_VIEW_AT_MS, TL_VIEW_AT_NOW } tl_view_when;
 
 /*
  * Every configured feature of the vector in raw, in config order, read at
- * `when` (*as_of gets the moment used): val NULL for a feature without a
- * value.  TL_ERR_DECODE with a message for malformed internal state, or
+ * `when` (*as_of gets the moment used), as a rule reads it and as tailord
+ * writes its readable field (tl_feature_format: a count of nothing is 0,
+ * lists are JSON arrays): val NULL for a feature without a value.  TL_ERR_DECODE with a message for malformed internal state, or
  * when TL_VIEW_AT_NEWEST is asked of a vector without _ts.
  */
 int tl_view_compute(const tl_config *cfg, const char *id,
@@ -53,9 +56,10 @@ int tl_view_compute(const tl_config *cfg, const char *id,
                     size_t errsz);
 
 /* {"customer_id":ID,["as_of":MS,]"features":{name:value|null,...}} (malloc'd;
- * caller frees); as_of is left out when has_as_of is 0, features without
- * value are left out when omit_null is set. */
+ * caller frees); as_of is left out when has_as_of is 0.  Values are typed
+ * JSON: numbers, true/false, strings, arrays, null for a feature without
+ * value; raw fields (TL_T_STR) are strings. */
 char *tl_view_json(const char *id, const tl_view_fields *fs, int has_as_of,
-                   int64_t as_of, int omit_null);
+                   int64_t as_of);
 
 #endif

@@ -7,7 +7,9 @@
  * with it 413) before any body is read; /healthz answers in milliseconds
  * while /readyz and /v1/ callers wait on a stopped Redis; a customer id
  * with %00 or invalid UTF-8 is refused; /readyz names a cause, never the
- * address; warnings are rate-limited.
+ * address; warnings are rate-limited.  And what a campaign tool reads: a
+ * vector written as tailord writes it holds 0 for a count of nothing and a
+ * JSON array for a list; /v1/customers gives typed JSON, null for null.
  */
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -31,6 +33,8 @@
 #include "config.h"
 #include "http.h"
 #include "httpc.h"
+#include "store.h"
+#include "cache.h"
 
 #define TOKEN "t0k-en"
 #define SLOW_CLIENTS 70
@@ -79,7 +83,12 @@ static int suite_init(void)
              "output: out }\n"
              "redis: { url: '%s', prefix: 'g:' }\n"
              "http: { listen: '127.0.0.1:%d', token: '" TOKEN "' }\n"
-             "features:\n  - { name: visits, kind: count }\n",
+             "features:\n  - { name: visits, kind: count }\n"
+             "  - { name: purchases, kind: count, where: 'type == \"purchase\"' }\n"
+             "  - { name: spend, kind: sum, field: amount }\n"
+             "  - { name: top_spend, kind: max, field: amount }\n"
+             "  - { name: last_item, kind: last, field: item }\n"
+             "  - { name: items, kind: last_n, field: item, n: 3 }\n",
              redis->url, port);
     cfg = tl_config_load_string(text, strlen(text), "guard.yaml", err,
                                 sizeof err);
@@ -278,6 +287,96 @@ static void test_customer_id_checked(void)
                         "Connection: close\r\n\r\n", 2000, NULL, 0), 404);
 }
 
+/* Writes a customer's vector as the flusher does (tl_vec_encode, one
+ * compare-and-set write). */
+static void write_vector(const char *id, const tl_event *evs, size_t n)
+{
+    tl_layout l = {cfg->features, cfg->nfeatures, cfg->rules, cfg->nrules,
+                   cfg->block_size, &cfg->ruleset};
+    tl_cache *cache = tl_cache_new(&l, 1);
+    tl_vec *v = tl_cache_put(cache, id, strlen(id));
+    for (size_t i = 0; i < n; i++) tl_vec_apply(v, &l, &evs[i]);
+    tl_vec_wm(v, "in", 0)->applied = (int64_t)n;
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    size_t mf = tl_vec_max_fields(&l), md = tl_vec_max_dels(&l);
+    const char **f = calloc(mf, sizeof *f), **val = calloc(mf, sizeof *val),
+               **del = calloc(md, sizeof *del);
+    size_t *fl = calloc(mf, sizeof *fl), *vl = calloc(mf, sizeof *vl),
+           *dl = calloc(md, sizeof *dl), nd;
+    tl_store_wm wm = {"_o:in:0", 7, -1, (int64_t)n};
+    tl_store_write w = {.wm = &wm, .nwm = 1, .fields = f, .flens = fl,
+                        .vals = val, .vlens = vl, .dels = del, .dlens = dl};
+    w.key = tl_vec_key(&a, cfg->redis_prefix, id, strlen(id), &w.keylen);
+    w.nfields = tl_vec_encode(v, &l, &a, f, fl, val, vl, del, dl, &nd);
+    w.ndels = nd;
+    char err[TL_ERRSZ];
+    tl_store *st = tl_store_new(redis->url, 2000, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_EQUAL(tl_store_flush(st, &w, 1, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(w.result, TL_OK);
+    tl_store_free(st);
+    free(f), free(val), free(del), free(fl), free(vl), free(dl);
+    tl_arena_free(&a);
+    tl_cache_free(cache);
+}
+
+/* A customer who visited twice and never purchased: Redis holds 0 for
+ * purchases and spend (what rules read), the items as a JSON array that
+ * keeps "Shoes, red" whole, nothing for top_spend (null); /v1/customers
+ * gives numbers, arrays, strings and null as JSON types. */
+static void test_customer_values(void)
+{
+    tl_event e[2];
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 2; i++) {
+        e[i].event_id = "e";
+        e[i].customer_id = "c1";
+        e[i].customer_id_len = 2;
+        e[i].ts = 1000 + i;
+        e[i].type = "visit";
+    }
+    e[0].item = "Shoes, red";
+    e[1].item = "Boots";
+    write_vector("c1", e, 2);
+    redisContext *c = redisConnect("127.0.0.1", redis->port);
+    CU_ASSERT_FATAL(c && !c->err);
+    const char *want[][2] = {{"visits", "2"},
+                             {"purchases", "0"},
+                             {"spend", "0"},
+                             {"last_item", "Boots"},
+                             {"items", "[\"Boots\",\"Shoes, red\"]"},
+                             {"top_spend", NULL}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        redisReply *r = redisCommand(c, "HGET g:cx:{c1} %s", want[i][0]);
+        CU_ASSERT_FATAL(r != NULL);
+        if (want[i][1]) {
+            CU_ASSERT_EQUAL(r->type, REDIS_REPLY_STRING);
+            if (r->type == REDIS_REPLY_STRING) {
+                CU_ASSERT_STRING_EQUAL(r->str, want[i][1]);
+            } else {
+                fprintf(stderr, "\n  %s: not in redis\n", want[i][0]);
+            }
+        } else {
+            CU_ASSERT_EQUAL(r->type, REDIS_REPLY_NIL);
+        }
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    char url[128], err[TL_ERRSZ];
+    snprintf(url, sizeof url, "%s/v1/customers/c1", base);
+    int status = 0;
+    char *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(tl_http_request("GET", url, TOKEN, 2000, &status,
+                                          &body, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT_STRING_EQUAL(body,
+        "{\"customer_id\":\"c1\",\"as_of\":1001,\"features\":{\"visits\":2,"
+        "\"purchases\":0,\"spend\":0,\"top_spend\":null,"
+        "\"last_item\":\"Boots\",\"items\":[\"Boots\",\"Shoes, red\"]}}");
+    free(body);
+}
+
 typedef struct caller {
     const char *path;
     const char *token;
@@ -422,6 +521,8 @@ int main(void)
     CU_add_test(s, "large POST refused before its body", test_large_post);
     CU_add_test(s, "customer id: NUL and invalid UTF-8 refused",
                 test_customer_id_checked);
+    CU_add_test(s, "/v1/customers: typed JSON, Redis holds what rules read",
+                test_customer_values);
     CU_add_test(s, "/healthz answers while Redis hangs",
                 test_healthz_while_redis_hangs);
     CU_add_test(s, "/readyz names the cause, not the address",

@@ -1599,6 +1599,60 @@ static void test_format(void)
     tl_expr_free(e);
 }
 
+/* JSON text: null, bools, numbers (non-finite as null), strings escaped,
+ * lists as arrays (the empty list too); snprintf-like lengths. */
+static void test_format_json(void)
+{
+    char buf[64];
+    tl_value v = TL_VALUE_NULL;
+    CU_ASSERT_EQUAL(tl_value_format_json(&v, buf, sizeof buf), 4);
+    CU_ASSERT_STRING_EQUAL(buf, "null");
+    CU_ASSERT_EQUAL(tl_value_format_json(NULL, buf, sizeof buf), 4);
+    v.type = TL_T_BOOL;
+    v.u.b = 1;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "true");
+    v.type = TL_T_NUM;
+    v.u.num = 0.1 + 0.2;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "0.3");
+    v.u.num = NAN;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "null");
+    v.u.num = -INFINITY;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "null");
+    v.type = TL_T_STR;
+    v.u.str.ptr = "a\"b\\c\n\x01\xe2\x82";
+    v.u.str.len = strlen(v.u.str.ptr);
+    CU_ASSERT_EQUAL(tl_value_format_json(&v, NULL, 0), 27);
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "\"a\\\"b\\\\c\\u000a\\u0001\xef\xbf\xbd\xef\xbf\xbd\"");
+    memset(buf, 'x', sizeof buf);
+    CU_ASSERT_EQUAL(tl_value_format_json(&v, buf, 5), 27);
+    CU_ASSERT_STRING_EQUAL(buf, "\"a\\\"");
+    unsigned char lb[2 * 16];
+    put_str_elem(lb, "Shoes, red");
+    put_str_elem(lb + 16, "");
+    v.type = TL_T_LIST_STR;
+    v.u.list.base = lb;
+    v.u.list.n = 2;
+    v.u.list.stride = 16;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "[\"Shoes, red\",\"\"]");
+    v.u.list.n = 0;
+    v.u.list.base = NULL;
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "[]");
+    double nl[2] = {-0.5, 1e300};
+    v.type = TL_T_LIST_NUM;
+    v.u.list.base = (const unsigned char *)nl;
+    v.u.list.n = 2;
+    v.u.list.stride = sizeof(double);
+    tl_value_format_json(&v, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "[-0.5,1e+300]");
+}
+
 static void test_type_names(void)
 {
     CU_ASSERT_STRING_EQUAL(tl_type_name(TL_T_NULL), "null");
@@ -2406,6 +2460,7 @@ int main(void)
     CU_add_test(s, "borrowed strings", test_borrowed_strings);
     CU_add_test(s, "variables", test_vars);
     CU_add_test(s, "value format", test_format);
+    CU_add_test(s, "value format as JSON", test_format_json);
     CU_add_test(s, "type names", test_type_names);
     CU_add_test(s, "lower's bound", test_lower_bound);
     CU_add_test(s, "days_since and now", test_days_since_now);

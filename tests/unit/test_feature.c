@@ -107,7 +107,7 @@ static void test_count(void)
     tl_feature f = make(TL_FK_COUNT, "type == \"purchase\"", NULL, 0, 0, 0);
     unsigned char *b = calloc(1, f.size);
     CU_ASSERT_EQUAL(num(&f, b, 0), 0); /* nothing counted reads 0 */
-    fmt_is(&f, b, NULL);               /* ... but is not written */
+    fmt_is(&f, b, "0");                /* ... and is written so */
     CU_ASSERT_EQUAL(apply(&f, b, event(1000, "purchase", "a", 1, 1)), 1);
     CU_ASSERT_EQUAL(apply(&f, b, event(2000, "visit", NULL, 0, 0)), 0);
     CU_ASSERT_EQUAL(apply(&f, b, event(500, "purchase", "b", 1, 1)), 1);
@@ -492,7 +492,7 @@ static void test_top_k(void)
     apply(&f, b, event(5, "p", "d", 0, 0));
     const char *w2[] = {"a", "b"};
     list_is(&f, b, 5, w2, 2);
-    fmt_is(&f, b, "a,b");
+    fmt_is(&f, b, "[\"a\",\"b\"]");
     roundtrip(&f, b);
     /* d once more: 2 certain, above b. */
     apply(&f, b, event(6, "p", "d", 0, 0));
@@ -574,7 +574,7 @@ static void test_last_n(void)
     const char *w2[] = {"e", "d", "b"};
     list_is(&f, b, 4, w2, 3);
     CU_ASSERT_EQUAL(apply(&f, b, event(0, "p", "old", 0, 0)), 0);
-    fmt_is(&f, b, "e,d,b");
+    fmt_is(&f, b, "[\"e\",\"d\",\"b\"]");
     roundtrip(&f, b);
     free(b);
     tl_feature_clear(&f);
@@ -630,6 +630,78 @@ static void test_since(void)
     free(b);
     tl_feature_clear(&fs[0]);
     tl_feature_clear(&fs[1]);
+}
+
+/* Before any event, the readable value is what a rule reads: 0 for the
+ * counting kinds, none (-1: no field) for the others; and a count expired
+ * by ttl has none either. */
+static void test_format_never_set(void)
+{
+    tl_feature hl = {.half_life_ms = DAY}, k = {.k = 2}, n = {.n = 2},
+               ttl = {.ttl_ms = DAY};
+    struct {
+        tl_feature f;
+        const char *want;
+    } c[] = {
+        {make(TL_FK_COUNT, NULL, NULL, 0, 0, 0), "0"},
+        {make(TL_FK_SUM, NULL, "amount", 0, 0, 0), "0"},
+        {make(TL_FK_WINDOW_COUNT, NULL, NULL, DAY, 0, 0), "0"},
+        {make(TL_FK_WINDOW_SUM, NULL, "amount", DAY, 0, 0), "0"},
+        {make_opts(TL_FK_DECAYED_COUNT, NULL, NULL, 0, 0, 0, &hl), "0"},
+        {make_opts(TL_FK_DECAYED_SUM, NULL, "amount", 0, 0, 0, &hl), "0"},
+        {make(TL_FK_DISTINCT, NULL, "item", 0, 0, 0), "0"},
+        {make_opts(TL_FK_COUNT, NULL, NULL, 0, 0, 0, &ttl), "0"},
+        {make(TL_FK_MIN, NULL, "amount", 0, 0, 0), NULL},
+        {make(TL_FK_MAX, NULL, "amount", 0, 0, 0), NULL},
+        {make(TL_FK_AVG, NULL, "amount", 0, 0, 0), NULL},
+        {make(TL_FK_LAST, NULL, "item", 0, 0, 0), NULL},
+        {make(TL_FK_FIRST_SEEN, NULL, NULL, 0, 0, 0), NULL},
+        {make(TL_FK_LAST_SEEN, NULL, NULL, 0, 0, 0), NULL},
+        {make_opts(TL_FK_TOP_K, NULL, "item", 0, 0, 0, &k), NULL},
+        {make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &n), NULL},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        unsigned char *b = calloc(1, c[i].f.size);
+        char buf[32];
+        int len = tl_feature_format(&c[i].f, b, 5 * DAY, buf, sizeof buf);
+        if (c[i].want) {
+            CU_ASSERT_EQUAL(len, (int)strlen(c[i].want));
+            CU_ASSERT_STRING_EQUAL(buf, c[i].want);
+        } else {
+            CU_ASSERT_EQUAL(len, -1);
+        }
+        if (c[i].f.ttl_ms) { /* counted, then expired: none */
+            apply(&c[i].f, b, event(DAY, "p", NULL, 0, 0));
+            CU_ASSERT_EQUAL(tl_feature_format(&c[i].f, b, 3 * DAY, buf,
+                                              sizeof buf), -1);
+        }
+        free(b);
+        tl_feature_clear(&c[i].f);
+    }
+}
+
+/* Lists in Redis are JSON arrays: an item with a comma, a quote, a
+ * backslash or a control character reads back as itself. */
+static void test_format_lists_json(void)
+{
+    tl_feature o = {.n = 4};
+    tl_feature f = make_opts(TL_FK_LAST_N, NULL, "item", 0, 0, 0, &o);
+    unsigned char *b = calloc(1, f.size);
+    apply(&f, b, event(1, "p", "Boots", 0, 0));
+    apply(&f, b, event(2, "p", "Shoes, red", 0, 0));
+    apply(&f, b, event(3, "p", "say \"hi\"\\", 0, 0));
+    apply(&f, b, event(4, "p", "tab\there \xc3\xa9 \xff", 0, 0));
+    fmt_is(&f, b, "[\"tab\\u0009here \xc3\xa9 \xef\xbf\xbd\",\"say \\\"hi\\\"\\\\\","
+                  "\"Shoes, red\",\"Boots\"]");
+    free(b);
+    tl_feature_clear(&f);
+    tl_feature nums = make_opts(TL_FK_LAST_N, NULL, "amount", 0, 0, 0, &o);
+    b = calloc(1, nums.size);
+    apply(&nums, b, event(1, "p", NULL, 1.5, 1));
+    apply(&nums, b, event(2, "p", NULL, 3, 1));
+    fmt_is(&nums, b, "[3,1.5]");
+    free(b);
+    tl_feature_clear(&nums);
 }
 
 static void test_ttl(void)
@@ -916,6 +988,9 @@ int main(void)
     CU_add_test(s, "last_n", test_last_n);
     CU_add_test(s, "since", test_since);
     CU_add_test(s, "ttl", test_ttl);
+    CU_add_test(s, "never set: counts write 0, others nothing",
+                test_format_never_set);
+    CU_add_test(s, "lists are JSON arrays", test_format_lists_json);
     CU_add_test(s, "option errors of the newer kinds", test_new_finish_errors);
     CU_add_test(s, "newer kinds reject malformed state", test_new_load_rejects_malformed);
     CU_add_test(s, "a shorter window or last_n loads exactly",

@@ -345,6 +345,39 @@ static void test_never_seen_encodes_nothing(void)
     tl_cache_free(c);
 }
 
+/* A customer whose events matched none of a count's: its first write
+ * gives the count the 0 rules read (a campaign tool's HGET finds it), the
+ * window its 0, and nothing for a `last` (null); later writes leave the
+ * count alone until an event changes it. */
+static void test_encode_counts_of_nothing(void)
+{
+    tl_cache *c = tl_cache_new(&layout, 10);
+    tl_vec *v = tl_cache_put(c, "c1", 2);
+    v->has_newest = 1; /* as after an event that no feature counted */
+    v->newest = 10 * DAY;
+    tl_vec_wm(v, "interactions", 0)->applied = 5;
+    tl_arena a;
+    tl_arena_init(&a, 1024);
+    const char *f[8], *val[8], *del[6];
+    size_t fl[8], vl[8], dl[6], nd = 99;
+    size_t n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_EQUAL(nd, 0);
+    CU_ASSERT_STRING_EQUAL(f[0], "visits");
+    CU_ASSERT_STRING_EQUAL(val[0], "0");
+    CU_ASSERT_STRING_EQUAL(f[1], "week");
+    CU_ASSERT_STRING_EQUAL(val[1], "0");
+    CU_ASSERT_STRING_EQUAL(f[2], "_ts");
+    /* Stored: the count's 0 is in Redis, the window follows time. */
+    v->wm[0].stored = 5;
+    n = tl_vec_encode(v, &layout, &a, f, fl, val, vl, del, dl, &nd);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(f[0], "week");
+    CU_ASSERT_STRING_EQUAL(f[1], "_ts");
+    tl_arena_free(&a);
+    tl_cache_free(c);
+}
+
 /* After a flush only what an event changed is written, plus what follows
  * time; the result in Redis is what a whole rewrite would leave. */
 static void test_encode_changed_only(void)
@@ -464,6 +497,8 @@ int main(void)
     CU_add_test(s, "a never-seen vector encodes no field", test_never_seen_encodes_nothing);
     CU_add_test(s, "only changed features, and those following time",
                 test_encode_changed_only);
+    CU_add_test(s, "counts of nothing: 0 at the first write",
+                test_encode_counts_of_nothing);
     CU_add_test(s, "cache LRU keeps dirty vectors", test_cache_lru_and_dirty);
     CU_add_test(s, "cache random operations", test_cache_random_ops);
     return tl_test_run();
