@@ -528,9 +528,11 @@ static void explain_var(void *ud, uint32_t var, const char *key)
     const char *name = var_name(x, var, key);
     tl_value v;
     tl_eval_fetch(x->ctx, var, key, key ? strlen(key) : 0, &v);
-    size_t n = tl_value_format(&v, NULL, 0);
+    /* JSON text: a null, a list with a comma in an item, and a string
+     * that spells a number stay what they were ("null" vs "\"null\""). */
+    size_t n = tl_value_format_json(&v, NULL, 0);
     char *s = tl_arena_alloc(x->arena, n + 1);
-    tl_value_format(&v, s, n + 1);
+    tl_value_format_json(&v, s, n + 1);
     x->out[x->n++] = (tl_attr){name, s, strlen(name), n};
 }
 

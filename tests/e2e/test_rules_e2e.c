@@ -175,11 +175,11 @@ static int in_holdout(const char *customer, const char *rule, double share)
 static void expectations(void)
 {
     expect("greet_with_usual", "greet", "g6", "Welcome back! The usual big_mac?",
-           "{\"usual_order\":\"big_mac,fries\",\"visits_30d\":\"2\"}", 0);
+           "{\"usual_order\":\"[\\\"big_mac\\\",\\\"fries\\\"]\",\"visits_30d\":\"2\"}", 0);
     expect("greet_with_usual", "greet", "g8", "Welcome back! The usual big_mac?",
-           "{\"usual_order\":\"big_mac,fries\",\"visits_30d\":\"4\"}", 0);
+           "{\"usual_order\":\"[\\\"big_mac\\\",\\\"fries\\\"]\",\"visits_30d\":\"4\"}", 0);
     char ex[256];
-    snprintf(ex, sizeof ex, "{\"visit_times\":\"%lld,%lld\",\"ts\":\"%lld\"}",
+    snprintf(ex, sizeof ex, "{\"visit_times\":\"[%lld,%lld]\",\"ts\":\"%lld\"}",
              (long long)(T0 + 40 * D), (long long)T0, (long long)(T0 + 40 * D));
     expect("welcome_back", "away", "a2", "We missed you!", ex, 0);
     expect("gold_segment", "gold", "v3", "Welcome to Gold: 550 in 90 days",

@@ -9,6 +9,7 @@
 #include "../support/expr_util.h"
 #include "../support/testutil.h"
 #include "rule.h"
+#include "trigger.h"
 
 #define HOUR 3600000LL
 #define MINUTE 60000LL
@@ -130,6 +131,40 @@ static tl_rule make_rule(const char *when, const char *cond, tl_rule_mode mode,
     free(block);
     block = calloc(1, end);
     return r;
+}
+
+/* Issue 20: a trigger's explain gives each value as JSON text, so a null
+ * reads null (it was "", as an empty string would), and a number 1 is not
+ * the string "1". */
+static void test_explain_json_values(void)
+{
+    tl_rule r = make_rule(NULL, "last_item == null and purchases >= 1",
+                          TL_MODE_EVERY, 0);
+    tl_event e = event(0, "visit", NULL);
+    CU_ASSERT_EQUAL_FATAL(step(&r, e), 1);
+    tl_eval_ctx ctx = {&e, feats, block};
+    tl_firing fi = {&r, TL_CH_STORE, 0};
+    tl_arena a;
+    tl_arena_init(&a, 0);
+    tl_trigger t;
+    tl_trigger_build(&t, &fi, &e, "in", 0, 7, &ctx, &a);
+    CU_ASSERT_EQUAL_FATAL(t.nexplain, 2);
+    CU_ASSERT_STRING_EQUAL(t.explain[0].key, "last_item");
+    CU_ASSERT_STRING_EQUAL(t.explain[0].val, "null");
+    CU_ASSERT_STRING_EQUAL(t.explain[1].key, "purchases");
+    CU_ASSERT_STRING_EQUAL(t.explain[1].val, "1");
+    tl_rule r2 = make_rule(NULL, "last_item == 'big_mac'", TL_MODE_EVERY, 0);
+    tl_event e2 = event(HOUR, "purchase", "big_mac");
+    CU_ASSERT_EQUAL_FATAL(step(&r2, e2), 1);
+    ctx.ev = &e2;
+    ctx.block = block;
+    fi.rule = &r2;
+    tl_trigger_build(&t, &fi, &e2, "in", 0, 8, &ctx, &a);
+    CU_ASSERT_EQUAL_FATAL(t.nexplain, 1);
+    CU_ASSERT_STRING_EQUAL(t.explain[0].val, "\"big_mac\"");
+    tl_arena_free(&a);
+    tl_rule_clear(&r);
+    tl_rule_clear(&r2);
 }
 
 static void test_every_with_cooldown(void)
@@ -1051,6 +1086,7 @@ int main(void)
     tl_alloc_counter_install();
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("rule", suite_init, suite_clean);
+    CU_add_test(s, "explain: values as JSON text", test_explain_json_values);
     CU_add_test(s, "every with cooldown", test_every_with_cooldown);
     CU_add_test(s, "edge", test_edge);
     CU_add_test(s, "once, save and load", test_once_and_save_load);
