@@ -286,9 +286,12 @@ static enum MHD_Result readyz(tl_http *h, struct MHD_Connection *c)
     char why[TL_ERRSZ];
     if (!ping_redis(h, why, sizeof why))
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", why);
+    why[0] = '\0';
     if (!h->o.ready(h->o.ud, why, sizeof why))
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n", why);
-    return text(c, MHD_HTTP_OK, "ready\n");
+    /* A note (Redis lost data) goes on a line of its own: the first line
+     * stays "ready" for whatever reads it. */
+    return text(c, MHD_HTTP_OK, "ready\n%s%s", why, why[0] ? "\n" : "");
 }
 
 static enum MHD_Result metrics(tl_http *h, struct MHD_Connection *c)

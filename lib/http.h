@@ -4,7 +4,8 @@
  *
  * Routes (README.md "HTTP endpoint"):
  *   GET  /healthz            200 while the process serves requests
- *   GET  /readyz             200, or 503 "not ready: REASON" (Redis PING on
+ *   GET  /readyz             200 "ready" (and opts.ready's note, if any,
+ *                            on a second line), or 503 "not ready: REASON" (Redis PING on
  *                            the endpoint's own connection, then opts.ready;
  *                            REASON is a cause such as "redis unreachable",
  *                            never an address or the server's text)
@@ -38,7 +39,8 @@
 typedef struct tl_http_opts {
     const tl_config *cfg;  /* http_listen, http_token, redis_*, features */
     void (*metrics)(void *ud, tl_buf *b);
-    int (*ready)(void *ud, char *why, size_t whysz); /* 1: ready */
+    /* 1: ready (why: a note, or left ""); 0: why says why not */
+    int (*ready)(void *ud, char *why, size_t whysz);
     /* force: ?force=1 was given.  NULL: /v1/reload answers 501. */
     void (*reload)(void *ud, int force);
     void *ud;

@@ -159,7 +159,9 @@ void tl_pipeline_metrics(const tl_pipeline *p, tl_buf *b);
  * runs, holds an assignment (possibly of zero partitions: a group with more
  * members than partitions is healthy), is not held by a Redis outage and a
  * broker is up; else 0 with a short reason in why (for an outage, its
- * cause: "redis unreachable", "redis out of memory", ..., tl_store_reply_cause). */
+ * cause: "redis unreachable", "redis out of memory", ..., tl_store_reply_cause).
+ * When ready, why is a note or "": Redis lost data since start (restarts,
+ * evictions, vectors written back), which does not stop tailord. */
 int tl_pipeline_ready(const tl_pipeline *p, char *why, size_t whysz);
 
 /* Leaves the consumer group (committing what was processed) and frees. */

@@ -210,6 +210,22 @@ void tl_pipeline_metrics(const tl_pipeline *cp, tl_buf *b)
     pthread_mutex_unlock(&p->obs_lock);
 }
 
+/* Ready, but Redis lost data since start: said beside "ready" (tailord
+ * works on, so a probe must not fail), with what was seen. */
+static void loss_note(tl_stats *s, char *note, size_t notesz)
+{
+    uint64_t restarts = tl_counter_get(&s->redis_restarts),
+             evicted = tl_counter_get(&s->redis_evicted),
+             lost = tl_counter_get(&s->redis_lost);
+    note[0] = '\0';
+    if (!restarts && !evicted && !lost) return;
+    snprintf(note, notesz,
+             "redis lost data since start: %" PRIu64 " restarts without "
+             "their data, %" PRIu64 " keys evicted, %" PRIu64 " cached "
+             "vectors written back (see tailor_redis_* in /metrics)",
+             restarts, evicted, lost);
+}
+
 int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
 {
     tl_pipeline *p = (tl_pipeline *)cp;
@@ -227,6 +243,10 @@ int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
         no = "no partition assignment";
     else if (tl_gauge_get(&p->stats.kafka.brokers_up) <= 0)
         no = "kafka brokers unreachable";
-    if (no) snprintf(why, whysz, "%s", no);
-    return !no;
+    if (no) {
+        snprintf(why, whysz, "%s", no);
+        return 0;
+    }
+    loss_note(&p->stats, why, whysz);
+    return 1;
 }

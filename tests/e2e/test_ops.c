@@ -778,6 +778,11 @@ static void test_redis_lost_data(void)
     CU_ASSERT(wait_body(url, "tailor_redis_lost_vectors_total 1\n"));
     CU_ASSERT(wait_body(url, "tailor_redis_restarts_total 1\n"));
     CU_ASSERT(wait_body(url, "tailor_vector_write_errors_total{reason=\"fenced\"} 0\n"));
+    /* Said in readiness too, which stays 200: tailord works on. */
+    snprintf(url, sizeof url, "%s/readyz", base);
+    CU_ASSERT(wait_body(url, "ready\nredis lost data since start: 1 restarts "
+                             "without their data, 0 keys evicted, 1 cached "
+                             "vectors written back"));
     CU_ASSERT_EQUAL(tl_test_log_count(log, "another instance advanced it"), 0);
     CU_ASSERT_EQUAL(tl_test_log_count(log, "redis lost the stored vectors of 1 customers"), 1);
     CU_ASSERT_EQUAL(stop(pid), 0);
