@@ -1,6 +1,7 @@
 #include "kafka.h"
 
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,7 +135,39 @@ int tl_kafka_check(const tl_kafka_opts *o, int timeout_ms, char *err,
 struct tl_kafka_mock {
     rd_kafka_t *rk; /* owns the cluster; never used to produce */
     rd_kafka_mock_cluster_t *mc;
+    int64_t born;   /* wall-clock ms at creation */
 };
+
+/* The mock clusters this process hosts, for tl_kafka_mock_born: a mock
+ * names itself after its address ("mockCluster55d0c4a2f1"), which the next
+ * process repeats wherever the heap does (no ASLR, sanitizers' allocators),
+ * so its id alone does not tell one run's log from the next. */
+#define MAX_LOCAL_MOCKS 16
+static pthread_mutex_t mocks_lock = PTHREAD_MUTEX_INITIALIZER;
+static tl_kafka_mock *local_mocks[MAX_LOCAL_MOCKS];
+
+static void mock_register(tl_kafka_mock *m, int add)
+{
+    pthread_mutex_lock(&mocks_lock);
+    for (size_t i = 0; i < MAX_LOCAL_MOCKS; i++)
+        if (add ? !local_mocks[i] : local_mocks[i] == m) {
+            local_mocks[i] = add ? m : NULL;
+            break;
+        }
+    pthread_mutex_unlock(&mocks_lock);
+}
+
+int64_t tl_kafka_mock_born(const char *brokers)
+{
+    int64_t born = 0;
+    pthread_mutex_lock(&mocks_lock);
+    for (size_t i = 0; brokers && i < MAX_LOCAL_MOCKS && !born; i++)
+        if (local_mocks[i] &&
+            !strcmp(tl_kafka_mock_bootstraps(local_mocks[i]), brokers))
+            born = local_mocks[i]->born;
+    pthread_mutex_unlock(&mocks_lock);
+    return born;
+}
 
 tl_kafka_mock *tl_kafka_mock_new(const tl_config *cfg, int nbrokers,
                                  int partitions, char *err, size_t errsz)
@@ -159,6 +192,8 @@ tl_kafka_mock *tl_kafka_mock_new(const tl_config *cfg, int nbrokers,
                 "embedded kafka: cannot start the mock cluster");
         goto fail;
     }
+    m->born = tl_now_wall_ms();
+    mock_register(m, 1);
     for (size_t i = 0; cfg && i < cfg->ninputs; i++)
         if (tl_kafka_mock_topic(m, cfg->inputs[i], partitions, err, errsz))
             goto fail;
@@ -196,6 +231,7 @@ struct rd_kafka_mock_cluster_s *tl_kafka_mock_cluster(tl_kafka_mock *m)
 void tl_kafka_mock_free(tl_kafka_mock *m)
 {
     if (!m) return;
+    mock_register(m, 0);
     if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
     if (m->rk) rd_kafka_destroy(m->rk);
     free(m);

@@ -50,6 +50,10 @@ tl_kafka_mock *tl_kafka_mock_new(const tl_config *cfg, int nbrokers,
                                  int partitions, char *err, size_t errsz);
 /* "127.0.0.1:PORT,..." — valid until tl_kafka_mock_free. */
 const char *tl_kafka_mock_bootstraps(const tl_kafka_mock *m);
+/* When brokers are the bootstraps of a mock cluster this process hosts:
+ * when it was created (wall-clock ms), which with the pid makes its cluster
+ * id this run's own (pipeline_reset); else 0. */
+int64_t tl_kafka_mock_born(const char *brokers);
 /* Creates one more topic on the mock cluster. */
 int tl_kafka_mock_topic(tl_kafka_mock *m, const char *topic, int partitions,
                         char *err, size_t errsz);

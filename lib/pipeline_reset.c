@@ -8,13 +8,12 @@
  * handled by events.on_offset_reset (reapply, skip).
  */
 #include "pipeline_int.h"
+#include "kafka.h"
 
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The counter of (topic, partition) in stats.resets, created if absent;
@@ -93,20 +92,16 @@ int tl_pipeline_reset_check(tl_pipeline *p, tl_wm *wm,
     return 1;
 }
 
-/* librdkafka's mock cluster names itself after its address
- * ("mockCluster55d0c4a2f1"), which repeats from run to run wherever the
- * heap does (no ASLR, sanitizers' allocators): a mock cluster lives as long
- * as its process, so its id is made the process's own (pid and the first
- * time it was asked), the same for every pipeline of that process. */
-static char *embedded_id(const char *id)
+/* A mock cluster this process hosts (tailord --embedded) is named after
+ * its address, which the next run may repeat: its id is made this run's
+ * own, the same for every pipeline of the process.  A mock in another
+ * process (the tests') keeps its id, which its clients share. */
+static char *own_id(const tl_pipeline *p, const char *id)
 {
-    static _Atomic int64_t born;
-    if (strncmp(id, "mockCluster", 11) != 0) return tl_xstrdup(id);
-    int64_t zero = 0, now = tl_now_wall_ms();
-    atomic_compare_exchange_strong(&born, &zero, now);
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s@%ld.%" PRId64, id, (long)getpid(),
-             atomic_load(&born));
+    int64_t born = tl_kafka_mock_born(p->brokers);
+    if (!born) return tl_xstrdup(id);
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s@%ld.%" PRId64, id, (long)getpid(), born);
     return tl_xstrdup(buf);
 }
 
@@ -122,7 +117,7 @@ void tl_pipeline_reset_learn_cluster(tl_pipeline *p)
         return;
     }
     free(p->cluster_id);
-    p->cluster_id = embedded_id(id);
+    p->cluster_id = own_id(p, id);
     p->cluster = tl_fnv1a(TL_FNV_OFFSET, id, strlen(id));
     p->layout.cluster_id = p->cluster_id;
     tl_info("pipeline", "kafka cluster id %s", id);
