@@ -118,7 +118,8 @@ void tl_pipeline_reset_learn_cluster(tl_pipeline *p)
     }
     free(p->cluster_id);
     p->cluster_id = own_id(p, id);
-    p->cluster = tl_fnv1a(TL_FNV_OFFSET, id, strlen(id));
+    /* The hash a loaded vector's _k is compared with: of the id written. */
+    p->cluster = tl_fnv1a(TL_FNV_OFFSET, p->cluster_id, strlen(p->cluster_id));
     p->layout.cluster_id = p->cluster_id;
-    tl_info("pipeline", "kafka cluster id %s", id);
+    tl_info("pipeline", "kafka cluster id %s", p->cluster_id);
 }
