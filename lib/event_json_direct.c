@@ -386,7 +386,10 @@ static int field_of(const val *key)
 {
     for (int f = 0; f < F__COUNT; f++) {
         const char *name = tl_event_schema_fields[f].name;
-        if (!strncmp(name, key->s, key->n) && !name[key->n]) return f;
+        /* The first byte first: strncmp per name was a tenth of the time. */
+        if (key->n && name[0] == key->s[0] &&
+            !strncmp(name, key->s, key->n) && !name[key->n])
+            return f;
     }
     return -1;
 }
