@@ -11,6 +11,8 @@
 #   make valgrind   run the unit suites under valgrind memcheck
 #   make bench      the benchmark (docs/benchmarks.md): tailord against the
 #                   Kafka and Redis ceilings of the same run, ~5-10 minutes
+#   make bench-json decoding alone, JSON against Avro: ns and allocations
+#                   per event, about a minute
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke: 10 s each (CI); make fuzz-deps: clang
 #   make install    binaries, schemas, example config, unit file, man pages
@@ -67,7 +69,7 @@ E2E_BIN   := $(patsubst tests/e2e/%.c,$(O)/tests/%,$(E2E_SRC))
 BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
 .PHONY: all deps check test unit integration e2e demo asan tsan valgrind clean tests \
-        kafka-up kafka-down test-real-kafka install uninstall bench \
+        kafka-up kafka-down test-real-kafka install uninstall bench bench-json \
         fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus
 all: $(LIBA) $(BINS)
 
@@ -194,6 +196,17 @@ bench: all $(BENCH_O)/bench $(BENCH_O)/alloc_preload.so
 $(BENCH_O)/bench: $(O)/obj/bench/bench.o $(SUP_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL) $(CUNIT_LIBS)
+
+# Decoding alone, JSON against Avro (bench/json_decode.c): ns/event and
+# allocations/event, in a minute.
+bench-json: $(BENCH_O)/json_decode $(BENCH_O)/alloc_preload.so
+	@f=$$(mktemp); BENCH_DATA=$${BENCH_DATA:-../shared/data} BENCH_ALLOC_FILE=$$f \
+	  LD_PRELOAD=$(abspath $(BENCH_O))/alloc_preload.so $(BENCH_O)/json_decode; \
+	rc=$$?; rm -f $$f; exit $$rc
+
+$(BENCH_O)/json_decode: $(O)/obj/bench/json_decode.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
 $(BENCH_O)/alloc_preload.so: bench/alloc_preload.c
 	@mkdir -p $(@D)

@@ -3,7 +3,8 @@
  * schema resolution, JSON lines) and its Avro encoder, and the event's names
  * for the expression language.  Files: event.c (the event, the decoder's
  * front, expression names), event_schema.c, event_avro.c (direct decoding),
- * event_avroc.c (Avro-C's resolver), event_from_json.c, event_encode.c,
+ * event_avroc.c (Avro-C's resolver), event_from_json.c (jansson's reader),
+ * event_json_direct.c (the one-pass JSON reader), event_encode.c,
  * avro_check.c, avro_write.c; what they share is in event_int.h.
  *
  * Ownership: a decoded tl_event's strings live in the tl_arena passed to the
@@ -13,6 +14,9 @@
  * from the bytes and allocate nothing beyond the arena; with a writer
  * schema, Avro-C's resolver reads them into the decoder's reused Avro values
  * (avro_value_read mallocs and frees a buffer per string and map key).
+ * JSON events whose values are strings, numbers, booleans or null are read
+ * in one pass and allocate nothing beyond the arena either
+ * (event_json_direct.c); others are read by jansson, which mallocs a tree.
  */
 #ifndef TL_EVENT_H
 #define TL_EVENT_H

@@ -2,6 +2,10 @@
  * event_from_json — JSON events (one object, the line format of the
  * datasets): tl_event_from_json, for the JSON decoder and `tailorctl
  * produce`; ts in epoch milliseconds or as an ISO 8601 string.
+ *
+ * This is jansson's reader, the reference: tl_event_json tries the direct
+ * one (event_json_direct.c, no allocation) first and comes here for
+ * anything it does not take, errors included, so messages are jansson's.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -240,9 +244,22 @@ tl_reject tl_event_from_json(const char *json, size_t len, tl_arena *arena,
                          TL_EVENT_MAX_TS, err, errsz);
 }
 
+#define NO_CUSTOMER "customer_id is missing or empty"
+
 tl_reject tl_event_json(const char *json, size_t len, tl_arena *arena,
                         tl_event *ev, int64_t min_ts, int64_t max_ts,
                         char *err, size_t errsz)
+{
+    memset(ev, 0, sizeof *ev);
+    if (!tl_event_json_direct(json, len, arena, ev))
+        return tl_event_check(ev, NO_CUSTOMER, min_ts, max_ts, err, errsz);
+    return tl_event_json_tree(json, len, arena, ev, min_ts, max_ts, err,
+                              errsz);
+}
+
+tl_reject tl_event_json_tree(const char *json, size_t len, tl_arena *arena,
+                             tl_event *ev, int64_t min_ts, int64_t max_ts,
+                             char *err, size_t errsz)
 {
     json_error_t jerr;
     tl_reject r = TL_REJECT_DECODE;
@@ -297,8 +314,7 @@ tl_reject tl_event_json(const char *json, size_t len, tl_arena *arena,
         goto fail;
     /* jansson has checked the text: valid UTF-8, no NUL (\u0000 is refused
      * without JSON_ALLOW_NUL). */
-    r = tl_event_check(ev, "customer_id is missing or empty", min_ts, max_ts,
-                       err, errsz);
+    r = tl_event_check(ev, NO_CUSTOMER, min_ts, max_ts, err, errsz);
 fail:
     json_decref(root);
     return r;

@@ -9,7 +9,8 @@
  *   event_avro.c      the Avro decoder: set-up, the bytes' checks, and direct
  *                     decoding of the reader's own schema
  *   event_avroc.c     decoding through Avro-C's resolver (a writer schema)
- *   event_from_json.c JSON events
+ *   event_from_json.c JSON events: the front, and jansson's reader
+ *   event_json_direct.c JSON events in one pass, without allocating
  *   event_encode.c    the Avro encoder
  *   avro_check.c      the bounds walk of Avro data (tl_avro_check)
  *   avro_write.c      an Avro value into a growing buffer (tl_avro_write)
@@ -161,10 +162,20 @@ tl_reject tl_event_check(const tl_event *ev, const char *no_customer,
                          int64_t min_ts, int64_t max_ts, char *err,
                          size_t errsz);
 
-/* event_from_json.c: tl_event_from_json with the time range. */
+/* event_from_json.c: tl_event_from_json with the time range (the direct
+ * reader, else jansson's); tl_event_json_tree: jansson's reader alone (the
+ * reference the tests hold the direct one to). */
 tl_reject tl_event_json(const char *json, size_t len, tl_arena *arena,
                         tl_event *ev, int64_t min_ts, int64_t max_ts,
                         char *err, size_t errsz);
+tl_reject tl_event_json_tree(const char *json, size_t len, tl_arena *arena,
+                             tl_event *ev, int64_t min_ts, int64_t max_ts,
+                             char *err, size_t errsz);
+/* event_json_direct.c: 0 when json is a flat event object read into *ev
+ * (zeroed by the caller; strings in the arena, nothing else allocated),
+ * still to be checked with tl_event_check; -1 when jansson must read it. */
+int tl_event_json_direct(const char *json, size_t len, tl_arena *arena,
+                         tl_event *ev);
 
 /* event_avro.c: the Avro part of tl_event_decoder_new/_free and
  * tl_event_decode. */

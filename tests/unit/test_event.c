@@ -16,6 +16,7 @@
 #include "../support/alloc_count.h"
 #include "../support/testutil.h"
 #include "event.h"
+#include "event_int.h"
 #include "schemas.h"
 
 /* ------------------------------------------------------------------------
@@ -1025,6 +1026,162 @@ static void test_json_slice_roundtrip(void)
     gzclose(gz);
     tl_event_decoder_free(d);
     tl_event_encoder_free(enc);
+    tl_arena_free(&a);
+    tl_arena_free(&b);
+}
+
+/* Decodes buf once (it must be accepted), then 1,000 times more into the
+ * reset arena: the allocations those made. */
+static unsigned long decode_allocs(tl_event_decoder *d, const void *buf,
+                                   size_t len, tl_arena *a, tl_event *ev)
+{
+    char err[TL_ERRSZ];
+    tl_alloc_counter_install();
+    CU_ASSERT_EQUAL(tl_event_decode(d, buf, len, a, ev, err, sizeof err),
+                    TL_REJECT_NONE);
+    tl_alloc_calls = 0;
+    tl_alloc_counting = 1;
+    for (int i = 0; i < 1000; i++) {
+        tl_arena_reset(a);
+        tl_event_decode(d, buf, len, a, ev, err, sizeof err);
+    }
+    tl_alloc_counting = 0;
+    return tl_alloc_calls;
+}
+
+/* Decoding a JSON event allocates nothing once the arena has its chunk
+ * (issue 14 item 4): strings escaped or not, numbers, nulls, top-level
+ * fields that are attributes, ts as an ISO string. */
+static void test_json_no_alloc(void)
+{
+    static const char other[] =
+        "{\"event_id\":\"or-536365-1\",\"customer_id\":\"17850\",\"ts\":"
+        "\"2010-12-01T08:26:00Z\",\"channel\":\"web\",\"type\":\"purchase\","
+        "\"item\":\"85123A\",\"quantity\":-6,\"amount\":15.3,\"store\":null,"
+        "\"page\":\"home\",\"attrs\":{\"description\":\"WHITE \\\"HEART\\\" "
+        "\\u00e9\\ud83d\\ude00\",\"unit_price\":2.55,\"gift\":false,"
+        "\"none\":null}}";
+    const char *lines[] = {first_line, other};
+    char err[TL_ERRSZ];
+    tl_arena a;
+    tl_event ev;
+    if (tl_test_under_valgrind()) return;
+    tl_arena_init(&a, 1 << 16);
+    tl_event_decoder *d =
+        tl_event_decoder_new(TL_FMT_JSON, NULL, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    for (int k = 0; k < 2; k++)
+        CU_ASSERT_EQUAL(
+            decode_allocs(d, lines[k], strlen(lines[k]), &a, &ev), 0);
+    CU_ASSERT_EQUAL(ev.ts, INT64_C(1291191960000));
+    CU_ASSERT_EQUAL(ev.nattrs, 4);
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "description"),
+                           "WHITE \"HEART\" \xc3\xa9\xf0\x9f\x98\x80");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "unit_price"), "2.55");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "gift"), "false");
+    CU_ASSERT_STRING_EQUAL(attr(&ev, "page"), "home");
+    tl_event_decoder_free(d);
+    tl_arena_free(&a);
+}
+
+/* 1 when the decoder (the direct reader, else jansson's) and jansson's
+ * reader alone agree on json: verdict, message, event.  *direct: the
+ * direct reader took it. */
+static int json_agree(const char *json, size_t len, tl_arena *a, tl_arena *b,
+                      int *direct)
+{
+    char e1[TL_ERRSZ] = "", e2[TL_ERRSZ] = "";
+    tl_event x, y;
+    tl_arena_reset(a);
+    tl_arena_reset(b);
+    memset(&x, 0, sizeof x);
+    *direct = !tl_event_json_direct(json, len, a, &x);
+    tl_reject r1 = tl_event_from_json(json, len, a, &x, e1, sizeof e1);
+    tl_reject r2 = tl_event_json_tree(json, len, b, &y, TL_EVENT_MIN_TS,
+                                      TL_EVENT_MAX_TS, e2, sizeof e2);
+    int ok = r1 == r2 && !strcmp(e1, e2) &&
+             (r1 != TL_REJECT_NONE || (events_equal(&x, &y) &&
+                                       attrs_sorted(&x)));
+    if (!ok)
+        fprintf(stderr, "\n%.*s\n  decoder: %s (%s), jansson: %s (%s)\n",
+                (int)len, json, tl_reject_name(r1), e1, tl_reject_name(r2),
+                e2);
+    return ok;
+}
+
+/* The direct reader against jansson's: every seed of fuzz/corpus/json and
+ * a few lines of the corners (escapes, surrogates, numbers, duplicates,
+ * nesting), every prefix of them, and every byte replaced by one that
+ * matters to JSON. */
+static void test_json_direct_vs_jansson(void)
+{
+    static const char *const seeds[] = {"edge-1.json", "edge-2.json",
+                                        "edge-3.json", "edge-4.json",
+                                        "slice-1.json", "slice-2.json",
+                                        "slice-3.json"};
+    static const char *const lines[] = {
+        "{\"event_id\":\"e\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\u00e9\\u20ac\","
+        "\"customer_id\":\"c\",\"ts\":1,\"channel\":\"web\",\"type\":\"v\","
+        "\"attrs\":{\"a\":\"\\ud83d\\ude00\",\"b\":\"\\ud83d\",\"c\":1}}",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":-0,\"channel\":"
+        "\"web\",\"type\":\"v\",\"quantity\":-0,\"amount\":1e-400,\"attrs\":"
+        "{\"i\":-0,\"j\":9223372036854775807,\"k\":9223372036854775808,"
+        "\"r\":-0.0,\"e\":1E+2}}",
+        " {\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"app\",\"type\":\"v\",\"x\":1,\"x\":2} ",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"app\",\"type\":\"v\",\"r\":\"top\",\"s\":\"top\",\"attrs\":{\"r\":"
+        "null,\"s\":\"a\"},\"n\":{\"k\":[1]}}",
+        "{\"ev\\u0065nt_id\":\"e\",\"customer_id\":\"c\",\"ts\":1,\"channel\":"
+        "\"web\",\"type\":\"v\",\"attrs\":null,\"item\":null}",
+        "{\"event_id\":\"e\",\"customer_id\":\"c\",\"ts\":\"2025-03-11T15:33:"
+        "22.250+01:00\",\"channel\":\"w\\u0065b\",\"type\":\"v\",\"store\":"
+        "\"s\",\"attrs\":{},\"attrs\":{}}",
+    };
+    static const char subst[] = {'"', '\\', '{', '}', '[', ',', ':', ' ',
+                                 '0', '9', '-', '.', 'e', 'n', 'u', 'x',
+                                 '\0', '\x01', '\x80', '\xff'};
+    const char *text[sizeof seeds / sizeof *seeds + sizeof lines / sizeof *lines];
+    char *owned[sizeof seeds / sizeof *seeds];
+    size_t ntext = 0, inputs = 0, agreed = 0, direct = 0;
+    tl_arena a, b;
+    tl_arena_init(&a, 0);
+    tl_arena_init(&b, 0);
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) {
+        char rel[256], err[TL_ERRSZ];
+        size_t len;
+        snprintf(rel, sizeof rel, "fuzz/corpus/json/%s", seeds[s]);
+        owned[s] = tl_read_file(tl_test_src(rel), &len, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(owned[s]);
+        text[ntext++] = owned[s];
+    }
+    for (size_t l = 0; l < sizeof lines / sizeof *lines; l++)
+        text[ntext++] = lines[l];
+    for (size_t t = 0; t < ntext; t++) {
+        size_t len = strcspn(text[t], "\n");
+        char *m = malloc(len + 1);
+        for (size_t cut = 0; cut <= len; cut++) {
+            int d;
+            inputs++;
+            agreed += json_agree(text[t], cut, &a, &b, &d);
+            direct += d;
+        }
+        for (size_t i = 0; i < len; i++)
+            for (size_t k = 0; k < sizeof subst; k++) {
+                int d;
+                memcpy(m, text[t], len);
+                m[i] = subst[k];
+                inputs++;
+                agreed += json_agree(m, len, &a, &b, &d);
+                direct += d;
+            }
+        free(m);
+    }
+    CU_ASSERT_EQUAL(agreed, inputs);
+    /* The direct reader takes many of them, and leaves many to jansson. */
+    CU_ASSERT(direct > 1000);
+    CU_ASSERT(inputs - direct > 1000);
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) free(owned[s]);
     tl_arena_free(&a);
     tl_arena_free(&b);
 }
@@ -2318,22 +2475,12 @@ static void test_direct_no_alloc(void)
     tl_arena a;
     tl_event ev;
     if (tl_test_under_valgrind()) return;
-    tl_alloc_counter_install();
     tl_arena_init(&a, 1 << 16);
     tl_event_decoder *d =
         tl_event_decoder_new(TL_FMT_AVRO, NULL, NULL, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     handmade_event(&b, "906");
-    CU_ASSERT_EQUAL(tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err),
-                    TL_REJECT_NONE);
-    tl_alloc_calls = 0;
-    tl_alloc_counting = 1;
-    for (int i = 0; i < 1000; i++) {
-        tl_arena_reset(&a);
-        tl_event_decode(d, b.b, b.n, &a, &ev, err, sizeof err);
-    }
-    tl_alloc_counting = 0;
-    CU_ASSERT_EQUAL(tl_alloc_calls, 0);
+    CU_ASSERT_EQUAL(decode_allocs(d, b.b, b.n, &a, &ev), 0);
     CU_ASSERT_STRING_EQUAL(attr(&ev, "basket_id"), "31198705046");
     tl_event_decoder_free(d);
     tl_arena_free(&a);
@@ -2369,6 +2516,8 @@ int main(void)
     CU_add_test(s, "errors and missing customer", test_json_errors);
     CU_add_test(s, "JSON decoder", test_json_decoder);
     CU_add_test(s, "slice JSON->Avro->event", test_json_slice_roundtrip);
+    CU_add_test(s, "no allocation", test_json_no_alloc);
+    CU_add_test(s, "direct reader = jansson's", test_json_direct_vs_jansson);
     s = CU_add_suite("event_names", NULL, NULL);
     CU_add_test(s, "resolve", test_resolve);
     CU_add_test(s, "fetch", test_fetch);
