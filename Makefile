@@ -13,6 +13,8 @@
 #                   Kafka and Redis ceilings of the same run, ~5-10 minutes
 #   make bench-json decoding alone, JSON against Avro: ns and allocations
 #                   per event, about a minute
+#   make bench-peer tailord next to a Kafka Streams peer (bench/streams) on a
+#                   real broker (PEER_KAFKA_DIR, PEER_BOOTSTRAP, else its own)
 #   make fuzz       libFuzzer targets (clang) for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke: 10 s each (CI); make fuzz-deps: clang
 #   make install    binaries, schemas, example config, unit file, man pages
@@ -70,6 +72,7 @@ BINS      := $(BINDIR)/tailord $(BINDIR)/tailorctl
 
 .PHONY: all deps check test unit integration e2e demo asan tsan valgrind clean tests \
         kafka-up kafka-down test-real-kafka install uninstall bench bench-json \
+        bench-peer \
         fuzz-deps fuzz-build fuzz fuzz-smoke fuzz-corpus
 all: $(LIBA) $(BINS)
 
@@ -207,6 +210,17 @@ bench-json: $(BENCH_O)/json_decode $(BENCH_O)/alloc_preload.so
 $(BENCH_O)/json_decode: $(O)/obj/bench/json_decode.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+# The Kafka Streams peer (not part of check; docs/benchmarks.md): its jar is
+# built from ~/.m2 when it can be (-o), else with Maven Central.
+PEER_MVN := mvn -B -q -f bench/streams/pom.xml package dependency:build-classpath \
+            -Dmdep.outputFile=target/classpath.txt
+
+bench-peer: all
+	@$(PEER_MVN) -o >/dev/null 2>&1 || $(PEER_MVN)
+	@TAILOR_BIN_DIR=$(BINDIR) bash bench/peer.sh \
+	  $(if $(PEER_KAFKA_DIR),--kafka-dir $(PEER_KAFKA_DIR)) \
+	  $(if $(PEER_BOOTSTRAP),--bootstrap $(PEER_BOOTSTRAP))
 
 $(BENCH_O)/alloc_preload.so: bench/alloc_preload.c
 	@mkdir -p $(@D)
