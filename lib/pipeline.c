@@ -481,14 +481,13 @@ static void take_results(tl_pipeline *p, const tl_flush_job *j,
                 "whole state", lost);
 }
 
-/* The job's offsets, committed synchronously (issue 14 brings back
- * asynchronous commits, with failed ones sent again). */
+/* The job's offsets, committed asynchronously: the loop goes on, and
+ * takes the answer at its next boundary (take_requests).  A failure is
+ * not fatal: the source sends those offsets again (and logs it); events
+ * read twice meanwhile are skipped by the watermarks. */
 static void commit(tl_pipeline *p, const tl_batch *msgs)
 {
-    char err[TL_ERRSZ];
-    /* A failure is not fatal: the source sends those offsets again (and
-     * logs it); events read twice meanwhile are skipped by the watermarks. */
-    tl_source_commit(p->src, msgs, err, sizeof err);
+    tl_source_commit(p->src, msgs);
     p->stats.last_commit_ms = tl_now_mono_ms();
     const tl_store *fs = tl_flusher_store(p->flusher);
     atomic_store_explicit(&p->stats.redis_round_trips,
@@ -502,6 +501,12 @@ static void commit(tl_pipeline *p, const tl_batch *msgs)
                           tl_store_commands(p->store) + tl_store_commands(fs),
                           memory_order_relaxed);
 }
+
+/* How long a revocation or the stop waits for the offset commits in
+ * flight (and failed ones sent again): a coordinator away for longer
+ * leaves the last events to be read again, which the watermarks make
+ * harmless. */
+#define COMMIT_WAIT_MS 5000
 
 /* Stage: the previous batch's flush finished — an outage retried here
  * (with backoff, the input paused), the results given back to the vectors
@@ -664,6 +669,9 @@ static void stage_revoke(tl_pipeline *p)
         if (rc) batch_failed(p);
         p->in_batch = 0;
     }
+    /* Their offsets committed (or the failure logged) before the
+     * rebalance completes. */
+    tl_source_commit_wait(p->src, COMMIT_WAIT_MS);
     tl_source_drop_revoked(p->src, &p->batch);
     tl_source_drop_revoked(p->src, &p->held);
     tl_cache_drop_if(p->cache, of_revoked, p->src);
@@ -881,8 +889,8 @@ static void take_requests(tl_pipeline *p)
              "at the next start)", err);
         return;
     }
-    /* Offsets whose commit failed, sent again even when no batch comes. */
-    tl_source_retry(p->src, err, sizeof err);
+    /* Commits answered: failed ones sent again, even when no batch comes. */
+    tl_source_commit_serve(p->src);
     if (p->boundary) p->boundary(p->boundary_ud);
     if (p->pending && process_batch(p, 1) == TL_OK) apply_reload(p);
 }
@@ -937,6 +945,9 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
     if (!p->failed && process_batch(p, 1) != TL_OK && !p->failed)
         fail(p, "stopped while the last batch could not finish (its "
              "partitions were revoked); its events are consumed again");
+    /* What was handed over is committed before the group is left (failed
+     * commits sent again meanwhile), bounded. */
+    if (*stop < 2) tl_source_commit_wait(p->src, COMMIT_WAIT_MS);
     /* A revocation recorded by the last poll is carried out now: librdkafka
      * waits for it, and closing the consumer would wait forever. */
     if (tl_source_revoking(p->src)) stage_revoke(p);

@@ -145,7 +145,8 @@ static void store_metrics(tl_buf *b, tl_stats *s)
                     "Malformed stored feature state (that feature restarted).",
                     tl_counter_get(&s->state_errors));
     tl_prom_one_u64(b, "tailor_commit_errors_total", "counter",
-                    "Offset commits that failed (the batch is re-read and "
+                    "Offset commit requests that failed (sent again while "
+                    "their partitions stay assigned; else re-read and "
                     "skipped).",
                     tl_counter_get(&s->kafka.commit_errors));
 }

@@ -6,6 +6,7 @@
 
 #include "kafka.h"
 #include "log.h"
+#include "source_commit.h"
 
 struct tl_source {
     rd_kafka_t *rk;
@@ -16,12 +17,8 @@ struct tl_source {
     /* Recorded by the rebalance callback, carried out by tl_source_revoke
      * (owned; NULL when none is pending). */
     rd_kafka_topic_partition_list_t *revoking;
-    /* Offsets whose commit failed (a rebalance in progress, a coordinator
-     * moving), sent again with the next commit or by tl_source_retry:
-     * otherwise a partition that goes quiet would keep its committed offset
-     * behind for good (owned; NULL when none). */
-    rd_kafka_topic_partition_list_t *uncommitted;
-    int64_t retry_at;      /* monotonic ms: tl_source_retry's next try */
+    /* The offset commits, asynchronous, failed ones sent again (owned). */
+    tl_commits *commits;
     /* End offsets asked of the leaders while paused (query_ends), for the
      * partitions whose statistics have not caught up with them yet (owned;
      * NULL when none).  Only the pipeline thread touches it: the statistics
@@ -32,9 +29,6 @@ struct tl_source {
     int cluster_asked;
     tl_kafka_health *health;
 };
-
-/* Between two re-sends of failed commits when the input is quiet. */
-#define COMMIT_RETRY_MS 200
 
 /* How often librdkafka reports its statistics (brokers' states, lag): the
  * delay with which /readyz sees a broker go down or come back. */
@@ -237,10 +231,7 @@ void tl_source_revoke(tl_source *s)
     if (!s->revoking) return;
     /* Their failed commits are not sent again: the new owner may have
      * committed further already. */
-    for (int i = 0; s->uncommitted && i < s->revoking->cnt; i++)
-        rd_kafka_topic_partition_list_del(s->uncommitted,
-                                          s->revoking->elems[i].topic,
-                                          s->revoking->elems[i].partition);
+    tl_commits_forget(s->commits, s->revoking);
     unassign(s, s->revoking, s->cooperative);
     rd_kafka_topic_partition_list_destroy(s->revoking);
     s->revoking = NULL;
@@ -294,6 +285,7 @@ tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
         return NULL;
     }
     rd_kafka_poll_set_consumer(s->rk);
+    s->commits = tl_commits_new(s->rk, health);
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new((int)o->ninputs);
     for (size_t i = 0; i < o->ninputs; i++)
@@ -304,6 +296,7 @@ tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
     if (re) {
         tl_errf(err, errsz, TL_ERR_IO, "kafka subscribe: %s",
                 rd_kafka_err2str(re));
+        tl_commits_free(s->commits);
         rd_kafka_destroy(s->rk);
         free(s);
         return NULL;
@@ -340,79 +333,16 @@ void tl_source_poll(tl_source *s, tl_batch *b, size_t max, int timeout_ms,
     }
 }
 
-/* Adds the offsets of from that are beyond to's (or absent there). */
-static void merge_offsets(rd_kafka_topic_partition_list_t *to,
-                          const rd_kafka_topic_partition_list_t *from)
+void tl_source_commit(tl_source *s, const tl_batch *b)
 {
-    for (int i = 0; from && i < from->cnt; i++) {
-        const rd_kafka_topic_partition_t *f = &from->elems[i];
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(to, f->topic, f->partition);
-        if (!p) p = rd_kafka_topic_partition_list_add(to, f->topic, f->partition);
-        if (f->offset > p->offset) p->offset = f->offset;
-    }
+    tl_commits_send(s->commits, b);
 }
 
-/* The broker's answer to committing l: TL_OK, or TL_ERR_IO with why. */
-static int commit_list(tl_source *s, rd_kafka_topic_partition_list_t *l,
-                       char *err, size_t errsz)
-{
-    rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, 0);
-    if (e)
-        return tl_errf(err, errsz, TL_ERR_IO, "offset commit: %s",
-                       rd_kafka_err2str(e));
-    for (int i = 0; i < l->cnt; i++)
-        if (l->elems[i].err)
-            return tl_errf(err, errsz, TL_ERR_IO,
-                           "offset commit of %s [%d]: %s", l->elems[i].topic,
-                           l->elems[i].partition,
-                           rd_kafka_err2str(l->elems[i].err));
-    return TL_OK;
-}
+void tl_source_commit_serve(tl_source *s) { tl_commits_serve(s->commits); }
 
-/* Commits l (taken), with whatever failed before: on failure all of it is
- * kept for the next try, logged once per streak of failures. */
-static int commit_taken(tl_source *s, rd_kafka_topic_partition_list_t *l,
-                        char *err, size_t errsz)
+int tl_source_commit_wait(tl_source *s, int timeout_ms)
 {
-    merge_offsets(l, s->uncommitted);
-    int rc = commit_list(s, l, err, errsz);
-    int was_failing = s->uncommitted != NULL;
-    if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
-    s->uncommitted = NULL;
-    if (rc == TL_OK) {
-        rd_kafka_topic_partition_list_destroy(l);
-        if (was_failing) tl_info("source", "offset commits go through again");
-        return TL_OK;
-    }
-    s->uncommitted = l;
-    s->retry_at = tl_now_mono_ms() + COMMIT_RETRY_MS;
-    tl_counter_add(&s->health->commit_errors, 1);
-    if (!was_failing)
-        tl_warn("source", "%s; sending it again with the next commit", err);
-    return rc;
-}
-
-int tl_source_commit(tl_source *s, const tl_batch *b, char *err,
-                     size_t errsz)
-{
-    if (!b->n && !s->uncommitted) return TL_OK;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *m = b->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(l, topic, m->partition);
-        if (!p) p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
-        if (m->offset + 1 > p->offset) p->offset = m->offset + 1;
-    }
-    return commit_taken(s, l, err, errsz);
-}
-
-int tl_source_retry(tl_source *s, char *err, size_t errsz)
-{
-    if (!s->uncommitted || tl_now_mono_ms() < s->retry_at) return TL_OK;
-    return commit_taken(s, rd_kafka_topic_partition_list_new(8), err, errsz);
+    return tl_commits_wait(s->commits, timeout_ms);
 }
 
 int tl_source_fatal(tl_source *s, char *err, size_t errsz)
@@ -506,7 +436,8 @@ void tl_source_free(tl_source *s)
     s->closing = 1;
     rd_kafka_consumer_close(s->rk);
     if (s->revoking) rd_kafka_topic_partition_list_destroy(s->revoking);
-    if (s->uncommitted) rd_kafka_topic_partition_list_destroy(s->uncommitted);
+    /* After the close: librdkafka answers what is in flight first. */
+    tl_commits_free(s->commits);
     if (s->ends) rd_kafka_topic_partition_list_destroy(s->ends);
     if (s->cluster_id) rd_kafka_mem_free(s->rk, s->cluster_id);
     rd_kafka_destroy(s->rk);

@@ -4,7 +4,9 @@
  *
  * Offsets are committed only by tl_source_commit, which the pipeline calls
  * after the batch's triggers are delivered and its vectors are flushed
- * (enable.auto.commit=false), synchronously.  The rebalance callback runs
+ * (enable.auto.commit=false), asynchronously (lib/source_commit.c): the
+ * loop reads the answers and sends failed ones again, and waits for them
+ * before partitions are given up.  The rebalance callback runs
  * inside the consumer's poll and only records: an assignment is taken at
  * once, a revocation is kept (tl_source_revoking) until the pipeline's
  * loop, at its next safe point, has finished and committed what it owes
@@ -60,16 +62,18 @@ void tl_source_drop_revoked(tl_source *s, tl_batch *b);
 void tl_source_revoke(tl_source *s);
 
 /* Commits the offset after the last message of each partition in b,
- * synchronously, together with offsets whose commit failed before:
- * TL_OK, or TL_ERR_IO with the broker's reason (counted in
- * health->commit_errors, logged once per streak).  Failed offsets are kept
- * and sent again by the next commit or tl_source_retry (at most every
- * 200 ms), until they go through or their partitions are revoked; a
- * restart or rebalance in between only means events consumed again, which
- * the watermarks make harmless. */
-int tl_source_commit(tl_source *s, const tl_batch *b, char *err,
-                     size_t errsz);
-int tl_source_retry(tl_source *s, char *err, size_t errsz);
+ * without waiting, together with offsets whose commit failed before
+ * (tl_commits_send).  tl_source_commit_serve takes the answers that
+ * arrived and sends failed ones again (at most every 200 ms), until they
+ * go through or their partitions are revoked; failures are counted in
+ * health->commit_errors and logged once per kind of error.  A restart or
+ * rebalance in between only means events consumed again, which the
+ * watermarks make harmless.  tl_source_commit_wait waits at most
+ * timeout_ms until every offset handed over is committed (before
+ * partitions are given up): TL_OK, or TL_ERR_IO, logged. */
+void tl_source_commit(tl_source *s, const tl_batch *b);
+void tl_source_commit_serve(tl_source *s);
+int tl_source_commit_wait(tl_source *s, int timeout_ms);
 
 /* 1 with the reason in err when librdkafka raised a fatal error on the
  * consumer (the consumer cannot go on; the pipeline stops). */

@@ -11,7 +11,9 @@
  *   - Redis down while a flush is in flight, a member joining and leaving
  *     meanwhile (the revocation is recorded while the batch waits for
  *     Redis; the batch is abandoned, and the partitions that stay are taken
- *     again), then Redis back.
+ *     again), then Redis back;
+ *   - offset commits failing (mock): sent again until they go through,
+ *     while the input is quiet and when stopping.
  */
 #include <CUnit/Basic.h>
 #include <hiredis/hiredis.h>
@@ -315,6 +317,54 @@ static void test_redis_down_revocation(void)
     compare_with_clean(own_redis, "outage:", "t_outage");
 }
 
+/* The mock answers the next `n` OffsetCommit requests (ApiKey 8) with
+ * REQUEST_TIMED_OUT: librdkafka 2.0.2 retries a commit twice itself
+ * (rd_kafka_handle_OffsetCommit, RD_KAFKA_REQUEST_DEFAULT_RETRIES), so
+ * three make one commit fail for the application. */
+static void commit_errors(int n)
+{
+    rd_kafka_mock_cluster_t *mc = tl_kafka_mock_cluster(world.mock);
+    for (int i = 0; i < n; i++)
+        rd_kafka_mock_push_request_errors(mc, 8, 1,
+                                          RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+}
+
+/* One message the pipeline dead-letters (it is not JSON): handled, so its
+ * offset is committed, and no vector or trigger changes; then the commit
+ * fails and is counted, bounded. */
+static void failing_commit(const tl_stats *s)
+{
+    uint64_t errs = tl_counter_get(&s->kafka.commit_errors);
+    commit_errors(3);
+    CU_ASSERT_EQUAL_FATAL(tl_test_produce(world.brokers, IN_TOPIC, "", "x", 1), 0);
+    int64_t until = tl_now_mono_ms() + 30000;
+    while (tl_now_mono_ms() < until &&
+           tl_counter_get(&s->kafka.commit_errors) == errs)
+        usleep(20000);
+    CU_ASSERT(tl_counter_get(&s->kafka.commit_errors) > errs);
+}
+
+/* A commit that fails is sent again: the input goes quiet right after, so
+ * nothing else would ever move the group's committed offsets to the end
+ * (an asynchronous commit that is not sent again leaves them behind for
+ * good).  Then again right before stopping: the stop waits for the
+ * commits and sends the failed one again. */
+static void test_commit_resent(void)
+{
+    if (!world.mock) {
+        tl_test_skip("failing offset commits", "needs the mock's injected errors");
+        return;
+    }
+    member *m = member_start("stop", "t_stop", world.redis->url, "stop:");
+    const tl_stats *s = tl_pipeline_stats(m->p);
+    wait_assigned(m);
+    failing_commit(s);
+    CU_ASSERT(tl_test_wait_drained(world.brokers, "stop", IN_TOPIC, 20000));
+    failing_commit(s);
+    member_stop(m);
+    CU_ASSERT(tl_test_wait_drained(world.brokers, "stop", IN_TOPIC, 1000));
+}
+
 /* A fatal error of the idempotent producer (the mock answers a Produce
  * request with OUT_OF_ORDER_SEQUENCE_NUMBER for the head-of-line batch,
  * which librdkafka 2.0.2 makes fatal: rdkafka_request.c,
@@ -357,6 +407,7 @@ int main(void)
     CU_add_test(s, "members join and leave (cooperative)", test_rebalance);
     CU_add_test(s, "redis down, a member comes and goes, redis back",
                 test_redis_down_revocation);
+    CU_add_test(s, "failed offset commits are sent again", test_commit_resent);
     CU_add_test(s, "a fatal producer error stops the run", test_fatal_error);
     return tl_test_run();
 }
