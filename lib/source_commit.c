@@ -101,18 +101,18 @@ static int to_resend(const commit_part *p)
     return p->err != RD_KAFKA_RESP_ERR__IN_PROGRESS && p->held != p->want;
 }
 
-/* Errors saying that the membership the offsets were committed under is
- * gone: librdkafka revokes the whole assignment as lost (2.0.2,
- * rd_kafka_cgrp_op_handle_OffsetCommit), and sending them again under a
- * new generation could move back what the partitions' next owner
- * committed. */
+/* Errors after which nothing can be committed by this handle again.
+ * Every other failure is sent again while the partition stays assigned,
+ * ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID included: in a cooperative
+ * rebalance a member keeps the partitions it is not asked to revoke, and
+ * its last commit, refused while the group moved to a new generation, is
+ * owed (dropping it left a quiet partition's committed offset behind for
+ * good).  It is safe: the broker takes a commit only from the current
+ * generation's member, and a partition leaves the assignment — and this
+ * table, tl_commits_forget — before another member can own it. */
 static int gone(rd_kafka_resp_err_t e)
 {
-    return e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
-           e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
-           e == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ||
-           e == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST ||
-           e == RD_KAFKA_RESP_ERR__FATAL || e == RD_KAFKA_RESP_ERR__DESTROY;
+    return e == RD_KAFKA_RESP_ERR__FATAL || e == RD_KAFKA_RESP_ERR__DESTROY;
 }
 
 /* A failed request: counted, and logged once per kind of error until
@@ -128,8 +128,8 @@ static void failed(tl_commits *c, rd_kafka_resp_err_t kind, int nparts)
     tl_warn("source", "offset commit of %d partition(s) failed: %s; %s "
             "(said once per kind of error until commits go through again; "
             "see tailor_commit_errors_total)", nparts, rd_kafka_err2str(kind),
-            gone(kind) ? "the group membership is gone, so they are not sent "
-                         "again: their next owner reads from the last "
+            gone(kind) ? "the consumer is closing or failed, so they are not "
+                         "sent again: their next owner reads from the last "
                          "committed offset"
                        : "sent again while the partitions stay assigned");
 }

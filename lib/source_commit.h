@@ -11,11 +11,11 @@
  * older one, an answer for an older request never undoes a newer one, and
  * a partition whose newest request failed is sent again (with the next
  * commit, or at most every 200 ms) until it goes through or the partition
- * is revoked.  Answers that say the group membership behind the offsets is
- * gone (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, an
- * assignment lost) are not retried: the partitions are being revoked, and
- * their next owner reads again from the last committed offset, which the
- * watermarks make harmless.
+ * is revoked — a refusal for an old generation (ILLEGAL_GENERATION,
+ * UNKNOWN_MEMBER_ID) included: a cooperative rebalance leaves a member the
+ * partitions it is not asked to revoke, and the broker takes a commit only
+ * from the current generation's member.  Only a consumer closing or failed
+ * (__DESTROY, __FATAL) ends the re-sending.
  *
  * Ownership: the tl_commits belongs to the source; rk and health are
  * borrowed and outlive it.  Only the pipeline thread calls these.
