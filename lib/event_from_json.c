@@ -143,17 +143,6 @@ static tl_reject json_opt_num(json_t *root, const char *name, int *has,
     return TL_REJECT_NONE;
 }
 
-/* The top-level fields of the event itself; any other is an attribute. */
-static int json_known_field(const char *key)
-{
-    static const char *const known[] = {
-        "event_id", "customer_id", "ts", "channel", "type", "item",
-        "store", "quantity", "amount", "attrs"};
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (!strcmp(key, known[i])) return 1;
-    return 0;
-}
-
 /* One attribute: a string verbatim, anything else its compact JSON text
  * (b is scratch). */
 static void json_attr_set(tl_attr *at, const char *key, json_t *val,
@@ -198,7 +187,7 @@ static tl_reject json_attrs(json_t *root, tl_arena *arena, tl_event *ev,
         json_object_foreach(obj, key, val)
             if (!json_is_null(val)) json_attr_set(&a[n++], key, val, arena, &b);
     json_object_foreach(root, key, val)
-        if (!json_is_null(val) && !json_known_field(key) &&
+        if (!json_is_null(val) && tl_event_schema_find(key) < 0 &&
             !(obj && json_object_get(obj, key)))
             json_attr_set(&a[n++], key, val, arena, &b);
     tl_buf_free(&b);
