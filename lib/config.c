@@ -360,6 +360,19 @@ static int load_min_time(loader *L, yaml_node_t *n, int64_t *out)
     return TL_OK;
 }
 
+/* One of two words, nothing else ("PATH: expected A or B, got ..."):
+ * *second says which. */
+static int read_either(loader *L, yaml_node_t *n, const char *path,
+                       const char *a, const char *b, int *second)
+{
+    char got[96];
+    const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
+    *second = !strcmp(s, b);
+    if (*second || !strcmp(s, a)) return TL_OK;
+    return fail_node(L, n, "%s: expected %s or %s, got %s", path, a, b,
+                     tl_config_yaml_describe(n, got, sizeof got));
+}
+
 static int load_events(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"format",       "schema",
@@ -368,21 +381,16 @@ static int load_events(loader *L, yaml_node_t *n)
                                        "on_offset_reset"};
     yaml_node_t *v[7];
     tl_config *c = L->c;
-    char got[96];
     int rc;
     if ((rc = tl_config_yaml_want_map(L, n, "events", "a mapping")) ||
         (rc = tl_config_yaml_map(L, n, "events", keys, 7, v)))
         return rc;
+    int second;
     if (v[0]) {
-        const char *s = v[0]->type == YAML_SCALAR_NODE ? scalar(v[0]) : "";
-        if (!strcmp(s, "avro"))
-            c->format = TL_FMT_AVRO;
-        else if (!strcmp(s, "json"))
-            c->format = TL_FMT_JSON;
-        else
-            return fail_node(L, v[0],
-                             "events.format: expected avro or json, got %s",
-                             tl_config_yaml_describe(v[0], got, sizeof got));
+        if ((rc = read_either(L, v[0], "events.format", "avro", "json",
+                              &second)))
+            return rc;
+        c->format = second ? TL_FMT_JSON : TL_FMT_AVRO;
     }
     if (v[1] && (rc = read_schema(L, v[1], "events.schema", &c->schema_json)))
         return rc;
@@ -399,16 +407,10 @@ static int load_events(loader *L, yaml_node_t *n)
                                               &c->max_future_ms)))
         return rc;
     if (v[6]) {
-        const char *s = v[6]->type == YAML_SCALAR_NODE ? scalar(v[6]) : "";
-        if (!strcmp(s, "reapply"))
-            c->on_offset_reset = TL_RESET_REAPPLY;
-        else if (!strcmp(s, "skip"))
-            c->on_offset_reset = TL_RESET_SKIP;
-        else
-            return fail_node(L, v[6],
-                             "events.on_offset_reset: expected reapply or "
-                             "skip, got %s",
-                             tl_config_yaml_describe(v[6], got, sizeof got));
+        if ((rc = read_either(L, v[6], "events.on_offset_reset", "reapply",
+                              "skip", &second)))
+            return rc;
+        c->on_offset_reset = second ? TL_RESET_SKIP : TL_RESET_REAPPLY;
     }
     return TL_OK;
 }
