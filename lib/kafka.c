@@ -68,6 +68,15 @@ fail:
     return NULL;
 }
 
+int tl_kafka_conf_default(const tl_kafka_opts *o, rd_kafka_conf_t *conf,
+                          const char *key, const char *val, char *err,
+                          size_t errsz)
+{
+    for (size_t i = 0; i < o->nproperties; i++)
+        if (!strcmp(o->properties[i].key, key)) return 0;
+    return rd_kafka_conf_set(conf, key, val, err, errsz) ? -1 : 0;
+}
+
 /* What the check's handle reported; served by rd_kafka_poll on the calling
  * thread only. */
 typedef struct check_state {

@@ -29,6 +29,13 @@ tl_kafka_opts tl_kafka_opts_of(const tl_config *cfg, const char *brokers);
 rd_kafka_conf_t *tl_kafka_conf(const tl_kafka_opts *o, char *err,
                                size_t errsz);
 
+/* Sets key to val in conf unless kafka.properties chose key: tailord's
+ * own defaults, which a user's property overrides.  0, or -1 with
+ * librdkafka's message in err. */
+int tl_kafka_conf_default(const tl_kafka_opts *o, rd_kafka_conf_t *conf,
+                          const char *key, const char *val, char *err,
+                          size_t errsz);
+
 /*
  * Start-up check: whether a client with these properties (security
  * included) gets an answer to a metadata request from `brokers` within

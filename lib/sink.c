@@ -50,9 +50,16 @@ tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
     if (!conf) return NULL;
     char e[512];
     /* Idempotence gives retries without duplicates or reordering; acks=all
-     * follows from it. */
+     * follows from it.  The defaults below give way to kafka.properties.
+     * linger.ms 2: the batch's end sends what lingers anyway (tl_sink_wait
+     * flushes).  2 requests in flight, not librdkafka's 5: each batch waits
+     * for its triggers, and with 5 that wait was 40 ms a batch on
+     * librdkafka 2.0.2's mock cluster against 1 ms with 2, and no faster on
+     * a real broker (docs/benchmarks.md, "Fast defaults"). */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof e) ||
-        rd_kafka_conf_set(conf, "linger.ms", "2", e, sizeof e)) {
+        tl_kafka_conf_default(o, conf, "linger.ms", "2", e, sizeof e) ||
+        tl_kafka_conf_default(o, conf, "max.in.flight.requests.per.connection",
+                              "2", e, sizeof e)) {
         rd_kafka_conf_destroy(conf);
         tl_errf(err, errsz, TL_ERR_CONFIG, "kafka producer: %s", e);
         return NULL;

@@ -261,13 +261,27 @@ tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
         }
     /* Cooperative-sticky unless kafka.properties chose: a member joining or
      * leaving moves only the partitions that change owner, so the others
-     * keep flowing (on_rebalance handles incremental assign and revoke). */
-    int chosen = 0;
-    for (size_t i = 0; i < o->kafka.nproperties; i++)
-        chosen |= !strcmp(o->kafka.properties[i].key,
-                          "partition.assignment.strategy");
-    if (!chosen && rd_kafka_conf_set(conf, "partition.assignment.strategy",
-                                     "cooperative-sticky", e, sizeof e)) {
+     * keep flowing (on_rebalance handles incremental assign and revoke).
+     * On the mock cluster this process hosts (tailord --embedded), a fetch
+     * wait of 5 ms: the mock answers a fetch that finds nothing only after
+     * the whole wait, even when events arrive meanwhile, so librdkafka's
+     * 500 ms would be every event's latency (a real broker answers at
+     * once).
+     * queued.min.messages 1,000,000: librdkafka 2.0.2 compares it with the
+     * length of the consumer's one queue that every partition's feeds, not
+     * with the partition's own, so at its default (100,000) all fetching
+     * stopped once 100,000 messages were queued, and resumed only when the
+     * broker thread next woke, 0.4-0.6 s later: a backlog drained that
+     * queue first, and tailord waited half of its time with nothing to do
+     * (docs/benchmarks.md, "The fetcher's pauses").  The bytes queued stay
+     * bounded by queued.max.messages.kbytes (64 MB). */
+    if (tl_kafka_conf_default(&o->kafka, conf, "partition.assignment.strategy",
+                              "cooperative-sticky", e, sizeof e) ||
+        tl_kafka_conf_default(&o->kafka, conf, "queued.min.messages",
+                              "1000000", e, sizeof e) ||
+        (tl_kafka_mock_born(o->kafka.brokers) &&
+         tl_kafka_conf_default(&o->kafka, conf, "fetch.wait.max.ms", "5", e,
+                               sizeof e))) {
         rd_kafka_conf_destroy(conf);
         tl_errf(err, errsz, TL_ERR_CONFIG, "kafka consumer: %s", e);
         return NULL;

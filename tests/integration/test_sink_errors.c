@@ -296,6 +296,30 @@ static void test_broker_errors(void)
            "test_sink_errors.c)\n");
 }
 
+/* tailord's own client settings are defaults: a property of the user's
+ * wins (the producer's linger.ms used to be set after kafka.properties,
+ * silently replacing the user's). */
+static void test_defaults_give_way(void)
+{
+    tl_kv user[] = {{.key = "linger.ms", .val = "7"}};
+    tl_kafka_opts with = {"127.0.0.1:1", user, 1}, without = {"127.0.0.1:1", NULL, 0};
+    const tl_kafka_opts *os[] = {&with, &without};
+    const char *want[] = {"7", "2"};
+    for (int i = 0; i < 2; i++) {
+        char err[512], v[64];
+        size_t vlen = sizeof v;
+        rd_kafka_conf_t *c = tl_kafka_conf(os[i], err, sizeof err);
+        CU_ASSERT_FATAL(c != NULL);
+        CU_ASSERT_EQUAL(tl_kafka_conf_default(os[i], c, "linger.ms", "2", err,
+                                              sizeof err), 0);
+        CU_ASSERT_EQUAL(tl_kafka_conf_default(os[i], c, "no.such.property", "1",
+                                              err, sizeof err), -1);
+        CU_ASSERT(rd_kafka_conf_get(c, "linger.ms", v, &vlen) == RD_KAFKA_CONF_OK &&
+                  !strcmp(v, want[i]));
+        rd_kafka_conf_destroy(c);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
@@ -306,5 +330,7 @@ int main(void)
     CU_add_test(s, "broker errors on Produce: lost only what librdkafka "
                    "acked implicitly (mock defect)",
                 test_broker_errors);
+    CU_add_test(s, "kafka.properties override tailord's client defaults",
+                test_defaults_give_way);
     return tl_test_run();
 }

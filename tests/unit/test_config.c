@@ -117,8 +117,8 @@ static void test_example(void)
     CU_ASSERT_STRING_EQUAL(c->properties[0].val, "plaintext");
     CU_ASSERT_STRING_EQUAL(c->properties[1].key, "socket.keepalive.enable");
     CU_ASSERT_STRING_EQUAL(c->properties[1].val, "true");
-    CU_ASSERT_EQUAL(c->batch_size, 1000);
-    CU_ASSERT_EQUAL(c->batch_timeout_ms, 100);
+    CU_ASSERT_EQUAL(c->batch_size, 5000);
+    CU_ASSERT_EQUAL(c->batch_timeout_ms, 5);
     CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://127.0.0.1:6379/0");
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
@@ -344,8 +344,8 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c->output, "triggers");
     CU_ASSERT_STRING_EQUAL(c->dead_letter, "interactions.dlq");
     CU_ASSERT_EQUAL(c->nproperties, 0);
-    CU_ASSERT_EQUAL(c->batch_size, 1000);
-    CU_ASSERT_EQUAL(c->batch_timeout_ms, 100);
+    CU_ASSERT_EQUAL(c->batch_size, 5000);
+    CU_ASSERT_EQUAL(c->batch_timeout_ms, 5);
     CU_ASSERT_STRING_EQUAL(c->redis_url, "redis://127.0.0.1:6379/0");
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
