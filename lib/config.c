@@ -269,12 +269,13 @@ static int read_bool(loader *L, yaml_node_t *n, const char *at,
 static int load_redis(loader *L, yaml_node_t *n)
 {
     static const char *const keys[] = {"url", "prefix", "ttl", "timeout",
-                                       "cluster", "allow_eviction"};
-    yaml_node_t *v[6];
+                                       "cluster", "allow_eviction",
+                                       "flush_interval"};
+    yaml_node_t *v[7];
     tl_config *c = L->c;
     int rc;
     if ((rc = tl_config_yaml_want_map(L, n, "redis", "a mapping")) ||
-        (rc = tl_config_yaml_map(L, n, "redis", keys, 6, v)))
+        (rc = tl_config_yaml_map(L, n, "redis", keys, 7, v)))
         return rc;
     if (v[0] && v[4])
         return fail_node(L, v[4],
@@ -314,6 +315,10 @@ static int load_redis(loader *L, yaml_node_t *n)
         return rc;
     if (v[5] && (rc = read_bool(L, v[5], "redis", "allow_eviction",
                                 &c->redis_allow_eviction)))
+        return rc;
+    if (v[6] && (rc = tl_config_yaml_duration(L, v[6], "redis.flush_interval",
+                                              0, TIMEOUT_MAX,
+                                              &c->redis_flush_interval_ms)))
         return rc;
     return TL_OK;
 }
@@ -620,6 +625,7 @@ static tl_config *new_config(const char *path)
     c->redis_prefix = tl_xstrdup("tailor:");
     c->redis_ttl_ms = INT64_C(400) * 86400000;
     c->redis_timeout_ms = 2000;
+    c->redis_flush_interval_ms = 100;
     c->format = TL_FMT_AVRO;
     c->schema_json = tl_xstrdup(tl_schema_interaction_event);
     c->max_lateness_ms = 3600000;

@@ -74,6 +74,9 @@ typedef struct tl_config {
                              * redis_ttl_ms and every feature's ttl_ms; 0
                              * (never expire) when redis_ttl_ms is 0 */
     int64_t redis_timeout_ms; /* default 2000 */
+    /* A customer is written at most once per this interval, however many
+     * batches changed it (0: after every batch).  Default 100. */
+    int64_t redis_flush_interval_ms;
     int redis_allow_eviction; /* run on a Redis whose maxmemory-policy may
                                * evict our keys (default 0: refuse) */
 

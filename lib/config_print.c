@@ -71,17 +71,21 @@ static void print_kafka(const tl_config *c, FILE *out)
 
 static void print_redis(const tl_config *c, FILE *out)
 {
-    char d1[32], d2[32];
+    char d1[32], d2[32], d3[32];
     fputs("redis\n  url            ", out);
     put_masked_url(out, c->redis_url);
     fprintf(out,
             "\n  prefix         '%s'\n  ttl            %s\n"
-            "  timeout        %s\n",
+            "  timeout        %s\n  flush interval %s\n",
             c->redis_prefix,
             c->redis_ttl_ms
                 ? tl_config_duration_fmt(c->redis_ttl_ms, d1, sizeof d1)
                 : "none (keys never expire)",
-            tl_config_duration_fmt(c->redis_timeout_ms, d2, sizeof d2));
+            tl_config_duration_fmt(c->redis_timeout_ms, d2, sizeof d2),
+            c->redis_flush_interval_ms
+                ? tl_config_duration_fmt(c->redis_flush_interval_ms, d3,
+                                         sizeof d3)
+                : "0 (after every batch)");
     if (c->key_ttl_ms != c->redis_ttl_ms)
         fprintf(out, "  key ttl        %s (the longest feature ttl)\n",
                 tl_config_duration_fmt(c->key_ttl_ms, d1, sizeof d1));

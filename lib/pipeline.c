@@ -345,7 +345,8 @@ static void stage_decode(tl_pipeline *p)
         p->items_cap = b->n * 2;
         p->items = tl_xrealloc(p->items, p->items_cap * sizeof *p->items);
     }
-    tl_pipeline_grow_vecs(p, b->n);
+    /* The dirty list keeps what a deferred flush did not write yet. */
+    tl_pipeline_grow_vecs(p, p->ndirty + b->n);
     tl_counter_add(&p->stats.events, b->n);
     tl_counter_add(&p->stats.batches, 1);
     /* The accepted event times, from the clock once per batch (the decoder
@@ -560,6 +561,7 @@ static void stage_flush(tl_pipeline *p, int sync, tl_batch *msgs)
     tl_flusher_render(p->flusher, p->dirty, p->ndirty, &p->layout,
                       p->cfg->redis_prefix, p->cfg->key_ttl_ms, msgs);
     p->ndirty = 0;
+    p->last_flush_ms = tl_now_mono_ms();
     if (sync)
         tl_flusher_run(p->flusher, p->store);
     else
@@ -578,6 +580,7 @@ static void batch_failed(tl_pipeline *p)
     tl_batch *q = &p->spare;
     if (p->abandon && !p->failed) {
         tl_flusher_end(p->flusher, q);
+        tl_batch_move(q, &p->deferred);
         tl_batch_move(q, &p->batch);
         tl_batch_move(q, &p->held);
         tl_batch t = p->batch;
@@ -600,16 +603,27 @@ static void batch_failed(tl_pipeline *p)
     tl_gauge_set(&p->stats.cache_size, 0);
 }
 
+/* Whether the deferred batches' flush is due: redis.flush_interval since
+ * the last one.  Until then a customer that the next batches change again
+ * is written once for all of them (Redis runs each write as a script on
+ * one thread: half of what a backlog cost it). */
+static int flush_due(const tl_pipeline *p)
+{
+    return tl_now_mono_ms() - p->last_flush_ms >= p->cfg->redis_flush_interval_ms;
+}
+
 /* The stages after polling, for this batch (applied, triggers delivered,
- * flush handed over) and for the one before it (flush finished, offsets
- * committed).  sync: this batch's flush and commit too, before returning
- * (a reload, the last batch before stopping). */
+ * flush handed over when due) and for the one before it (flush finished,
+ * offsets committed).  sync: this batch's flush and commit too, before
+ * returning (a reload, the last batch before stopping). */
 static int process_batch(tl_pipeline *p, int sync)
 {
     if (p->failed) return TL_ERR;
-    /* An empty batch still finishes the job in flight: an input gone quiet
-     * does not leave the last batch uncommitted. */
-    if (!p->batch.n && !tl_flusher_busy(p->flusher) && !p->ndirty)
+    /* An empty batch still finishes the job in flight, and hands over the
+     * deferred flush when due: an input gone quiet does not leave the last
+     * batches uncommitted. */
+    if (!p->batch.n && !tl_flusher_busy(p->flusher) && !p->ndirty &&
+        !p->deferred.n)
         return TL_OK;
     int64_t t0 = tl_now_mono_us();
     int n = p->batch.n > 0, rc = TL_OK;
@@ -625,18 +639,19 @@ static int process_batch(tl_pipeline *p, int sync)
     }
     if (!rc) rc = stage_finish(p);
     if (!rc && n) rc = stage_deliver(p);
-    if (!rc && (n || p->ndirty)) {
-        stage_flush(p, sync, &p->batch);
+    if (!rc) tl_batch_move(&p->deferred, &p->batch);
+    if (!rc && (p->deferred.n || p->ndirty) && (sync || flush_due(p))) {
+        stage_flush(p, sync, &p->deferred);
         if (sync) rc = stage_finish(p);
         /* Vectors to write back, found by that finish, go now too. */
         if (sync && !rc && p->ndirty) {
-            stage_flush(p, 1, &p->batch);
+            stage_flush(p, 1, &p->deferred);
             rc = stage_finish(p);
         }
-        if (n)
-            tl_histogram_observe_us(&p->stats.batch_seconds,
-                                    (uint64_t)(tl_now_mono_us() - t0));
     }
+    if (!rc && n)
+        tl_histogram_observe_us(&p->stats.batch_seconds,
+                                (uint64_t)(tl_now_mono_us() - t0));
     p->in_batch = 0;
     if (rc) batch_failed(p);
     return rc;
@@ -650,20 +665,22 @@ static int of_revoked(void *ud, const tl_vec *v)
     return 0;
 }
 
-/* Stage, when a revocation was recorded: the flush in flight is finished
- * and committed while the partitions are still ours; their unprocessed
+/* Stage, when a revocation was recorded: the flush in flight and the one
+ * the flush interval deferred are finished and committed while the
+ * partitions are still ours; their unprocessed
  * messages and their customers' cached vectors go (the new owner reads
  * both again: stable trigger ids, and the watermarks stop double
  * counting); then they are given up. */
 static void stage_revoke(tl_pipeline *p)
 {
-    if (tl_flusher_busy(p->flusher)) {
+    if (tl_flusher_busy(p->flusher) || p->ndirty || p->deferred.n) {
         p->in_batch = 1;
         int rc = stage_finish(p);
-        /* Vectors to write back, while their partitions are ours; the
-         * batch being filled is not this flush's to commit. */
-        if (!rc && p->ndirty) {
-            stage_flush(p, 1, &p->spare);
+        /* What the flush interval deferred, then vectors to write back,
+         * while their partitions are ours; the batch being filled is not
+         * these flushes' to commit. */
+        for (int i = 0; i < 2 && !rc && (p->ndirty || p->deferred.n); i++) {
+            stage_flush(p, 1, &p->deferred);
             rc = stage_finish(p);
         }
         if (rc) batch_failed(p);
@@ -820,28 +837,6 @@ int tl_pipeline_assigned(const tl_pipeline *p)
 
 const tl_config *tl_pipeline_config(const tl_pipeline *p) { return p->cfg; }
 
-static uint64_t dead_letters(const tl_stats *s)
-{
-    uint64_t n = 0;
-    for (int i = 1; i < TL_REJECT__COUNT; i++) n += s->dead_letters[i];
-    return n;
-}
-
-static void log_progress(tl_pipeline *p, int64_t *last_ms, uint64_t *last_n)
-{
-    int64_t now = tl_now_mono_ms();
-    if (now - *last_ms < 10000) return;
-    const tl_stats *s = &p->stats;
-    double rate = (double)(s->events - *last_n) * 1000.0 / (double)(now - *last_ms);
-    tl_info("pipeline",
-            "%" PRIu64 " events (%.0f/s), %" PRIu64 " triggers, %" PRIu64
-            " dead letters, %zu customers cached",
-            s->events, rate, s->triggers,
-            dead_letters(s), tl_cache_size(p->cache));
-    *last_ms = now;
-    *last_n = s->events;
-}
-
 /* Redis before the group: joining and then not polling while Redis is down
  * would only cause rebalances. Wrong credentials are fatal (TL_ERR_AUTH),
  * an unreachable server is waited for. */
@@ -934,7 +929,7 @@ int tl_pipeline_run(tl_pipeline *p, volatile sig_atomic_t *stop, char *err,
             continue;
         }
         process_batch(p, 0);
-        log_progress(p, &last_ms, &last_n);
+        tl_pipeline_log_progress(p, &last_ms, &last_n);
     }
     if (*stop > 1 && !p->failed)
         fail(p, "stopped at once by a second signal; uncommitted events "
@@ -966,6 +961,7 @@ void tl_pipeline_free(tl_pipeline *p)
     tl_flusher_free(p->flusher);
     tl_batch_free(&p->batch);
     tl_batch_free(&p->held);
+    tl_batch_free(&p->deferred);
     tl_batch_free(&p->spare);
     free(p->brokers);
     tl_sink_free(p->sink);

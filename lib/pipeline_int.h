@@ -54,6 +54,11 @@ struct tl_pipeline {
     tl_batch batch;         /* the batch being filled, then processed */
     tl_batch held;          /* messages that arrived while paused */
     tl_batch spare;         /* for requeueing an abandoned batch */
+    /* Messages applied whose flush redis.flush_interval holds back: their
+     * vectors are on the dirty list, and their offsets are committed with
+     * the flush that writes them. */
+    tl_batch deferred;
+    int64_t last_flush_ms;  /* monotonic: the last flush handed over */
     tl_arena arena;         /* everything that lives for one batch */
     tl_item *items;
     size_t items_cap;
@@ -96,6 +101,12 @@ void tl_pipeline_loss_look(tl_pipeline *p, const tl_flush_job *j);
 int tl_pipeline_loss_gone(tl_pipeline *p, tl_vec *v, uint32_t epoch);
 int tl_pipeline_loss_check_policy(tl_pipeline *p, char *err, size_t errsz);
 
+
+/* pipeline_metrics.c: the loop's progress line, at most every 10 s (the
+ * events, their rate since the last line, triggers, dead letters, the
+ * cache's size). */
+void tl_pipeline_log_progress(tl_pipeline *p, int64_t *last_ms,
+                              uint64_t *last_n);
 
 /* pipeline_reset.c: an event at or below its watermark, wm: 1 when that
  * watermark is stale (offsets went backwards: said once per partition,

@@ -251,3 +251,27 @@ int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
     loss_note(&p->stats, why, whysz);
     return 1;
 }
+
+/* The loop's own reading (its thread writes the counters). */
+static uint64_t dead_letters_of(const tl_stats *s)
+{
+    uint64_t n = 0;
+    for (int i = 1; i < TL_REJECT__COUNT; i++) n += s->dead_letters[i];
+    return n;
+}
+
+void tl_pipeline_log_progress(tl_pipeline *p, int64_t *last_ms,
+                              uint64_t *last_n)
+{
+    int64_t now = tl_now_mono_ms();
+    if (now - *last_ms < 10000) return;
+    const tl_stats *s = &p->stats;
+    double rate = (double)(s->events - *last_n) * 1000.0 / (double)(now - *last_ms);
+    tl_info("pipeline",
+            "%" PRIu64 " events (%.0f/s), %" PRIu64 " triggers, %" PRIu64
+            " dead letters, %zu customers cached",
+            s->events, rate, s->triggers,
+            dead_letters_of(s), tl_cache_size(p->cache));
+    *last_ms = now;
+    *last_n = s->events;
+}

@@ -243,14 +243,16 @@ static void test_metrics_match(void)
     CU_ASSERT_EQUAL(trig, (double)ntrig);
     CU_ASSERT(sum(m, "tailor_triggers_total{rule=coupon,", NULL) > 0);
     CU_ASSERT(val(m, "tailor_triggers_suppressed_total{reason=cooldown}") > 0);
-    /* Latency: one observation per batch; one Redis load and flush at
-     * least per batch with events. */
+    /* Latency: one observation per batch; one Redis load at least, and a
+     * flush per redis.flush_interval at most (several batches each under
+     * this backlog). */
     double batches = val(m, "tailor_batches_total{}");
     CU_ASSERT(batches >= nproduced / 1000.0);
     CU_ASSERT_EQUAL(val(m, "tailor_batch_duration_seconds_count{}"), batches);
     CU_ASSERT_EQUAL(val(m, "tailor_batch_duration_seconds_bucket{le=+Inf}"), batches);
     CU_ASSERT(val(m, "tailor_redis_duration_seconds_count{op=load}") >= 1);
-    CU_ASSERT_EQUAL(val(m, "tailor_redis_duration_seconds_count{op=flush}"), batches);
+    double flushes = val(m, "tailor_redis_duration_seconds_count{op=flush}");
+    CU_ASSERT(flushes >= 1 && flushes <= batches);
     /* Every customer missed once (then cached): misses = customers. */
     CU_ASSERT_EQUAL(val(m, "tailor_cache_lookups_total{result=miss}"),
                     (double)ncustomers);

@@ -123,6 +123,7 @@ static void test_example(void)
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
     CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(c->redis_flush_interval_ms, 100);
     CU_ASSERT_STRING_EQUAL(c->http_listen, "127.0.0.1:9464");
     CU_ASSERT_PTR_NULL(c->http_token);
     CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
@@ -350,6 +351,7 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "tailor:");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 400 * DAY);
     CU_ASSERT_EQUAL(c->redis_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(c->redis_flush_interval_ms, 100);
     CU_ASSERT_EQUAL(c->format, TL_FMT_AVRO);
     CU_ASSERT_STRING_EQUAL(c->schema_json, tl_schema_interaction_event);
     CU_ASSERT_PTR_NULL(c->writer_schema_json);
@@ -409,6 +411,7 @@ static void test_flow_style(void)
     CU_ASSERT_STRING_EQUAL(c->redis_prefix, "");
     CU_ASSERT_EQUAL(c->redis_ttl_ms, 0);
     CU_ASSERT_EQUAL(c->redis_timeout_ms, 250);
+    CU_ASSERT_EQUAL(c->redis_flush_interval_ms, 0);
     CU_ASSERT_EQUAL(c->format, TL_FMT_JSON);
     CU_ASSERT_EQUAL(c->cache_size, 1);
     CU_ASSERT_EQUAL(c->log_level, TL_LOG_DEBUG);
@@ -1064,7 +1067,7 @@ static void test_err_unknown_key(void)
                 "batch_timeout, audit)");
     EXPECT_FILE("invalid_key_redis.yaml",
                 "4:3: unknown key 'tll' in redis (expected one of: url, prefix, "
-                "ttl, timeout, cluster, allow_eviction)");
+                "ttl, timeout, cluster, allow_eviction, flush_interval)");
     EXPECT_FILE("invalid_key_events.yaml",
                 "1:25: unknown key 'shema' in events (expected one of: format, "
                 "schema, writer_schema, max_lateness, min_time, max_future, "
