@@ -291,8 +291,7 @@ int main(int argc, char **argv)
     alarm(TEARDOWN_TIMEOUT_S);
 
     const tl_stats *s = tl_pipeline_stats(p);
-    uint64_t dead = 0;
-    for (int i = 1; i < TL_REJECT__COUNT; i++) dead += s->dead_letters[i];
+    uint64_t dead = tl_pipeline_dead_letters(s);
     double secs = s->last_commit_ms > s->first_event_ms
                       ? (double)(s->last_commit_ms - s->first_event_ms) / 1000.0
                       : 0;

@@ -603,6 +603,20 @@ static void batch_failed(tl_pipeline *p)
     tl_gauge_set(&p->stats.cache_size, 0);
 }
 
+/* The deferred batches' flush run here and finished, then the vectors to
+ * write back that its finish found (sync: a reload, the stop, a
+ * revocation).  TL_OK, or the failed finish's code. */
+static int flush_now(tl_pipeline *p)
+{
+    stage_flush(p, 1, &p->deferred);
+    int rc = stage_finish(p);
+    if (!rc && p->ndirty) {
+        stage_flush(p, 1, &p->deferred);
+        rc = stage_finish(p);
+    }
+    return rc;
+}
+
 /* Whether the deferred batches' flush is due: redis.flush_interval since
  * the last one.  Until then a customer that the next batches change again
  * is written once for all of them (Redis runs each write as a script on
@@ -641,13 +655,10 @@ static int process_batch(tl_pipeline *p, int sync)
     if (!rc && n) rc = stage_deliver(p);
     if (!rc) tl_batch_move(&p->deferred, &p->batch);
     if (!rc && (p->deferred.n || p->ndirty) && (sync || flush_due(p))) {
-        stage_flush(p, sync, &p->deferred);
-        if (sync) rc = stage_finish(p);
-        /* Vectors to write back, found by that finish, go now too. */
-        if (sync && !rc && p->ndirty) {
-            stage_flush(p, 1, &p->deferred);
-            rc = stage_finish(p);
-        }
+        if (sync)
+            rc = flush_now(p);
+        else
+            stage_flush(p, 0, &p->deferred);
     }
     if (!rc && n)
         tl_histogram_observe_us(&p->stats.batch_seconds,
@@ -676,13 +687,10 @@ static void stage_revoke(tl_pipeline *p)
     if (tl_flusher_busy(p->flusher) || p->ndirty || p->deferred.n) {
         p->in_batch = 1;
         int rc = stage_finish(p);
-        /* What the flush interval deferred, then vectors to write back,
+        /* What the flush interval deferred, and vectors to write back,
          * while their partitions are ours; the batch being filled is not
          * these flushes' to commit. */
-        for (int i = 0; i < 2 && !rc && (p->ndirty || p->deferred.n); i++) {
-            stage_flush(p, 1, &p->deferred);
-            rc = stage_finish(p);
-        }
+        if (!rc && (p->ndirty || p->deferred.n)) rc = flush_now(p);
         if (rc) batch_failed(p);
         p->in_batch = 0;
     }

@@ -149,6 +149,8 @@ int tl_pipeline_reload(tl_pipeline *p, tl_config *next, int force, char *err,
                        size_t errsz);
 
 const tl_stats *tl_pipeline_stats(const tl_pipeline *p);
+/* The dead letters of s, every reason together. */
+uint64_t tl_pipeline_dead_letters(const tl_stats *s);
 
 /* The pipeline's counters in the Prometheus text format (appended to b):
  * callable from another thread while tl_pipeline_run runs.  Names and the

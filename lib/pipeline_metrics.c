@@ -28,12 +28,18 @@ static void by_reason(tl_buf *b, const char *name, const char *help,
     }
 }
 
+uint64_t tl_pipeline_dead_letters(const tl_stats *s)
+{
+    uint64_t n = 0;
+    for (int i = 1; i < TL_REJECT__COUNT; i++)
+        n += tl_counter_get(&s->dead_letters[i]);
+    return n;
+}
+
 /* Events, dead letters and triggers. */
 static void events_metrics(tl_buf *b, tl_stats *s, const tl_config *cfg)
 {
-    uint64_t dead = 0;
-    for (int i = 1; i < TL_REJECT__COUNT; i++)
-        dead += tl_counter_get(&s->dead_letters[i]);
+    uint64_t dead = tl_pipeline_dead_letters(s);
     tl_prom_one_u64(b, "tailor_events_consumed_total", "counter",
                     "Input messages taken into a batch (a batch abandoned or "
                     "retried after a restart counts again).",
@@ -252,14 +258,6 @@ int tl_pipeline_ready(const tl_pipeline *cp, char *why, size_t whysz)
     return 1;
 }
 
-/* The loop's own reading (its thread writes the counters). */
-static uint64_t dead_letters_of(const tl_stats *s)
-{
-    uint64_t n = 0;
-    for (int i = 1; i < TL_REJECT__COUNT; i++) n += s->dead_letters[i];
-    return n;
-}
-
 void tl_pipeline_log_progress(tl_pipeline *p, int64_t *last_ms,
                               uint64_t *last_n)
 {
@@ -271,7 +269,7 @@ void tl_pipeline_log_progress(tl_pipeline *p, int64_t *last_ms,
             "%" PRIu64 " events (%.0f/s), %" PRIu64 " triggers, %" PRIu64
             " dead letters, %zu customers cached",
             s->events, rate, s->triggers,
-            dead_letters_of(s), tl_cache_size(p->cache));
+            tl_pipeline_dead_letters(s), tl_cache_size(p->cache));
     *last_ms = now;
     *last_n = s->events;
 }
