@@ -268,7 +268,7 @@ tl_source *tl_source_new(const tl_source_opts *o, tl_kafka_health *health,
      * 500 ms would be every event's latency (a real broker answers at
      * once).
      * queued.min.messages 1,000,000: librdkafka 2.0.2 compares it with the
-     * length of the consumer's one queue that every partition's feeds, not
+     * length of the consumer's one queue that every partition feeds, not
      * with the partition's own, so at its default (100,000) all fetching
      * stopped once 100,000 messages were queued, and resumed only when the
      * broker thread next woke, 0.4-0.6 s later: a backlog drained that
