@@ -131,7 +131,13 @@ log4j.appender.f.layout=org.apache.log4j.PatternLayout
 log4j.appender.f.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.server.KafkaRaftServer=INFO
 LOG
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  # A Kafka Uuid (16 random bytes, URL-safe base64), drawn again while it
+  # starts with '-' as Kafka's own Uuid.randomUuid does: kafka-storage takes
+  # "-t -abc" for an option, and the format failed once in 64 starts.
+  cluster_id=-
+  while [ "${cluster_id#-}" != "$cluster_id" ]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  done
   format_args=(format -t "$cluster_id" -c "$props")
   if [ -n "$scram" ]; then
     format_args+=(--add-scram "SCRAM-SHA-256=[name=\"${scram%%:*}\",password=\"${scram#*:}\"]")
