@@ -6,41 +6,72 @@
 #include "kafka.h"
 #include "log.h"
 
-/* The sink's copy of one queued message, kept until it is delivered. */
-typedef struct pending {
-    const char *topic;
-    const void *key, *val;
+/* A message librdkafka gave up on (delivery.timeout.ms), copied from its
+ * delivery report: produced again by tl_sink_wait.  Only failures are
+ * copied; a message in flight is librdkafka's own copy. */
+typedef struct failed {
+    char *topic;
+    void *key, *val;
     size_t klen, vlen;
-    tl_header *hdrs;
-    size_t nhdrs;
-    int state; /* 0 in flight, 1 delivered, -1 failed */
-} pending;
+    rd_kafka_headers_t *hdrs; /* owned until produced again */
+    uint64_t seq;
+} failed;
 
 struct tl_sink {
     rd_kafka_t *rk;
-    tl_arena arena;
-    pending *msgs;
-    size_t n, cap;
+    failed *failed;
+    size_t nfailed, fcap;
     size_t inflight;
+    uint64_t next_seq;        /* each message's number, its opaque */
+    uint64_t mark;            /* tl_sink_mark: messages numbered below */
+    size_t before;            /* ... not delivered yet */
     int (*give_up)(void *ud); /* tl_sink_set_give_up */
     void *give_up_ud;
     char last_err[256];
 };
 
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *d = tl_xmalloc(n ? n : 1);
+    if (n) memcpy(d, p, n);
+    return d;
+}
+
+/* A failure is kept (allocations on this path only); a success of a
+ * message below the mark counts toward it. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
 {
     (void)rk;
     tl_sink *s = ud;
-    size_t i = (size_t)(uintptr_t)m->_private;
-    if (i >= s->n) return; /* not ours (cannot happen) */
+    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
     s->inflight--;
-    if (m->err) {
-        s->msgs[i].state = -1;
-        snprintf(s->last_err, sizeof s->last_err, "%s",
-                 rd_kafka_err2str(m->err));
-    } else {
-        s->msgs[i].state = 1;
+    if (!m->err) {
+        if (seq < s->mark) s->before--;
+        return;
     }
+    snprintf(s->last_err, sizeof s->last_err, "%s", rd_kafka_err2str(m->err));
+    if (s->nfailed == s->fcap) {
+        s->fcap = s->fcap ? s->fcap * 2 : 64;
+        s->failed = tl_xrealloc(s->failed, s->fcap * sizeof *s->failed);
+    }
+    failed *f = &s->failed[s->nfailed++];
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    f->topic = dup_bytes(topic, strlen(topic) + 1);
+    f->key = dup_bytes(m->key, m->key_len);
+    f->klen = m->key_len;
+    f->val = dup_bytes(m->payload, m->len);
+    f->vlen = m->len;
+    rd_kafka_headers_t *h = NULL;
+    f->hdrs = rd_kafka_message_headers(m, &h) ? NULL : rd_kafka_headers_copy(h);
+    f->seq = seq;
+}
+
+static void failed_free(failed *f)
+{
+    free(f->topic);
+    free(f->key);
+    free(f->val);
+    if (f->hdrs) rd_kafka_headers_destroy(f->hdrs);
 }
 
 tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
@@ -51,11 +82,11 @@ tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
     char e[512];
     /* Idempotence gives retries without duplicates or reordering; acks=all
      * follows from it.  The defaults below give way to kafka.properties.
-     * linger.ms 2: the batch's end sends what lingers anyway (tl_sink_wait
-     * flushes).  2 requests in flight, not librdkafka's 5: each batch waits
-     * for its triggers, and with 5 that wait was 40 ms a batch on
-     * librdkafka 2.0.2's mock cluster against 1 ms with 2, and no faster on
-     * a real broker (docs/benchmarks.md, "Fast defaults"). */
+     * linger.ms 2: a trigger leaves within 2 ms of its batch (tl_sink_wait
+     * flushes at once).  2 requests in flight, not librdkafka's 5: when
+     * every batch waited for its triggers, that wait was 40 ms a batch on
+     * librdkafka 2.0.2's mock cluster with 5 against 1 ms with 2, and no
+     * faster on a real broker (docs/benchmarks.md, "Fast defaults"). */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof e) ||
         tl_kafka_conf_default(o, conf, "linger.ms", "2", e, sizeof e) ||
         tl_kafka_conf_default(o, conf, "max.in.flight.requests.per.connection",
@@ -74,7 +105,6 @@ tl_sink *tl_sink_new(const tl_kafka_opts *o, const char *output, char *err,
         tl_errf(err, errsz, TL_ERR_CONFIG, "kafka producer: %s", e);
         return NULL;
     }
-    tl_arena_init(&s->arena, 1 << 20);
     /* The producer learns the output topic's partitions and leaders on its
      * first message, which then waits for that metadata request (half a
      * second and more measured on the mock cluster: the first batch's
@@ -97,8 +127,8 @@ void tl_sink_free(tl_sink *s)
         tl_warn("sink", "%d messages not delivered at shutdown",
                 rd_kafka_outq_len(s->rk));
     rd_kafka_destroy(s->rk);
-    tl_arena_free(&s->arena);
-    free(s->msgs);
+    for (size_t i = 0; i < s->nfailed; i++) failed_free(&s->failed[i]);
+    free(s->failed);
     free(s);
 }
 
@@ -121,37 +151,31 @@ int tl_sink_fatal(tl_sink *s, char *err, size_t errsz)
     return 1;
 }
 
-static int send_one(tl_sink *s, size_t i, char *err, size_t errsz)
+/* Queues one message numbered seq; librdkafka copies key and value and
+ * takes hdrs when it accepts the message (the caller's otherwise). */
+static int produce_one(tl_sink *s, const char *topic, const void *key,
+                       size_t klen, const void *val, size_t vlen,
+                       rd_kafka_headers_t *hdrs, uint64_t seq, char *err,
+                       size_t errsz)
 {
-    pending *p = &s->msgs[i];
     for (;;) {
-        rd_kafka_headers_t *h = NULL;
-        if (p->nhdrs) {
-            h = rd_kafka_headers_new(p->nhdrs);
-            for (size_t k = 0; k < p->nhdrs; k++)
-                rd_kafka_header_add(h, p->hdrs[k].name, -1, p->hdrs[k].val,
-                                    (ssize_t)p->hdrs[k].vlen);
-        }
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            s->rk, RD_KAFKA_V_TOPIC(p->topic),
-            RD_KAFKA_V_KEY((void *)p->key, p->klen),
-            RD_KAFKA_V_VALUE((void *)p->val, p->vlen),
+            s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, klen),
+            RD_KAFKA_V_VALUE((void *)val, vlen),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)i),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (!e) {
-            p->state = 0;
             s->inflight++;
             return TL_OK;
         }
-        if (h) rd_kafka_headers_destroy(h);
         /* After a fatal error every produce is refused with __FATAL: say
          * the error itself, which tells what to do. */
         if (e == RD_KAFKA_RESP_ERR__FATAL && tl_sink_fatal(s, err, errsz))
             return TL_ERR_IO;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            return tl_errf(err, errsz, TL_ERR_IO, "produce to %s: %s",
-                           p->topic, rd_kafka_err2str(e));
+            return tl_errf(err, errsz, TL_ERR_IO, "produce to %s: %s", topic,
+                           rd_kafka_err2str(e));
         /* Backpressure: serve delivery reports until there is room, or
          * until the caller stops (a broker that stays away would otherwise
          * hold a stopping tailord here for good). */
@@ -159,7 +183,7 @@ static int send_one(tl_sink *s, size_t i, char *err, size_t errsz)
         if (stop_now(s))
             return tl_errf(err, errsz, TL_ERR_IO,
                            "stopped while the producer's queue was full "
-                           "(%s)", p->topic);
+                           "(%s)", topic);
     }
 }
 
@@ -168,32 +192,46 @@ int tl_sink_produce(tl_sink *s, const char *topic, const void *key,
                     const tl_header *hdrs, size_t nhdrs, char *err,
                     size_t errsz)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        s->msgs = tl_xrealloc(s->msgs, s->cap * sizeof *s->msgs);
+    rd_kafka_headers_t *h = NULL;
+    if (nhdrs) {
+        h = rd_kafka_headers_new(nhdrs);
+        for (size_t k = 0; k < nhdrs; k++)
+            rd_kafka_header_add(h, hdrs[k].name, -1, hdrs[k].val,
+                                (ssize_t)hdrs[k].vlen);
     }
-    pending *p = &s->msgs[s->n];
-    p->topic = tl_arena_strndup(&s->arena, topic, strlen(topic));
-    p->key = tl_arena_strndup(&s->arena, key, klen);
-    p->klen = klen;
-    void *v = tl_arena_alloc(&s->arena, vlen ? vlen : 1);
-    if (vlen) memcpy(v, val, vlen);
-    p->val = v;
-    p->vlen = vlen;
-    p->nhdrs = nhdrs;
-    p->hdrs = nhdrs ? tl_arena_alloc(&s->arena, nhdrs * sizeof *p->hdrs) : NULL;
-    for (size_t k = 0; k < nhdrs; k++) {
-        p->hdrs[k].name =
-            tl_arena_strndup(&s->arena, hdrs[k].name, strlen(hdrs[k].name));
-        p->hdrs[k].val = tl_arena_strndup(&s->arena, hdrs[k].val, hdrs[k].vlen);
-        p->hdrs[k].vlen = hdrs[k].vlen;
-    }
-    s->n++;
-    int rc = send_one(s, s->n - 1, err, errsz);
+    int rc = produce_one(s, topic, key, klen, val, vlen, h, s->next_seq, err,
+                         errsz);
     /* Refused outright (too large, unknown topic...): it was never queued,
-     * so the batch does not wait for it; the caller decides what to do. */
-    if (rc) s->n--;
+     * so no wait counts it; the caller decides what to do. */
+    if (rc) {
+        if (h) rd_kafka_headers_destroy(h);
+    } else {
+        s->next_seq++;
+    }
     rd_kafka_poll(s->rk, 0);
+    return rc;
+}
+
+/* The failed messages produced again, with their numbers (a mark set
+ * before counts them until they are delivered).  Failures reported
+ * meanwhile go to a fresh list, for the next round. */
+static int resend_failed(tl_sink *s, char *err, size_t errsz)
+{
+    failed *list = s->failed;
+    size_t n = s->nfailed;
+    s->failed = NULL;
+    s->nfailed = s->fcap = 0;
+    int rc = TL_OK;
+    for (size_t i = 0; i < n; i++) {
+        failed *f = &list[i];
+        if (!rc) {
+            rc = produce_one(s, f->topic, f->key, f->klen, f->val, f->vlen,
+                             f->hdrs, f->seq, err, errsz);
+            if (!rc) f->hdrs = NULL; /* librdkafka's now */
+        }
+        failed_free(f);
+    }
+    free(list);
     return rc;
 }
 
@@ -210,24 +248,31 @@ int tl_sink_wait(tl_sink *s, char *err, size_t errsz)
                                "stopped while %zu messages were in flight",
                                s->inflight);
         }
-        size_t failed = 0;
-        for (size_t i = 0; i < s->n; i++) failed += s->msgs[i].state < 0;
-        if (!failed) break;
+        if (!s->nfailed) break;
         tl_warn("sink", "%zu messages not delivered (%s); producing them again "
-                "in %d ms", failed, s->last_err, backoff_ms);
+                "in %d ms", s->nfailed, s->last_err, backoff_ms);
         tl_sleep_ms(backoff_ms);
         if (stop_now(s))
             return tl_errf(err, errsz, TL_ERR_IO,
-                           "stopped with %zu undelivered messages: %s", failed,
-                           s->last_err);
+                           "stopped with %zu undelivered messages: %s",
+                           s->nfailed, s->last_err);
         if (backoff_ms < 5000) backoff_ms *= 2;
-        for (size_t i = 0; i < s->n; i++)
-            if (s->msgs[i].state < 0) {
-                int rc = send_one(s, i, err, errsz);
-                if (rc) return rc;
-            }
+        int rc = resend_failed(s, err, errsz);
+        if (rc) return rc;
     }
-    s->n = 0;
-    tl_arena_reset(&s->arena);
+    s->before = 0;
     return TL_OK;
+}
+
+void tl_sink_mark(tl_sink *s)
+{
+    s->mark = s->next_seq;
+    s->before = s->inflight + s->nfailed;
+}
+
+int tl_sink_marked(tl_sink *s)
+{
+    rd_kafka_poll(s->rk, 0);
+    if (s->nfailed) return -1;
+    return s->before == 0;
 }

@@ -296,6 +296,97 @@ static void test_broker_errors(void)
            "test_sink_errors.c)\n");
 }
 
+typedef struct marked_seen {
+    unsigned char n[NMSG];
+    int hdr_ok; /* every message carried its header back */
+} marked_seen;
+
+static void count_marked(void *ud, const rd_kafka_message_t *m)
+{
+    marked_seen *ms = ud;
+    count_key(ms->n, m);
+    size_t len = 0;
+    const char *h = tl_test_header(m, "src", &len);
+    if (!h || len != 4 || memcmp(h, "mark", 4)) ms->hdr_ok = 0;
+}
+
+static int produce_keys(tl_sink *s, const char *topic, int from, int to)
+{
+    char err[512];
+    tl_header h = {"src", "mark", 4};
+    for (int i = from; i < to; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%d", i);
+        if (tl_sink_produce(s, topic, k, (size_t)kl, k, (size_t)kl, &h, 1,
+                            err, sizeof err)) {
+            fprintf(stderr, "produce: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* tl_sink_marked until it says something else than 0 (10 s at most). */
+static int marked_settles(tl_sink *s)
+{
+    int64_t end = tl_now_mono_ms() + 10000;
+    int m;
+    while (!(m = tl_sink_marked(s)) && tl_now_mono_ms() < end) usleep(1000);
+    return m;
+}
+
+/* The mark the pipeline stores vectors behind: it covers the messages
+ * queued before it and no later ones; a message librdkafka gives up on
+ * (the brokers down past message.timeout.ms) is reported as a failure, kept
+ * with its key, value and headers, and produced again by tl_sink_wait. */
+static void test_mark_and_resend(void)
+{
+    char err[512];
+    const char *topic = "out-mark";
+    CU_ASSERT_EQUAL_FATAL(tl_kafka_mock_topic(mock, topic, 4, err, sizeof err), 0);
+    rd_kafka_mock_cluster_t *mc = tl_kafka_mock_cluster(mock);
+    tl_kv props[] = {{.key = "message.timeout.ms", .val = "500"}};
+    tl_kafka_opts ko = {tl_kafka_mock_bootstraps(mock), props, 1};
+    tl_sink *s = tl_sink_new(&ko, topic, err, sizeof err);
+    CU_ASSERT_FATAL(s != NULL);
+    deadline = tl_now_mono_ms() + 60000;
+    tl_sink_set_give_up(s, past_deadline, NULL);
+
+    /* Delivered: the mark settles at 1. */
+    CU_ASSERT_EQUAL_FATAL(produce_keys(s, topic, 0, 100), 0);
+    tl_sink_mark(s);
+    CU_ASSERT_EQUAL(marked_settles(s), 1);
+
+    /* Brokers down: what the mark covers times out and fails. */
+    for (int b = 1; b <= NBROKERS; b++) rd_kafka_mock_broker_set_down(mc, b);
+    CU_ASSERT_EQUAL_FATAL(produce_keys(s, topic, 100, 200), 0);
+    tl_sink_mark(s);
+    CU_ASSERT_EQUAL(tl_sink_marked(s), 0);
+    CU_ASSERT_EQUAL(marked_settles(s), -1);
+    for (int b = 1; b <= NBROKERS; b++) rd_kafka_mock_broker_set_up(mc, b);
+    CU_ASSERT_EQUAL(tl_sink_wait(s, err, sizeof err), TL_OK);
+    CU_ASSERT_EQUAL(tl_sink_marked(s), 1);
+
+    /* Messages after the mark do not hold it back: the mark is settled
+     * while they are still in flight. */
+    CU_ASSERT_EQUAL_FATAL(produce_keys(s, topic, 200, 300), 0);
+    tl_sink_mark(s);
+    CU_ASSERT_EQUAL(marked_settles(s), 1);
+    for (int b = 1; b <= NBROKERS; b++) rd_kafka_mock_broker_set_rtt(mc, b, 300);
+    CU_ASSERT_EQUAL_FATAL(produce_keys(s, topic, 300, 400), 0);
+    CU_ASSERT_EQUAL(tl_sink_marked(s), 1);
+    CU_ASSERT_EQUAL(tl_sink_wait(s, err, sizeof err), TL_OK);
+    for (int b = 1; b <= NBROKERS; b++) rd_kafka_mock_broker_set_rtt(mc, b, 0);
+    tl_sink_free(s);
+
+    marked_seen ms = {.hdr_ok = 1};
+    tl_test_consume_all(tl_kafka_mock_bootstraps(mock), topic, count_marked, &ms);
+    size_t missing = 0;
+    for (int i = 0; i < 400; i++) missing += ms.n[i] == 0;
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT(ms.hdr_ok);
+}
+
 /* tailord's own client settings are defaults: a property of the user's
  * wins (the producer's linger.ms used to be set after kafka.properties,
  * silently replacing the user's). */
@@ -325,6 +416,8 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("sink_errors", suite_init, suite_cleanup);
     CU_add_test(s, "no errors: every message exactly once", test_no_errors);
+    CU_add_test(s, "the mark: covers what came before; failures produced "
+                "again with their headers", test_mark_and_resend);
     CU_add_test(s, "connection closed on Produce (__TRANSPORT): nothing lost",
                 test_transport);
     CU_add_test(s, "broker errors on Produce: lost only what librdkafka "
