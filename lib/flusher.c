@@ -77,6 +77,14 @@ int tl_flusher_wait(tl_flusher *f)
     return f->job.rc;
 }
 
+int tl_flusher_done(tl_flusher *f)
+{
+    pthread_mutex_lock(&f->lock);
+    int done = !f->queued;
+    pthread_mutex_unlock(&f->lock);
+    return done;
+}
+
 void tl_flusher_free(tl_flusher *f)
 {
     if (!f) return;

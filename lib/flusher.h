@@ -64,6 +64,9 @@ void tl_flusher_submit(tl_flusher *f);
 int tl_flusher_run(tl_flusher *f, tl_store *store);
 /* Waits for the thread's attempt; returns its result. */
 int tl_flusher_wait(tl_flusher *f);
+/* Whether the thread's attempt is over (or none was handed over), without
+ * waiting. */
+int tl_flusher_done(tl_flusher *f);
 
 /* Whether a job is rendered and not yet ended. */
 int tl_flusher_busy(const tl_flusher *f);

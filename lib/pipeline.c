@@ -509,12 +509,33 @@ static void commit(tl_pipeline *p, const tl_batch *msgs)
  * harmless. */
 #define COMMIT_WAIT_MS 5000
 
-/* Stage: the previous batch's flush finished — an outage retried here
- * (with backoff, the input paused), the results given back to the vectors
- * — and its offsets committed. */
+/* Stage: every trigger and dead letter queued so far delivered. */
+static int stage_deliver(tl_pipeline *p)
+{
+    char err[TL_ERRSZ];
+    if (!tl_sink_wait(p->sink, err, sizeof err)) return TL_OK;
+    snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
+    return TL_ERR_IO;
+}
+
+static void hand_over(tl_pipeline *p)
+{
+    tl_flusher_submit(p->flusher);
+    p->unsent = 0;
+}
+
+/* Stage: the last flush finished, waiting for whatever it still waits
+ * for — its triggers' delivery, then the writes, an outage retried here
+ * (with backoff, the input paused) — the results given back to the
+ * vectors, and its offsets committed. */
 static int stage_finish(tl_pipeline *p)
 {
     if (!tl_flusher_busy(p->flusher)) return TL_OK;
+    if (p->unsent) {
+        int rc = stage_deliver(p);
+        if (rc) return rc;
+        hand_over(p);
+    }
     int rc = tl_flusher_wait(p->flusher), backoff = 100;
     tl_flush_job *j = tl_flusher_job(p->flusher);
     char refused[TL_ERRSZ] = "";
@@ -541,18 +562,29 @@ static int stage_finish(tl_pipeline *p)
     return TL_OK;
 }
 
-/* Stage: every trigger and dead letter of the batch delivered. */
-static int stage_deliver(tl_pipeline *p)
+/* Stage, between batches, without waiting: the last flush handed over
+ * once the broker has acknowledged its batches' triggers and dead letters
+ * (a vector is never stored ahead of a trigger it caused: the watermark
+ * would skip that event after a crash, and the trigger would be lost), and
+ * finished once written.  Meanwhile the loop polls and applies: neither
+ * the broker's acknowledgements nor Redis's writes stop it. */
+static int stage_settle(tl_pipeline *p)
 {
-    char err[TL_ERRSZ];
-    if (!tl_sink_wait(p->sink, err, sizeof err)) return TL_OK;
-    snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
-    return TL_ERR_IO;
+    if (!tl_flusher_busy(p->flusher)) return TL_OK;
+    if (p->unsent) {
+        int m = tl_sink_marked(p->sink);
+        if (m < 0) return stage_finish(p); /* failures produced again */
+        if (!m) return TL_OK;
+        hand_over(p);
+    }
+    return tl_flusher_done(p->flusher) ? stage_finish(p) : TL_OK;
 }
 
-/* Stage: the batch's dirty vectors rendered and handed to the flusher
- * (sync: written here), with msgs, the messages to commit after (the
- * batch's, or none for vectors written back alone). */
+/* Stage: the dirty vectors rendered for the flusher (the slot is free),
+ * with msgs, the messages to commit after (the deferred batches', or none
+ * for vectors written back alone).  sync: written here, the caller having
+ * waited for every trigger; otherwise handed over by stage_settle once the
+ * triggers queued so far are delivered. */
 static void stage_flush(tl_pipeline *p, int sync, tl_batch *msgs)
 {
     /* Nothing is in flight: vectors may leave the cache now. */
@@ -562,10 +594,12 @@ static void stage_flush(tl_pipeline *p, int sync, tl_batch *msgs)
                       p->cfg->redis_prefix, p->cfg->key_ttl_ms, msgs);
     p->ndirty = 0;
     p->last_flush_ms = tl_now_mono_ms();
-    if (sync)
+    if (sync) {
         tl_flusher_run(p->flusher, p->store);
-    else
-        tl_flusher_submit(p->flusher);
+    } else {
+        tl_sink_mark(p->sink);
+        p->unsent = 1;
+    }
 }
 
 /* A batch that could not finish.  Its vectors were changed in memory but
@@ -596,6 +630,7 @@ static void batch_failed(tl_pipeline *p)
         tl_flusher_end(p->flusher, NULL);
         p->failed = 1;
     }
+    p->unsent = 0;
     p->abandon = 0;
     for (size_t i = 0; i < p->ndirty; i++) p->dirty[i]->dirty = 0;
     p->ndirty = 0;
@@ -603,13 +638,17 @@ static void batch_failed(tl_pipeline *p)
     tl_gauge_set(&p->stats.cache_size, 0);
 }
 
-/* The deferred batches' flush run here and finished, then the vectors to
- * write back that its finish found (sync: a reload, the stop, a
- * revocation).  TL_OK, or the failed finish's code. */
+/* The last flush finished and every trigger delivered; then the deferred
+ * batches' flush run here and finished, then the vectors to write back
+ * that its finish found (sync: a reload, the stop, a revocation).  TL_OK,
+ * or the failed stage's code. */
 static int flush_now(tl_pipeline *p)
 {
-    stage_flush(p, 1, &p->deferred);
     int rc = stage_finish(p);
+    if (!rc) rc = stage_deliver(p);
+    if (rc) return rc;
+    stage_flush(p, 1, &p->deferred);
+    rc = stage_finish(p);
     if (!rc && p->ndirty) {
         stage_flush(p, 1, &p->deferred);
         rc = stage_finish(p);
@@ -626,10 +665,11 @@ static int flush_due(const tl_pipeline *p)
     return tl_now_mono_ms() - p->last_flush_ms >= p->cfg->redis_flush_interval_ms;
 }
 
-/* The stages after polling, for this batch (applied, triggers delivered,
- * flush handed over when due) and for the one before it (flush finished,
- * offsets committed).  sync: this batch's flush and commit too, before
- * returning (a reload, the last batch before stopping). */
+/* The stages after polling: this batch applied (its triggers queued), the
+ * last flush moved on (stage_settle), and the deferred batches' flush
+ * rendered when due.  sync: everything up to this batch delivered, written
+ * and committed before returning (a reload, the last batch before
+ * stopping). */
 static int process_batch(tl_pipeline *p, int sync)
 {
     if (p->failed) return TL_ERR;
@@ -651,14 +691,20 @@ static int process_batch(tl_pipeline *p, int sync)
         rc = stage_load(p);
         if (!rc) rc = stage_apply(p);
     }
-    if (!rc) rc = stage_finish(p);
-    if (!rc && n) rc = stage_deliver(p);
+    /* sync: the last flush finished whether or not one follows (a reload
+     * swaps the config in right after). */
+    if (!rc) rc = sync ? stage_finish(p) : stage_settle(p);
     if (!rc) tl_batch_move(&p->deferred, &p->batch);
     if (!rc && (p->deferred.n || p->ndirty) && (sync || flush_due(p))) {
-        if (sync)
+        if (sync) {
             rc = flush_now(p);
-        else
-            stage_flush(p, 0, &p->deferred);
+        } else {
+            /* One job at a time: a flush still unfinished after a whole
+             * interval is waited for here. */
+            rc = stage_finish(p);
+            if (!rc) stage_flush(p, 0, &p->deferred);
+            if (!rc) rc = stage_settle(p);
+        }
     }
     if (!rc && n)
         tl_histogram_observe_us(&p->stats.batch_seconds,

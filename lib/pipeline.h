@@ -6,9 +6,11 @@
  *   load cache misses from Redis (one pipeline; a customer whose key cannot
  *   be read as a vector has its events dead-lettered) -> apply features and
  *   evaluate rules in offset order, skipping events at or below the
- *   vector's watermark, producing triggers -> finish the previous batch's
- *   flush and commit its offsets -> wait for delivery -> hand this batch's
- *   flush (one pipeline of compare-and-set scripts) to the flusher thread.
+ *   vector's watermark, producing triggers -> settle the last flush without
+ *   waiting (handed to the flusher thread once the broker acknowledged its
+ *   triggers, finished and its offsets committed once written) -> when
+ *   redis.flush_interval is due, render the next flush (one pipeline of
+ *   compare-and-set scripts).
  *
  * A crash between any two steps loses nothing and double-counts nothing: see
  * docs/architecture.md.

@@ -49,7 +49,10 @@ struct tl_pipeline {
     tl_source *src;
     tl_sink *sink;
     tl_cache *cache;
-    tl_flusher *flusher;    /* the previous batch's flush, maybe in flight */
+    tl_flusher *flusher;    /* the last flush, maybe in flight */
+    /* The flusher's job is rendered but not handed over: it waits for the
+     * triggers and dead letters of its batches (the sink's mark). */
+    int unsent;
 
     tl_batch batch;         /* the batch being filled, then processed */
     tl_batch held;          /* messages that arrived while paused */

@@ -101,8 +101,8 @@ static void store_metrics(tl_buf *b, tl_stats *s)
                     "Batches committed or abandoned.",
                     tl_counter_get(&s->batches));
     tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
-                   "From decoding a batch to handing its flush over (the "
-                   "previous batch's flush and commit included).");
+                   "From decoding a batch to the end of its stages (a "
+                   "flush it waited for included).");
     tl_prom_histogram(b, "tailor_batch_duration_seconds", NULL,
                       &s->batch_seconds);
     tl_prom_family(b, "tailor_redis_duration_seconds", "histogram",
