@@ -30,8 +30,11 @@ struct tl_sink {
     char last_err[256];
 };
 
+/* NULL stays NULL: a message without a key is produced again without
+ * one (partitioned as before), not with an empty key. */
 static void *dup_bytes(const void *p, size_t n)
 {
+    if (!p) return NULL;
     void *d = tl_xmalloc(n ? n : 1);
     if (n) memcpy(d, p, n);
     return d;

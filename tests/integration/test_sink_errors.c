@@ -298,12 +298,17 @@ static void test_broker_errors(void)
 
 typedef struct marked_seen {
     unsigned char n[NMSG];
-    int hdr_ok; /* every message carried its header back */
+    int hdr_ok;  /* every keyed message carried its header back */
+    int keyless; /* the message produced without a key, seen so */
 } marked_seen;
 
 static void count_marked(void *ud, const rd_kafka_message_t *m)
 {
     marked_seen *ms = ud;
+    if (!m->key) {
+        ms->keyless += m->len == 7 && !memcmp(m->payload, "keyless", 7);
+        return;
+    }
     count_key(ms->n, m);
     size_t len = 0;
     const char *h = tl_test_header(m, "src", &len);
@@ -338,7 +343,8 @@ static int marked_settles(tl_sink *s)
 /* The mark the pipeline stores vectors behind: it covers the messages
  * queued before it and no later ones; a message librdkafka gives up on
  * (the brokers down past message.timeout.ms) is reported as a failure, kept
- * with its key, value and headers, and produced again by tl_sink_wait. */
+ * with its key (or none), value and headers, and produced again by
+ * tl_sink_wait. */
 static void test_mark_and_resend(void)
 {
     char err[512];
@@ -360,6 +366,8 @@ static void test_mark_and_resend(void)
     /* Brokers down: what the mark covers times out and fails. */
     for (int b = 1; b <= NBROKERS; b++) rd_kafka_mock_broker_set_down(mc, b);
     CU_ASSERT_EQUAL_FATAL(produce_keys(s, topic, 100, 200), 0);
+    CU_ASSERT_EQUAL_FATAL(tl_sink_produce(s, topic, NULL, 0, "keyless", 7, NULL,
+                                          0, err, sizeof err), TL_OK);
     tl_sink_mark(s);
     CU_ASSERT_EQUAL(tl_sink_marked(s), 0);
     CU_ASSERT_EQUAL(marked_settles(s), -1);
@@ -385,6 +393,7 @@ static void test_mark_and_resend(void)
     for (int i = 0; i < 400; i++) missing += ms.n[i] == 0;
     CU_ASSERT_EQUAL(missing, 0);
     CU_ASSERT(ms.hdr_ok);
+    CU_ASSERT(ms.keyless >= 1);
 }
 
 /* tailord's own client settings are defaults: a property of the user's
