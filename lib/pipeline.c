@@ -44,7 +44,8 @@ void tl_pipeline_grow_vecs(tl_pipeline *p, size_t need)
 }
 
 /* Whether a wait should end: at once after a second signal or when a
- * revocation was recorded (the loop then hands the partitions over); after
+ * revocation was recorded (the loop then hands the partitions over; a
+ * delivery wait goes on until p->deliver_until first); after
  * daemon.shutdown_timeout once stopping was asked for; otherwise never
  * (outages are waited out).  A query: it only records why. */
 static int give_up(void *ud)
@@ -52,7 +53,7 @@ static int give_up(void *ud)
     tl_pipeline *p = ud;
     if (p->tick) p->tick(p->tick_ud);
     if (*p->stop >= 2) return 1;
-    if (tl_source_revoking(p->src)) {
+    if (tl_source_revoking(p->src) && tl_now_mono_ms() >= p->deliver_until) {
         p->abandon = 1;
         return 1;
     }
@@ -509,11 +510,20 @@ static void commit(tl_pipeline *p, const tl_batch *msgs)
  * harmless. */
 #define COMMIT_WAIT_MS 5000
 
+/* How long a delivery wait goes on once a revocation is recorded: the
+ * triggers of the batches since the last flush are on their way (their
+ * acknowledgements take milliseconds), and giving up abandons those
+ * batches, which are then applied and their triggers produced again. */
+#define DELIVER_WAIT_MS 5000
+
 /* Stage: every trigger and dead letter queued so far delivered. */
 static int stage_deliver(tl_pipeline *p)
 {
     char err[TL_ERRSZ];
-    if (!tl_sink_wait(p->sink, err, sizeof err)) return TL_OK;
+    p->deliver_until = tl_now_mono_ms() + DELIVER_WAIT_MS;
+    int rc = tl_sink_wait(p->sink, err, sizeof err);
+    p->deliver_until = 0;
+    if (!rc) return TL_OK;
     snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err);
     return TL_ERR_IO;
 }
@@ -620,6 +630,7 @@ static void batch_failed(tl_pipeline *p)
         tl_batch t = p->batch;
         p->batch = *q;
         *q = t;
+        tl_counter_add(&p->stats.abandoned, 1);
         tl_warn("pipeline", "batch abandoned: partitions were revoked while "
                 "it could not finish; %zu events of the partitions that "
                 "stay are taken again", p->batch.n);

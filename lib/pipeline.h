@@ -72,6 +72,8 @@ typedef struct tl_stats {
     tl_counter suppressed[TL_SUP__COUNT]; /* rule candidates, by reason
                                            * (index TL_SUP_NONE unused) */
     tl_counter batches;
+    tl_counter abandoned;     /* batches given up for a revocation: their
+                               * events taken again */
     tl_counter flushed;       /* vectors written to Redis */
     tl_counter fenced;        /* vector writes refused by the watermark CAS */
     tl_counter state_errors;  /* malformed stored state (feature reset) */

@@ -76,6 +76,8 @@ struct tl_pipeline {
     int64_t stop_deadline;  /* monotonic ms: shutdown_timeout after SIGTERM */
     int in_batch;           /* a batch is being processed: waits pause input */
     int abandon;            /* a wait gave up for a recorded revocation */
+    int64_t deliver_until;  /* monotonic ms: a delivery wait that a recorded
+                             * revocation lets go on until then */
     int paused;             /* partitions paused while redis is down */
     int failed;
     char fail_msg[TL_ERRSZ];

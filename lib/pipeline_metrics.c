@@ -100,6 +100,11 @@ static void store_metrics(tl_buf *b, tl_stats *s)
     tl_prom_one_u64(b, "tailor_batches_total", "counter",
                     "Batches committed or abandoned.",
                     tl_counter_get(&s->batches));
+    tl_prom_one_u64(b, "tailor_batches_abandoned_total", "counter",
+                    "Batches given up because their partitions were revoked "
+                    "while they could not finish (their events are taken "
+                    "again).",
+                    tl_counter_get(&s->abandoned));
     tl_prom_family(b, "tailor_batch_duration_seconds", "histogram",
                    "From decoding a batch to the end of its stages (a "
                    "flush it waited for included).");

@@ -310,6 +310,7 @@ static void test_redis_down_revocation(void)
     uint64_t moves = tl_counter_get(&s->kafka.rebalances);
     raw_member_visit("outage", 8000);
     CU_ASSERT(tl_counter_get(&s->kafka.rebalances) > moves);
+    CU_ASSERT(tl_counter_get(&s->abandoned) >= 1);
     char err[512];
     CU_ASSERT_EQUAL_FATAL(tl_redis_server_restart(own_redis, err, sizeof err), 0);
     CU_ASSERT(tl_test_wait_drained(world.brokers, "outage", IN_TOPIC, DRAIN_MS));
