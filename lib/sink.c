@@ -58,8 +58,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
         s->failed = tl_xrealloc(s->failed, s->fcap * sizeof *s->failed);
     }
     failed *f = &s->failed[s->nfailed++];
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    f->topic = dup_bytes(topic, strlen(topic) + 1);
+    f->topic = tl_xstrdup(rd_kafka_topic_name(m->rkt));
     f->key = dup_bytes(m->key, m->key_len);
     f->klen = m->key_len;
     f->val = dup_bytes(m->payload, m->len);
